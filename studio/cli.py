@@ -1,0 +1,134 @@
+"""``python -m studio <command>``: the headless twin of the UI. Flags are generated from the config dataclasses,
+so the CLI, the UI forms and ``run.json`` never drift apart. User errors print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from studio.config import SECTIONS, RunConfig, field_kind, input_fields
+from studio.errors import StudioError
+
+EXIT_USAGE = 2
+
+
+def flag_name(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, sections: list[str], skip: tuple[str, ...] = ()) -> None:
+    """One flag per input field of the given sections; unset flags leave the config untouched."""
+    for section in sections:
+        group = parser.add_argument_group(f"{section} settings")
+        for f in input_fields(SECTIONS[section]):
+            if f.name in skip:
+                continue
+            kind = field_kind(f)
+            help_text = f.metadata["help"].replace("%", "%%")
+            kwargs = dict(dest=f"{section}.{f.name}", default=argparse.SUPPRESS, help=help_text)
+            if kind is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            else:
+                kwargs["metavar"] = f.metadata.get("choices") and "{" + ",".join(f.metadata["choices"]) + "}" \
+                    or kind.__name__.upper()
+            group.add_argument(flag_name(f), **kwargs)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    out: dict = {}
+    for key, value in vars(args).items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            out.setdefault(section, {})[name] = value
+    return out
+
+
+def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+    return (base or RunConfig()).replace(overrides_from_args(args))
+
+
+# ---- inspect ----------------------------------------------------------------------------------------------
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from studio.data.prepare import prepare_data
+
+    config = config_from_args(args)
+    config.data.path = args.file
+    prepared = prepare_data(config.data)
+    summary = prepared.table.summary()
+    summary["warnings"] = prepared.warnings
+    summary["codes"] = prepared.codes
+    summary["split"] = prepared.counts()
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        return 0
+    print(format_inspect(args.file, summary))
+    return 0
+
+
+def format_inspect(path: str, s: dict) -> str:
+    how = [s["format"]]
+    if s["encoding"]:
+        how.append(s["encoding"])
+    if s["delimiter"]:
+        how.append(f"{s['delimiter']}-separated")
+    if s["header"] is not None:
+        how.append("header row" if s["header"] else "no header row")
+    lines = [f"File: {path} ({', '.join(how)})",
+             f"Rows: {s['rows']} usable of {s['input_rows']}",
+             f"Text column: {s['text_column']}    Label column: {s['label_column']}",
+             "Classes:"]
+    width = max(len(k) for k in s["classes"])
+    total = sum(s["classes"].values())
+    for label, n in s["classes"].items():
+        lines.append(f"  {label:<{width}}  {n:>6}  ({100 * n / total:.1f}%)  code {s['codes'][label]}")
+    split = s["split"]
+    lines.append("Split (train before → after balancing | Val A natural | Val B balanced):")
+    for label in s["classes"]:
+        lines.append(f"  {label:<{width}}  {split['train_before'][label]:>6} → {split['train_after'][label]:<6}"
+                     f" | {split['val_a'][label]:>5} | {split['val_b'][label]:>5}")
+    if s["dropped"]:
+        lines.append("Dropped rows:")
+        for d in s["dropped"]:
+            rows = ", ".join(map(str, d["rows"])) + (" …" if d["count"] > len(d["rows"]) else "")
+            lines.append(f"  {d['count']:>5}  {d['reason']} (rows {rows})")
+    else:
+        lines.append("Dropped rows: none")
+    if s["conflicts"]:
+        lines.append("Conflicting duplicates (same text, different labels):")
+        for c in s["conflicts"][:10]:
+            text = c["text"] if len(c["text"]) <= 70 else c["text"][:67] + "..."
+            lines.append(f"  rows {c['rows']}: {text!r} → {c['labels']}")
+    if s["warnings"]:
+        lines.append("Warnings:")
+        lines.extend(f"  - {w}" for w in s["warnings"])
+    return "\n".join(lines)
+
+
+# ---- entry point --------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m studio",
+                                     description="Fine-tune an instruct LLM with LoRA into a text classifier.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("inspect", help="Check a data file: columns, classes, dropped rows, split, warnings.")
+    p.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet or Excel file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_config_flags(p, ["data"], skip=("path",))
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except StudioError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,252 @@
+"""The one run config: a tree of dataclasses that the UI forms, the CLI flags and the saved ``run.json`` all
+come from. Field names follow the guide and the libraries (PEFT's LoraConfig, TRL's SFTConfig); each field's
+``help`` is the one-line explanation shown next to it in the UI and in ``--help``.
+
+Metadata keys: ``help`` (text), ``choices`` (allowed values), ``flag`` (a CLI alias), ``output`` (filled in by
+the studio, not an input: no flag, no form field).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.errors import StudioError
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SAMPLE_DATA = ASSETS / "sample_forum_posts.csv"
+SAMPLE_RUBRIC = ASSETS / "sample_rubric.txt"
+EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
+ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+ATTENTION_ONLY = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+def _f(default, help: str, **meta):
+    """A dataclass field with UI/CLI metadata; lists and dicts get fresh copies per instance."""
+    meta["help"] = help
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: json.loads(json.dumps(default)), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataRecipe:
+    """Where the rows come from and how they become training examples."""
+
+    path: str = _f(str(SAMPLE_DATA), "Data file: CSV, TSV, JSONL, JSON, Parquet or Excel.", flag="--data")
+    text_column: str = _f("", "Column with the text to classify (empty: detected).", flag="--text-col")
+    label_column: str = _f("", "Column with the label (empty: detected).", flag="--label-col")
+    header: str = _f("auto", "Does the first row name the columns?", choices=["auto", "yes", "no"])
+    delimiter: str = _f("", "Column separator for text files (empty: detected; 'tab' for TSV).")
+    label_codes: dict = _f({}, "Label → short code the model learns (the guide: 'Rules Question' → 'RQ'). "
+                               "Empty: suggested from the labels.")
+    rubric: str = _f("", "System prompt / instruction: what each label means. Empty: a plain list of the codes.")
+    prompt_format: str = _f("auto", "chat: the tokenizer's chat template (Instruct models); alpaca: the guide's "
+                                    "Alpaca template + EOS (base models).", choices=["auto", "chat", "alpaca"])
+    val_fraction: float = _f(0.15, "Share of each class held out for Val A, the natural-ratio validation set.")
+    val_b_per_class: int = _f(0, "Rows per class in Val B, the balanced validation set (0: as many as the "
+                                 "minority class has in Val A).")
+    split_seed: int = _f(3407, "Seed for the split and the balancing: same seed, same sets.")
+    balance: str = _f("70/30", "Class mix of the training set: oversample minorities to 70/30 or 50/50 "
+                               "(the guide, for 90/10 data), or keep it natural.",
+                      choices=["natural", "70/30", "50/50", "custom"])
+    minority_share: float = _f(0.3, "For balance=custom: each minority class's share against the majority "
+                                    "(0.3 = 70/30, 0.5 = 50/50).")
+    undersample_majority: bool = _f(False, "Balance by dropping majority rows instead of repeating minority rows.")
+    drop_duplicates: bool = _f(True, "Drop rows whose text and label repeat an earlier row.")
+    max_classes: int = _f(50, "More distinct labels than this means the label column is probably wrong.")
+    max_file_mb: float = _f(200.0, "Largest data file accepted, in MB.", flag="--max-upload-mb")
+    sha256: str = _f("", "Hash of the data file the run used.", output=True)
+    counts: dict = _f({}, "Class counts: input, train before/after balancing, Val A, Val B.", output=True)
+
+
+@dataclass
+class ModelSpec:
+    """Which model to start from and how to load it."""
+
+    name: str = _f(EMBEDDED_MODEL, "Hub id (e.g. Qwen/Qwen2.5-0.5B-Instruct), a local folder, or the embedded "
+                                   "default that works offline.", flag="--model")
+    max_seq_length: int = _f(512, "Max tokens per example (prompt + label). Higher = more memory and slower; "
+                                  "longer texts are truncated with a warning.")
+    load_in_4bit: bool = _f(True, "Load the base weights in 4-bit (bitsandbytes, CUDA only): big memory savings. "
+                                  "Ignored on CPU, with a notice.")
+    dtype: str = _f("auto", "Compute dtype; auto picks bfloat16 on GPUs that support it, else float16, "
+                            "float32 on CPU.", choices=["auto", "bfloat16", "float16", "float32"])
+    backend: str = _f("auto", "auto: Unsloth when CUDA and unsloth are available, else transformers + peft.",
+                      choices=["auto", "unsloth", "transformers"])
+
+
+@dataclass
+class LoraSpec:
+    """The LoRA adapter (PEFT). The guide's notebook values are the defaults."""
+
+    r: int = _f(16, "LoRA rank: how many 'edit channels' the adapter has. Higher = more capacity and memory.")
+    lora_alpha: int = _f(16, "Scaling of the adapter's contribution. Too high can destabilise; too low underfits.")
+    lora_dropout: float = _f(0.0, "Dropout on the LoRA path. 0 is fastest; 0.05 can curb overfitting on "
+                                  "small datasets.")
+    bias: str = _f("none", "Which biases to train; 'none' is fewest parameters and fastest.",
+                   choices=["none", "all", "lora_only"])
+    target_modules: list = _f(ALL_PROJECTIONS, "Layers that get adapters. Attention + MLP is best quality; "
+                                               "attention-only (q,k,v,o) saves memory.")
+    use_gradient_checkpointing: str = _f("unsloth", "Trade compute for memory. 'unsloth' is Unsloth's "
+                                                    "memory-optimised variant (plain checkpointing elsewhere).",
+                                         choices=["unsloth", "true", "false"])
+    random_state: int = _f(3407, "Seed for the adapter's initial weights.")
+    use_rslora: bool = _f(False, "Rank-stabilised LoRA: keeps higher ranks 'audible'. Recommended at r ≥ 32.")
+    loftq_config: dict | None = _f(None, "LoftQ initialisation (e.g. {\"loftq_bits\": 4}) to reduce quantisation "
+                                         "error; causes a one-time memory spike at start.")
+
+
+@dataclass
+class TrainSpec:
+    """The trainer (TRL SFTConfig names). One step = one optimizer update."""
+
+    per_device_train_batch_size: int = _f(2, "Rows per forward/backward pass (micro-batch). First lever "
+                                             "when memory is tight.")
+    gradient_accumulation_steps: int = _f(4, "Micro-batches per optimizer step; raises the effective batch "
+                                             "without memory.")
+    warmup_steps: int = _f(5, "Steps over which the learning rate ramps up; 1–5% of all steps.")
+    max_steps: int = _f(60, "Optimizer steps to run; -1 uses num_train_epochs instead.")
+    num_train_epochs: float = _f(1.0, "Full passes over the training set (used when max_steps is -1).")
+    learning_rate: float = _f(2e-4, "Peak learning rate. 2e-4 for LoRA; 1e-4–1.5e-4 with rsLoRA at r=32.")
+    optim: str = _f("adamw_8bit", "Optimizer. adamw_8bit saves memory (CUDA); falls back to adamw_torch on CPU.",
+                    choices=["adamw_8bit", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "sgd"])
+    lr_scheduler_type: str = _f("linear", "How the learning rate decays after warmup.",
+                                choices=["linear", "cosine", "constant", "constant_with_warmup"])
+    weight_decay: float = _f(0.001, "Weight decay on the adapter weights.")
+    logging_steps: int = _f(1, "Record loss, learning rate and memory every N steps.")
+    seed: int = _f(3407, "Trainer seed (data order, dropout).")
+    packing: bool = _f(False, "Pack several short rows into one sequence: faster on short texts, can change "
+                              "behaviour; keep off at first.")
+    save_steps: int = _f(0, "Save a checkpoint every N steps (0: about every tenth of the run); resume "
+                            "continues from the last one.")
+    eval_steps: int = _f(0, "Evaluate on a sample of Val A every N steps (0: off); adds macro-F1 and minority "
+                            "recall to the live charts.")
+    eval_max_rows: int = _f(200, "Val A rows used by the periodic evaluation.")
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; saved as ``run.json`` and loaded back into the same object."""
+
+    name: str = _f("", "Run name (folder under runs/); empty: model + time.", flag="--name")
+    data: DataRecipe = field(default_factory=DataRecipe)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    lora: LoraSpec = field(default_factory=LoraSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+    # ---- serialisation -------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        return _build(cls, data, "run config")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StudioError(f"Config file not found: {path}") from None
+        except json.JSONDecodeError as exc:
+            raise StudioError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+        # run.json files written by the studio hold the config under "config" beside other run facts.
+        return cls.from_dict(data.get("config", data) if isinstance(data, dict) else data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    def replace(self, overrides: dict) -> "RunConfig":
+        """A copy with nested overrides applied, e.g. {"lora": {"r": 32}}."""
+        merged = self.to_dict()
+        for section, values in overrides.items():
+            if isinstance(values, dict) and isinstance(merged.get(section), dict) and section != "label_codes":
+                merged[section].update(values)
+            else:
+                merged[section] = values
+        return RunConfig.from_dict(merged)
+
+
+SECTIONS = {"data": DataRecipe, "model": ModelSpec, "lora": LoraSpec, "train": TrainSpec}
+
+
+def _build(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise StudioError(f"{where}: expected an object, got {type(data).__name__}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise StudioError(f"{where}: unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}. "
+                          f"Known: {', '.join(fields)}.")
+    kwargs = {}
+    for name, value in data.items():
+        f = fields[name]
+        if name in SECTIONS and cls is RunConfig:
+            kwargs[name] = _build(SECTIONS[name], value, name)
+        else:
+            kwargs[name] = coerce(f, value, f"{where}.{name}" if where != "run config" else name)
+    return cls(**kwargs)
+
+
+def field_kind(f: dataclasses.Field) -> type:
+    """The plain Python type of a field (from its default), used for coercion, flags and form widgets."""
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if f.name == "loftq_config":
+        return dict
+    return type(default)
+
+
+def coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
+    """Turn a JSON/CLI/UI value into the field's type, or raise a StudioError that names the setting."""
+    kind = field_kind(f)
+    choices = f.metadata.get("choices")
+    try:
+        if value is None and f.name == "loftq_config":
+            return None
+        if kind is bool:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = lowered in ("true", "1", "yes")
+            value = bool(value)
+        elif kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            value = int(value)
+        elif kind is float:
+            value = float(value)
+            if math.isnan(value):
+                raise ValueError
+        elif kind is str:
+            if value is True or value is False:
+                value = str(value).lower()
+            value = "" if value is None else str(value)
+        elif kind is list:
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            value = [str(v) for v in value]
+        elif kind is dict:
+            if isinstance(value, str):
+                value = json.loads(value) if value.strip() else ({} if f.name != "loftq_config" else None)
+            if value is not None and not isinstance(value, dict):
+                raise ValueError
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise StudioError(f"Setting '{where}' expects {kind.__name__}, got {value!r}.") from None
+    if choices and value not in choices:
+        raise StudioError(f"Setting '{where}' must be one of {', '.join(map(str, choices))} (got {value!r}).")
+    return value
+
+
+def input_fields(cls) -> list[dataclasses.Field]:
+    """The fields a user sets (not the studio's outputs), in declaration order."""
+    return [f for f in dataclasses.fields(cls) if not f.metadata.get("output")]

@@ -1,0 +1,75 @@
+"""Rows → training examples and inference prompts, through the tokenizer's own chat template.
+
+Instruct models: system = the rubric, user = the text, assistant = the label code only (the guide, §6D).
+Base models without a chat template: the guide's Alpaca template with the code + EOS as the response.
+Examples are TRL prompt-completion records, so the loss covers the assistant's code only.
+"""
+
+from __future__ import annotations
+
+from studio.errors import StudioError
+
+PROMPT_FORMATS = ["auto", "chat", "alpaca"]
+ALPACA_PROMPT = """Below is an instruction that describes a task, paired with an input that provides further context. \
+Write a response that appropriately completes the request.
+
+### Instruction:
+{}
+
+### Input:
+{}
+
+### Response:
+"""
+# Tokens kept free for the code, end-of-turn and EOS markers when fitting long texts.
+ANSWER_MARGIN = 8
+
+
+def resolve_prompt_format(tokenizer, requested: str = "auto") -> str:
+    if requested not in PROMPT_FORMATS:
+        raise StudioError(f"prompt_format must be one of {', '.join(PROMPT_FORMATS)} (got '{requested}').")
+    has_template = bool(getattr(tokenizer, "chat_template", None)) if tokenizer is not None else True
+    if requested == "chat" and not has_template:
+        raise StudioError("This model's tokenizer has no chat template, so the chat format is not available. "
+                          "Use prompt_format 'alpaca' (or 'auto'), or pick an Instruct model.")
+    if requested == "auto":
+        return "chat" if has_template else "alpaca"
+    return requested
+
+
+def messages(rubric: str, text: str) -> list[dict]:
+    return [{"role": "system", "content": rubric}, {"role": "user", "content": text}]
+
+
+def to_example(rubric: str, text: str, code: str, fmt: str, eos_token: str | None = None) -> dict:
+    """One TRL prompt-completion record."""
+    if fmt == "chat":
+        return {"prompt": messages(rubric, text), "completion": [{"role": "assistant", "content": code}]}
+    return {"prompt": ALPACA_PROMPT.format(rubric, text), "completion": code + (eos_token or "")}
+
+
+def render_prompt(tokenizer, rubric: str, text: str, fmt: str) -> str:
+    """The exact prompt string after which the model writes the code (used by scoring, predict, sanity check)."""
+    if fmt == "chat":
+        return tokenizer.apply_chat_template(messages(rubric, text), tokenize=False, add_generation_prompt=True)
+    return ALPACA_PROMPT.format(rubric, text)
+
+
+def fit_texts(tokenizer, texts: list[str], rubric: str, fmt: str, max_seq_length: int,
+              code_tokens: int) -> tuple[list[str], int]:
+    """Truncate texts so prompt + code fit in ``max_seq_length`` tokens; returns (texts, how many were cut)."""
+    overhead = len(tokenizer(render_prompt(tokenizer, rubric, "", fmt), add_special_tokens=False)["input_ids"])
+    budget = max_seq_length - overhead - code_tokens - ANSWER_MARGIN
+    if budget < 16:
+        raise StudioError(
+            f"The rubric and prompt template take {overhead} tokens, leaving {max(budget, 0)} of max_seq_length="
+            f"{max_seq_length} for the text. Shorten the rubric or raise max_seq_length.")
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    out, cut = [], 0
+    for text, ids in zip(texts, encoded):
+        if len(ids) > budget:
+            out.append(tokenizer.decode(ids[:budget]).rstrip())
+            cut += 1
+        else:
+            out.append(text)
+    return out, cut

@@ -1,0 +1,124 @@
+"""The data side end to end: file → validated table → codes → split → balanced, chat-formatted training set.
+
+``prepare_data`` is what the trainer, the CLI and the UI call; it also writes the facts of the preparation
+(file hash, resolved columns and codes, counts) back into the recipe so they are saved with the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from studio.config import SAMPLE_DATA, SAMPLE_RUBRIC, DataRecipe
+from studio.data.formatting import fit_texts, resolve_prompt_format, to_example
+from studio.data.labels import code_report, code_token_ids, default_rubric, suggest_codes, validate_codes
+from studio.data.split import Split, balance_train, class_counts, split_table
+from studio.data.table import LabeledTable, load_table
+from studio.errors import StudioError
+
+HEADER_CHOICES = {"auto": None, "yes": True, "no": False}
+DELIMITER_ALIASES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+@dataclass
+class PreparedData:
+    table: LabeledTable
+    codes: dict[str, str]  # label → code
+    rubric: str
+    prompt_format: str
+    split: Split
+    train: pd.DataFrame  # balanced and shuffled; ``text`` possibly truncated to fit max_seq_length
+    code_rows: list[dict]
+    warnings: list[str] = field(default_factory=list)
+    truncated: int = 0
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.codes)
+
+    @property
+    def code_to_label(self) -> dict[str, str]:
+        return {c: lb for lb, c in self.codes.items()}
+
+    def counts(self) -> dict:
+        labels = self.labels
+        return {
+            "input": class_counts(self.table.frame, labels),
+            "train_before": class_counts(self.split.train, labels),
+            "train_after": class_counts(self.train, labels),
+            "val_a": class_counts(self.split.val_a, labels),
+            "val_b": class_counts(self.split.val_b, labels),
+        }
+
+    def examples(self, frame: pd.DataFrame | None = None, eos_token: str | None = None) -> list[dict]:
+        """TRL prompt-completion records for ``frame`` (default: the balanced training set)."""
+        frame = self.train if frame is None else frame
+        return [to_example(self.rubric, t, self.codes[lb], self.prompt_format, eos_token)
+                for t, lb in zip(frame["text"], frame["label"])]
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_recipe_table(recipe: DataRecipe) -> LabeledTable:
+    if recipe.header not in HEADER_CHOICES:
+        raise StudioError(f"header must be auto, yes or no (got '{recipe.header}').")
+    delimiter = DELIMITER_ALIASES.get(recipe.delimiter.lower(), recipe.delimiter) if recipe.delimiter else None
+    return load_table(recipe.path, text_column=recipe.text_column or None, label_column=recipe.label_column or None,
+                      header=HEADER_CHOICES[recipe.header], delimiter=delimiter, max_mb=recipe.max_file_mb,
+                      max_classes=recipe.max_classes, drop_duplicates=recipe.drop_duplicates)
+
+
+def resolve_rubric(recipe: DataRecipe, codes: dict[str, str]) -> str:
+    if recipe.rubric.strip():
+        return recipe.rubric.strip()
+    if Path(recipe.path).resolve() == SAMPLE_DATA.resolve() and SAMPLE_RUBRIC.exists():
+        return SAMPLE_RUBRIC.read_text(encoding="utf-8").strip()
+    return default_rubric(codes)
+
+
+def prepare_data(recipe: DataRecipe, tokenizer=None, max_seq_length: int | None = None) -> PreparedData:
+    """Run the whole data side. Without a tokenizer, token checks and truncation are skipped (inspect)."""
+    table = load_recipe_table(recipe)
+    labels = list(table.classes)
+    codes = validate_codes(recipe.label_codes, labels) if recipe.label_codes else suggest_codes(labels)
+    rubric = resolve_rubric(recipe, codes)
+    fmt = resolve_prompt_format(tokenizer, recipe.prompt_format)
+    code_rows, code_warnings = code_report(codes, tokenizer)
+
+    split = split_table(table.frame, val_fraction=recipe.val_fraction, val_b_per_class=recipe.val_b_per_class,
+                        seed=recipe.split_seed)
+    train = balance_train(split.train, balance=recipe.balance, minority_share=recipe.minority_share,
+                          undersample_majority=recipe.undersample_majority, seed=recipe.split_seed)
+    warnings = table.warnings + code_warnings + split.warnings
+    cut_rows: set[int] = set()
+    if tokenizer is not None and max_seq_length:
+        longest_code = max(len(code_token_ids(tokenizer, c)) for c in codes.values())
+        fitted = {}
+        for name, frame in (("train", train), ("val_a", split.val_a), ("val_b", split.val_b)):
+            texts, _ = fit_texts(tokenizer, list(frame["text"]), rubric, fmt, max_seq_length, longest_code)
+            cut_rows.update(r for r, old, new in zip(frame["row"], frame["text"], texts) if old != new)
+            fitted[name] = frame.assign(text=texts)
+        train = fitted["train"]
+        split = Split(train=split.train, val_a=fitted["val_a"], val_b=fitted["val_b"], warnings=split.warnings)
+    truncated = len(cut_rows)  # distinct source rows: an oversampled row counts once
+    if truncated:
+        warnings.append(f"{truncated} texts are longer than max_seq_length={max_seq_length} tokens with the "
+                        "prompt: they were truncated. Raise max_seq_length if the end of a text matters.")
+
+    prepared = PreparedData(table=table, codes=codes, rubric=rubric, prompt_format=fmt, split=split, train=train,
+                            code_rows=code_rows, warnings=warnings, truncated=truncated)
+    # Record what was actually used, so run.json reproduces the same sets.
+    recipe.sha256 = file_sha256(recipe.path)
+    recipe.text_column, recipe.label_column = table.text_column, table.label_column
+    recipe.label_codes = dict(codes)
+    recipe.counts = prepared.counts()
+    return prepared

@@ -1,0 +1,71 @@
+"""A tiny random Qwen2 model with a real byte-level BPE tokenizer and a ChatML chat template.
+
+No hub is reachable in tests, CI or on the GPU machine, so tests, benchmarks and device runs build their own
+model: the same code path as a real Qwen checkpoint (Qwen2 architecture, ChatML template), just small.
+``build_tiny_model(dir, hidden_size=896, ...)`` with real dimensions gives a random-init model of a real shape.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def _corpus() -> list[str]:
+    """Training text for the tokenizer: the sample dataset and rubric, so common words get their own tokens."""
+    assets = Path(__file__).resolve().parents[2] / "assets"
+    lines = []
+    for name in ("sample_forum_posts.csv", "sample_rubric.txt"):
+        path = assets / name
+        if path.exists():
+            lines.extend(path.read_text(encoding="utf-8").splitlines())
+    lines.extend(["system", "user", "assistant", "RQ", "O", "Rules Question", "Other", "spam", "ham"])
+    return lines
+
+
+def build_tokenizer(vocab_size: int = 1024):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   bos_token=None, unk_token=None)
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 1024, hidden_size: int = 64,
+                     num_hidden_layers: int = 2, num_attention_heads: int = 4, num_key_value_heads: int = 2,
+                     intermediate_size: int = 128, seed: int = 0, tokenizer=None) -> Path:
+    """Write a random-init Qwen2 causal LM + tokenizer to ``out_dir`` (loadable with from_pretrained)."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    out_dir = Path(out_dir)
+    tokenizer = tokenizer or build_tokenizer(vocab_size)
+    config = Qwen2Config(
+        vocab_size=max(vocab_size, len(tokenizer)), hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
+        num_attention_heads=num_attention_heads, num_key_value_heads=num_key_value_heads,
+        intermediate_size=intermediate_size, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=None, eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
