@@ -9,7 +9,7 @@ import dataclasses
 import json
 import sys
 
-from studio.config import SECTIONS, RunConfig, field_kind, input_fields
+from studio.config import PRESETS, SECTIONS, RunConfig, apply_preset, field_kind, input_fields
 from studio.errors import StudioError
 
 EXIT_USAGE = 2
@@ -107,6 +107,83 @@ def format_inspect(path: str, s: dict) -> str:
     return "\n".join(lines)
 
 
+# ---- train ------------------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from studio.train.worker import start_training
+
+    if args.resume:
+        job = start_training(runs_dir=args.runs_dir, resume=args.resume)
+    else:
+        config = RunConfig.load(args.config) if args.config else RunConfig()
+        if args.preset:
+            config = apply_preset(config, args.preset)
+        config = config_from_args(args, config)
+        if args.name:
+            config.name = args.name
+        job = start_training(config, runs_dir=args.runs_dir)
+    print(f"Run {job.run.name}: {job.run.path}", file=sys.stderr)
+    for warning in job.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    bar = tqdm(total=None, unit="step", dynamic_ncols=True, file=sys.stderr, disable=args.quiet)
+    try:
+        while not job.wait(0.5):
+            _follow(job, bar)
+    except KeyboardInterrupt:
+        print("\nStopping: finishing the current step and saving the adapter (Ctrl-C again to abort)...",
+              file=sys.stderr)
+        job.stop()
+        while not job.wait(0.5):
+            _follow(job, bar)
+    _follow(job, bar)
+    bar.close()
+    snap = job.snapshot()
+    summary = {"run": snap["run"], "run_dir": snap["run_dir"], "state": snap["state"], "step": snap["step"],
+               "total_steps": snap["total_steps"], "loss": snap["loss"], "backend": snap["backend"].get("name"),
+               "adapter": str(job.run.adapter) if job.run.adapter.exists() else None, "error": snap["error"]}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{snap['state']}: run {snap['run']} at step {snap['step']}/{snap['total_steps']}, "
+              f"loss {snap['loss'] if snap['loss'] is None else round(snap['loss'], 4)}; folder {snap['run_dir']}")
+    if snap["state"] == "failed":
+        print(f"error: {snap['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _follow(job, bar) -> None:
+    """Move the progress bar to the worker's last logged step."""
+    snap = job.snapshot()
+    if snap["total_steps"] and bar.total != snap["total_steps"]:
+        bar.total = snap["total_steps"]
+    if snap["step"] > bar.n:
+        bar.update(snap["step"] - bar.n)
+        bar.set_postfix(loss=f"{snap['loss']:.4f}" if snap["loss"] is not None else "-",
+                        tok_s=snap["tokens_per_s"], refresh=False)
+    bar.set_description(snap["phase"], refresh=True)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from studio.train.runs import list_runs
+
+    runs = list_runs(args.runs_dir)
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+        return 0
+    if not runs:
+        print(f"No runs in {args.runs_dir}.")
+        return 0
+    for r in runs:
+        loss = "" if r["final_loss"] is None else f" loss {r['final_loss']:.4f}"
+        print(f"{r['name']:<40} {r['state']:<11} {r['model'] or '':<36} step {r['step'] or 0}/{r['max_steps'] or '?'}"
+              f"{loss}")
+    return 0
+
+
 # ---- entry point --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m studio",
@@ -118,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_config_flags(p, ["data"], skip=("path",))
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("train", help="Train a LoRA classifier; writes a run folder (run.json, metrics, adapter).",
+                       description="Train from --config run.json and/or flags (flags override the file).")
+    p.add_argument("--config", help="a run.json (from the UI or an earlier run) to start from")
+    p.add_argument("--preset", choices=list(PRESETS), help="apply one of the guide's presets first")
+    p.add_argument("--runs-dir", default="runs", help="folder that holds run folders (default: runs)")
+    p.add_argument("--name", help="run name (folder under --runs-dir); default: model + time")
+    p.add_argument("--resume", metavar="RUN", help="resume a run (folder or name) from its last checkpoint")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(p, ["data", "model", "lora", "train"])
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", help="List the runs in a runs folder.")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
     return parser
 
 

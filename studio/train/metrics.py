@@ -1,0 +1,150 @@
+"""The live metrics stream: a thread-safe list of records the worker appends to and the UI/CLI poll, mirrored to
+``metrics.jsonl``; and the TrainerCallback that feeds it (loss, learning rate, grad norm, tokens/s, ETA, memory),
+checks for a stop request and runs the optional periodic evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from transformers import TrainerCallback
+
+GIB = 2**30
+
+
+class MetricsStream:
+    """Append-only records; readers take copies, so the worker never waits on the UI."""
+
+    def __init__(self, path: str | Path | None = None):
+        self._lock = threading.Lock()
+        self._records: list[dict] = []
+        self._path = Path(path) if path else None
+
+    def append(self, record: dict) -> None:
+        record = {"time": round(time.time(), 3), **record}
+        with self._lock:
+            self._records.append(record)
+            if self._path:
+                with open(self._path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record) + "\n")
+
+    def records(self, kind: str | None = None, since: int = 0) -> list[dict]:
+        with self._lock:
+            chosen = self._records[since:]
+        return [dict(r) for r in chosen if kind is None or r.get("kind") == kind]
+
+    def last(self, kind: str = "train") -> dict | None:
+        with self._lock:
+            for record in reversed(self._records):
+                if record.get("kind") == kind:
+                    return dict(record)
+        return None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    @staticmethod
+    def read(path: str | Path) -> list[dict]:
+        path = Path(path)
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+        return out
+
+
+def memory_snapshot() -> dict:
+    """CUDA: allocated / reserved / peak reserved / total (GiB) and peak reserved %; CPU: process RSS."""
+    import psutil
+    import torch
+
+    rss = psutil.Process().memory_info().rss / GIB
+    if torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(0).total_memory
+        peak = torch.cuda.max_memory_reserved()
+        return {"device": "cuda", "mem_allocated_gb": round(torch.cuda.memory_allocated() / GIB, 3),
+                "mem_reserved_gb": round(torch.cuda.memory_reserved() / GIB, 3),
+                "mem_peak_reserved_gb": round(peak / GIB, 3), "mem_total_gb": round(total / GIB, 3),
+                "mem_reserved_pct": round(100 * peak / total, 1), "rss_gb": round(rss, 3)}
+    return {"device": "cpu", "rss_gb": round(rss, 3),
+            "mem_total_gb": round(psutil.virtual_memory().total / GIB, 3)}
+
+
+class StudioCallback(TrainerCallback):
+    """Feeds the stream at every logging step; honours stop requests; runs the periodic evaluation hook."""
+
+    def __init__(self, stream: MetricsStream, stop_event: threading.Event,
+                 evaluator: Callable[[object, int], dict] | None = None, eval_steps: int = 0,
+                 log: Callable[[str], None] = print):
+        self.stream, self.stop_event, self.evaluator, self.eval_steps = stream, stop_event, evaluator, eval_steps
+        self.log = log
+        self.stopped = False
+        self._start = self._last_time = None
+        self._start_step = self._last_tokens = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start = self._last_time = time.perf_counter()
+        self._start_step = state.global_step  # > 0 after a resume
+        self._last_tokens = state.num_input_tokens_seen or 0
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.stop_event.is_set() and not self.stopped:
+            self.stopped = True
+            control.should_training_stop = True
+            control.should_save = True
+            self.log(f"Stop requested: finishing step {state.global_step} and saving.")
+        if self.evaluator and self.eval_steps and state.global_step % self.eval_steps == 0:
+            self._evaluate(model, state)
+        return control
+
+    def _evaluate(self, model, state):
+        started = time.perf_counter()
+        was_training = model.training
+        try:
+            result = self.evaluator(model, state.global_step)
+        finally:
+            if was_training:
+                model.train()
+        self.stream.append({"kind": "eval", "step": state.global_step, **result,
+                            "eval_seconds": round(time.perf_counter() - started, 2)})
+        self._last_time = time.perf_counter()  # evaluation time is not training throughput
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" not in logs:
+            return
+        now = time.perf_counter()
+        tokens = state.num_input_tokens_seen or 0
+        elapsed = now - self._start
+        done = state.global_step - self._start_step
+        remaining = max(0, state.max_steps - state.global_step)
+        record = {
+            "kind": "train", "step": state.global_step, "max_steps": state.max_steps,
+            "epoch": round(state.epoch or 0.0, 4), "loss": logs.get("loss"),
+            "learning_rate": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
+            "tokens_seen": tokens, "elapsed_s": round(elapsed, 2),
+            "tokens_per_s": round((tokens - self._last_tokens) / max(now - self._last_time, 1e-9), 1),
+            "eta_s": round(elapsed / done * remaining, 1) if done else None,
+            **memory_snapshot(),
+        }
+        self._last_time, self._last_tokens = now, tokens
+        self.stream.append(record)
+
+
+class SaveHook(TrainerCallback):
+    """Calls ``on_save(step, max_steps, checkpoint_path)`` after every checkpoint."""
+
+    def __init__(self, on_save: Callable[[int, int, Path], None]):
+        self.on_save_fn = on_save
+
+    def on_save(self, args, state, control, **kwargs):
+        self.on_save_fn(state.global_step, state.max_steps, Path(args.output_dir) / f"checkpoint-{state.global_step}")

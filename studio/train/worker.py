@@ -1,0 +1,354 @@
+"""The background training worker: one run at a time per process, readable as the guide's steps.
+
+``start_training`` checks the config and the data in the caller's thread (so bad input is an immediate, clear
+error), creates the run folder and starts a thread that: picks the backend, loads the model and attaches LoRA,
+formats the data, builds TRL's SFTTrainer, trains, and saves the adapter. The UI and the CLI only read
+``job.snapshot()`` and call ``job.stop()``; the worker never touches either of them.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import logging
+import os
+import platform
+import shutil
+import threading
+import time
+import traceback
+from collections import deque
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from studio.config import RunConfig, rows_per_step, total_steps, validate_config
+from studio.data.prepare import PreparedData, file_sha256, prepare_data
+from studio.errors import StudioError
+from studio.train.runs import RunDir, default_run_name, write_json_atomic
+
+OOM_LEVERS = [
+    "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep rows per step)",
+    "Lower max_seq_length",
+    "Use gradient checkpointing 'unsloth'",
+    "Keep load_in_4bit on",
+    "Use optim adamw_8bit",
+    "Use attention-only target modules (q_proj, k_proj, v_proj, o_proj)",
+]
+LIBRARIES = ["torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "unsloth_zoo",
+             "bitsandbytes", "gradio"]
+ADAPTER_META = "studio.json"  # label map, rubric and prompt format beside the adapter weights
+
+_start_lock = threading.Lock()
+_current: "TrainingJob | None" = None
+
+
+def current_job() -> "TrainingJob | None":
+    """The job started in this process (running or last finished): the UI reattaches to it after a reload."""
+    return _current
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def device_description() -> dict:
+    import torch
+
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return {"type": "cuda", "name": props.name, "count": torch.cuda.device_count(),
+                "memory_gb": round(props.total_memory / 2**30, 1), "cuda": torch.version.cuda}
+    return {"type": "cpu", "name": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+
+
+class _LogCapture(logging.Handler):
+    """Library warnings (transformers, trl, peft, unsloth) go to the run's log too."""
+
+    def __init__(self, job: "TrainingJob"):
+        super().__init__(level=logging.WARNING)
+        self.job = job
+
+    def emit(self, record):
+        self.job.log(f"[{record.name}] {record.getMessage()}")
+
+
+class TrainingJob:
+    def __init__(self, config: RunConfig, run: RunDir, warnings: list[str], resume_from: Path | None,
+                 callbacks: list, evaluator_factory: Callable | None):
+        from studio.train.metrics import MetricsStream
+
+        self.config, self.run, self.warnings = config, run, warnings
+        self.resume_from, self.callbacks, self.evaluator_factory = resume_from, callbacks, evaluator_factory
+        self.stream = MetricsStream(run.metrics_path)
+        self.stop_event = threading.Event()
+        self.state = "starting"
+        self.phase = "starting"
+        self.error: str | None = None
+        self.error_kind: str | None = None
+        self.levers: list[str] = []
+        self.backend: dict = {}
+        self.total_steps: int | None = None
+        self.started = time.time()
+        self.finished: float | None = None
+        self.model = self.tokenizer = None  # kept after training for evaluation in memory
+        self.prepared: PreparedData | None = None
+        self._log_lines: deque[str] = deque(maxlen=400)
+        self._log_lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name=f"studio-train-{run.name}", daemon=True)
+
+    # ---- what the UI and CLI use ------------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {message}"
+        with self._log_lock:
+            self._log_lines.append(line)
+            with open(self.run.log_path, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
+    def log_tail(self, lines: int = 40) -> str:
+        with self._log_lock:
+            return "\n".join(list(self._log_lines)[-lines:])
+
+    def stop(self) -> None:
+        if not self.done:
+            self.stop_event.set()
+            self.log("Stop requested.")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.thread.join(timeout)
+        return self.done
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("finished", "stopped", "failed")
+
+    def snapshot(self) -> dict:
+        last = self.stream.last("train") or {}
+        step = last.get("step", 0)
+        total = self.total_steps or last.get("max_steps")
+        return {
+            "run": self.run.name, "run_dir": str(self.run.path), "state": self.state, "phase": self.phase,
+            "step": step, "total_steps": total, "progress": (step / total) if total else 0.0,
+            "loss": last.get("loss"), "learning_rate": last.get("learning_rate"),
+            "tokens_per_s": last.get("tokens_per_s"), "eta_s": last.get("eta_s"),
+            "elapsed_s": round((self.finished or time.time()) - self.started, 1),
+            "backend": self.backend, "warnings": self.warnings, "error": self.error, "error_kind": self.error_kind,
+            "levers": self.levers, "stop_requested": self.stop_event.is_set(), "n_records": len(self.stream),
+        }
+
+    # ---- the worker thread ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        global _current
+        capture = _LogCapture(self)
+        loggers = [logging.getLogger(n) for n in ("transformers", "trl", "peft", "unsloth")]
+        for lg in loggers:
+            lg.addHandler(capture)
+        try:
+            self.state = "running"
+            self._train()
+        except Exception as exc:  # every failure is kept on disk and shown; the process lives on
+            self._fail(exc)
+        finally:
+            for lg in loggers:
+                lg.removeHandler(capture)
+            self.finished = time.time()
+            _start_lock.release()
+
+    def _train(self) -> None:
+        from studio.models.loading import choose_backend, load_for_training
+        from studio.train.metrics import SaveHook, StudioCallback
+
+        cfg = self.config
+        # 1–2. Backend, base model + tokenizer, LoRA adapter attached.
+        self.phase = "loading model"
+        backend = choose_backend(cfg.model.backend)
+        self.log(f"Backend: {backend.name} ({backend.reason}).")
+        loaded, optim = load_for_training(cfg.model, cfg.lora, cfg.train, backend, log=self.log)
+        self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        self.backend = {"name": backend.name, "reason": backend.reason, "device": backend.device,
+                        "notices": backend.notices, "dtype": loaded.dtype, "load_in_4bit": loaded.load_in_4bit,
+                        "optim": optim, "source": loaded.source}
+        for notice in backend.notices:
+            self.log(f"Notice: {notice}")
+        self.run.write_run_json(cfg, backend=self.backend)
+
+        # 3. Data: chat-formatted prompt-completion rows, texts fitted to max_seq_length.
+        self.phase = "formatting data"
+        from datasets import Dataset  # after unsloth's import, which patches the HF stack
+
+        prepared = prepare_data(cfg.data, loaded.tokenizer, cfg.model.max_seq_length)
+        self.prepared = prepared
+        self.warnings = _unique(self.warnings + prepared.warnings)
+        self.run.write_run_json(cfg, rubric=prepared.rubric, prompt_format=prepared.prompt_format,
+                                warnings=self.warnings)
+        train_set = Dataset.from_list(prepared.examples(eos_token=loaded.tokenizer.eos_token))
+
+        # 4. Trainer (TRL SFTTrainer; the loss covers the label code only).
+        from transformers.trainer_callback import PrinterCallback
+        from trl import SFTConfig
+
+        from studio.train.sft import sft_trainer_class
+
+        self.total_steps = total_steps(cfg.train, len(train_set))
+        save_steps = cfg.train.save_steps or max(1, self.total_steps // 10)
+        args = SFTConfig(
+            output_dir=str(self.run.checkpoints), per_device_train_batch_size=cfg.train.per_device_train_batch_size,
+            gradient_accumulation_steps=cfg.train.gradient_accumulation_steps, warmup_steps=cfg.train.warmup_steps,
+            max_steps=cfg.train.max_steps, num_train_epochs=cfg.train.num_train_epochs,
+            learning_rate=cfg.train.learning_rate, optim=optim, lr_scheduler_type=cfg.train.lr_scheduler_type,
+            weight_decay=cfg.train.weight_decay, logging_steps=cfg.train.logging_steps, seed=cfg.train.seed,
+            packing=cfg.train.packing, max_length=cfg.model.max_seq_length, save_strategy="steps",
+            save_steps=save_steps, save_total_limit=2, report_to="none", disable_tqdm=True,
+            bf16=loaded.dtype == "bfloat16", fp16=loaded.dtype == "float16", use_cpu=backend.device == "cpu",
+            include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, gradient_checkpointing=False,
+        )
+        evaluator = None
+        if cfg.train.eval_steps and self.evaluator_factory:
+            evaluator = self.evaluator_factory(prepared, loaded.tokenizer, cfg)
+        callback = StudioCallback(self.stream, self.stop_event, evaluator=evaluator,
+                                  eval_steps=cfg.train.eval_steps, log=self.log)
+        trainer = sft_trainer_class()(model=loaded.model, processing_class=loaded.tokenizer, train_dataset=train_set,
+                                      args=args, callbacks=[callback, SaveHook(self._on_checkpoint), *self.callbacks])
+        trainer.remove_callback(PrinterCallback)  # the stream, the UI and the CLI's bar show progress instead
+
+        # 5. Train.
+        self.phase = "training"
+        self.log(f"Training {self.total_steps} steps × {rows_per_step(cfg.train)} rows per step on "
+                 f"{len(train_set)} training rows" + (f", resuming from {self.resume_from.name}" if self.resume_from
+                                                      else "") + ".")
+        result = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+
+        # 6. Save the adapter, the tokenizer and the label map together.
+        self.phase = "saving"
+        self.save_adapter()
+        state = "stopped" if callback.stopped else "finished"
+        step = trainer.state.global_step
+        losses = [r["loss"] for r in self.stream.records("train") if r.get("loss") is not None]
+        self.run.set_status(state, step=step, max_steps=self.total_steps, final_loss=losses[-1] if losses else None,
+                            train_runtime_s=round(result.metrics.get("train_runtime", 0), 2), finished=time.time())
+        self.log(f"{state.capitalize()} at step {step}; adapter saved to {self.run.adapter}.")
+        self.phase = state
+        self.state = state
+        self.model.eval()
+
+    def _on_checkpoint(self, step: int, max_steps: int, path: Path) -> None:
+        """status.json's step stays current at each checkpoint, for other processes (the Runs table)."""
+        self.run.set_status("running", step=step, max_steps=max_steps, last_checkpoint=str(path))
+
+    def save_adapter(self) -> None:
+        """Adapter weights + config + tokenizer + label map, written to a temporary folder and renamed into place."""
+        tmp = self.run.path / "adapter.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        prepared = self.prepared
+        write_json_atomic(tmp / ADAPTER_META, {
+            "label_codes": prepared.codes, "rubric": prepared.rubric, "prompt_format": prepared.prompt_format,
+            "base_model": self.config.model.name, "base_source": self.backend.get("source"),
+            "max_seq_length": self.config.model.max_seq_length,
+        })
+        if self.run.adapter.exists():
+            shutil.rmtree(self.run.adapter)
+        tmp.rename(self.run.adapter)
+
+    def _fail(self, exc: Exception) -> None:
+        details = "".join(traceback.format_exception(exc))
+        self.log(details.rstrip())
+        if _is_oom(exc):
+            self.error_kind = "oom"
+            self.levers = OOM_LEVERS
+            cfg = self.config
+            self.error = (f"Out of GPU memory at step {self._step()} (batch {cfg.train.per_device_train_batch_size}, "
+                          f"max_seq_length {cfg.model.max_seq_length}, r={cfg.lora.r}). The app is still running; "
+                          "try these levers in order: " + "; ".join(f"{i + 1}. {lv}" for i, lv in
+                                                                     enumerate(OOM_LEVERS)) + ".")
+        elif isinstance(exc, StudioError):
+            self.error_kind = "input"
+            self.error = str(exc)
+        else:
+            self.error_kind = "error"
+            self.error = f"{type(exc).__name__}: {exc}".strip()
+        traceback.clear_frames(exc.__traceback__)  # frames hold the model: let memory go
+        self.model = None
+        self._free_memory()
+        checkpoint = self.run.last_checkpoint()
+        self.run.set_status("failed", error=self.error, error_kind=self.error_kind, levers=self.levers,
+                            step=self._step(), max_steps=self.total_steps, finished=time.time(),
+                            last_checkpoint=str(checkpoint) if checkpoint else None)
+        self.state = self.phase = "failed"
+
+    def _step(self) -> int:
+        last = self.stream.last("train")
+        return last["step"] if last else 0
+
+    @staticmethod
+    def _free_memory() -> None:
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:
+            pass
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs", *,
+                   resume: str | Path | None = None, callbacks: list | None = None,
+                   evaluator_factory: Callable | None = None) -> TrainingJob:
+    """Start a run (or resume one from its last checkpoint) in a background thread.
+
+    Raises StudioError at once when another run is training, the config is invalid or the data is unusable.
+    """
+    global _current
+    if not _start_lock.acquire(blocking=False):
+        busy = _current.run.name if _current else "another run"
+        raise StudioError(f"A training run is already in progress ('{busy}'). Only one run trains at a time: "
+                          "stop it or wait for it to finish.")
+    try:
+        resume_from = None
+        if resume is not None:
+            run = RunDir.open(resume, runs_dir)
+            config = run.config()
+            resume_from = run.last_checkpoint()
+            if resume_from is None:
+                raise StudioError(f"Run '{run.name}' has no checkpoint to resume from; start a new run instead.")
+            recorded = config.data.sha256
+            if recorded and Path(config.data.path).exists() and file_sha256(config.data.path) != recorded:
+                raise StudioError(f"The data file {config.data.path} changed since run '{run.name}' started; "
+                                  "resuming would train on different rows. Start a new run.")
+        else:
+            config = copy.deepcopy(config or RunConfig())
+        prepared = prepare_data(config.data)  # fails fast on unusable data, before any model is loaded
+        warnings = _unique(prepared.warnings + validate_config(config, len(prepared.train)))
+        if resume is None:
+            run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name))
+            config.name = run.name
+            run.write_run_json(config, created=time.time(), versions=library_versions(),
+                               device=device_description(), warnings=warnings)
+        run.set_status("running", step=run.status().get("step", 0), started=time.time(), error=None)
+        job = TrainingJob(config, run, warnings, resume_from, list(callbacks or []), evaluator_factory)
+        for warning in warnings:
+            job.log(f"Warning: {warning}")
+        _current = job
+        job.thread.start()
+        return job
+    except BaseException:
+        _start_lock.release()
+        raise
