@@ -1,0 +1,125 @@
+"""The one config (round trips, CLI flags, validation, presets), run folders and backend choice."""
+
+import json
+
+import pytest
+
+from studio.cli import build_parser, config_from_args
+from studio.config import PRESETS, RunConfig, apply_preset, rows_per_step, total_steps, validate_config
+from studio.errors import StudioError
+from studio.models.loading import choose_backend, effective_settings, resolve_source
+from studio.train.runs import RunDir, effective_state, sanitize_name
+
+
+def test_config_round_trips_through_json(tmp_path):
+    config = apply_preset(RunConfig(), "Memory tight + r=32 (rsLoRA)")
+    config.data.label_codes = {"Rules Question": "RQ", "Other": "O"}
+    config.lora.loftq_config = {"loftq_bits": 4}
+    path = tmp_path / "run.json"
+    config.save(path)
+    assert RunConfig.load(path) == config
+    wrapped = tmp_path / "wrapped.json"
+    wrapped.write_text(json.dumps({"config": config.to_dict(), "backend": {"name": "x"}}))
+    assert RunConfig.load(wrapped) == config  # a run folder's run.json loads too
+
+
+def test_cli_flags_come_from_the_dataclasses():
+    args = build_parser().parse_args([
+        "train", "--model", "Qwen/Qwen2.5-0.5B-Instruct", "--r", "32", "--use-rslora", "--max-steps", "7",
+        "--target-modules", "q_proj,v_proj", "--no-load-in-4bit", "--data", "x.csv", "--learning-rate", "1e-4",
+        "--label-codes", '{"Other": "O"}'])
+    config = config_from_args(args)
+    assert config.model.name == "Qwen/Qwen2.5-0.5B-Instruct" and config.model.load_in_4bit is False
+    assert (config.lora.r, config.lora.use_rslora, config.lora.target_modules) == (32, True, ["q_proj", "v_proj"])
+    assert (config.train.max_steps, config.train.learning_rate) == (7, 1e-4)
+    assert config.data.path == "x.csv" and config.data.label_codes == {"Other": "O"}
+    assert config.lora.lora_alpha == RunConfig().lora.lora_alpha  # unset flags keep defaults
+
+
+@pytest.mark.parametrize("data,match", [
+    ({"lora": {"r": "many"}}, "'lora.r' expects int"),
+    ({"train": {"optim": "lion"}}, "must be one of"),
+    ({"lora": {"rank": 8}}, "unknown setting rank"),
+    ({"model": {"load_in_4bit": "maybe"}}, "expects bool"),
+])
+def test_bad_config_values_name_the_setting(data, match):
+    with pytest.raises(StudioError, match=match):
+        RunConfig().replace(data)
+
+
+def test_validation_errors_and_guide_warnings():
+    with pytest.raises(StudioError, match="target_modules is empty"):
+        validate_config(RunConfig().replace({"lora": {"target_modules": []}}))
+    with pytest.raises(StudioError, match="max_steps 0"):
+        validate_config(RunConfig().replace({"train": {"max_steps": 0}}))
+    warnings = validate_config(RunConfig().replace({"lora": {"r": 32}}))
+    assert any("rsLoRA" in w and "r ≥ 32" in w for w in warnings)
+    loftq = RunConfig().replace({"lora": {"loftq_config": {"loftq_bits": 4}}, "model": {"load_in_4bit": True}})
+    assert any("one-time memory spike" in w for w in validate_config(loftq))
+    long_run = RunConfig().replace({"train": {"max_steps": 1000, "warmup_steps": 0}})
+    assert any("1–5%" in w and "10–50 steps" in w for w in validate_config(long_run, train_rows=50_000))
+    assert not any("warmup" in w for w in validate_config(RunConfig().replace(
+        {"train": {"max_steps": 1000, "warmup_steps": 20}}), train_rows=50_000))
+
+
+def test_presets_follow_the_guide():
+    tight = apply_preset(RunConfig(), "Memory tight")
+    assert (tight.model.load_in_4bit, tight.lora.use_gradient_checkpointing, tight.train.optim) == \
+        (True, "unsloth", "adamw_8bit")
+    r32 = apply_preset(RunConfig(), "Memory tight + r=32 (rsLoRA)")
+    assert (r32.lora.r, r32.lora.use_rslora, r32.lora.lora_alpha) == (32, True, 16)
+    assert 1e-4 <= r32.train.learning_rate <= 1.5e-4
+    assert apply_preset(RunConfig(), "Small dataset (~2k rows)").lora.lora_dropout == 0.05
+    assert apply_preset(RunConfig(), "90/10 imbalance").data.balance in ("70/30", "50/50")
+    for name in PRESETS:
+        validate_config(apply_preset(RunConfig(), name))  # every preset is valid
+
+
+def test_steps_arithmetic():
+    train = RunConfig().train
+    assert rows_per_step(train, gpus=2) == 2 * 4 * 2
+    train.max_steps = -1
+    train.num_train_epochs = 2
+    assert total_steps(train, 800) == 200  # 800 rows / 8 per step × 2 epochs
+
+
+@pytest.mark.parametrize("name,expected", [("../../etc/passwd", "etc-passwd"), ("my run: v2", "my-run-v2"),
+                                           (".hidden", "hidden"), ("a/b\\c", "a-b-c")])
+def test_run_names_are_sanitized(name, expected):
+    assert sanitize_name(name) == expected
+
+
+def test_run_folders_are_unique_and_contained(tmp_path):
+    a = RunDir.create(tmp_path, "demo")
+    b = RunDir.create(tmp_path, "demo")
+    assert (a.name, b.name) == ("demo", "demo-2")
+    escape = RunDir.create(tmp_path, "../../outside")
+    assert escape.path.parent == tmp_path
+    with pytest.raises(StudioError, match="has no usable characters"):
+        sanitize_name("../..")
+    with pytest.raises(StudioError, match="No run at"):
+        RunDir.open("missing", tmp_path)
+
+
+def test_a_dead_running_status_reads_interrupted():
+    assert effective_state({"state": "running", "pid": 999_999_999}) == "interrupted"
+    assert effective_state({"state": "finished"}) == "finished"
+
+
+def test_backend_on_a_cpu_machine():
+    backend = choose_backend("auto")
+    assert (backend.name, backend.device) == ("transformers", "cpu") and "no CUDA" in backend.reason
+    with pytest.raises(StudioError, match="needs an NVIDIA GPU"):
+        choose_backend("unsloth")
+    load_in_4bit, optim, dtype = effective_settings(RunConfig().model, RunConfig().train, backend)
+    assert (load_in_4bit, optim, dtype) == (False, "adamw_torch", "float32")
+    assert any("4-bit" in n for n in backend.notices) and any("adamw_8bit" in n for n in backend.notices)
+
+
+def test_model_sources(tiny_model_dir, tmp_path):
+    assert resolve_source(str(tiny_model_dir)) == str(tiny_model_dir)
+    assert resolve_source("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
+    with pytest.raises(StudioError, match="no config.json"):
+        resolve_source(str(tmp_path))
+    with pytest.raises(StudioError, match="neither an existing folder nor a hub id"):
+        resolve_source("not a model")
