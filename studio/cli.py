@@ -184,6 +184,74 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- eval / predict -----------------------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    from studio.evaluate.evaluator import evaluate_run, save_threshold
+    from studio.train.runs import RunDir
+
+    if args.threshold is not None:
+        save_threshold(RunDir.open(args.run, args.runs_dir), None if args.threshold == 0 else args.threshold)
+    _, report = evaluate_run(args.run, args.runs_dir, data=args.data, mode=args.mode,
+                             baseline=not args.no_baseline, include_train=args.include_train,
+                             log=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    print(format_eval(report))
+    return 0
+
+
+def format_eval(r: dict) -> str:
+    sets = [n for n in ("val_a", "val_b", "train") if n in r]
+    names = {"val_a": "Val A (natural)", "val_b": "Val B (balanced)", "train": "Train"}
+    lines = [f"Mode: {r['mode']}    minority class: {r['minority_label']}"
+             + (f"    threshold: {r['threshold']}" if r.get("threshold") is not None else "")]
+    lines.append(f"{'':<22}" + "".join(f"{names[n]:>20}" for n in sets))
+    for key, title in (("n", "rows"), ("accuracy", "accuracy"), ("macro_f1", "macro-F1"),
+                       ("minority_recall", "minority recall")):
+        cells = []
+        for n in sets:
+            value = r[n][key]
+            text = "-" if value is None else (str(value) if key == "n" else f"{value:.3f}")
+            if key != "n" and r.get("baseline") and r["baseline"][n][key] is not None:
+                text += f" (base {r['baseline'][n][key]:.3f})"
+            cells.append(f"{text:>20}")
+        lines.append(f"{title:<22}" + "".join(cells))
+    for n in sets:
+        cm = r[n]["confusion_matrix"]
+        if not cm["counts"]:
+            continue
+        lines.append(f"\nConfusion matrix, {names[n]} (rows: true, columns: predicted)")
+        width = max(12, *(len(x) + 2 for x in cm["predicted"]))
+        lines.append(" " * width + "".join(f"{x:>{width}}" for x in cm["predicted"]))
+        for label, row in zip(cm["labels"], cm["counts"]):
+            lines.append(f"{label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+        for label, m in r[n]["per_class"].items():
+            lines.append(f"  {label}: precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
+                         f"support {m['support']}")
+    if r.get("invalid"):
+        lines.append(f"\nInvalid generations (no label code): {r['invalid']}")
+    if r["disagreements"]:
+        lines.append(f"\nMost confident disagreements ({r['disagreements_total']} in all; "
+                     "disagreements.csv in the run folder):")
+        for d in r["disagreements"][:10]:
+            text = d["text"] if len(d["text"]) <= 70 else d["text"][:67] + "..."
+            lines.append(f"  {d['confidence']:.2f}  given {d['label']!r}, model says {d['predicted']!r}: {text!r}")
+    for note in r.get("notes", []):
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from studio.evaluate.evaluator import predict_file
+
+    result = predict_file(args.run, args.file, args.output, args.runs_dir, text_column=args.text_col,
+                          log=lambda m: print(m, file=sys.stderr))
+    counts = result["predicted_label"].value_counts().to_dict()
+    print(f"Wrote {len(result)} rows to {args.output}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
 # ---- entry point --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m studio",
@@ -207,6 +275,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_flags(p, ["data", "model", "lora", "train"])
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="Evaluate a run on Val A (natural) and Val B (balanced), beside the "
+                                    "zero-shot baseline; writes eval.json and disagreements.csv.")
+    p.add_argument("run", help="run folder, or a run name inside --runs-dir")
+    p.add_argument("--data", help="evaluate on this labelled file instead of the run's own validation sets")
+    p.add_argument("--mode", choices=["score", "generate"], default="score",
+                   help="score: constrained label scoring (default); generate: greedy generation, parsed")
+    p.add_argument("--threshold", type=float, help="binary tasks: minority-class threshold to save with the run "
+                                                   "(0 clears it)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the zero-shot baseline")
+    p.add_argument("--include-train", action="store_true", help="also look for disagreements in the training rows")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="Classify every row of a file with a trained run; writes a CSV.")
+    p.add_argument("run", help="run folder, or a run name inside --runs-dir")
+    p.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet or Excel file (labels not needed)")
+    p.add_argument("-o", "--output", required=True, help="output CSV")
+    p.add_argument("--text-col", help="column with the texts (default: detected)")
+    p.add_argument("--runs-dir", default="runs")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("runs", help="List the runs in a runs folder.")
     p.add_argument("--runs-dir", default="runs")

@@ -167,7 +167,9 @@ def _read_excel(path: Path) -> ReadResult:
     except Exception as exc:
         raise StudioError(f"{path.name} could not be read as Excel ({exc}). Save it as .xlsx or CSV.") from None
     names = sheets.sheet_names
-    frame = _read_binary(path, lambda p: sheets.parse(names[0], dtype=object), "Excel")
+    # keep_default_na=False: a cell reading "NA" or "None" is text, not a missing value
+    frame = _read_binary(path, lambda p: sheets.parse(names[0], dtype=object, keep_default_na=False,
+                                                      na_values=[]), "Excel")
     result = _from_frame(frame, "excel")
     if len(names) > 1:
         result.warnings.append(f"Read the first sheet, '{names[0]}'; other sheets ignored: {', '.join(names[1:])}.")
@@ -176,14 +178,21 @@ def _read_excel(path: Path) -> ReadResult:
 
 def _from_frame(frame: pd.DataFrame, fmt: str, first_row: int = 2) -> ReadResult:
     """Normalise a library-read frame to str/None cells; row numbers as a spreadsheet shows them."""
-    frame = frame.copy()
-    frame.columns = [str(c) for c in frame.columns]
-    frame = frame.astype(object).where(frame.notna(), None)
-    for col in frame.columns:
-        frame[col] = [None if v is None else _cell_str(v) for v in frame[col]]
-    frame = frame.reset_index(drop=True)
+    columns = _unique_names([str(c) for c in frame.columns])
+    frame = pd.DataFrame({name: pd.Series([None if _missing(v) else _cell_str(v) for v in frame.iloc[:, i]],
+                                          dtype=object) for i, name in enumerate(columns)})
     return ReadResult(frame=frame, format=fmt, header=True,
                       source_rows=list(range(first_row, first_row + len(frame))))
+
+
+def _missing(value) -> bool:
+    """None, NaN, NaT and pd.NA: pandas 3 turns None into NaN in many places."""
+    if isinstance(value, (list, dict)):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _cell_str(value) -> str:
@@ -237,14 +246,12 @@ def _read_jsonl(text: str, name: str) -> ReadResult:
 
 def _records_result(good, bad, fmt: str, name: str, unit: str) -> ReadResult:
     _check_bad_share(len(good), bad, name, unit)
-    frame = pd.DataFrame([r for _, r in good])
-    result = _from_frame(frame, fmt)
+    # Nested values (lists, dicts) become their JSON text rather than Python reprs.
+    records = [{k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in r.items()}
+               for _, r in good]
+    result = _from_frame(pd.DataFrame(records, dtype=object), fmt)
     result.source_rows = [n for n, _ in good]
     result.bad_lines = bad
-    # Nested values (lists, dicts) become their JSON text rather than Python reprs.
-    for col in result.frame.columns:
-        result.frame[col] = [json.dumps(r.get(col), ensure_ascii=False) if isinstance(r.get(col), (list, dict))
-                             else v for (_, r), v in zip(good, result.frame[col])]
     return result
 
 

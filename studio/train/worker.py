@@ -209,8 +209,10 @@ class TrainingJob:
             include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, gradient_checkpointing=False,
         )
         evaluator = None
-        if cfg.train.eval_steps and self.evaluator_factory:
-            evaluator = self.evaluator_factory(prepared, loaded.tokenizer, cfg)
+        if cfg.train.eval_steps:
+            from studio.evaluate.evaluator import periodic_evaluator
+
+            evaluator = (self.evaluator_factory or periodic_evaluator)(prepared, loaded.tokenizer, cfg)
         callback = StudioCallback(self.stream, self.stop_event, evaluator=evaluator,
                                   eval_steps=cfg.train.eval_steps, log=self.log)
         trainer = sft_trainer_class()(model=loaded.model, processing_class=loaded.tokenizer, train_dataset=train_set,

@@ -56,6 +56,15 @@ def test_json_records_and_wrapped_records(write):
     assert any("under the key 'data'" in w for w in wrapped.warnings)
 
 
+def test_missing_values_are_missing_not_text(write):
+    path = write("d.jsonl", '{"text": "a post", "label": "A"}\n{"text": null, "label": "A"}\n'
+                            '{"text": "b post", "label": "B"}\n{"text": "c post", "label": "B"}\n'
+                            '{"text": "d post", "label": "A"}\n')
+    table = load_table(path)
+    assert "nan" not in table.frame["text"].tolist() and len(table.frame) == 4
+    assert table.dropped[0]["reason"] == "empty text" and table.dropped[0]["rows"] == [2]
+
+
 def test_parquet(tmp_path):
     path = tmp_path / "d.parquet"
     frame().to_parquet(path)
@@ -68,6 +77,7 @@ def test_excel_numeric_labels_stay_integers(tmp_path):
     table = load_table(path)
     assert table.source.format == "excel"
     assert list(table.frame["label"]) == ["1", "0", "0", "0", "1"]
+    assert list(table.frame["text"]) == [t for t, _ in ROWS]  # "NA" is a post, not a missing value
 
 
 def test_headerless_sms_style_tsv(write):

@@ -1,0 +1,317 @@
+"""Evaluation of a trained classifier: on the model right after training (in memory) or on a saved run
+(base + adapter), on Val A (natural ratio) and Val B (balanced) side by side, beside the zero-shot baseline of the
+same base model; binary thresholds; label-sanity disagreements; batch predictions; the periodic evaluation hook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from studio.config import RunConfig
+from studio.data.prepare import PreparedData, file_sha256, prepare_data
+from studio.errors import StudioError
+from studio.evaluate.report import disagreements, pr_curve, predict_with_threshold, set_metrics
+from studio.evaluate.scoring import INVALID, LabelScorer
+from studio.train.runs import RunDir, write_json_atomic
+
+ADAPTER_META = "studio.json"
+MODES = ("score", "generate")
+SET_NAMES = {"val_a": "Val A (natural)", "val_b": "Val B (balanced)", "train": "Train"}
+
+
+@dataclass
+class SetScores:
+    frame: pd.DataFrame  # text, label, row
+    probs: np.ndarray  # (rows, classes); one-hot in generate mode
+    generated: list[str] | None = None  # generate mode: parsed labels (INVALID included)
+
+
+@dataclass
+class Evaluation:
+    labels: list[str]
+    codes: dict[str, str]
+    minority: str
+    mode: str
+    sets: dict[str, SetScores]
+    baseline: dict[str, SetScores] | None = None
+    conflicts: list[dict] = field(default_factory=list)
+    threshold: float | None = None
+
+    def predictions(self, name: str, threshold: float | None = None, baseline: bool = False) -> list[str]:
+        scores = (self.baseline if baseline else self.sets)[name]
+        if scores.generated is not None:
+            return scores.generated
+        return predict_with_threshold(scores.probs, self.labels, self.minority, threshold)
+
+    def report(self, threshold: float | None = ..., max_disagreements: int = 200) -> dict:
+        """JSON-ready metrics; ``threshold`` defaults to the one saved with the evaluation."""
+        t = self.threshold if threshold is ... else threshold
+        out = {"mode": self.mode, "labels": self.labels, "codes": self.codes, "minority_label": self.minority,
+               "threshold": t}
+        for name, scores in self.sets.items():
+            out[name] = set_metrics(list(scores.frame["label"]), self.predictions(name, t), self.labels,
+                                    self.minority)
+        out["invalid"] = sum(out[name]["invalid"] for name in self.sets)
+        if self.baseline:
+            out["baseline"] = {name: set_metrics(list(s.frame["label"]), self.predictions(name, t, baseline=True),
+                                                 self.labels, self.minority) for name, s in self.baseline.items()}
+        if self.mode == "score":
+            out["pr_curve"] = {name: pr_curve(list(s.frame["label"]), s.probs, self.labels, self.minority)
+                               for name, s in self.sets.items()}
+        table = self.disagreements(t)
+        out["disagreements_total"] = len(table)
+        out["disagreements"] = table.head(max_disagreements).to_dict("records")
+        out["conflicts"] = self.conflicts
+        return out
+
+    def disagreements(self, threshold: float | None = ...) -> pd.DataFrame:
+        t = self.threshold if threshold is ... else threshold
+        parts = [disagreements(s.frame, s.probs, self.predictions(name, t), self.labels, SET_NAMES[name])
+                 for name, s in self.sets.items()]
+        merged = pd.concat(parts, ignore_index=True)
+        return merged.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def minority_label(prepared: PreparedData) -> str:
+    return prepared.table.minority_label
+
+
+def make_scorer(model, tokenizer, prepared: PreparedData, batch_size: int = 16, reuse_prefix: bool = True):
+    return LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format,
+                       batch_size=batch_size, reuse_prefix=reuse_prefix)
+
+
+def _score_sets(scorer: LabelScorer, frames: dict[str, pd.DataFrame], mode: str) -> dict[str, SetScores]:
+    out = {}
+    for name, frame in frames.items():
+        texts = list(frame["text"])
+        if mode == "generate":
+            labels, _ = scorer.generate(texts)
+            probs = np.array([[1.0 if lb == c else 0.0 for c in scorer.labels] for lb in labels]).reshape(
+                len(labels), len(scorer.labels))
+            out[name] = SetScores(frame, probs, generated=labels)
+        else:
+            out[name] = SetScores(frame, scorer.score(texts).probs if texts else
+                                  np.zeros((0, len(scorer.labels))))
+    return out
+
+
+def evaluate_model(model, tokenizer, prepared: PreparedData, *, mode: str = "score", baseline: bool = True,
+                   include_train: bool = False, batch_size: int = 16, threshold: float | None = None) -> Evaluation:
+    """Score Val A and Val B (and optionally the un-oversampled training rows) with the model as it is."""
+    if mode not in MODES:
+        raise StudioError(f"mode must be one of {', '.join(MODES)} (got '{mode}').")
+    frames = {"val_a": prepared.split.val_a, "val_b": prepared.split.val_b}
+    if include_train:
+        frames["train"] = prepared.split.train
+    if all(len(f) == 0 for f in frames.values()):
+        raise StudioError("There are no validation rows to evaluate on; lower val_fraction's minimum or add rows.")
+    sets = _score_sets(make_scorer(model, tokenizer, prepared, batch_size), frames, mode)
+    base = None
+    if baseline and hasattr(model, "disable_adapter"):
+        with model.disable_adapter():  # the same weights without LoRA: what training bought
+            base = _score_sets(make_scorer(model, tokenizer, prepared, batch_size), frames, mode)
+    return Evaluation(labels=prepared.labels, codes=prepared.codes, minority=minority_label(prepared), mode=mode,
+                      sets=sets, baseline=base, conflicts=prepared.table.conflicts, threshold=threshold)
+
+
+# ---- saved runs -------------------------------------------------------------------------------------------------
+def adapter_meta(run: RunDir) -> dict:
+    path = run.adapter / ADAPTER_META
+    if not path.exists():
+        state = run.status().get("state", "unknown")
+        raise StudioError(f"Run '{run.name}' has no saved adapter (state: {state}). Train it to the end, stop it "
+                          "(stopping saves the adapter), or resume it.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_run_model(run: RunDir, log=print):
+    """Base model + the run's adapter, on the GPU when there is one; returns (model, tokenizer, meta)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from studio.models.loading import _ensure_pad_token, _hub_errors, resolve_source
+
+    meta = adapter_meta(run)
+    source = meta.get("base_source")
+    if not source or not Path(source).exists():
+        # A hub id loads by name; the embedded default is converted into this machine's cache if needed.
+        source = resolve_source(meta.get("base_model") or run.config().model.name, log=log)
+    cuda = torch.cuda.is_available()
+    dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(run.adapter)
+    _ensure_pad_token(tokenizer)
+    base = _hub_errors(source, lambda: AutoModelForCausalLM.from_pretrained(
+        source, dtype=dtype, **({"device_map": {"": 0}} if cuda else {})))
+    model = PeftModel.from_pretrained(base, run.adapter)
+    model.eval()
+    return model, tokenizer, meta
+
+
+def prepare_for_run(run: RunDir, tokenizer, data: str | None = None) -> tuple[PreparedData, list[str]]:
+    """The run's own Val A / Val B (same recipe and seed), or a separate labelled file: Val A = the whole file at
+    its natural ratio, Val B = a balanced sample of it."""
+    config = run.config()
+    recipe = dataclasses.replace(config.data)
+    notes = []
+    if data is None:
+        if recipe.sha256 and Path(recipe.path).exists() and file_sha256(recipe.path) != recipe.sha256:
+            notes.append(f"The data file {recipe.path} changed since training: Val A/B may include rows the model "
+                         "was trained on.")
+        return prepare_data(recipe, tokenizer, config.model.max_seq_length), notes
+    from studio.data.split import Split
+
+    recipe.path, recipe.text_column, recipe.label_column, recipe.counts = str(data), "", "", {}
+    known = dict(config.data.label_codes)
+    recipe.label_codes = {}
+    prepared = prepare_data(recipe, tokenizer, config.model.max_seq_length)
+    unknown = [lb for lb in prepared.labels if lb not in known]
+    if unknown:
+        raise StudioError(f"{os.path.basename(str(data))} has labels this model was not trained on: "
+                          f"{', '.join(map(repr, unknown))}. Known labels: {', '.join(map(repr, known))}.")
+    frame = prepared.table.frame
+    n = int(frame["label"].value_counts().min())
+    balanced = frame.groupby("label", group_keys=False).sample(n=n, random_state=recipe.split_seed)
+    prepared.codes = {lb: known[lb] for lb in known}
+    prepared.rubric = run.read_run_json().get("rubric") or prepared.rubric
+    prepared.split = Split(train=frame.iloc[0:0], val_a=frame.reset_index(drop=True),
+                           val_b=balanced.sort_values("row").reset_index(drop=True))
+    return prepared, notes
+
+
+def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: str | None = None,
+                 mode: str = "score", baseline: bool = True, include_train: bool = False,
+                 threshold: float | None = ..., loaded=None, log=print) -> tuple[Evaluation, dict]:
+    """Evaluate a saved run; writes eval.json and disagreements.csv into the run folder."""
+    run = RunDir.open(run_dir, runs_dir)
+    _refuse_while_training(run)
+    model, tokenizer, meta = loaded or load_run_model(run, log=log)
+    prepared, notes = prepare_for_run(run, tokenizer, data)
+    saved_threshold = run.read_run_json().get("threshold")
+    t = saved_threshold if threshold is ... else threshold
+    evaluation = evaluate_model(model, tokenizer, prepared, mode=mode, baseline=baseline,
+                                include_train=include_train, threshold=t)
+    report = evaluation.report()
+    report["notes"] = notes
+    report["data"] = str(data) if data else run.config().data.path
+    if data is None:
+        write_json_atomic(run.path / "eval.json", report)
+        evaluation.disagreements().to_csv(run.path / "disagreements.csv", index=False)
+        facts = run.read_run_json()
+        facts["eval_summary"] = {name: {k: report[name][k] for k in ("accuracy", "macro_f1", "minority_recall")}
+                                 for name in ("val_a", "val_b")}
+        write_json_atomic(run.run_json, facts)
+    return evaluation, report
+
+
+def _refuse_while_training(run: RunDir) -> None:
+    from studio.train.worker import current_job
+
+    job = current_job()
+    if job is not None and job.run.path.resolve() == run.path.resolve() and not job.done:
+        raise StudioError(f"Run '{run.name}' is still training; wait for it to finish or stop it first.")
+
+
+def save_threshold(run: RunDir, threshold: float | None) -> None:
+    """The decision threshold for the minority class (binary tasks), used by predict and export."""
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise StudioError(f"The threshold must be between 0 and 1 (got {threshold}).")
+    facts = run.read_run_json()
+    labels = list(run.config().data.label_codes)
+    if threshold is not None and len(labels) != 2:
+        raise StudioError("A decision threshold applies to two-class tasks only; this run has "
+                          f"{len(labels)} classes.")
+    facts["threshold"] = threshold
+    write_json_atomic(run.run_json, facts)
+    meta_path = run.adapter / ADAPTER_META
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["threshold"] = threshold
+        write_json_atomic(meta_path, meta)
+
+
+# ---- batch predictions ----------------------------------------------------------------------------------------
+def predict_frame(model, tokenizer, meta: dict, texts: list[str | None], threshold: float | None = None,
+                  minority: str | None = None, batch_size: int = 16) -> pd.DataFrame:
+    """One output row per input text: predicted label and code, confidence and one probability per class."""
+    codes = meta["label_codes"]
+    labels = list(codes)
+    scorer = LabelScorer(model, tokenizer, codes, meta["rubric"], meta["prompt_format"], batch_size=batch_size)
+    present = [i for i, t in enumerate(texts) if t is not None and str(t).strip()]
+    probs = np.full((len(texts), len(labels)), np.nan)
+    if present:
+        probs[present] = scorer.score([str(texts[i]).strip() for i in present]).probs
+    predicted = [None] * len(texts)
+    if present:
+        chosen = predict_with_threshold(probs[present], labels, minority, threshold)
+        for i, lb in zip(present, chosen):
+            predicted[i] = lb
+    out = pd.DataFrame({
+        "predicted_label": predicted,
+        "predicted_code": [codes[p] if p else None for p in predicted],
+        "confidence": [None if p is None else round(float(probs[i, labels.index(p)]), 4)
+                       for i, p in enumerate(predicted)],
+    })
+    for k, lb in enumerate(labels):
+        out[f"p_{lb}"] = np.round(probs[:, k], 4)
+    out["note"] = [None if p else "empty text: not classified" for p in predicted]
+    return out
+
+
+def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_dir: str | Path = "runs", *,
+                 text_column: str | None = None, loaded=None, log=print) -> pd.DataFrame:
+    """Classify every row of a file (labels not needed) and write the input columns + predictions as CSV."""
+    from studio.data.readers import read_table
+    from studio.data.table import _resolve, detect_text_column
+
+    run = RunDir.open(run_dir, runs_dir)
+    _refuse_while_training(run)
+    config = run.config()
+    source = read_table(file, max_mb=config.data.max_file_mb)
+    frame = source.frame
+    name = os.path.basename(str(file))
+    column = _resolve(text_column, list(frame.columns), name, "text", "--text-col") or (
+        config.data.text_column if config.data.text_column in frame.columns else detect_text_column(frame))
+    model, tokenizer, meta = loaded or load_run_model(run, log=log)
+    facts = run.read_run_json()
+    labels = list(meta["label_codes"])
+    minority = min(labels, key=lambda lb: config.data.counts.get("input", {}).get(lb, 0)) if labels else None
+    predictions = predict_frame(model, tokenizer, meta, list(frame[column]), threshold=facts.get("threshold"),
+                                minority=minority)
+    result = pd.concat([frame.reset_index(drop=True), predictions], axis=1)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    result.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    return result
+
+
+# ---- periodic evaluation during training ---------------------------------------------------------------------
+def periodic_evaluator(prepared: PreparedData, tokenizer, config: RunConfig):
+    """The worker's hook: every eval_steps, macro-F1 / minority recall on a capped, stratified Val A sample."""
+    val_a = prepared.split.val_a
+    cap = config.train.eval_max_rows
+    if len(val_a) > cap:
+        val_a = val_a.groupby("label", group_keys=False).sample(frac=cap / len(val_a),
+                                                                 random_state=config.data.split_seed)
+    minority = minority_label(prepared)
+
+    def evaluate(model, step: int) -> dict:
+        if val_a.empty:
+            return {}
+        scores = make_scorer(model, tokenizer, prepared).score(list(val_a["text"]))
+        metrics = set_metrics(list(val_a["label"]), scores.predicted, prepared.labels, minority)
+        return {"eval_rows": len(val_a), "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+                "minority_recall": metrics["minority_recall"]}
+
+    return evaluate
+

@@ -1,0 +1,163 @@
+"""Label scoring: one forward pass per row over the chat-formatted prompt, reading the next-token log-probabilities
+of the label codes (multi-token codes: the sum of their tokens' log-probabilities), normalised into one
+probability per class. Always a valid label, deterministic, batched with left padding.
+
+The rubric (system prompt) is the same for every row, so its key/value cache is computed once and reused: each
+batch only runs the row-specific suffix (the user turn and the assistant header). Rows are left-padded *between*
+the shared prefix and their suffix, with explicit position ids, so padding never shifts a row's positions.
+
+Generate mode (the guide's ``do_sample=False``, small ``max_new_tokens``) is here too, for comparison: its output is
+parsed back to a code, and anything else is counted as invalid.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from studio.data.formatting import render_prompt
+
+INVALID = "(invalid)"
+SENTINEL = "\u2063studio-text\u2063"  # an invisible separator that no chat template produces
+
+
+@dataclass
+class Scores:
+    labels: list[str]
+    logprobs: np.ndarray  # (rows, classes): summed code-token log-probabilities
+    probs: np.ndarray  # (rows, classes): softmax over the classes
+
+    @property
+    def predicted(self) -> list[str]:
+        return [self.labels[i] for i in self.probs.argmax(axis=1)]
+
+
+class LabelScorer:
+    def __init__(self, model, tokenizer, codes: dict[str, str], rubric: str, prompt_format: str,
+                 batch_size: int = 16, reuse_prefix: bool = True):
+        self.model, self.tokenizer = model, tokenizer
+        self.labels = list(codes)
+        self.codes = codes
+        self.rubric, self.fmt = rubric, prompt_format
+        self.batch_size, self.reuse_prefix = batch_size, reuse_prefix
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.code_ids = [self._code_tokens(codes[lb]) for lb in self.labels]
+        prefix_text = render_prompt(tokenizer, rubric, SENTINEL, prompt_format).split(SENTINEL)[0]
+        self.prefix_ids = self._encode(prefix_text)
+        self._prefix_cache = None
+
+    # ---- tokenisation ----------------------------------------------------------------------------------------
+    def _encode(self, text: str) -> list[int]:
+        # Chat templates write their own special tokens; the Alpaca text gets the model's BOS, if it has one.
+        return list(self.tokenizer(text, add_special_tokens=self.fmt == "alpaca")["input_ids"])
+
+    def _code_tokens(self, code: str) -> list[int]:
+        """The code's tokens as they follow the prompt (tokenised in context, so merges match training)."""
+        prompt = render_prompt(self.tokenizer, self.rubric, "x", self.fmt)
+        base, full = self._encode(prompt), self._encode(prompt + code)
+        if full[: len(base)] == base and len(full) > len(base):
+            return full[len(base):]
+        return list(self.tokenizer.encode(code, add_special_tokens=False))
+
+    def prompt_ids(self, text: str) -> list[int]:
+        return self._encode(render_prompt(self.tokenizer, self.rubric, text, self.fmt))
+
+    # ---- scoring ----------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def score(self, texts: list[str]) -> Scores:
+        self.model.eval()
+        rows = [self.prompt_ids(t) for t in texts]
+        out = np.zeros((len(rows), len(self.labels)), dtype=np.float64)
+        p = len(self.prefix_ids)
+        shared = [i for i, ids in enumerate(rows) if self.reuse_prefix and ids[:p] == self.prefix_ids and len(ids) > p]
+        alone = sorted(set(range(len(rows))) - set(shared))
+        for group, prefix in ((shared, self.prefix_ids), (alone, [])):
+            for start in range(0, len(group), self.batch_size):
+                batch = group[start:start + self.batch_size]
+                out[batch] = self._score_batch([rows[i][len(prefix):] for i in batch], prefix)
+        probs = torch.softmax(torch.from_numpy(out), dim=1).numpy()
+        return Scores(self.labels, out, probs)
+
+    def _prefix_kv(self):
+        if self._prefix_cache is None:
+            device = self.model.device
+            ids = torch.tensor([self.prefix_ids], device=device)
+            self._prefix_cache = self.model(input_ids=ids, use_cache=True).past_key_values
+        return self._prefix_cache
+
+    def _score_batch(self, suffixes: list[list[int]], prefix: list[int]) -> np.ndarray:
+        device = self.model.device
+        b, width, p = len(suffixes), max(len(s) for s in suffixes), len(prefix)
+        ids = torch.full((b, width), self.pad_id, dtype=torch.long, device=device)
+        mask = torch.zeros((b, width), dtype=torch.long, device=device)
+        for i, s in enumerate(suffixes):
+            ids[i, width - len(s):] = torch.tensor(s, device=device)
+            mask[i, width - len(s):] = 1
+        positions = (p + mask.cumsum(1) - 1).clamp(min=p)
+        cache = None
+        if prefix:
+            cache = copy.deepcopy(self._prefix_kv())
+            cache.batch_repeat_interleave(b)
+            mask = torch.cat([torch.ones((b, p), dtype=torch.long, device=device), mask], dim=1)
+        result = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                            use_cache=True)
+        first = torch.log_softmax(result.logits[:, -1].float(), dim=-1)
+        scores = torch.stack([first[:, ids_[0]] for ids_ in self.code_ids], dim=1)
+        cache, last_pos = result.past_key_values, positions[:, -1]
+        for k, code in enumerate(self.code_ids):
+            if len(code) == 1:
+                continue
+            # The rest of a multi-token code, fed on top of the row's cache (then cropped back for the next code).
+            tail = torch.tensor([code[:-1]] * b, device=device)
+            tail_mask = torch.cat([mask, torch.ones_like(tail)], dim=1)
+            tail_pos = last_pos[:, None] + torch.arange(1, len(code), device=device)[None]
+            logits = self.model(input_ids=tail, attention_mask=tail_mask, position_ids=tail_pos,
+                                past_key_values=cache, use_cache=True).logits
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            targets = torch.tensor(code[1:], device=device)
+            scores[:, k] += logp[:, torch.arange(len(code) - 1), targets].sum(dim=1)
+            cache.crop(-(len(code) - 1))
+        return scores.cpu().numpy()
+
+    # ---- generate mode ------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(self, texts: list[str], max_new_tokens: int = 8) -> tuple[list[str], list[str]]:
+        """Greedy answers parsed back to labels (INVALID when they match no code); returns (labels, raw)."""
+        self.model.eval()
+        device = self.model.device
+        eos = [self.tokenizer.eos_token_id] + ([self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+                                               if "<|im_end|>" in self.tokenizer.get_vocab() else [])
+        labels, raw = [], []
+        for start in range(0, len(texts), self.batch_size):
+            rows = [self.prompt_ids(t) for t in texts[start:start + self.batch_size]]
+            width = max(map(len, rows))
+            ids = torch.tensor([[self.pad_id] * (width - len(r)) + r for r in rows], device=device)
+            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+            out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                      do_sample=False, pad_token_id=self.pad_id, eos_token_id=eos)
+            for seq in out[:, width:]:
+                text = self.tokenizer.decode(seq, skip_special_tokens=True)
+                raw.append(text)
+                labels.append(parse_answer(text, self.codes))
+        return labels, raw
+
+
+def parse_answer(text: str, codes: dict[str, str]) -> str:
+    """Map a generated answer to a label: the code (or the label's name) as the first word, any case."""
+    answer = text.strip().strip("`'\"*").strip()
+    if not answer:
+        return INVALID
+    by_code = {c.lower(): lb for lb, c in codes.items()}
+    by_label = {lb.lower(): lb for lb in codes}
+    first_line = answer.splitlines()[0].strip().rstrip(".!:;,").strip()
+    for key in (first_line.lower(),):
+        if key in by_code:
+            return by_code[key]
+        if key in by_label:
+            return by_label[key]
+    first_word = re.split(r"[\s.,:;!]+", first_line)[0].lower()
+    return by_code.get(first_word, INVALID)

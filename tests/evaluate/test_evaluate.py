@@ -1,0 +1,215 @@
+"""Evaluation on the tiny model: metrics against hand-computed ones, KV reuse == plain batching, scoring ==
+generate, thresholds, predictions, the eval/predict CLIs, the baseline, disagreements, periodic evaluation."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from studio.config import RunConfig
+from studio.errors import StudioError
+from studio.evaluate.evaluator import (evaluate_model, evaluate_run, load_run_model, predict_file,
+                                       save_threshold)
+from studio.evaluate.report import predict_with_threshold, set_metrics
+from studio.evaluate.scoring import INVALID, LabelScorer, parse_answer
+from studio.train.runs import RunDir
+from studio.train.worker import start_training
+
+REPO = __import__("conftest").REPO
+MISLABELED = [f"rules about selling and links {i}" for i in range(3)]
+
+
+def test_metrics_match_hand_computed_values():
+    truth = ["A", "A", "A", "B", "B"]
+    pred = ["A", "B", "A", "B", "A"]
+    m = set_metrics(truth, pred, ["A", "B"], minority="B")
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    assert m["per_class"]["A"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3})
+    assert m["per_class"]["B"] == pytest.approx({"precision": 1 / 2, "recall": 1 / 2, "f1": 1 / 2, "support": 2})
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert m["minority_recall"] == pytest.approx(0.5)
+    assert m["confusion_matrix"]["counts"] == [[2, 1], [1, 1]]
+    assert np.allclose(m["confusion_matrix"]["normalized"], [[2 / 3, 1 / 3], [0.5, 0.5]], atol=1e-4)
+
+
+def test_invalid_generations_count_as_wrong_and_get_a_column():
+    m = set_metrics(["A", "B", "B"], ["A", INVALID, "B"], ["A", "B"], minority="B")
+    assert m["invalid"] == 1 and m["per_class"]["B"]["recall"] == 0.5
+    assert m["confusion_matrix"]["predicted"] == ["A", "B", INVALID]
+    assert m["confusion_matrix"]["counts"] == [[1, 0, 0], [0, 1, 1]]
+
+
+def test_threshold_moves_predictions():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
+    labels = ["O", "RQ"]
+    assert predict_with_threshold(probs, labels, "RQ", None) == ["O", "O", "RQ"]
+    assert predict_with_threshold(probs, labels, "RQ", 0.35) == ["O", "RQ", "RQ"]
+    assert predict_with_threshold(probs, labels, "RQ", 0.8) == ["O", "O", "O"]
+
+
+@pytest.mark.parametrize("text,expected", [("RQ", "Rules Question"), (" rq.\n", "Rules Question"),
+                                           ("O", "Other"), ("Rules Question", "Rules Question"),
+                                           ("O because it is about lathes", "Other"), ("maybe", INVALID),
+                                           ("", INVALID)])
+def test_parse_generated_answers(text, expected):
+    assert parse_answer(text, {"Rules Question": "RQ", "Other": "O"}) == expected
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model_dir, tmp_path_factory):
+    """A finished run on a learnable toy task with three deliberately mislabeled rows."""
+    import random
+
+    rng = random.Random(1)
+    words = ["lathe", "glue", "garden", "solder", "bread", "printer", "drill", "paint"]
+    rows = []
+    for i in range(150):
+        label = "Rules Question" if i % 4 == 0 else "Other"
+        lead = "rules" if label == "Rules Question" else "project"
+        rows.append((f"{lead} {' '.join(rng.choice(words) for _ in range(5))} {i}", label))
+    rows += [(t, "Other") for t in MISLABELED]
+    folder = tmp_path_factory.mktemp("eval")
+    data = folder / "toy.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(data, index=False)
+    config = RunConfig().replace({
+        "model": {"name": str(tiny_model_dir), "max_seq_length": 256},
+        # single-token codes: then greedy generation and constrained scoring must agree exactly
+        "data": {"path": str(data), "rubric": "Answer R or O.", "val_fraction": 0.2,
+                 "label_codes": {"Rules Question": "R", "Other": "O"}},
+        "lora": {"use_gradient_checkpointing": "false", "r": 8, "lora_alpha": 16},
+        "train": {"max_steps": 40, "learning_rate": 5e-3, "warmup_steps": 2, "per_device_train_batch_size": 8,
+                  "gradient_accumulation_steps": 1, "eval_steps": 20, "eval_max_rows": 30}})
+    job = start_training(config, folder / "runs")
+    assert job.wait(300) and job.state == "finished", job.error
+    return job, folder
+
+
+def test_periodic_evaluation_feeds_the_stream(trained):
+    job, _ = trained
+    evals = job.stream.records("eval")
+    assert [e["step"] for e in evals] == [20, 40]
+    assert all(0 <= e["macro_f1"] <= 1 and e["minority_recall"] is not None for e in evals)
+    assert evals[-1]["eval_rows"] <= 30
+
+
+def test_kv_reuse_equals_plain_batching(trained):
+    job, _ = trained
+    p = job.prepared
+    texts = list(p.split.val_a["text"]) + ["a", "x " * 60]  # odd lengths exercise the padding
+    for codes in (p.codes, {"Other": "Oth", "Rules Question": "RQX"}):  # single- and multi-token codes
+        reuse = LabelScorer(job.model, job.tokenizer, codes, p.rubric, p.prompt_format, batch_size=7)
+        plain = LabelScorer(job.model, job.tokenizer, codes, p.rubric, p.prompt_format, batch_size=3,
+                            reuse_prefix=False)
+        a, b = reuse.score(texts), plain.score(texts)
+        assert np.abs(a.probs - b.probs).max() < 1e-4
+        assert np.abs(a.logprobs - b.logprobs).max() < 1e-3
+        one = LabelScorer(job.model, job.tokenizer, codes, p.rubric, p.prompt_format, batch_size=1)
+        assert np.abs(one.score(texts).probs - a.probs).max() < 1e-4  # batching changes nothing
+        assert np.allclose(a.probs.sum(axis=1), 1.0)
+
+
+def test_scoring_equals_generate_where_generate_is_valid(trained):
+    """With single-token codes, greedy generation's first token is the arg-max over the whole vocabulary, so
+    whenever it is a code, constrained scoring picks the same one. (Multi-token codes can differ on near-ties:
+    greedy commits to the first token, scoring sums the whole code.)"""
+    job, _ = trained
+    assert all(len(job.tokenizer.encode(c, add_special_tokens=False)) == 1 for c in job.prepared.codes.values())
+    p = job.prepared
+    scorer = LabelScorer(job.model, job.tokenizer, p.codes, p.rubric, p.prompt_format)
+    texts = list(p.split.val_a["text"]) + list(p.split.val_b["text"])
+    scored = scorer.score(texts).predicted
+    generated, raw = scorer.generate(texts)
+    valid = [i for i, g in enumerate(generated) if g != INVALID]
+    assert len(valid) >= 0.8 * len(texts)
+    mismatches = [(texts[i], scored[i], generated[i], raw[i]) for i in valid if scored[i] != generated[i]]
+    assert not mismatches
+
+
+def test_in_memory_evaluation_with_baseline_and_disagreements(trained):
+    job, _ = trained
+    evaluation = evaluate_model(job.model, job.tokenizer, job.prepared, include_train=True)
+    report = evaluation.report()
+    assert report["val_a"]["accuracy"] >= 0.9 and report["val_b"]["minority_recall"] >= 0.9
+    assert report["baseline"]["val_a"]["macro_f1"] < report["val_a"]["macro_f1"]  # training bought something
+    assert report["pr_curve"]["val_a"]["positive"] == "Rules Question"
+    flagged = evaluation.disagreements()
+    assert set(MISLABELED) <= set(flagged["text"].head(len(MISLABELED) + 2))  # the planted label noise, on top
+    assert (flagged["confidence"].diff().dropna() <= 0).all()
+
+
+def test_eval_cli_json_and_generate_mode(trained):
+    job, folder = trained
+    result = subprocess.run([sys.executable, "-m", "studio", "eval", str(job.run.path), "--json"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    for name in ("val_a", "val_b"):
+        for key in ("accuracy", "macro_f1", "per_class", "confusion_matrix"):
+            assert key in report[name]
+        assert report[name]["confusion_matrix"]["labels"] == ["Other", "Rules Question"]
+        assert set(report[name]["per_class"]["Other"]) == {"precision", "recall", "f1", "support"}
+    assert (job.run.path / "eval.json").exists() and (job.run.path / "disagreements.csv").exists()
+    assert job.run.read_run_json()["eval_summary"]["val_a"]["macro_f1"] == report["val_a"]["macro_f1"]
+    loaded = load_run_model(job.run)
+    _, generated = evaluate_run(job.run.path, mode="generate", baseline=False, loaded=loaded)
+    assert "invalid" in generated and generated["val_a"]["accuracy"] >= 0.8
+
+
+def test_saved_run_matches_the_model_in_memory(trained):
+    job, _ = trained
+    loaded = load_run_model(job.run)
+    p = job.prepared
+    texts = list(p.split.val_a["text"])
+    mem = LabelScorer(job.model, job.tokenizer, p.codes, p.rubric, p.prompt_format).score(texts).probs
+    disk = LabelScorer(loaded[0], loaded[1], p.codes, p.rubric, p.prompt_format).score(texts).probs
+    assert np.abs(mem - disk).max() < 1e-4
+
+
+def test_threshold_is_saved_and_used_by_predict(trained, tmp_path):
+    job, _ = trained
+    loaded = load_run_model(job.run)
+    inputs = pd.DataFrame({"message": ["rules glue paint lathe", "", "project drill bread", None,
+                                       "rules solder garden"], "id": [1, 2, 3, 4, 5]})
+    src = tmp_path / "new_posts.jsonl"
+    inputs.to_json(src, orient="records", lines=True)
+    out = predict_file(job.run.path, src, tmp_path / "pred.csv", loaded=loaded)
+    assert len(out) == len(inputs) == len(pd.read_csv(tmp_path / "pred.csv"))
+    assert list(out["id"]) == ["1", "2", "3", "4", "5"]  # input columns come back as read
+    assert out.loc[[1, 3], "predicted_label"].isna().all() and out.loc[1, "note"].startswith("empty text")
+    filled = out.dropna(subset=["predicted_label"])
+    assert np.allclose(filled["p_Other"] + filled["p_Rules Question"], 1.0, atol=1e-3)
+    assert list(filled["predicted_code"]) == ["R", "O", "R"]
+    save_threshold(job.run, 0.9999999)  # almost nothing reaches it: the minority vanishes
+    strict = predict_file(job.run.path, src, tmp_path / "strict.csv", loaded=loaded)
+    assert (strict["predicted_label"].dropna() == "Other").all()
+    assert json.loads((job.run.adapter / "studio.json").read_text())["threshold"] == 0.9999999
+    _, report = evaluate_run(job.run.path, baseline=False, loaded=loaded)
+    assert report["threshold"] == 0.9999999 and report["val_a"]["minority_recall"] == 0.0
+    save_threshold(job.run, None)
+    with pytest.raises(StudioError, match="between 0 and 1"):
+        save_threshold(job.run, 1.5)
+
+
+def test_eval_on_a_separate_file_and_unknown_labels(trained, tmp_path):
+    job, _ = trained
+    loaded = load_run_model(job.run)
+    other = tmp_path / "holdout.csv"
+    other.write_text("text,label\n" + "\n".join([f"rules glue {i},Rules Question" for i in range(4)] +
+                                                 [f"project paint {i},Other" for i in range(12)]))
+    _, report = evaluate_run(job.run.path, data=str(other), baseline=False, loaded=loaded)
+    assert report["val_a"]["n"] == 16 and report["val_b"]["n"] == 8
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\n" + "\n".join([f"x {i},Spam" for i in range(4)] + [f"y {i},Other" for i in
+                                                                                    range(4)]))
+    with pytest.raises(StudioError, match="not trained on: 'Spam'"):
+        evaluate_run(job.run.path, data=str(bad), loaded=loaded)
+
+
+def test_eval_refused_without_adapter(tmp_path):
+    run = RunDir.create(tmp_path, "empty")
+    run.write_run_json(RunConfig())
+    with pytest.raises(StudioError, match="has no saved adapter"):
+        evaluate_run(run.path)
