@@ -86,7 +86,7 @@ class LabelScorer:
         if self._prefix_cache is None:
             device = self.model.device
             ids = torch.tensor([self.prefix_ids], device=device)
-            self._prefix_cache = self.model(input_ids=ids, use_cache=True).past_key_values
+            self._prefix_cache = self.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
         return self._prefix_cache
 
     def _score_batch(self, suffixes: list[list[int]], prefix: list[int]) -> np.ndarray:
@@ -103,8 +103,9 @@ class LabelScorer:
             cache = copy.deepcopy(self._prefix_kv())
             cache.batch_repeat_interleave(b)
             mask = torch.cat([torch.ones((b, p), dtype=torch.long, device=device), mask], dim=1)
+        # logits_to_keep: only the last position's logits, not (rows × tokens × vocab)
         result = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                            use_cache=True)
+                            use_cache=True, logits_to_keep=1)
         first = torch.log_softmax(result.logits[:, -1].float(), dim=-1)
         scores = torch.stack([first[:, ids_[0]] for ids_ in self.code_ids], dim=1)
         cache, last_pos = result.past_key_values, positions[:, -1]
@@ -116,7 +117,7 @@ class LabelScorer:
             tail_mask = torch.cat([mask, torch.ones_like(tail)], dim=1)
             tail_pos = last_pos[:, None] + torch.arange(1, len(code), device=device)[None]
             logits = self.model(input_ids=tail, attention_mask=tail_mask, position_ids=tail_pos,
-                                past_key_values=cache, use_cache=True).logits
+                                past_key_values=cache, use_cache=True, logits_to_keep=len(code) - 1).logits
             logp = torch.log_softmax(logits.float(), dim=-1)
             targets = torch.tensor(code[1:], device=device)
             scores[:, k] += logp[:, torch.arange(len(code) - 1), targets].sum(dim=1)
