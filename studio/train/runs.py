@@ -22,7 +22,8 @@ MAX_NAME = 80
 
 def sanitize_name(name: str) -> str:
     """A safe folder name: letters, digits, '.', '_' and '-' only; no path separators, no leading dots."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip()).strip(".-_")[:MAX_NAME]
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "-", name.strip())
+    cleaned = re.sub(r"-{2,}", "-", cleaned).strip(".-_")[:MAX_NAME]
     if not cleaned:
         raise StudioError(f"Run name {name!r} has no usable characters; use letters, digits, '-', '_' or '.'.")
     return cleaned

@@ -84,7 +84,8 @@ def test_steps_arithmetic():
 
 
 @pytest.mark.parametrize("name,expected", [("../../etc/passwd", "etc-passwd"), ("my run: v2", "my-run-v2"),
-                                           (".hidden", "hidden"), ("a/b\\c", "a-b-c")])
+                                           (".hidden", "hidden"), ("a/b\\c", "a-b-c"),
+                                           ("v1/../x", "v1-x")])
 def test_run_names_are_sanitized(name, expected):
     assert sanitize_name(name) == expected
 

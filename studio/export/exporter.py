@@ -1,0 +1,337 @@
+"""Export a trained run: adapters, merged 16-bit, merged 4-bit, GGUF (f16, q8_0, q4_k_m).
+
+Every export carries the label map (code → label), the rubric, the threshold, the run config and a model card
+(README.md) with the evaluation table; GGUF exports also get an Ollama Modelfile. Each is written to a temporary
+folder, reloaded and checked to predict the same labels as the trained model on a sample of validation rows, and
+renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from studio.errors import StudioError
+from studio.evaluate.evaluator import _refuse_while_training, adapter_meta, load_run_model, prepare_for_run
+from studio.evaluate.report import predict_with_threshold
+from studio.evaluate.scoring import LabelScorer
+from studio.export import gguf
+from studio.export.formats import FORMAT_HELP, FORMATS
+from studio.train.runs import RunDir, sanitize_name, write_json_atomic
+
+AGREEMENT_TARGET = {"adapters": 1.0, "merged_16bit": 0.98, "merged_4bit": 0.9, "gguf_f16": 0.98, "gguf_q8_0": 0.98,
+                    "gguf_q4_k_m": None}  # q4_k_m: reported, no target
+VERIFY_ROWS = 64
+
+
+@dataclass
+class ExportResult:
+    format: str
+    path: Path
+    files: list[str]
+    agreement: float | None
+    verified_rows: int
+    target: float | None
+    seconds: float
+    commands: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.target is None or (self.agreement is not None and self.agreement >= self.target)
+
+    def to_dict(self) -> dict:
+        return {"format": self.format, "path": str(self.path), "files": self.files, "agreement": self.agreement,
+                "verified_rows": self.verified_rows, "target": self.target, "passed": self.passed,
+                "seconds": round(self.seconds, 1), "commands": self.commands, "warnings": self.warnings}
+
+
+def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None, runs_dir: str | Path = "runs", *,
+               overwrite: bool = False, verify: bool = True, loaded=None, log=print) -> ExportResult:
+    if fmt not in FORMATS:
+        raise StudioError(f"Unknown export format '{fmt}'. Formats: {', '.join(FORMATS)}.")
+    run = RunDir.open(run_dir, runs_dir)
+    _refuse_while_training(run)
+    meta = adapter_meta(run)
+    if fmt == "merged_4bit":
+        _require_cuda_bnb()
+    if fmt.startswith("gguf"):
+        gguf.ensure_ready()
+    target = Path(out_dir) if out_dir else run.path / "exports" / fmt
+    if out_dir and target.exists() and any(target.iterdir()) and not overwrite:
+        raise StudioError(f"{target} already exists and is not empty; choose another folder or pass --overwrite.")
+    started = time.time()
+    model, tokenizer, _ = loaded or load_run_model(run, log=log)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write = {"adapters": _write_adapters, "merged_16bit": _write_merged, "merged_4bit": _write_merged_4bit}
+        if fmt.startswith("gguf"):
+            artifact = _write_gguf(run, model, tokenizer, meta, fmt, tmp, log)
+        else:
+            artifact = write[fmt](run, model, tokenizer, tmp, log)
+        agreement, rows = (None, 0)
+        warnings = []
+        if verify:
+            log("Checking the export predicts the same labels as the trained model...")
+            agreement, rows = _verify(run, model, tokenizer, meta, fmt, tmp, artifact)
+            wanted = AGREEMENT_TARGET[fmt]
+            if wanted is not None and agreement < wanted:
+                warnings.append(f"Only {agreement:.1%} of {rows} validation rows get the same label as the trained "
+                                f"model (target {wanted:.0%}). Prefer a higher-precision format.")
+        commands = run_commands(fmt, target, artifact, run.name, meta)
+        _write_metadata(run, meta, fmt, tmp, agreement, rows, commands)
+        _move_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    result = ExportResult(fmt, target, files, agreement, rows, AGREEMENT_TARGET[fmt], time.time() - started,
+                          commands, warnings)
+    write_json_atomic(target / "export.json", result.to_dict())
+    log(f"Exported {fmt} to {target}" + (f" ({agreement:.1%} label agreement on {rows} rows)" if rows else ""))
+    return result
+
+
+def _require_cuda_bnb() -> None:
+    import torch
+
+    from studio.models.loading import has_module
+
+    if not torch.cuda.is_available() or not has_module("bitsandbytes"):
+        raise StudioError("merged_4bit needs an NVIDIA GPU with bitsandbytes (pip install -r requirements-gpu.txt). "
+                          "On this machine, export merged_16bit, or gguf_q4_k_m for a small 4-bit file.")
+
+
+def _move_into_place(tmp: Path, target: Path) -> None:
+    """Rename the finished folder into place; a previous export of the same target is replaced only now."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{int(time.time())}")
+        target.rename(old)
+    tmp.rename(target)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---- writers ------------------------------------------------------------------------------------------------
+def _write_adapters(run: RunDir, model, tokenizer, out: Path, log) -> str:
+    for item in run.adapter.iterdir():
+        if item.is_file():
+            shutil.copy2(item, out / item.name)
+    return "adapter_model.safetensors"
+
+
+def _merged_model(model):
+    """A plain transformers model with the adapter merged in (a copy: the caller's model keeps its adapter)."""
+    import copy
+
+    return copy.deepcopy(model).merge_and_unload()
+
+
+def _write_merged(run: RunDir, model, tokenizer, out: Path, log) -> str:
+    import torch
+
+    if hasattr(model, "save_pretrained_merged"):  # Unsloth's own merge
+        model.save_pretrained_merged(str(out), tokenizer, save_method="merged_16bit")
+        return "model.safetensors"
+    log("Merging the adapter into the base weights...")
+    merged = _merged_model(model).to(torch.float16)
+    merged.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return "model.safetensors"
+
+
+def _write_merged_4bit(run: RunDir, model, tokenizer, out: Path, log) -> str:
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    if hasattr(model, "save_pretrained_merged"):
+        model.save_pretrained_merged(str(out), tokenizer, save_method="merged_4bit_forced")
+        return "model.safetensors"
+    with tempfile.TemporaryDirectory() as tmp16:
+        _write_merged(run, model, tokenizer, Path(tmp16), log)
+        log("Quantising the merged model to 4-bit (bitsandbytes nf4)...")
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=torch.bfloat16)
+        model4 = AutoModelForCausalLM.from_pretrained(tmp16, quantization_config=quant, device_map={"": 0})
+        model4.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    return "model.safetensors"
+
+
+def _write_gguf(run: RunDir, model, tokenizer, meta: dict, fmt: str, out: Path, log) -> str:
+    kind = gguf.GGUF_TYPES[fmt]
+    name = f"{sanitize_name(run.name)}-{kind}.gguf"
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        _write_merged(run, model, tokenizer, work / "merged", log)
+        if kind == "q4_k_m":
+            gguf.convert(work / "merged", work / "f16.gguf", "f16", log=log)
+            log("Quantising to q4_k_m with llama.cpp...")
+            gguf.quantize(work / "f16.gguf", out / name, "q4_k_m")
+        else:
+            gguf.convert(work / "merged", out / name, kind, log=log)
+    (out / "Modelfile").write_text(gguf.modelfile(name, meta["rubric"], meta["prompt_format"],
+                                                  getattr(tokenizer, "chat_template", None)), encoding="utf-8")
+    return name
+
+
+# ---- verification -------------------------------------------------------------------------------------------
+def _verify(run: RunDir, model, tokenizer, meta: dict, fmt: str, folder: Path, artifact: str) -> tuple[float, int]:
+    """Fraction of (up to VERIFY_ROWS) Val A rows where the export predicts the trained model's label."""
+    prepared, _ = prepare_for_run(run, tokenizer)
+    frame = prepared.split.val_a
+    if len(frame) > VERIFY_ROWS:
+        frame = frame.sample(n=VERIFY_ROWS, random_state=0)
+    texts = list(frame["text"])
+    threshold = run.read_run_json().get("threshold")
+    minority = prepared.table.minority_label
+    scorer = LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format)
+    reference = predict_with_threshold(scorer.score(texts).probs, scorer.labels, minority, threshold)
+    probs = _export_probs(fmt, folder, artifact, run, prepared, texts, scorer)
+    exported = predict_with_threshold(probs, scorer.labels, minority, threshold)
+    return float(np.mean([a == b for a, b in zip(reference, exported)])), len(texts)
+
+
+def _export_probs(fmt, folder: Path, artifact: str, run: RunDir, prepared, texts, scorer: LabelScorer):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if fmt.startswith("gguf"):
+        reader = gguf.GGUFScorer(folder / artifact, scorer.code_ids,
+                                 n_ctx=run.config().model.max_seq_length + 16)
+        try:
+            return reader.probs([scorer.prompt_ids(t) for t in texts])
+        finally:
+            reader.close()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if fmt == "adapters":
+        from peft import PeftModel
+
+        base = scorer.model.get_base_model() if hasattr(scorer.model, "get_base_model") else None
+        source = adapter_meta(run).get("base_source")
+        fresh = AutoModelForCausalLM.from_pretrained(source, dtype=base.dtype if base is not None else None)
+        model = PeftModel.from_pretrained(fresh.to(scorer.model.device), folder)
+    elif fmt == "merged_4bit":
+        model = AutoModelForCausalLM.from_pretrained(folder, device_map={"": 0})
+    else:
+        dtype = torch.float32 if scorer.model.device.type == "cpu" else torch.bfloat16
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(scorer.model.device)
+    reloaded = LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format)
+    return reloaded.score(texts).probs
+
+
+# ---- what travels with every export --------------------------------------------------------------------------
+def _write_metadata(run: RunDir, meta: dict, fmt: str, out: Path, agreement, rows, commands: str) -> None:
+    facts = run.read_run_json()
+    codes = meta["label_codes"]
+    write_json_atomic(out / "labels.json", {"code_to_label": {c: lb for lb, c in codes.items()},
+                                            "label_to_code": codes, "threshold": facts.get("threshold"),
+                                            "minority_label": _minority(facts, codes)})
+    (out / "rubric.txt").write_text(meta["rubric"] + "\n", encoding="utf-8")
+    write_json_atomic(out / "run.json", {k: facts[k] for k in ("config", "backend", "versions", "device",
+                                                                "threshold", "rubric", "prompt_format")
+                                         if k in facts})
+    if not (out / "studio.json").exists():
+        write_json_atomic(out / "studio.json", {**meta, "threshold": facts.get("threshold"), "format": fmt})
+    (out / "README.md").write_text(model_card(run, facts, meta, fmt, agreement, rows, commands), encoding="utf-8")
+
+
+def _minority(facts: dict, codes: dict) -> str | None:
+    counts = facts.get("config", {}).get("data", {}).get("counts", {}).get("input", {})
+    return min(codes, key=lambda lb: counts.get(lb, 0)) if counts else None
+
+
+def model_card(run: RunDir, facts: dict, meta: dict, fmt: str, agreement, rows, commands: str) -> str:
+    config = facts.get("config", {})
+    lora, train = config.get("lora", {}), config.get("train", {})
+    lines = [f"# {run.name}: text classifier", "",
+             f"LoRA fine-tune of `{meta.get('base_model')}` that answers with a label code. Export format: "
+             f"**{fmt}** ({FORMAT_HELP[fmt]}).", "", "## Labels", "", "| code | label |", "|---|---|"]
+    lines += [f"| `{c}` | {lb} |" for lb, c in meta["label_codes"].items()]
+    if facts.get("threshold") is not None:
+        lines += ["", f"Decision threshold: predict **{_minority(facts, meta['label_codes'])}** when its probability "
+                      f"is at least {facts['threshold']}."]
+    lines += ["", "## Rubric (system prompt)", "", "```", meta["rubric"], "```", "", "## Evaluation", ""]
+    report = _read_json(run.path / "eval.json")
+    if report:
+        lines += ["| set | rows | accuracy | macro-F1 | minority recall | baseline macro-F1 |", "|---|---|---|---|---|---|"]
+        for name, title in (("val_a", "Val A (natural ratio)"), ("val_b", "Val B (balanced)")):
+            m = report[name]
+            base = report.get("baseline", {}).get(name, {}).get("macro_f1")
+            lines.append(f"| {title} | {m['n']} | {_f(m['accuracy'])} | {_f(m['macro_f1'])} | "
+                         f"{_f(m['minority_recall'])} | {_f(base)} |")
+        lines += ["", "| label | precision (Val A) | recall (Val A) | F1 (Val A) | support |", "|---|---|---|---|---|"]
+        for lb, m in report["val_a"]["per_class"].items():
+            lines.append(f"| {lb} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | {m['support']} |")
+    else:
+        lines.append("Not evaluated yet (`python -m studio eval RUN` writes the table used here).")
+    if rows:
+        lines += ["", f"Export check: this file predicts the trained model's label on {agreement:.1%} of {rows} "
+                      "validation rows."]
+    lines += ["", "## Training", "",
+              f"r={lora.get('r')}, lora_alpha={lora.get('lora_alpha')}, rsLoRA={lora.get('use_rslora')}, "
+              f"target modules {', '.join(lora.get('target_modules', []))}; "
+              f"{train.get('max_steps')} steps, batch {train.get('per_device_train_batch_size')} × "
+              f"{train.get('gradient_accumulation_steps')}, lr {train.get('learning_rate')}, "
+              f"backend {facts.get('backend', {}).get('name')}. Full settings in `run.json`.", "",
+              "## How to run", "", commands]
+    return "\n".join(lines) + "\n"
+
+
+def _f(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def run_commands(fmt: str, folder: Path, artifact: str, name: str, meta: dict) -> str:
+    """The exact commands that run this export (shown in the UI and in the model card)."""
+    folder = str(folder)
+    score = ('msgs = [{"role": "system", "content": open(f"{path}/rubric.txt").read()},\n'
+             '        {"role": "user", "content": "Your text here"}]\n'
+             'ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt")\n'
+             'out = model.generate(ids, max_new_tokens=8, do_sample=False)\n'
+             'code = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()\n'
+             'print(json.load(open(f"{path}/labels.json"))["code_to_label"].get(code, "invalid: " + code))')
+    if fmt == "adapters":
+        return ("```python\nimport json\nfrom peft import AutoPeftModelForCausalLM\nfrom transformers import "
+                f"AutoTokenizer\npath = {folder!r}\nmodel = AutoPeftModelForCausalLM.from_pretrained(path)\n"
+                f"tok = AutoTokenizer.from_pretrained(path)\n{score}\n```\n"
+                f"The base model `{meta.get('base_model')}` must be available (hub id or local folder).")
+    if fmt in ("merged_16bit", "merged_4bit"):
+        return ("```python\nimport json\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
+                f"path = {folder!r}\nmodel = AutoModelForCausalLM.from_pretrained(path)\n"
+                f"tok = AutoTokenizer.from_pretrained(path)\n{score}\n```")
+    model_name = sanitize_name(name).lower()
+    return (f"Ollama:\n```bash\ncd {folder}\nollama create {model_name} -f Modelfile\n"
+            f"ollama run {model_name} \"Your text here\"\n```\n"
+            "llama.cpp (Python):\n```python\nfrom llama_cpp import Llama\n"
+            f"llm = Llama(model_path={os.path.join(folder, artifact)!r}, n_ctx=1024, verbose=False)\n"
+            f"rubric = open({os.path.join(folder, 'rubric.txt')!r}).read()\n"
+            "out = llm.create_chat_completion([{\"role\": \"system\", \"content\": rubric},\n"
+            "                                  {\"role\": \"user\", \"content\": \"Your text here\"}],\n"
+            "                                 temperature=0, max_tokens=8)\n"
+            "print(out[\"choices\"][0][\"message\"][\"content\"])  # a code; labels.json maps it back\n```")
+
+
+def zip_export(folder: str | Path) -> Path:
+    """A zip beside the folder (for the UI's download link), written atomically."""
+    folder = Path(folder)
+    tmp = shutil.make_archive(str(folder.parent / f".{folder.name}.zip-tmp"), "zip", folder)
+    final = folder.parent / f"{folder.name}.zip"
+    os.replace(tmp, final)
+    return final
