@@ -17,6 +17,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--runs-dir", default=os.environ.get("STUDIO_RUNS_DIR", "runs"),
                         help="folder that holds the run folders")
     parser.add_argument("--max-upload-mb", type=float, default=200.0, help="largest data file accepted")
+    parser.add_argument("--config", help="a run.json (saved run or hand-written) that prefills every form")
     args = parser.parse_args(argv)
     if args.auth and ":" not in args.auth:
         parser.error("--auth takes user:password")

@@ -68,6 +68,21 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def keep_upload(path: str | Path, runs_dir: str | Path) -> Path:
+    """Copy an uploaded file (which lives in a temporary folder) beside the runs, named by its content hash, so
+    the run's recorded data path stays valid for resume and evaluation."""
+    import shutil
+
+    path = Path(path)
+    kept = Path(runs_dir) / ".uploads" / f"{file_sha256(path)[:12]}-{path.name}"
+    if not kept.exists():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp = kept.with_name(kept.name + ".tmp")
+        shutil.copyfile(path, tmp)
+        tmp.replace(kept)
+    return kept
+
+
 def load_recipe_table(recipe: DataRecipe) -> LabeledTable:
     if recipe.header not in HEADER_CHOICES:
         raise StudioError(f"header must be auto, yes or no (got '{recipe.header}').")

@@ -315,3 +315,27 @@ def periodic_evaluator(prepared: PreparedData, tokenizer, config: RunConfig):
 
     return evaluate
 
+
+
+# ---- the guide's "sanity-check inference" before training ------------------------------------------------------
+def sanity_check(config: RunConfig, rows: int = 6, log=print) -> pd.DataFrame:
+    """The untrained base model on a few Val A rows: its constrained choice and what it generates."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from studio.models.loading import _hub_errors, load_tokenizer, resolve_source
+
+    tokenizer = load_tokenizer(config.model.name, log=log)
+    prepared = prepare_data(dataclasses.replace(config.data), tokenizer, config.model.max_seq_length)
+    sample = prepared.split.val_a.groupby("label", group_keys=False).head(max(1, rows // len(prepared.labels)))
+    source = resolve_source(config.model.name, log=log)
+    cuda = torch.cuda.is_available()
+    model = _hub_errors(source, lambda: AutoModelForCausalLM.from_pretrained(
+        source, dtype=torch.bfloat16 if cuda else torch.float32, **({"device_map": {"": 0}} if cuda else {})))
+    scorer = make_scorer(model, tokenizer, prepared)
+    texts = list(sample["text"])
+    scores = scorer.score(texts)
+    generated, raw = scorer.generate(texts)
+    return pd.DataFrame({"text": texts, "label": list(sample["label"]), "scored": scores.predicted,
+                         "confidence": scores.probs.max(axis=1).round(3), "generated": raw,
+                         "generated_label": generated})

@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score,
                              precision_recall_curve, precision_recall_fscore_support)
 
-from studio.evaluate.scoring import INVALID
+INVALID = "(invalid)"  # a generated answer that matches no label code
 
 
 def set_metrics(y_true: list[str], y_pred: list[str], labels: list[str], minority: str | None = None) -> dict:

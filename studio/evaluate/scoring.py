@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from studio.data.formatting import render_prompt
-
-INVALID = "(invalid)"
+from studio.evaluate.report import INVALID
 SENTINEL = "\u2063studio-text\u2063"  # an invisible separator that no chat template produces
 
 

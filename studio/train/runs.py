@@ -14,7 +14,6 @@ from pathlib import Path
 
 from studio.config import RunConfig
 from studio.errors import StudioError
-from studio.train.metrics import MetricsStream
 
 STATES = ("running", "finished", "stopped", "failed")
 MAX_NAME = 80
@@ -127,6 +126,8 @@ class RunDir:
             return {}
 
     def metrics(self) -> list[dict]:
+        from studio.train.metrics import MetricsStream
+
         return MetricsStream.read(self.metrics_path)
 
     def last_checkpoint(self) -> Path | None:

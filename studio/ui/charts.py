@@ -1,0 +1,118 @@
+"""Plotly figures from engine data (metrics records, counts, evaluation reports). No Gradio here."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+SET_TITLES = {"input": "All rows", "train_before": "Train (natural)", "train_after": "Train (balanced)",
+              "val_a": "Val A (natural)", "val_b": "Val B (balanced)"}
+LAYOUT = dict(margin=dict(l=40, r=20, t=40, b=40), height=320, template="plotly_white",
+              legend=dict(orientation="h", y=-0.2))
+
+
+def _empty(title: str, message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font=dict(size=14, color="#888"))
+    fig.update_layout(title=title, xaxis_visible=False, yaxis_visible=False, **LAYOUT)
+    return fig
+
+
+def class_counts(counts: dict | None) -> go.Figure:
+    if not counts:
+        return _empty("Class counts", "Load data to see class counts")
+    sets = [s for s in SET_TITLES if s in counts]
+    labels = list(counts[sets[0]])
+    fig = go.Figure([go.Bar(name=lb, x=[SET_TITLES[s] for s in sets], y=[counts[s].get(lb, 0) for s in sets],
+                            text=[counts[s].get(lb, 0) for s in sets], textposition="auto") for lb in labels])
+    fig.update_layout(title="Class counts before and after balancing", barmode="group", **LAYOUT)
+    return fig
+
+
+def loss(records: list[dict]) -> go.Figure:
+    train = [r for r in records if r.get("kind") == "train" and r.get("loss") is not None]
+    if not train:
+        return _empty("Training loss", "The loss appears here as training runs")
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    steps = [r["step"] for r in train]
+    fig.add_trace(go.Scatter(x=steps, y=[r["loss"] for r in train], name="loss", mode="lines+markers",
+                             marker=dict(size=4)), secondary_y=False)
+    fig.add_trace(go.Scatter(x=steps, y=[r.get("learning_rate") for r in train], name="learning rate",
+                             line=dict(dash="dot")), secondary_y=True)
+    fig.update_layout(title="Training loss (and learning rate)", **LAYOUT)
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="loss", secondary_y=False)
+    fig.update_yaxes(title_text="learning rate", secondary_y=True, showgrid=False)
+    return fig
+
+
+def memory(records: list[dict]) -> go.Figure:
+    train = [r for r in records if r.get("kind") == "train"]
+    if not train:
+        return _empty("Memory", "Memory use appears here as training runs")
+    steps = [r["step"] for r in train]
+    fig = go.Figure()
+    if train[-1].get("device") == "cuda":
+        total = train[-1]["mem_total_gb"]
+        fig.add_hrect(y0=0.9 * total, y1=0.95 * total, fillcolor="orange", opacity=0.15, line_width=0,
+                      annotation_text="90%: close", annotation_position="top left")
+        fig.add_hrect(y0=0.95 * total, y1=total, fillcolor="red", opacity=0.15, line_width=0,
+                      annotation_text="95%: likely OOM", annotation_position="top left")
+        for key, name in (("mem_reserved_gb", "reserved"), ("mem_allocated_gb", "allocated"),
+                          ("mem_peak_reserved_gb", "peak reserved")):
+            fig.add_trace(go.Scatter(x=steps, y=[r.get(key) for r in train], name=name, mode="lines"))
+        fig.add_hline(y=total, line_dash="dash", annotation_text=f"total {total:.0f} GiB")
+        title = "GPU memory (GiB)"
+    else:
+        fig.add_trace(go.Scatter(x=steps, y=[r.get("rss_gb") for r in train], name="process RSS", mode="lines"))
+        title = f"Process memory, CPU (GiB; machine total {train[-1].get('mem_total_gb', 0):.0f})"
+    fig.update_layout(title=title, xaxis_title="step", **LAYOUT)
+    return fig
+
+
+def eval_points(records: list[dict]) -> go.Figure:
+    evals = [r for r in records if r.get("kind") == "eval"]
+    if not evals:
+        return _empty("Validation during training", "Set eval_steps to score Val A while training")
+    steps = [r["step"] for r in evals]
+    fig = go.Figure([go.Scatter(x=steps, y=[r.get("macro_f1") for r in evals], name="macro-F1",
+                                mode="lines+markers"),
+                     go.Scatter(x=steps, y=[r.get("minority_recall") for r in evals], name="minority recall",
+                                mode="lines+markers")])
+    fig.update_layout(title="Val A sample during training", xaxis_title="step", yaxis_range=[0, 1.05], **LAYOUT)
+    return fig
+
+
+def confusion(metrics: dict | None, title: str, normalized: bool = False) -> go.Figure:
+    if not metrics or not metrics.get("confusion_matrix", {}).get("counts"):
+        return _empty(title, "Evaluate a run to see its confusion matrix")
+    cm = metrics["confusion_matrix"]
+    z = cm["normalized"] if normalized else cm["counts"]
+    text = [[f"{v:.0%}" if normalized else str(v) for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(z=z, x=cm["predicted"], y=cm["labels"], text=text, texttemplate="%{text}",
+                               colorscale="Blues", showscale=False))
+    fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true label", yaxis_autorange="reversed",
+                      **LAYOUT)
+    return fig
+
+
+def pr_curve(curve: dict | None, threshold: float | None) -> go.Figure:
+    if not curve:
+        return _empty("Precision-recall", "Binary tasks only")
+    fig = go.Figure(go.Scatter(x=curve["recall"], y=curve["precision"], mode="lines",
+                               name=f"AP {curve['average_precision']:.3f}"))
+    if threshold is not None and curve["thresholds"]:
+        i = min(range(len(curve["thresholds"])), key=lambda k: abs(curve["thresholds"][k] - threshold))
+        fig.add_trace(go.Scatter(x=[curve["recall"][i]], y=[curve["precision"][i]], mode="markers",
+                                 marker=dict(size=12, color="red"), name=f"threshold {threshold:.2f}"))
+    fig.update_layout(title=f"Precision-recall of '{curve['positive']}' (Val A)", xaxis_title="recall",
+                      yaxis_title="precision", xaxis_range=[0, 1.02], yaxis_range=[0, 1.05], **LAYOUT)
+    return fig
+
+
+def probabilities(probs: dict[str, float], title: str) -> go.Figure:
+    labels = list(probs)
+    fig = go.Figure(go.Bar(x=[probs[lb] for lb in labels], y=labels, orientation="h",
+                           text=[f"{probs[lb]:.1%}" for lb in labels], textposition="auto"))
+    fig.update_layout(title=title, xaxis_range=[0, 1], **{**LAYOUT, "height": 220})
+    return fig

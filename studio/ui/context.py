@@ -1,0 +1,66 @@
+"""What the tabs share: the runs folder, the upload limit, a tokenizer cache, the last data check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from studio.errors import StudioError
+from studio.train.runs import list_runs
+
+
+@dataclass
+class UIContext:
+    runs_dir: str = "runs"
+    max_upload_mb: float = 200.0
+    data_rows: int | None = None  # training rows after balancing, from the last data check
+    _tokenizers: dict = field(default_factory=dict)
+
+    def tokenizer(self, model_name: str):
+        """The chosen model's tokenizer for token counts; (None, note) when it cannot be had (offline hub id)."""
+        from studio.models.loading import load_tokenizer
+
+        if model_name not in self._tokenizers:
+            try:
+                self._tokenizers[model_name] = (load_tokenizer(model_name, log=lambda m: gr.Info(m)), None)
+            except StudioError as err:
+                return None, f"Token counts skipped: {err}"
+        return self._tokenizers[model_name]
+
+    def max_seq_length(self, form, values) -> int:
+        return form.to_config(values).model.max_seq_length
+
+    def run_choices(self, with_adapter: bool = True) -> list[str]:
+        runs = list_runs(self.runs_dir, live_names=live_names())
+        return [r["name"] for r in runs if not with_adapter or r["state"] in ("finished", "stopped")
+                or (r["state"] in ("failed", "interrupted") and _has_adapter(r["path"]))]
+
+    def run_dropdown_update(self, current: str | None = None):
+        choices = self.run_choices()
+        value = current if current in choices else (choices[0] if choices else None)
+        return gr.update(choices=choices, value=value)
+
+
+def _has_adapter(path: str) -> bool:
+    from pathlib import Path
+
+    return (Path(path) / "adapter" / "studio.json").exists()
+
+
+def live_names() -> set[str]:
+    from studio.train.worker import current_job
+
+    job = current_job()
+    return {job.run.name} if job is not None and not job.done else set()
+
+
+def md_list(items) -> str:
+    return "\n".join(f"- {i}" for i in items)
+
+
+def error_box(message: str, levers: list[str] | None = None) -> str:
+    text = f"<div class='studio-error'><b>Error.</b> {message}"
+    if levers:
+        text += "<ol>" + "".join(f"<li>{lv}</li>" for lv in levers) + "</ol>"
+    return text + "</div>"

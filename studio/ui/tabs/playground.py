@@ -1,0 +1,57 @@
+"""Playground tab: type a text, see the label and the class probabilities, before and after training."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+
+from studio.errors import StudioError
+from studio.train.runs import RunDir
+from studio.ui import charts
+from studio.ui.context import UIContext
+
+
+def build(ctx: UIContext) -> SimpleNamespace:
+    with gr.Row():
+        run = gr.Dropdown(label="Run", choices=ctx.run_choices(), elem_id="play-run", scale=3,
+                          allow_custom_value=True)
+    text = gr.Textbox(label="Text to classify", lines=4, elem_id="play-text",
+                      placeholder="e.g. Am I allowed to post a link to my shop in my signature?")
+    go = gr.Button("Classify", variant="primary", elem_id="classify")
+    verdict = gr.Markdown(elem_id="play-verdict")
+    with gr.Row():
+        after = gr.Plot(charts.probabilities({}, "After training"))
+        before = gr.Plot(charts.probabilities({}, "Before training (same model, adapter off)"))
+
+    def classify(run_name, value):
+        from studio.evaluate.evaluator import predict_frame
+        from studio.models.cache import run_model
+
+        if not run_name:
+            raise gr.Error("Pick a run (train one first).")
+        if not (value or "").strip():
+            raise gr.Error("Type or paste a text first.")
+        try:
+            rd = RunDir.open(run_name, ctx.runs_dir)
+            model, tokenizer, meta = run_model(rd, log=lambda m: gr.Info(m))
+        except StudioError as err:
+            raise gr.Error(str(err)) from None
+        facts = rd.read_run_json()
+        counts = facts["config"]["data"].get("counts", {}).get("input", {})
+        minority = min(meta["label_codes"], key=lambda lb: counts.get(lb, 0)) if counts else None
+        labels = list(meta["label_codes"])
+        trained = predict_frame(model, tokenizer, meta, [value], facts.get("threshold"), minority).iloc[0]
+        with model.disable_adapter():
+            untrained = predict_frame(model, tokenizer, meta, [value], facts.get("threshold"), minority).iloc[0]
+        probs_after = {lb: float(trained[f"p_{lb}"]) for lb in labels}
+        probs_before = {lb: float(untrained[f"p_{lb}"]) for lb in labels}
+        text_out = (f"## {trained['predicted_label']}  (`{trained['predicted_code']}`, "
+                    f"{trained['confidence']:.1%})\nBefore training the same model said "
+                    f"**{untrained['predicted_label']}** ({untrained['confidence']:.1%}).")
+        return (text_out, charts.probabilities(probs_after, "After training"),
+                charts.probabilities(probs_before, "Before training (same model, adapter off)"))
+
+    go.click(classify, [run, text], [verdict, after, before], api_name="classify")
+    text.submit(classify, [run, text], [verdict, after, before], api_visibility="private")
+    return SimpleNamespace(run=run)

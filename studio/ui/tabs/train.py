@@ -1,0 +1,88 @@
+"""Train tab: start / stop, progress, live loss, memory and validation charts, the log, error panels.
+Polled with gr.Timer from the worker's snapshot; a reloaded page reattaches to the running job."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+
+from studio.errors import StudioError
+from studio.ui import charts
+from studio.ui.context import UIContext, error_box, md_list
+
+POLL_SECONDS = 1.0
+
+
+def build(ctx: UIContext) -> SimpleNamespace:
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", elem_id="start-training")
+        stop = gr.Button("Stop (saves the adapter)", variant="stop", elem_id="stop-training")
+    status = gr.HTML(progress_html(None), elem_id="train-status")
+    error = gr.HTML()
+    with gr.Row():
+        loss = gr.Plot(charts.loss([]), label="Loss", elem_id="loss-chart")
+        memory = gr.Plot(charts.memory([]), label="Memory")
+    evals = gr.Plot(charts.eval_points([]), label="Validation during training")
+    log = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, elem_id="train-log")
+    timer = gr.Timer(POLL_SECONDS)
+
+    def poll():
+        from studio.train.worker import current_job
+
+        job = current_job()
+        if job is None:
+            return progress_html(None), "", gr.skip(), gr.skip(), gr.skip(), ""
+        snap = job.snapshot()
+        records = job.stream.records()
+        err = error_box(snap["error"], snap["levers"]) if snap["error"] else ""
+        return (progress_html(snap), err, charts.loss(records), charts.memory(records), charts.eval_points(records),
+                job.log_tail(60))
+
+    timer.tick(poll, None, [status, error, loss, memory, evals, log], queue=False, show_progress="hidden",
+               api_name="training_status")
+
+    def do_stop():
+        from studio.train.worker import current_job
+
+        job = current_job()
+        if job is None or job.done:
+            raise gr.Error("No training run is in progress.")
+        job.stop()
+        gr.Info("Stopping after the current step; the adapter will be saved.")
+
+    stop.click(do_stop, None, None, api_name="stop_training")
+    return SimpleNamespace(start=start, status=status, error=error, poll=poll,
+                           poll_outputs=[status, error, loss, memory, evals, log])
+
+
+def start_job(ctx: UIContext, config):
+    from studio.train.worker import start_training
+
+    try:
+        job = start_training(config, ctx.runs_dir)
+    except StudioError as err:
+        raise gr.Error(str(err)) from None
+    notes = [f"Run **{job.run.name}** started in `{job.run.path}`."] + [f"⚠ {w}" for w in job.warnings]
+    gr.Info(f"Training started: {job.run.name}")
+    return md_list(notes)
+
+
+def progress_html(snap: dict | None) -> str:
+    if not snap:
+        return "<div class='studio-progress'>No run yet: set up the data and the model, then Start training.</div>"
+    total = snap["total_steps"] or 0
+    pct = 100 * snap["progress"]
+    eta = "" if snap["eta_s"] is None else f" · ETA {fmt_seconds(snap['eta_s'])}"
+    tps = "" if snap["tokens_per_s"] is None else f" · {snap['tokens_per_s']:.0f} tokens/s"
+    loss = "" if snap["loss"] is None else f" · loss {snap['loss']:.4f}"
+    backend = snap["backend"].get("name")
+    backend = f" · backend {backend} ({snap['backend'].get('device')})" if backend else ""
+    return (f"<div class='studio-progress'><b>{snap['run']}</b>: {snap['state']} ({snap['phase']}) · step "
+            f"{snap['step']}/{total or '?'}{loss}{tps}{eta} · {fmt_seconds(snap['elapsed_s'])} elapsed{backend}"
+            f"<div class='bar'><div style='width:{pct:.1f}%'></div></div></div>")
+
+
+def fmt_seconds(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -1,0 +1,200 @@
+"""The web UI: wiring through gradio_client against a launched app, and the whole flow in a real browser (Debian's
+chromium driven by playwright) with a screenshot of every tab in test-artifacts/screenshots/."""
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO
+
+from studio.config import RunConfig
+
+SHOTS = REPO / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def toy_file(tmp_path_factory):
+    import random
+
+    rng = random.Random(3)
+    words = ["lathe", "glue", "garden", "solder", "bread", "printer", "drill", "paint"]
+    rows = [(f"{'rules' if i % 4 == 0 else 'project'} {' '.join(rng.choice(words) for _ in range(5))} {i}",
+             "Rules Question" if i % 4 == 0 else "Other") for i in range(120)]
+    path = tmp_path_factory.mktemp("ui-data") / "forum_posts.jsonl"
+    pd.DataFrame(rows, columns=["post", "category"]).to_json(path, orient="records", lines=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model_dir, tmp_path_factory):
+    from studio.ui.app import build_app
+
+    config = RunConfig().replace({
+        "model": {"name": str(tiny_model_dir), "max_seq_length": 256},
+        "lora": {"use_gradient_checkpointing": "false", "r": 8, "lora_alpha": 16},
+        "train": {"max_steps": 30, "learning_rate": 5e-3, "warmup_steps": 2, "per_device_train_batch_size": 8,
+                  "gradient_accumulation_steps": 1}})
+    runs = tmp_path_factory.mktemp("ui-runs")
+    demo = build_app(str(runs), 50, config)
+    demo.queue()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", runs
+    demo.close()
+
+
+def wait_job_done(timeout=180):
+    from studio.train.worker import current_job
+
+    end = time.time() + timeout
+    while time.time() < end:
+        job = current_job()
+        if job is not None and job.done:
+            return job
+        time.sleep(0.2)
+    raise AssertionError("training did not finish")
+
+
+def test_page_imports_no_torch():
+    code = ("import sys; from studio.ui.app import build_app; build_app('/tmp/studio-ui-import-check'); "
+            "assert 'torch' not in sys.modules and 'unsloth' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
+
+
+def test_launch_flags():
+    import launch
+
+    args = launch.parse_args(["--port", "9999", "--auth", "ann:secret", "--runs-dir", "x", "--max-upload-mb", "5"])
+    assert (args.port, args.auth, args.runs_dir, args.max_upload_mb, args.host) == (9999, "ann:secret", "x", 5.0,
+                                                                                   "127.0.0.1")
+    with pytest.raises(SystemExit):
+        launch.parse_args(["--auth", "no-colon"])
+
+
+def test_wiring_through_gradio_client(app):
+    from gradio_client import Client
+
+    url, runs = app
+    client = Client(url, verbose=False)
+    summary, codes, _, _ = client.predict(api_name="/check_data")  # the defaults: the sample data
+    assert "**424** usable rows" in summary and "Rules Question" in summary
+    assert [row[:2] for row in codes["data"]] == [["Other", "O"], ["Rules Question", "RQ"]]
+    with pytest.raises(Exception, match="Pick a run"):
+        client.predict(None, "some text", api_name="/classify")
+    notes = client.predict(api_name="/start_training")
+    assert "started" in notes
+    job = wait_job_done()
+    assert job.state == "finished"
+    status = client.predict(api_name="/training_status")[0]
+    assert "finished" in status and "30/30" in status
+    verdict = client.predict(job.run.name, "rules about selling links", api_name="/classify")[0]
+    assert "Before training the same model said" in verdict
+    listing = client.predict(api_name="/list_runs")[0]
+    assert job.run.name in [row[0] for row in listing["data"]]
+
+
+@pytest.mark.browser
+def test_whole_flow_in_a_real_browser(app, toy_file):
+    """Upload a file, pick columns, train, watch the loss chart fill, evaluate, export adapters."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium): .ci/run does"
+    url, runs = app
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            run_name = drive(page, url, toy_file)
+        except Exception:
+            page.screenshot(path=str(SHOTS / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    run = sorted(p for p in runs.iterdir() if (p / "run.json").exists())[-1]
+    assert run.name == run_name
+    assert (run / "exports" / "adapters" / "adapter_model.safetensors").exists()
+    recorded = RunConfig.load(run / "run.json").data
+    assert (recorded.text_column, recorded.label_column) == ("post", "category")
+    assert Path(recorded.path).exists() and ".uploads" in recorded.path  # the upload outlives Gradio's temp
+    for name in ("1-data", "2-model", "3-train", "4-evaluate", "5-playground", "6-export", "7-runs"):
+        assert (SHOTS / f"{name}.png").stat().st_size > 20_000
+
+
+def drive(page, url: str, toy_file: Path) -> str:
+    """The clicks of a first-time user; returns the name of the run it trained."""
+    page.goto(url)
+    page.locator("#data-upload input[type=file]").set_input_files(str(toy_file))
+    page.get_by_text("forum_posts.jsonl** (uploaded)", exact=False).or_(
+        page.get_by_text("Using forum_posts.jsonl")).first.wait_for(timeout=30000)
+    # the detector picked post / category; pick them explicitly anyway, as a user would
+    for elem, value in (("#text-col", "post"), ("#label-col", "category")):
+        page.locator(f"{elem} input").fill(value)
+        page.locator(f"{elem} input").press("Enter")
+    page.click("#check-data")
+    page.get_by_text("usable rows").wait_for(timeout=60000)
+    assert "text column post" in page.locator("body").inner_text().replace("*", "")
+    page.screenshot(path=str(SHOTS / "1-data.png"), full_page=True)
+
+    page.get_by_role("tab", name="2 · Model & LoRA").click()
+    page.get_by_text("rows per optimizer step").wait_for(timeout=30000)
+    page.screenshot(path=str(SHOTS / "2-model.png"), full_page=True)
+
+    page.get_by_role("tab", name="3 · Train").click()
+    page.click("#start-training")
+    page.get_by_text("started in").wait_for(timeout=60000)
+    run_name = re.search(r"Run (\S+) started in", page.locator("body").inner_text()).group(1)
+    page.locator("#train-status").get_by_text(f"{run_name}: finished (finished)").wait_for(timeout=180000)
+    page.wait_for_timeout(1500)  # one more poll paints the last points
+    points = page.locator("#loss-chart .scatterlayer .trace path.js-line").count()
+    assert points >= 1, "the loss chart has no line"
+    page.screenshot(path=str(SHOTS / "3-train.png"), full_page=True)
+
+    page.get_by_role("tab", name="4 · Evaluate").click()
+    page.wait_for_timeout(1000)
+    page.click("#evaluate")
+    page.get_by_text("minority class").wait_for(timeout=120000)
+    page.locator("#cm-val-a .heatmaplayer").wait_for(timeout=30000)
+    page.screenshot(path=str(SHOTS / "4-evaluate.png"), full_page=True)
+
+    page.get_by_role("tab", name="5 · Playground").click()
+    page.wait_for_timeout(1000)
+    page.fill("#play-text textarea", "rules question about links in my signature")
+    page.click("#classify")
+    page.get_by_text("Before training the same model said").wait_for(timeout=60000)
+    page.screenshot(path=str(SHOTS / "5-playground.png"), full_page=True)
+
+    page.get_by_role("tab", name="6 · Export").click()
+    page.wait_for_timeout(1000)
+    page.click("#export-adapters")
+    page.get_by_text("adapters exported").wait_for(timeout=180000)
+    link = page.locator("a[href*=\"adapters.zip\"]").first
+    link.wait_for(timeout=30000)
+    with page.expect_download() as download:  # the user leaves with a model
+        link.click()
+    assert Path(download.value.path()).stat().st_size > 10_000
+    page.screenshot(path=str(SHOTS / "6-export.png"), full_page=True)
+
+    page.get_by_role("tab", name="7 · Runs").click()
+    page.wait_for_function(  # visible text only: the Runs tab lists the new run as finished
+        "name => document.body.innerText.includes(name) && document.body.innerText.includes('30/30')",
+        arg=run_name, timeout=30000)
+    page.screenshot(path=str(SHOTS / "7-runs.png"), full_page=True)
+
+    page.reload()  # a reloaded page reattaches to the last job
+    page.get_by_role("tab", name="3 · Train").click()
+    page.locator("#train-status").get_by_text(f"{run_name}: finished").wait_for(timeout=30000)
+    return run_name
