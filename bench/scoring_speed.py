@@ -1,6 +1,6 @@
 """Scoring speed, three ways, in one process on one device: constrained scoring with the rubric's KV cache reused,
 constrained scoring with plain batching (the whole prompt every row), and greedy generation (the guide's
-do_sample=False, small max_new_tokens). Rows are the sample data's Val A with its rubric.
+do_sample=False, small max_new_tokens), batched and one row at a time as the guide's notebook does. Rows are the sample data's Val A with its rubric.
 
     python bench/scoring_speed.py                      # embedded SmolLM2-135M-Instruct, CPU
     python bench/scoring_speed.py --model Qwen/Qwen2.5-0.5B-Instruct --rows 256 --batch-size 32
@@ -20,14 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-QWEN_SHAPES = {  # Qwen2.5 configs, for random-init models of the real shape
-    "0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                 num_key_value_heads=2, vocab_size=151936),
-    "1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                 num_key_value_heads=2, vocab_size=151936),
-}
-
-
 def load(args):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -35,16 +27,14 @@ def load(args):
     cuda = torch.cuda.is_available() and args.device != "cpu"
     dtype = torch.bfloat16 if cuda else torch.float32
     if args.random_qwen:
-        from transformers import Qwen2Config, Qwen2ForCausalLM
+        import tempfile
 
-        from studio.models.tiny import build_tokenizer
+        from studio.models.tiny import build_qwen_shape
 
-        tokenizer = build_tokenizer(vocab_size=4096)
-        config = Qwen2Config(**QWEN_SHAPES[args.random_qwen], tie_word_embeddings=True,
-                             eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-                             pad_token_id=tokenizer.pad_token_id)
-        model = Qwen2ForCausalLM(config).to(dtype)
-        name = f"random Qwen2.5-{args.random_qwen} shape"
+        folder = build_qwen_shape(tempfile.mkdtemp(prefix="qwen-shape-"), args.random_qwen)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        name = f"random-init Qwen2.5-{args.random_qwen} shape"
     else:
         from studio.models.loading import resolve_source
 
@@ -73,10 +63,11 @@ def timed(fn, texts, batch_size):
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="embedded:SmolLM2-135M-Instruct")
-    parser.add_argument("--random-qwen", choices=sorted(QWEN_SHAPES))
+    parser.add_argument("--random-qwen", choices=["0.5b", "1.5b"])
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=8)
+    parser.add_argument("--single-rows", type=int, default=32, help="rows for the one-row-at-a-time generate")
     parser.add_argument("--device", choices=["auto", "cpu"], default="auto")
     args = parser.parse_args(argv)
 
@@ -95,12 +86,16 @@ def main(argv=None) -> dict:
         return LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format,
                            batch_size=args.batch_size, reuse_prefix=reuse)
 
-    reuse, plain = scorer(True), scorer(False)
+    reuse, plain, single = scorer(True), scorer(False), scorer(False)
+    single.batch_size = 1
+    few = texts[: min(len(texts), args.single_rows)]
     results = {
         "scoring, rubric KV reused": timed(reuse.score, texts, args.batch_size),
         "scoring, plain batching": timed(plain.score, texts, args.batch_size),
         f"generate (greedy, max_new_tokens={args.max_new_tokens})":
             timed(lambda t: plain.generate(t, max_new_tokens=args.max_new_tokens), texts, args.batch_size),
+        "generate one row at a time (the guide's notebook)":
+            timed(lambda t: single.generate(t, max_new_tokens=args.max_new_tokens), few, 1),
     }
     prompt_tokens = sum(len(reuse.prompt_ids(t)) for t in texts) / len(texts)
     gen = list(results.values())[2]

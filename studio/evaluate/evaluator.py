@@ -83,7 +83,7 @@ def minority_label(prepared: PreparedData) -> str:
     return prepared.table.minority_label
 
 
-def make_scorer(model, tokenizer, prepared: PreparedData, batch_size: int = 16, reuse_prefix: bool = True):
+def make_scorer(model, tokenizer, prepared: PreparedData, batch_size: int = 16, reuse_prefix: bool | None = None):
     return LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format,
                        batch_size=batch_size, reuse_prefix=reuse_prefix)
 

@@ -2,9 +2,10 @@
 of the label codes (multi-token codes: the sum of their tokens' log-probabilities), normalised into one
 probability per class. Always a valid label, deterministic, batched with left padding.
 
-The rubric (system prompt) is the same for every row, so its key/value cache is computed once and reused: each
+The rubric (system prompt) is the same for every row, so its key/value cache can be computed once and reused: each
 batch only runs the row-specific suffix (the user turn and the assistant header). Rows are left-padded *between*
-the shared prefix and their suffix, with explicit position ids, so padding never shifts a row's positions.
+the shared prefix and their suffix, with explicit position ids, so padding never shifts a row's positions. That pays
+on a CPU; on a GPU plain batching is faster (docs/benchmarks.md), so the default follows the device.
 
 Generate mode (the guide's ``do_sample=False``, small ``max_new_tokens``) is here too, for comparison: its output is
 parsed back to a code, and anything else is counted as invalid.
@@ -12,7 +13,6 @@ parsed back to a code, and anything else is counted as invalid.
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 
@@ -37,8 +37,12 @@ class Scores:
 
 class LabelScorer:
     def __init__(self, model, tokenizer, codes: dict[str, str], rubric: str, prompt_format: str,
-                 batch_size: int = 16, reuse_prefix: bool = True):
+                 batch_size: int = 16, reuse_prefix: bool | None = None):
+        """``reuse_prefix`` None: reuse the rubric's KV cache on a CPU (4–5× the rows/s there) but not on a GPU,
+        where plain batching measured 3× faster (docs/benchmarks.md)."""
         self.model, self.tokenizer = model, tokenizer
+        if reuse_prefix is None:
+            reuse_prefix = model.device.type == "cpu"
         self.labels = list(codes)
         self.codes = codes
         self.rubric, self.fmt = rubric, prompt_format
@@ -48,6 +52,7 @@ class LabelScorer:
         prefix_text = render_prompt(tokenizer, rubric, SENTINEL, prompt_format).split(SENTINEL)[0]
         self.prefix_ids = self._encode(prefix_text)
         self._prefix_cache = None
+        self._cache_ok: bool | None = None  # some patched models (Unsloth) return legacy tuples, not a Cache
 
     # ---- tokenisation ----------------------------------------------------------------------------------------
     def _encode(self, text: str) -> list[int]:
@@ -72,7 +77,8 @@ class LabelScorer:
         rows = [self.prompt_ids(t) for t in texts]
         out = np.zeros((len(rows), len(self.labels)), dtype=np.float64)
         p = len(self.prefix_ids)
-        shared = [i for i, ids in enumerate(rows) if self.reuse_prefix and ids[:p] == self.prefix_ids and len(ids) > p]
+        reuse = self.reuse_prefix and self._cache_works()
+        shared = [i for i, ids in enumerate(rows) if reuse and ids[:p] == self.prefix_ids and len(ids) > p]
         alone = sorted(set(range(len(rows))) - set(shared))
         for group, prefix in ((shared, self.prefix_ids), (alone, [])):
             for start in range(0, len(group), self.batch_size):
@@ -80,6 +86,13 @@ class LabelScorer:
                 out[batch] = self._score_batch([rows[i][len(prefix):] for i in batch], prefix)
         probs = torch.softmax(torch.from_numpy(out), dim=1).numpy()
         return Scores(self.labels, out, probs)
+
+    def _cache_works(self) -> bool:
+        if self._cache_ok is None:
+            from transformers.cache_utils import Cache
+
+            self._cache_ok = isinstance(self._prefix_kv(), Cache)
+        return self._cache_ok
 
     def _prefix_kv(self):
         if self._prefix_cache is None:
@@ -99,28 +112,41 @@ class LabelScorer:
         positions = (p + mask.cumsum(1) - 1).clamp(min=p)
         cache = None
         if prefix:
-            cache = copy.deepcopy(self._prefix_kv())
-            cache.batch_repeat_interleave(b)
+            # A fresh cache per batch over the shared prefix, broadcast (expand: no copy) to the batch; the
+            # forward appends each row's suffix into new tensors, so the prefix itself is never written.
+            from transformers import DynamicCache
+
+            shared = self._prefix_kv()
+            cache = DynamicCache(ddp_cache_data=[(layer.keys.expand(b, -1, -1, -1),
+                                                  layer.values.expand(b, -1, -1, -1)) for layer in shared.layers])
             mask = torch.cat([torch.ones((b, p), dtype=torch.long, device=device), mask], dim=1)
         # logits_to_keep: only the last position's logits, not (rows × tokens × vocab)
         result = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                             use_cache=True, logits_to_keep=1)
         first = torch.log_softmax(result.logits[:, -1].float(), dim=-1)
         scores = torch.stack([first[:, ids_[0]] for ids_ in self.code_ids], dim=1)
+        from transformers.cache_utils import Cache
+
         cache, last_pos = result.past_key_values, positions[:, -1]
         for k, code in enumerate(self.code_ids):
             if len(code) == 1:
                 continue
-            # The rest of a multi-token code, fed on top of the row's cache (then cropped back for the next code).
+            # The rest of a multi-token code: on top of the row's cache (then cropped back for the next code), or,
+            # for models that return no Cache object, as one pass over the whole sequence.
             tail = torch.tensor([code[:-1]] * b, device=device)
             tail_mask = torch.cat([mask, torch.ones_like(tail)], dim=1)
             tail_pos = last_pos[:, None] + torch.arange(1, len(code), device=device)[None]
-            logits = self.model(input_ids=tail, attention_mask=tail_mask, position_ids=tail_pos,
-                                past_key_values=cache, use_cache=True, logits_to_keep=len(code) - 1).logits
+            if isinstance(cache, Cache):
+                logits = self.model(input_ids=tail, attention_mask=tail_mask, position_ids=tail_pos,
+                                    past_key_values=cache, use_cache=True, logits_to_keep=len(code) - 1).logits
+                cache.crop(-(len(code) - 1))
+            else:
+                logits = self.model(input_ids=torch.cat([ids, tail], dim=1), attention_mask=tail_mask,
+                                    position_ids=torch.cat([positions, tail_pos], dim=1), use_cache=False,
+                                    logits_to_keep=len(code) - 1).logits
             logp = torch.log_softmax(logits.float(), dim=-1)
             targets = torch.tensor(code[1:], device=device)
             scores[:, k] += logp[:, torch.arange(len(code) - 1), targets].sum(dim=1)
-            cache.crop(-(len(code) - 1))
         return scores.cpu().numpy()
 
     # ---- generate mode ------------------------------------------------------------------------------------

@@ -153,9 +153,10 @@ def _write_merged_4bit(run: RunDir, model, tokenizer, out: Path, log) -> str:
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    if hasattr(model, "save_pretrained_merged"):
+    if hasattr(model, "save_pretrained_merged") and getattr(model, "is_loaded_in_4bit", False):
         model.save_pretrained_merged(str(out), tokenizer, save_method="merged_4bit_forced")
         return "model.safetensors"
+    # A 16-bit base (Unsloth refuses merged_4bit there): merge in 16-bit, then quantise with bitsandbytes.
     with tempfile.TemporaryDirectory() as tmp16:
         _write_merged(run, model, tokenizer, Path(tmp16), log)
         log("Quantising the merged model to 4-bit (bitsandbytes nf4)...")

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Qwen2.5 configs, for random-init models of the real shape (no weights travel to the GPU machine).
+QWEN_SHAPES = {
+    "0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                 num_key_value_heads=2, vocab_size=151936),
+    "1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                 num_key_value_heads=2, vocab_size=151936),
+}
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -50,7 +57,7 @@ def build_tokenizer(vocab_size: int = 1024):
 def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 1024, hidden_size: int = 64,
                      num_hidden_layers: int = 2, num_attention_heads: int = 4, num_key_value_heads: int = 2,
                      intermediate_size: int = 128, initializer_range: float = 0.2, seed: int = 0,
-                     tokenizer=None, architecture: str = "qwen2") -> Path:
+                     tokenizer=None, architecture: str = "qwen2", dtype: str = "float32") -> Path:
     """Write a random-init Qwen2 causal LM + tokenizer to ``out_dir`` (loadable with from_pretrained).
 
     ``architecture`` "llama" gives SmolLM2's architecture (pair it with SmolLM2's tokenizer: transformers picks
@@ -74,8 +81,14 @@ def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 1024, hidden_size
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
-    model = model_class(config)
+    model = model_class(config).to(getattr(torch, dtype))
     model.generation_config = GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def build_qwen_shape(out_dir: str | Path, shape: str = "0.5b") -> Path:
+    """A random-init Qwen2.5 model of a real shape (bf16, Qwen's 0.02 init) with the studio's small tokenizer."""
+    return build_tiny_model(out_dir, tokenizer=build_tokenizer(4096), initializer_range=0.02, dtype="bfloat16",
+                            **QWEN_SHAPES[shape])

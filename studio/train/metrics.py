@@ -114,9 +114,9 @@ class StudioCallback(TrainerCallback):
         finally:
             if was_training:
                 model.train()
-        self.stream.append({"kind": "eval", "step": state.global_step, **result,
-                            "eval_seconds": round(time.perf_counter() - started, 2)})
-        self._last_time = time.perf_counter()  # evaluation time is not training throughput
+        took = time.perf_counter() - started
+        self.stream.append({"kind": "eval", "step": state.global_step, **result, "eval_seconds": round(took, 2)})
+        self._last_time += took  # evaluation time is not training throughput
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}

@@ -162,12 +162,15 @@ class TrainingJob:
 
     def _train(self) -> None:
         from studio.models.loading import choose_backend, load_for_training
-        from studio.train.metrics import SaveHook, StudioCallback
 
         cfg = self.config
         # 1–2. Backend, base model + tokenizer, LoRA adapter attached.
         self.phase = "loading model"
         backend = choose_backend(cfg.model.backend)
+        if backend.name == "unsloth":
+            import unsloth  # noqa: F401  (patches transformers/trl/peft: before anything below imports them)
+        from studio.train.metrics import SaveHook, StudioCallback
+
         self.log(f"Backend: {backend.name} ({backend.reason}).")
         loaded, optim = load_for_training(cfg.model, cfg.lora, cfg.train, backend, log=self.log)
         self.model, self.tokenizer = loaded.model, loaded.tokenizer

@@ -213,3 +213,35 @@ def test_eval_refused_without_adapter(tmp_path):
     run.write_run_json(RunConfig())
     with pytest.raises(StudioError, match="has no saved adapter"):
         evaluate_run(run.path)
+
+
+class LegacyCacheModel(__import__("torch").nn.Module):
+    """A model that returns past_key_values as legacy tuples, as Unsloth's patched forward does."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    @property
+    def device(self):
+        return self.inner.device
+
+    def forward(self, *args, past_key_values=None, **kwargs):
+        if isinstance(past_key_values, tuple):
+            raise AssertionError("the scorer fed a legacy tuple back into the model")
+        out = self.inner(*args, past_key_values=past_key_values, **kwargs)
+        if out.past_key_values is not None:
+            out.past_key_values = tuple((layer.keys, layer.values) for layer in out.past_key_values.layers)
+        return out
+
+
+def test_models_returning_legacy_caches_score_the_same(trained):
+    job, _ = trained
+    p = job.prepared
+    texts = list(p.split.val_a["text"])[:12]
+    for codes in (p.codes, {"Other": "Oth", "Rules Question": "RQX"}):
+        normal = LabelScorer(job.model, job.tokenizer, codes, p.rubric, p.prompt_format, batch_size=5)
+        legacy = LabelScorer(LegacyCacheModel(job.model), job.tokenizer, codes, p.rubric, p.prompt_format,
+                             batch_size=5)
+        assert np.abs(normal.score(texts).probs - legacy.score(texts).probs).max() < 1e-4
+        assert legacy._cache_ok is False  # it noticed, and scored without reusing the cache
