@@ -1,6 +1,7 @@
 """Scoring speed, three ways, in one process on one device: constrained scoring with the rubric's KV cache reused,
 constrained scoring with plain batching (the whole prompt every row), and greedy generation (the guide's
-do_sample=False, small max_new_tokens), batched and one row at a time as the guide's notebook does. Rows are the sample data's Val A with its rubric.
+do_sample=False, small max_new_tokens), batched and one row at a time as the guide's notebook does. Rows are the
+sample data's Val A with its rubric.
 
     python bench/scoring_speed.py                      # embedded SmolLM2-135M-Instruct, CPU
     python bench/scoring_speed.py --model Qwen/Qwen2.5-0.5B-Instruct --rows 256 --batch-size 32

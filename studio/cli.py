@@ -109,8 +109,6 @@ def format_inspect(path: str, s: dict) -> str:
 
 # ---- train ------------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    import time
-
     from tqdm import tqdm
 
     from studio.train.worker import start_training

@@ -2,6 +2,7 @@
 built once per test session (no hub is reachable here or in CI)."""
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,17 @@ def write(tmp_path):
         return path
 
     return _write
+
+
+TOY_WORDS = ["lathe", "glue", "garden", "solder", "bread", "printer", "drill", "paint"]
+
+
+def toy_rows(n: int, minority_every: int, seed: int, words_per_row: int = 5) -> list[tuple[str, str]]:
+    """A learnable toy task for the tiny model: the first word gives the label away ('rules' → Rules Question)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        minority = i % minority_every == 0
+        words = " ".join(rng.choice(TOY_WORDS) for _ in range(words_per_row))
+        rows.append((f"{'rules' if minority else 'project'} {words} {i}", "Rules Question" if minority else "Other"))
+    return rows

@@ -18,7 +18,7 @@ from studio.config import RunConfig
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError
 from studio.evaluate.report import disagreements, pr_curve, predict_with_threshold, set_metrics
-from studio.evaluate.scoring import INVALID, LabelScorer
+from studio.evaluate.scoring import LabelScorer
 from studio.train.runs import RunDir, write_json_atomic
 
 ADAPTER_META = "studio.json"

@@ -264,7 +264,8 @@ def model_card(run: RunDir, facts: dict, meta: dict, fmt: str, agreement, rows, 
     lines += ["", "## Rubric (system prompt)", "", "```", meta["rubric"], "```", "", "## Evaluation", ""]
     report = _read_json(run.path / "eval.json")
     if report:
-        lines += ["| set | rows | accuracy | macro-F1 | minority recall | baseline macro-F1 |", "|---|---|---|---|---|---|"]
+        lines += ["| set | rows | accuracy | macro-F1 | minority recall | baseline macro-F1 |",
+                  "|---|---|---|---|---|---|"]
         for name, title in (("val_a", "Val A (natural ratio)"), ("val_b", "Val B (balanced)")):
             m = report[name]
             base = report.get("baseline", {}).get(name, {}).get("macro_f1")

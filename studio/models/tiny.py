@@ -61,7 +61,8 @@ def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 1024, hidden_size
     """Write a random-init Qwen2 causal LM + tokenizer to ``out_dir`` (loadable with from_pretrained).
 
     ``architecture`` "llama" gives SmolLM2's architecture (pair it with SmolLM2's tokenizer: transformers picks
-    the tokenizer class from the model type). ``initializer_range`` 0.2 (not Qwen's 0.02): with tied embeddings behind a final RMSNorm, a 64-wide model
+    the tokenizer class from the model type). ``initializer_range`` 0.2 (not Qwen's 0.02): with tied embeddings
+    behind a final RMSNorm, a 64-wide model
     initialised at 0.02 cannot produce logits above ~1.3, so no LoRA adapter could learn a task. Use 0.02 for
     random models of real shapes (speed and memory figures).
     """

@@ -144,7 +144,6 @@ class TrainingJob:
 
     # ---- the worker thread ------------------------------------------------------------------------------
     def _run(self) -> None:
-        global _current
         capture = _LogCapture(self)
         loggers = [logging.getLogger(n) for n in ("transformers", "trl", "peft", "unsloth")]
         for lg in loggers:

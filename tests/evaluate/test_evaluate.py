@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import toy_rows
 
 from studio.config import RunConfig
 from studio.errors import StudioError
@@ -61,16 +62,7 @@ def test_parse_generated_answers(text, expected):
 @pytest.fixture(scope="module")
 def trained(tiny_model_dir, tmp_path_factory):
     """A finished run on a learnable toy task with three deliberately mislabeled rows."""
-    import random
-
-    rng = random.Random(1)
-    words = ["lathe", "glue", "garden", "solder", "bread", "printer", "drill", "paint"]
-    rows = []
-    for i in range(150):
-        label = "Rules Question" if i % 4 == 0 else "Other"
-        lead = "rules" if label == "Rules Question" else "project"
-        rows.append((f"{lead} {' '.join(rng.choice(words) for _ in range(5))} {i}", label))
-    rows += [(t, "Other") for t in MISLABELED]
+    rows = toy_rows(150, minority_every=4, seed=1) + [(t, "Other") for t in MISLABELED]
     folder = tmp_path_factory.mktemp("eval")
     data = folder / "toy.csv"
     pd.DataFrame(rows, columns=["text", "label"]).to_csv(data, index=False)

@@ -7,6 +7,7 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import toy_rows
 
 from studio.config import RunConfig
 from studio.errors import StudioError
@@ -19,8 +20,6 @@ REPO = __import__("conftest").REPO
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    import random
-
     from transformers import AutoTokenizer
 
     from studio.models.embedded import embedded_model_dir
@@ -31,10 +30,7 @@ def run(tmp_path_factory):
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
     model_dir = build_tiny_model(folder / "tiny-llama", tokenizer=tokenizer, vocab_size=len(tokenizer),
                                  hidden_size=256, intermediate_size=512, architecture="llama")
-    rng = random.Random(2)
-    words = ["lathe", "glue", "garden", "solder", "bread", "printer", "drill", "paint"]
-    rows = [(f"{'rules' if i % 4 == 0 else 'project'} {' '.join(rng.choice(words) for _ in range(5))} {i}",
-             "Rules Question" if i % 4 == 0 else "Other") for i in range(160)]
+    rows = toy_rows(160, minority_every=4, seed=2)
     pd.DataFrame(rows, columns=["text", "label"]).to_csv(folder / "toy.csv", index=False)
     config = RunConfig().replace({
         "name": "export test: v1/../x",

@@ -6,6 +6,7 @@ import time
 
 import pytest
 import torch
+from conftest import toy_rows
 from transformers import TrainerCallback
 
 from studio.config import RunConfig
@@ -17,15 +18,7 @@ from studio.train.worker import OOM_LEVERS, current_job, start_training
 @pytest.fixture(scope="module")
 def toy_csv(tmp_path_factory):
     """A learnable task: the label is given away by the first word."""
-    import random
-
-    rng = random.Random(0)
-    words = ["lathe", "glue", "garden", "solder", "bread", "printer", "drill", "paint"]
-    rows = []
-    for i in range(120):
-        label = "Rules Question" if i % 3 == 0 else "Other"
-        lead = "rules" if label == "Rules Question" else "project"
-        rows.append(f"{lead} {' '.join(rng.choice(words) for _ in range(6))} {i},{label}")
+    rows = [f"{text},{label}" for text, label in toy_rows(120, minority_every=3, seed=0, words_per_row=6)]
     path = tmp_path_factory.mktemp("toy") / "toy.csv"
     path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return path

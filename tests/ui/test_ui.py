@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import REPO, toy_rows
 
 from studio.config import RunConfig
 
@@ -26,12 +26,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def toy_file(tmp_path_factory):
-    import random
-
-    rng = random.Random(3)
-    words = ["lathe", "glue", "garden", "solder", "bread", "printer", "drill", "paint"]
-    rows = [(f"{'rules' if i % 4 == 0 else 'project'} {' '.join(rng.choice(words) for _ in range(5))} {i}",
-             "Rules Question" if i % 4 == 0 else "Other") for i in range(120)]
+    rows = toy_rows(120, minority_every=4, seed=3)
     path = tmp_path_factory.mktemp("ui-data") / "forum_posts.jsonl"
     pd.DataFrame(rows, columns=["post", "category"]).to_json(path, orient="records", lines=True)
     return path

@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
-import pandas as pd
 
 from studio.errors import StudioError
 from studio.evaluate.report import metrics_table
