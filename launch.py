@@ -26,23 +26,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        from studio.ui.app import launch
-    except ModuleNotFoundError as exc:
-        if exc.name and not exc.name.startswith("studio.ui"):
-            raise
-        return _engine_only(args)
+    from studio.ui.app import launch  # gradio loads here; torch only when work starts
+
     return launch(args)
-
-
-def _engine_only(args: argparse.Namespace) -> int:
-    """Until the web UI lands: show what the engine sees in the sample data and how to drive it headless."""
-    from studio.cli import main as cli
-
-    print("Studio engine (the web UI is not built yet). Sample data as the studio sees it:\n")
-    cli(["inspect", os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "sample_forum_posts.csv")])
-    print("\nHeadless commands: python -m studio --help")
-    return 0
 
 
 if __name__ == "__main__":

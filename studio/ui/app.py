@@ -47,12 +47,8 @@ def build_app(runs_dir: str = "runs", max_upload_mb: float = 200.0, config: RunC
 
         data_inputs = [d.path, d.text_col, d.label_col, d.rubric, d.codes]
 
-        def check(*values):
-            n = len(data_inputs)
-            return d.run_check(*values[:n], values[n], *values[n + 1:])
-
         check_inputs = [*data_inputs, m.model_name, *form.components]
-        d.check.click(check, check_inputs, d.outputs, api_name="check_data").then(
+        d.check.click(d.run_check, check_inputs, d.outputs, api_name="check_data").then(
             m.check, form.components, [m.estimate, m.warnings], api_visibility="private")
 
         def config_from(values):
