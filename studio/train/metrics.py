@@ -5,6 +5,7 @@ checks for a stop request and runs the optional periodic evaluation.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -62,12 +63,20 @@ class MetricsStream:
         return out
 
 
+@functools.lru_cache(maxsize=1)
+def _process():
+    import psutil
+
+    return psutil.Process()
+
+
 def memory_snapshot() -> dict:
-    """CUDA: allocated / reserved / peak reserved / total (GiB) and peak reserved %; CPU: process RSS."""
+    """CUDA: allocated / reserved / peak reserved / total (GiB) and peak reserved %; CPU: process RSS.
+    Runs at every logging step, so it only reads counters."""
     import psutil
     import torch
 
-    rss = psutil.Process().memory_info().rss / GIB
+    rss = _process().memory_info().rss / GIB
     if torch.cuda.is_available():
         total = torch.cuda.get_device_properties(0).total_memory
         peak = torch.cuda.max_memory_reserved()
