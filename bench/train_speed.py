@@ -67,12 +67,15 @@ def sft_args(out_dir: str, steps: int, bits: int):
                      save_strategy="no", disable_tqdm=True)
 
 
-def text_rows(tokenizer) -> list[dict]:
-    """The studio's own chat-formatted rows (prompt + code + end of turn) as plain text, for the notebook/plain code."""
+def text_rows(tokenizer, fmt: str = "text") -> list[dict]:
+    """The studio's own chat-formatted rows: as one text field (prompt + code + end of turn, loss on every token, as
+    the notebook trains), or as the studio's prompt-completion records (loss on the code only)."""
     from studio.config import DataRecipe
     from studio.data.prepare import prepare_data
 
     prepared = prepare_data(DataRecipe(balance="natural"), tokenizer, 512)
+    if fmt == "prompt-completion":
+        return prepared.examples()
     return [{"text": tokenizer.apply_chat_template(e["prompt"] + e["completion"], tokenize=False)}
             for e in prepared.examples()]
 
@@ -94,7 +97,7 @@ def run_studio(model_dir: str, bits: int, steps: int, timer):
     return job.model, job.backend
 
 
-def run_notebook(model_dir: str, bits: int, steps: int, timer):
+def run_notebook(model_dir: str, bits: int, steps: int, timer, fmt: str = "text"):
     from unsloth import FastLanguageModel  # first, as the notebook does
 
     from datasets import Dataset
@@ -105,11 +108,11 @@ def run_notebook(model_dir: str, bits: int, steps: int, timer):
     model = FastLanguageModel.get_peft_model(model, r=16, target_modules=TARGETS, lora_alpha=16, lora_dropout=0,
                                              bias="none", use_gradient_checkpointing="unsloth", random_state=3407,
                                              use_rslora=False, loftq_config=None)
-    dataset = Dataset.from_list(text_rows(tokenizer))
+    dataset = Dataset.from_list(text_rows(tokenizer, fmt))
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset,
                          args=sft_args(tempfile.mkdtemp(), steps, bits), callbacks=[timer])
     trainer.train()
-    return model, {"name": "notebook (unsloth)"}
+    return model, {"name": f"notebook (unsloth, {fmt})"}
 
 
 def run_plain(model_dir: str, bits: int, steps: int, timer):
@@ -171,6 +174,8 @@ def main() -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--format", choices=["text", "prompt-completion"], default="text",
+                        help="notebook variant: its own text field (default) or the studio's prompt-completion rows")
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -181,7 +186,8 @@ def main() -> int:
     timer = step_timer()
     run = {"studio": run_studio, "notebook": run_notebook, "plain": run_plain}[args.variant]
     torch.cuda.reset_peak_memory_stats()
-    _, backend = run(args.model, args.bits, args.steps, timer)
+    extra = {"fmt": args.format} if args.variant == "notebook" else {}
+    _, backend = run(args.model, args.bits, args.steps, timer, **extra)
     peak_reserved = torch.cuda.max_memory_reserved() / 2**30
     times, tokens = timer.times[args.warmup:], timer.tokens[args.warmup:]
     median = statistics.median(times)
