@@ -275,6 +275,12 @@ def cmd_setup_gguf(args: argparse.Namespace) -> int:
 
 
 # ---- entry point --------------------------------------------------------------------------------------------
+def add_run_argument(parser: argparse.ArgumentParser) -> None:
+    """The run a command works on: a folder, or a name inside --runs-dir."""
+    parser.add_argument("run", help="run folder, or a run name inside --runs-dir")
+    parser.add_argument("--runs-dir", default="runs", help="folder that holds run folders (default: runs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m studio",
                                      description="Fine-tune an instruct LLM with LoRA into a text classifier.")
@@ -300,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="Evaluate a run on Val A (natural) and Val B (balanced), beside the "
                                     "zero-shot baseline; writes eval.json and disagreements.csv.")
-    p.add_argument("run", help="run folder, or a run name inside --runs-dir")
+    add_run_argument(p)
     p.add_argument("--data", help="evaluate on this labelled file instead of the run's own validation sets")
     p.add_argument("--mode", choices=["score", "generate"], default="score",
                    help="score: constrained label scoring (default); generate: greedy generation, parsed")
@@ -308,28 +314,25 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(0 clears it)")
     p.add_argument("--no-baseline", action="store_true", help="skip the zero-shot baseline")
     p.add_argument("--include-train", action="store_true", help="also look for disagreements in the training rows")
-    p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="Classify every row of a file with a trained run; writes a CSV.")
-    p.add_argument("run", help="run folder, or a run name inside --runs-dir")
+    add_run_argument(p)
     p.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet or Excel file (labels not needed)")
     p.add_argument("-o", "--output", required=True, help="output CSV")
     p.add_argument("--text-col", help="column with the texts (default: detected)")
-    p.add_argument("--runs-dir", default="runs")
     p.set_defaults(func=cmd_predict)
 
     from studio.export.formats import FORMAT_HELP, FORMATS
 
     p = sub.add_parser("export", help="Export a run: adapters, merged model or GGUF, checked by reloading it.",
                        description="Formats: " + "; ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
-    p.add_argument("run", help="run folder, or a run name inside --runs-dir")
+    add_run_argument(p)
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("-o", "--output", help="output folder (default: RUN/exports/FORMAT)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output folder")
     p.add_argument("--no-verify", action="store_true", help="skip the reload-and-compare check")
-    p.add_argument("--runs-dir", default="runs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_export)
 

@@ -19,9 +19,8 @@ from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError
 from studio.evaluate.report import disagreements, pr_curve, predict_with_threshold, set_metrics
 from studio.evaluate.scoring import LabelScorer
-from studio.train.runs import RunDir, write_json_atomic
+from studio.train.runs import ADAPTER_META, RunDir, run_minority_label, write_json_atomic
 
-ADAPTER_META = "studio.json"
 MODES = ("score", "generate")
 SET_NAMES = {"val_a": "Val A (natural)", "val_b": "Val B (balanced)", "train": "Train"}
 
@@ -282,10 +281,8 @@ def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_di
         config.data.text_column if config.data.text_column in frame.columns else detect_text_column(frame))
     model, tokenizer, meta = loaded or load_run_model(run, log=log)
     facts = run.read_run_json()
-    labels = list(meta["label_codes"])
-    minority = min(labels, key=lambda lb: config.data.counts.get("input", {}).get(lb, 0)) if labels else None
     predictions = predict_frame(model, tokenizer, meta, list(frame[column]), threshold=facts.get("threshold"),
-                                minority=minority)
+                                minority=run_minority_label(facts))
     result = pd.concat([frame.reset_index(drop=True), predictions], axis=1)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from studio.evaluate.report import predict_with_threshold
 from studio.evaluate.scoring import LabelScorer
 from studio.export import gguf
 from studio.export.formats import FORMAT_HELP, FORMATS
-from studio.train.runs import RunDir, sanitize_name, write_json_atomic
+from studio.train.runs import ADAPTER_META, RunDir, run_minority_label, sanitize_name, write_json_atomic
 
 AGREEMENT_TARGET = {"adapters": 1.0, "merged_16bit": 0.98, "merged_4bit": 0.9, "gguf_f16": 0.98, "gguf_q8_0": 0.98,
                     "gguf_q4_k_m": None}  # q4_k_m: reported, no target
@@ -236,19 +236,14 @@ def _write_metadata(run: RunDir, meta: dict, fmt: str, out: Path, agreement, row
     codes = meta["label_codes"]
     write_json_atomic(out / "labels.json", {"code_to_label": {c: lb for lb, c in codes.items()},
                                             "label_to_code": codes, "threshold": facts.get("threshold"),
-                                            "minority_label": _minority(facts, codes)})
+                                            "minority_label": run_minority_label(facts)})
     (out / "rubric.txt").write_text(meta["rubric"] + "\n", encoding="utf-8")
     write_json_atomic(out / "run.json", {k: facts[k] for k in ("config", "backend", "versions", "device",
                                                                 "threshold", "rubric", "prompt_format")
                                          if k in facts})
-    if not (out / "studio.json").exists():
-        write_json_atomic(out / "studio.json", {**meta, "threshold": facts.get("threshold"), "format": fmt})
+    if not (out / ADAPTER_META).exists():
+        write_json_atomic(out / ADAPTER_META, {**meta, "threshold": facts.get("threshold"), "format": fmt})
     (out / "README.md").write_text(model_card(run, facts, meta, fmt, agreement, rows, commands), encoding="utf-8")
-
-
-def _minority(facts: dict, codes: dict) -> str | None:
-    counts = facts.get("config", {}).get("data", {}).get("counts", {}).get("input", {})
-    return min(codes, key=lambda lb: counts.get(lb, 0)) if counts else None
 
 
 def model_card(run: RunDir, facts: dict, meta: dict, fmt: str, agreement, rows, commands: str) -> str:
@@ -259,7 +254,7 @@ def model_card(run: RunDir, facts: dict, meta: dict, fmt: str, agreement, rows, 
              f"**{fmt}** ({FORMAT_HELP[fmt]}).", "", "## Labels", "", "| code | label |", "|---|---|"]
     lines += [f"| `{c}` | {lb} |" for lb, c in meta["label_codes"].items()]
     if facts.get("threshold") is not None:
-        lines += ["", f"Decision threshold: predict **{_minority(facts, meta['label_codes'])}** when its probability "
+        lines += ["", f"Decision threshold: predict **{run_minority_label(facts)}** when its probability "
                       f"is at least {facts['threshold']}."]
     lines += ["", "## Rubric (system prompt)", "", "```", meta["rubric"], "```", "", "## Evaluation", ""]
     report = _read_json(run.path / "eval.json")

@@ -16,6 +16,7 @@ from studio.config import RunConfig
 from studio.errors import StudioError
 
 STATES = ("running", "finished", "stopped", "failed")
+ADAPTER_META = "studio.json"  # label map, rubric, prompt format and threshold beside the adapter weights
 MAX_NAME = 80
 
 
@@ -31,6 +32,14 @@ def sanitize_name(name: str) -> str:
 def default_run_name(model_name: str) -> str:
     base = model_name.rstrip("/").split("/")[-1].replace("embedded:", "")
     return f"{base}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_minority_label(facts: dict) -> str | None:
+    """The run's smallest class (in its input data), from run.json's facts; None when no counts were recorded."""
+    data = facts.get("config", {}).get("data", {})
+    counts = data.get("counts", {}).get("input", {})
+    labels = list(data.get("label_codes") or counts)
+    return min(labels, key=lambda lb: counts.get(lb, 0)) if counts and labels else None
 
 
 def write_json_atomic(path: Path, data) -> None:

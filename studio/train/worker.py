@@ -25,7 +25,7 @@ from typing import Callable
 from studio.config import RunConfig, rows_per_step, total_steps, validate_config
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError
-from studio.train.runs import RunDir, default_run_name, write_json_atomic
+from studio.train.runs import ADAPTER_META, RunDir, default_run_name, write_json_atomic
 
 OOM_LEVERS = [
     "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep rows per step)",
@@ -37,7 +37,6 @@ OOM_LEVERS = [
 ]
 LIBRARIES = ["torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "unsloth_zoo",
              "bitsandbytes", "gradio"]
-ADAPTER_META = "studio.json"  # label map, rubric and prompt format beside the adapter weights
 
 _start_lock = threading.Lock()
 _current: "TrainingJob | None" = None

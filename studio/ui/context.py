@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from studio.errors import StudioError
-from studio.train.runs import list_runs
+from studio.train.runs import ADAPTER_META, list_runs
 
 
 @dataclass
@@ -45,7 +45,7 @@ class UIContext:
 def _has_adapter(path: str) -> bool:
     from pathlib import Path
 
-    return (Path(path) / "adapter" / "studio.json").exists()
+    return (Path(path) / "adapter" / ADAPTER_META).exists()
 
 
 def live_names() -> set[str]:

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from studio.errors import StudioError
-from studio.train.runs import RunDir
+from studio.train.runs import RunDir, run_minority_label
 from studio.ui import charts
 from studio.ui.context import UIContext
 
@@ -38,8 +38,7 @@ def build(ctx: UIContext) -> SimpleNamespace:
         except StudioError as err:
             raise gr.Error(str(err)) from None
         facts = rd.read_run_json()
-        counts = facts["config"]["data"].get("counts", {}).get("input", {})
-        minority = min(meta["label_codes"], key=lambda lb: counts.get(lb, 0)) if counts else None
+        minority = run_minority_label(facts)
         labels = list(meta["label_codes"])
         trained = predict_frame(model, tokenizer, meta, [value], facts.get("threshold"), minority).iloc[0]
         with model.disable_adapter():
