@@ -53,10 +53,7 @@ def build_app(runs_dir: str = "runs", max_upload_mb: float = 200.0, config: RunC
 
         def config_from(values):
             n = len(data_inputs)
-            recipe = data.recipe_from(*values[:n], form, values[n:], ctx)
-            config = form.to_config(values[n:])
-            config.data = recipe
-            return config
+            return data.config_from(*values[:n], form, values[n:], ctx)
 
         def start(*values):
             try:

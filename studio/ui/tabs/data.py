@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
-from studio.config import SAMPLE_DATA, SAMPLE_RUBRIC, DataRecipe
+from studio.config import SAMPLE_DATA, SAMPLE_RUBRIC, RunConfig
 from studio.data.prepare import keep_upload, prepare_data
 from studio.data.table import load_table
 from studio.errors import StudioError
@@ -84,7 +84,7 @@ def build(ctx: UIContext, form, config) -> SimpleNamespace:
     sample.click(use_sample, None, reset, api_visibility="private")
 
     def run_check(data_path, text, label, rubric_text, code_table, model_name, *values):
-        recipe = recipe_from(data_path, text, label, rubric_text, code_table, form, values, ctx)
+        recipe = config_from(data_path, text, label, rubric_text, code_table, form, values, ctx).data
         tokenizer, note = ctx.tokenizer(model_name)
         try:
             prepared = prepare_data(recipe, tokenizer, ctx.max_seq_length(form, values))
@@ -126,8 +126,8 @@ def _columns(path: str, ctx: UIContext) -> tuple[list[str], str | None, str | No
     return table.columns, table.text_column, table.label_column
 
 
-def recipe_from(data_path, text, label, rubric_text, code_table, form, values, ctx: UIContext) -> DataRecipe:
-    """The data recipe as the form shows it (the other data fields come from the generated form)."""
+def config_from(data_path, text, label, rubric_text, code_table, form, values, ctx: UIContext) -> RunConfig:
+    """The run config as the forms show it: the generated fields, plus the Data tab's own controls."""
     config = form.to_config(values)
     recipe = config.data
     recipe.path, recipe.text_column, recipe.label_column = data_path, text or "", label or ""
@@ -136,7 +136,7 @@ def recipe_from(data_path, text, label, rubric_text, code_table, form, values, c
         recipe.rubric = ""  # the sample's own rubric, resolved by the engine
     recipe.max_file_mb = ctx.max_upload_mb
     recipe.label_codes = codes_from_table(code_table)
-    return recipe
+    return config
 
 
 def codes_from_table(table) -> dict:
