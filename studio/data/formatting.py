@@ -23,6 +23,7 @@ Write a response that appropriately completes the request.
 """
 # Tokens kept free for the code, end-of-turn and EOS markers when fitting long texts.
 ANSWER_MARGIN = 8
+END_MARKERS = 2  # end-of-turn token + newline after the code (ChatML), or EOS (Alpaca)
 
 
 def resolve_prompt_format(tokenizer, requested: str = "auto") -> str:
@@ -56,8 +57,9 @@ def render_prompt(tokenizer, rubric: str, text: str, fmt: str) -> str:
 
 
 def fit_texts(tokenizer, texts: list[str], rubric: str, fmt: str, max_seq_length: int,
-              code_tokens: int) -> tuple[list[str], int]:
-    """Truncate texts so prompt + code fit in ``max_seq_length`` tokens; returns (texts, how many were cut)."""
+              code_tokens: int) -> tuple[list[str], list[int]]:
+    """Truncate texts so prompt + code fit in ``max_seq_length`` tokens; returns (texts, each row's length in tokens
+    once formatted: prompt + text + code + end-of-turn markers), the lengths the memory estimate needs."""
     overhead = len(tokenizer(render_prompt(tokenizer, rubric, "", fmt), add_special_tokens=False)["input_ids"])
     budget = max_seq_length - overhead - code_tokens - ANSWER_MARGIN
     if budget < 16:
@@ -65,11 +67,11 @@ def fit_texts(tokenizer, texts: list[str], rubric: str, fmt: str, max_seq_length
             f"The rubric and prompt template take {overhead} tokens, leaving {max(budget, 0)} of max_seq_length="
             f"{max_seq_length} for the text. Shorten the rubric or raise max_seq_length.")
     encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    out, cut = [], 0
+    out, lengths = [], []
     for text, ids in zip(texts, encoded):
         if len(ids) > budget:
             out.append(tokenizer.decode(ids[:budget]).rstrip())
-            cut += 1
         else:
             out.append(text)
-    return out, cut
+        lengths.append(overhead + min(len(ids), budget) + code_tokens + END_MARKERS)
+    return out, lengths

@@ -34,6 +34,7 @@ class PreparedData:
     code_rows: list[dict]
     warnings: list[str] = field(default_factory=list)
     truncated: int = 0
+    train_lengths: list[int] = field(default_factory=list)  # tokens per formatted training row (with a tokenizer)
 
     @property
     def labels(self) -> list[str]:
@@ -115,11 +116,12 @@ def prepare_data(recipe: DataRecipe, tokenizer=None, max_seq_length: int | None 
                           undersample_majority=recipe.undersample_majority, seed=recipe.split_seed)
     warnings = table.warnings + code_warnings + split.warnings
     cut_rows: set[int] = set()
+    lengths: dict[str, list[int]] = {}
     if tokenizer is not None and max_seq_length:
         longest_code = max(len(code_token_ids(tokenizer, c)) for c in codes.values())
         fitted = {}
         for name, frame in (("train", train), ("val_a", split.val_a), ("val_b", split.val_b)):
-            texts, _ = fit_texts(tokenizer, list(frame["text"]), rubric, fmt, max_seq_length, longest_code)
+            texts, lengths[name] = fit_texts(tokenizer, list(frame["text"]), rubric, fmt, max_seq_length, longest_code)
             cut_rows.update(r for r, old, new in zip(frame["row"], frame["text"], texts) if old != new)
             fitted[name] = frame.assign(text=texts)
         train = fitted["train"]
@@ -130,7 +132,8 @@ def prepare_data(recipe: DataRecipe, tokenizer=None, max_seq_length: int | None 
                         "prompt: they were truncated. Raise max_seq_length if the end of a text matters.")
 
     prepared = PreparedData(table=table, codes=codes, rubric=rubric, prompt_format=fmt, split=split, train=train,
-                            code_rows=code_rows, warnings=warnings, truncated=truncated)
+                            code_rows=code_rows, warnings=warnings, truncated=truncated,
+                            train_lengths=lengths.get("train", []))
     # Record what was actually used, so run.json reproduces the same sets.
     recipe.sha256 = file_sha256(recipe.path)
     recipe.text_column, recipe.label_column = table.text_column, table.label_column

@@ -98,6 +98,7 @@ class TrainingJob:
         self.finished: float | None = None
         self.model = self.tokenizer = None  # kept after training for evaluation in memory
         self.prepared: PreparedData | None = None
+        self.memory_estimate: dict | None = None  # "Will it fit?" for this run, from the loaded model's config
         self._log_lines: deque[str] = deque(maxlen=400)
         self._log_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"studio-train-{run.name}", daemon=True)
@@ -139,6 +140,9 @@ class TrainingJob:
             "elapsed_s": round((self.finished or time.time()) - self.started, 1),
             "backend": self.backend, "warnings": self.warnings, "error": self.error, "error_kind": self.error_kind,
             "levers": self.levers, "stop_requested": self.stop_event.is_set(), "n_records": len(self.stream),
+            "memory": {"estimate_gb": (self.memory_estimate or {}).get("peak_reserved_gb"),
+                       "verdict": (self.memory_estimate or {}).get("verdict"),
+                       "measured_gb": last.get("mem_peak_reserved_gb"), "rss_gb": last.get("rss_gb")},
         }
 
     # ---- the worker thread ------------------------------------------------------------------------------
@@ -155,6 +159,12 @@ class TrainingJob:
         finally:
             for lg in loggers:
                 lg.removeHandler(capture)
+            try:
+                self._record_memory()
+            except OSError as exc:  # e.g. a full disk: the run's state is already recorded
+                self.log(f"Could not write memory.json: {exc}")
+            if self.state == "failed":
+                free_memory()  # again, now that the exception and its traceback are gone
             self.finished = time.time()
             _start_lock.release()
 
@@ -162,6 +172,7 @@ class TrainingJob:
         from studio.models.loading import choose_backend, load_for_training
 
         cfg = self.config
+        _reset_peak_memory()
         # 1–2. Backend, base model + tokenizer, LoRA adapter attached.
         self.phase = "loading model"
         backend = choose_backend(cfg.model.backend)
@@ -189,6 +200,7 @@ class TrainingJob:
         self.run.write_run_json(cfg, rubric=prepared.rubric, prompt_format=prepared.prompt_format,
                                 warnings=self.warnings)
         train_set = Dataset.from_list(prepared.examples(eos_token=loaded.tokenizer.eos_token))
+        self._estimate_memory(loaded, backend, prepared)
 
         # 4. Trainer (TRL SFTTrainer; the loss covers the label code only).
         from transformers.trainer_callback import PrinterCallback
@@ -240,6 +252,48 @@ class TrainingJob:
         self.state = state
         self.model.eval()
 
+    def _estimate_memory(self, loaded, backend, prepared) -> None:
+        """The estimate for what is about to train (real config, real row lengths), kept beside the measured peak."""
+        from studio.estimate.model_shape import shape_from_config
+        from studio.estimate.vram import BANDS, detect_gpu, estimate_vram
+
+        try:
+            gpu = detect_gpu() if backend.device == "cuda" else None
+            estimate = estimate_vram(self.config, shape_from_config(loaded.model.config, "the loaded model"),
+                                     lengths=prepared.train_lengths, backend=backend.name,
+                                     load_in_4bit=loaded.load_in_4bit, gpu_name=gpu and gpu[0],
+                                     gpu_total_gb=gpu and gpu[1])
+        except Exception as exc:  # an estimate must never stop a run
+            self.log(f"Memory estimate unavailable: {exc}")
+            return
+        self.memory_estimate = estimate.to_dict()
+        self.log(f"Memory estimate: {estimate.summary()}.")
+        if estimate.share and estimate.share > BANDS[1][0]:
+            self.warnings = _unique(self.warnings + [
+                f"Memory estimate {estimate.summary()}. If it runs out of memory, the Model & LoRA tab lists the "
+                "levers with their estimates."])
+        self.run.write_run_json(self.config, memory_estimate=self.memory_estimate, warnings=self.warnings)
+
+    def _record_memory(self) -> None:
+        """memory.json: the estimate and the measured peak side by side (every run, failed ones too)."""
+        measured: dict = {}
+        try:
+            import torch
+
+            if torch.cuda.is_available() and self.backend.get("device") == "cuda":
+                measured = {"device": "cuda", "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / 2**30, 3),
+                            "peak_allocated_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3)}
+            else:
+                rss = [r["rss_gb"] for r in self.stream.records("train") if r.get("rss_gb")]
+                measured = {"device": "cpu", "peak_rss_gb": max(rss) if rss else None}
+        except Exception as exc:
+            measured = {"error": str(exc)}
+        estimate = self.memory_estimate or {}
+        record = {"estimate": estimate, "measured": measured, "state": self.state}
+        if estimate and measured.get("peak_reserved_gb"):
+            record["measured_over_estimate"] = round(measured["peak_reserved_gb"] / estimate["peak_reserved_gb"], 3)
+        write_json_atomic(self.run.path / "memory.json", record)
+
     def _on_checkpoint(self, step: int, max_steps: int, path: Path) -> None:
         """status.json's step stays current at each checkpoint, for other processes (the Runs table)."""
         self.run.set_status("running", step=step, max_steps=max_steps, last_checkpoint=str(path))
@@ -277,7 +331,7 @@ class TrainingJob:
         else:
             self.error_kind = "error"
             self.error = f"{type(exc).__name__}: {exc}".strip()
-        traceback.clear_frames(exc.__traceback__)  # frames hold the model: let memory go
+        _drop_frames(exc)  # frames hold the model, the batch and the optimizer: let that memory go
         self.model = None
         self._free_memory()
         checkpoint = self.run.last_checkpoint()
@@ -292,14 +346,44 @@ class TrainingJob:
 
     @staticmethod
     def _free_memory() -> None:
-        gc.collect()
-        try:
-            import torch
+        free_memory()
 
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:
-            pass
+
+def free_memory() -> None:
+    """Give a failed or replaced run's GPU memory back. torch.compile's caches (Unsloth compiles each decoder layer)
+    hold the modules they were traced on, so they are reset too."""
+    import sys
+
+    try:
+        dynamo = sys.modules.get("torch._dynamo")
+        if dynamo is not None:
+            dynamo.reset()
+    except Exception:
+        pass
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass
+
+
+def _drop_frames(exc: BaseException) -> None:
+    """Clear the locals of every frame in the exception, its causes and contexts."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
+
+
+def _reset_peak_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -346,6 +430,9 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
             run.write_run_json(config, created=time.time(), versions=library_versions(),
                                device=device_description(), warnings=warnings)
         run.set_status("running", step=run.status().get("step", 0), started=time.time(), error=None)
+        if _current is not None and _current.model is not None:
+            _current.model = None  # the previous run's model (kept for evaluation in memory) makes way
+            free_memory()
         job = TrainingJob(config, run, warnings, resume_from, list(callbacks or []), evaluator_factory)
         for warning in warnings:
             job.log(f"Warning: {warning}")

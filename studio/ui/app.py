@@ -49,7 +49,8 @@ def build_app(runs_dir: str = "runs", max_upload_mb: float = 200.0, config: RunC
 
         check_inputs = [*data_inputs, m.model_name, *form.components]
         d.check.click(d.run_check, check_inputs, d.outputs, api_name="check_data").then(
-            m.check, form.components, [m.estimate, m.warnings], api_visibility="private")
+            m.check, form.components, [m.estimate, m.warnings], api_visibility="private").then(
+            m.will_it_fit, m.fit_inputs, m.fit_outputs, api_visibility="private")
 
         def config_from(values):
             n = len(data_inputs)
@@ -73,6 +74,7 @@ def build_app(runs_dir: str = "runs", max_upload_mb: float = 200.0, config: RunC
         # a reloaded page reattaches to the running job
         demo.load(t.poll, None, t.poll_outputs, queue=False, api_visibility="private")
         demo.load(m.check, form.components, [m.estimate, m.warnings], queue=False, api_visibility="private")
+        demo.load(m.will_it_fit, m.fit_inputs, m.fit_outputs, queue=False, api_visibility="private")
     return demo
 
 

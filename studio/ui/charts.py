@@ -46,7 +46,7 @@ def loss(records: list[dict]) -> go.Figure:
     return fig
 
 
-def memory(records: list[dict]) -> go.Figure:
+def memory(records: list[dict], estimate_gb: float | None = None) -> go.Figure:
     train = [r for r in records if r.get("kind") == "train"]
     if not train:
         return _empty("Memory", "Memory use appears here as training runs")
@@ -62,6 +62,9 @@ def memory(records: list[dict]) -> go.Figure:
                           ("mem_peak_reserved_gb", "peak reserved")):
             fig.add_trace(go.Scatter(x=steps, y=[r.get(key) for r in train], name=name, mode="lines"))
         fig.add_hline(y=total, line_dash="dash", annotation_text=f"total {total:.0f} GiB")
+        if estimate_gb:
+            fig.add_hline(y=estimate_gb, line_dash="dot", line_color="#7c3aed",
+                          annotation_text=f"estimated peak {estimate_gb:.2f} GiB", annotation_position="bottom right")
         title = "GPU memory (GiB)"
     else:
         fig.add_trace(go.Scatter(x=steps, y=[r.get("rss_gb") for r in train], name="process RSS", mode="lines"))
@@ -115,4 +118,31 @@ def probabilities(probs: dict[str, float], title: str) -> go.Figure:
     fig = go.Figure(go.Bar(x=[probs[lb] for lb in labels], y=labels, orientation="h",
                            text=[f"{probs[lb]:.1%}" for lb in labels], textposition="auto"))
     fig.update_layout(title=title, xaxis_range=[0, 1], **{**LAYOUT, "height": 220})
+    return fig
+
+
+def memory_estimate(estimate: dict | None, measured_gb: float | None = None) -> go.Figure:
+    """The estimate as one stacked bar (parts + CUDA context) against the GPU, with the guide's 90%/95% bands."""
+    if not estimate:
+        return _empty("Will it fit?", "The estimate appears here")
+    fig = go.Figure()
+    parts = {**estimate["parts_gb"], "CUDA context": estimate["context_gb"]}
+    scale = estimate["peak_reserved_gb"] / max(sum(estimate["parts_gb"].values()), 1e-9)  # the margin, spread
+    for name, gb in parts.items():
+        gb = gb * (scale if name != "CUDA context" else 1)
+        fig.add_trace(go.Bar(y=["estimate"], x=[gb], name=name.split(":")[0], orientation="h",
+                             hovertemplate=f"{name}: %{{x:.2f}} GiB<extra></extra>"))
+    if measured_gb:
+        fig.add_trace(go.Bar(y=["measured"], x=[measured_gb + estimate["context_gb"]], orientation="h",
+                             name="measured peak + context", marker_color="#555"))
+    total = estimate.get("gpu_total_gb")
+    if total:
+        fig.add_vrect(x0=0.9 * total, x1=0.95 * total, fillcolor="orange", opacity=0.2, line_width=0,
+                      annotation_text="90%", annotation_position="top left")
+        fig.add_vrect(x0=0.95 * total, x1=total, fillcolor="red", opacity=0.2, line_width=0,
+                      annotation_text="95%", annotation_position="top left")
+        fig.add_vline(x=total, line_color="red", annotation_text=f"{total:.0f} GiB", annotation_position="top")
+    title = f"Estimated peak: {estimate['needed_gb']:.2f} GiB" + (
+        f" of {total:.1f} GiB ({100 * estimate['share']:.0f}%): {estimate['verdict']}" if total else "")
+    fig.update_layout(title=title, barmode="stack", xaxis_title="GiB", **{**LAYOUT, "height": 240})
     return fig

@@ -15,6 +15,9 @@ class UIContext:
     runs_dir: str = "runs"
     max_upload_mb: float = 200.0
     data_rows: int | None = None  # training rows after balancing, from the last data check
+    train_lengths: list[int] | None = None  # tokens per formatted training row, from the last data check
+    lengths_key: tuple | None = None  # (model, max_seq_length) the lengths were counted with
+    class_counts: dict | None = None  # input rows per class, from the last data check
     _tokenizers: dict = field(default_factory=dict)
 
     def tokenizer(self, model_name: str):
@@ -27,6 +30,14 @@ class UIContext:
             except StudioError as err:
                 return None, f"Token counts skipped: {err}"
         return self._tokenizers[model_name]
+
+    def lengths_for(self, model_name: str, max_seq_length: int) -> list[int] | None:
+        """The checked rows' token counts, when they still hold: same model, max_seq_length not raised (rows cut at
+        the old limit could be longer now)."""
+        if not self.train_lengths or not self.lengths_key:
+            return None
+        checked_model, checked_max = self.lengths_key
+        return self.train_lengths if model_name == checked_model and max_seq_length <= checked_max else None
 
     def max_seq_length(self, form, values) -> int:
         return form.to_config(values).model.max_seq_length

@@ -86,6 +86,10 @@ def test_wiring_through_gradio_client(app):
     summary, codes, _, _ = client.predict(api_name="/check_data")  # the defaults: the sample data
     assert "**424** usable rows" in summary and "Rules Question" in summary
     assert [row[:2] for row in codes["data"]] == [["Other", "O"], ["Rules Question", "RQ"]]
+    advised = client.predict("14.7", api_name="/apply_advice")  # the sample: 449 rows, 11% Rules Question
+    assert 0.05 in advised and "70/30" in advised  # lora_dropout of 'Small dataset', balance of '90/10 imbalance'
+    with pytest.raises(Exception, match="Nothing to apply"):  # the tiny model fits any card
+        client.predict("7.6", api_name="/apply_fitting_plan")
     with pytest.raises(Exception, match="Pick a run"):
         client.predict(None, "some text", api_name="/classify")
     notes = client.predict(api_name="/start_training")
@@ -146,6 +150,8 @@ def drive(page, url: str, toy_file: Path) -> str:
 
     page.get_by_role("tab", name="2 · Model & LoRA").click()
     page.get_by_text("rows per optimizer step").wait_for(timeout=30000)
+    page.locator("#fit-estimate").get_by_text("peak reserved", exact=False).wait_for(timeout=30000)
+    assert "Recipe advisor" in page.locator("#advice").inner_text()
     page.screenshot(path=str(SHOTS / "2-model.png"), full_page=True)
 
     page.get_by_role("tab", name="3 · Train").click()
@@ -153,6 +159,7 @@ def drive(page, url: str, toy_file: Path) -> str:
     page.get_by_text("started in").wait_for(timeout=60000)
     run_name = re.search(r"Run (\S+) started in", page.locator("body").inner_text()).group(1)
     page.locator("#train-status").get_by_text(f"{run_name}: finished (finished)").wait_for(timeout=180000)
+    assert "estimated peak" in page.locator("#train-status").inner_text()  # estimate beside what was measured
     page.wait_for_timeout(1500)  # one more poll paints the last points
     points = page.locator("#loss-chart .scatterlayer .trace path.js-line").count()
     assert points >= 1, "the loss chart has no line"

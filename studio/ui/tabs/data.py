@@ -91,6 +91,9 @@ def build(ctx: UIContext, form, config) -> SimpleNamespace:
         except StudioError as err:
             raise gr.Error(str(err)) from None
         ctx.data_rows = len(prepared.train)
+        ctx.train_lengths = prepared.train_lengths or None
+        ctx.lengths_key = (model_name, ctx.max_seq_length(form, values))
+        ctx.class_counts = prepared.counts()["input"]
         table = prepared.table
         s = table.summary()
         lines = [f"**{s['rows']}** usable rows of {s['input_rows']} · text column **{s['text_column']}** · label "

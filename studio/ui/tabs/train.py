@@ -36,7 +36,8 @@ def build(ctx: UIContext) -> SimpleNamespace:
         snap = job.snapshot()
         records = job.stream.records()
         err = error_box(snap["error"], snap["levers"]) if snap["error"] else ""
-        return (progress_html(snap), err, charts.loss(records), charts.memory(records), charts.eval_points(records),
+        return (progress_html(snap), err, charts.loss(records),
+                charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"]), charts.eval_points(records),
                 job.log_tail(60))
 
     timer.tick(poll, None, [status, error, loss, memory, evals, log], queue=False, show_progress="hidden",
@@ -80,7 +81,20 @@ def progress_html(snap: dict | None) -> str:
     backend = f" · backend {backend} ({snap['backend'].get('device')})" if backend else ""
     return (f"<div class='studio-progress'><b>{snap['run']}</b>: {snap['state']} ({snap['phase']}) · step "
             f"{snap['step']}/{total or '?'}{loss}{tps}{eta} · {fmt_seconds(snap['elapsed_s'])} elapsed{backend}"
-            f"<div class='bar'><div style='width:{pct:.1f}%'></div></div></div>")
+            f"<div class='bar'><div style='width:{pct:.1f}%'></div></div>{memory_line(snap.get('memory'))}</div>")
+
+
+def memory_line(memory: dict | None) -> str:
+    """Estimated vs measured peak GPU memory, side by side (the run folder's memory.json keeps both)."""
+    if not memory or not memory.get("estimate_gb"):
+        return ""
+    line = f"GPU memory: estimated peak <b>{memory['estimate_gb']:.2f} GiB</b> ({memory.get('verdict')})"
+    if memory.get("measured_gb"):
+        ratio = memory["measured_gb"] / memory["estimate_gb"]
+        line += f" · measured peak <b>{memory['measured_gb']:.2f} GiB</b> ({100 * ratio:.0f}% of the estimate)"
+    elif memory.get("rss_gb"):
+        line += f" · this run is on the CPU (process memory {memory['rss_gb']:.2f} GiB), so no GPU peak to compare"
+    return f"<div class='studio-memory'>{line}</div>"
 
 
 def fmt_seconds(s: float) -> str:

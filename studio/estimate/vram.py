@@ -1,0 +1,318 @@
+""""Will it fit?": the peak GPU memory a run will reserve, estimated from the model's config and the run config
+before anything is loaded, with the guide's bands and levers.
+
+What is estimated is PyTorch's peak reserved memory (``torch.cuda.max_memory_reserved``, the number the guide's
+notebook prints), the sum of:
+
+- base weights: every parameter at 2 bytes (4 in float32), or the linear layers at 4.13 bits (NF4 + its double-
+  quantised scales) with embeddings, LM head, norms and biases in 16-bit when ``load_in_4bit``;
+- buffers present before the first step (rotary caches and the like);
+- the LoRA adapter: fp32 weights (PEFT keeps adapters in float32) + fp32 gradients + optimizer state;
+- activations of the largest micro-batch: a per-token cost that grows with layers × hidden size (the saved layer
+  inputs) and hidden + intermediate size (one layer's recompute), more without gradient checkpointing;
+- a fixed step workspace.
+
+The per-token and fixed coefficients are fitted to 36 real studio runs on an H100 (the Unsloth backend; Qwen2.5
+0.5B and 1.5B shapes, 4/16-bit, r 16/32/64, batch 1–16, 256–2048 tokens; docs/benchmarks.md), then a 3% margin
+is added because an estimate that is too low means an OOM. The CUDA context (about 0.7 GiB, outside PyTorch's count)
+is added before comparing with the card's memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from dataclasses import dataclass, field
+
+from studio.config import ALL_PROJECTIONS, ATTENTION_ONLY, RunConfig
+from studio.errors import StudioError
+from studio.estimate.model_shape import ModelShape, read_shape
+
+GIB = 2**30
+NF4_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit values + 8-bit absmax per 64 + fp32 per 256 blocks
+BUFFERS_GIB = 0.065  # measured before the first step beyond weights + adapter, constant across shapes
+STEP_FIXED_GIB = 0.082
+SAVED_INPUT_BYTES = 1.32  # per token × layers × hidden
+LAYER_WORKING_BYTES = 5.17  # per token × (hidden + intermediate)
+PLAIN_CHECKPOINT_BYTES = 1.9  # gradient checkpointing "true": + per token × layers × hidden
+NO_CHECKPOINT_BYTES = 6.2  # no checkpointing: + per token × layers × (hidden + intermediate)
+MLP_WITHOUT_LORA_BYTES = 5.0  # MLP not LoRA-targeted: + per token × intermediate (gate/up/act kept in bf16)
+OPTIMIZER_BYTES = {"adamw_8bit": 2, "paged_adamw_8bit": 2, "adamw_torch": 10, "adamw_torch_fused": 8, "sgd": 0}
+MARGIN = 1.03
+# transformers + peft (no Unsloth), fitted to 4 runs of the 0.5B shape: activations cost this many times Unsloth's
+# per token (16-bit / 4-bit); with a 4-bit base, peft's k-bit preparation keeps the non-quantised weights in fp32
+# and the adapter in bf16; the
+# estimate gets a wider margin because it rests on one shape.
+TRANSFORMERS_ACTIVATION_FACTOR = {16: 2.5, 4: 4.0}
+TRANSFORMERS_MARGIN = 1.08
+CUDA_CONTEXT_GIB = 0.67  # measured on the H100 (CUDA 13): used - reserved after cuBLAS is loaded
+BANDS = ((0.95, "likely OOM"), (0.90, "close"))  # the guide: > 90% close, > 95% likely to OOM
+MLP = ("gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class Estimate:
+    parts: dict[str, float]  # GiB, before the margin
+    peak_reserved_gb: float
+    tokens_per_micro_batch: int
+    backend: str
+    shape: ModelShape
+    gpu_name: str | None = None
+    gpu_total_gb: float | None = None
+    context_gb: float = CUDA_CONTEXT_GIB
+    notes: list[str] = field(default_factory=list)
+    pre_quantized: bool = False  # the checkpoint is saved in 4-bit: every variant loads in 4-bit
+
+    @property
+    def needed_gb(self) -> float:
+        return self.peak_reserved_gb + self.context_gb
+
+    @property
+    def share(self) -> float | None:
+        return self.needed_gb / self.gpu_total_gb if self.gpu_total_gb else None
+
+    @property
+    def verdict(self) -> str:
+        if self.share is None:
+            return "no GPU to compare with"
+        if self.share > 1:
+            return "will not fit"
+        for limit, name in BANDS:
+            if self.share > limit:
+                return name
+        return "fits"
+
+    def to_dict(self) -> dict:
+        return {"peak_reserved_gb": round(self.peak_reserved_gb, 3), "needed_gb": round(self.needed_gb, 3),
+                "parts_gb": {k: round(v, 3) for k, v in self.parts.items()}, "context_gb": self.context_gb,
+                "tokens_per_micro_batch": self.tokens_per_micro_batch, "backend": self.backend,
+                "gpu_name": self.gpu_name, "gpu_total_gb": self.gpu_total_gb,
+                "share": None if self.share is None else round(self.share, 4), "verdict": self.verdict,
+                "shape": self.shape.to_dict(), "notes": self.notes}
+
+    def summary(self) -> str:
+        line = f"≈ {self.peak_reserved_gb:.2f} GiB peak reserved + {self.context_gb:.2f} GiB CUDA context"
+        if self.gpu_total_gb:
+            line += (f" = {self.needed_gb:.2f} of {self.gpu_total_gb:.1f} GiB ({100 * self.share:.0f}%): "
+                     f"{self.verdict}")
+        return line
+
+
+def micro_batch_tokens(batch: int, max_seq_length: int, lengths: list[int] | None = None,
+                       padding_free: bool = True, packing: bool = False) -> int:
+    """Tokens in the largest micro-batch: the batch's longest rows (Unsloth trains padding-free), or batch × the
+    longest row when rows are padded; batch × max_seq_length when packing or when the lengths are unknown."""
+    if packing or not lengths:
+        return batch * max_seq_length
+    longest = sorted(min(n, max_seq_length) for n in lengths)[-batch:]
+    return sum(longest) if padding_free else batch * longest[-1]
+
+
+def lora_params(shape: ModelShape, r: int, targets: list[str]) -> int:
+    projections = shape.projections()
+    return shape.num_hidden_layers * sum(r * sum(projections[t]) for t in targets if t in projections)
+
+
+def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | None = None,
+                  backend: str = "unsloth", load_in_4bit: bool | None = None, gpu_total_gb: float | None = None,
+                  gpu_name: str | None = None) -> Estimate:
+    """The estimate for ``config`` on a model of ``shape``; ``lengths`` are the formatted rows' token counts."""
+    model, lora, train = config.model, config.lora, config.train
+    four_bit = model.load_in_4bit if load_in_4bit is None else load_in_4bit
+    width = 4 if model.dtype == "float32" else 2
+    h, i, layers = shape.hidden_size, shape.intermediate_size, shape.num_hidden_layers
+    notes = []
+
+    if four_bit:
+        other_width = 4 if backend != "unsloth" else 2  # peft's k-bit preparation casts them to fp32
+        weights = shape.linear_params * NF4_BYTES_PER_PARAM + shape.other_params * other_width
+    else:
+        weights = shape.params * width
+    unknown = [t for t in lora.target_modules if t not in shape.projections()]
+    if unknown:
+        notes.append(f"Target modules {', '.join(unknown)} are not standard projections: not counted.")
+    adapter = lora_params(shape, lora.r, lora.target_modules)
+    optimizer = OPTIMIZER_BYTES.get(train.optim, 8)
+    adapter_width = 2 if (four_bit and backend != "unsloth") else 4  # weights and gradients, each
+
+    tokens = micro_batch_tokens(train.per_device_train_batch_size, model.max_seq_length, lengths,
+                                padding_free=backend == "unsloth", packing=train.packing)
+    per_token = SAVED_INPUT_BYTES * layers * h + LAYER_WORKING_BYTES * (h + i)
+    checkpointing = lora.use_gradient_checkpointing
+    if backend != "unsloth":
+        per_token *= TRANSFORMERS_ACTIVATION_FACTOR[4 if four_bit else 16]
+        checkpointing = "unsloth" if checkpointing != "false" else "false"  # the factor covers plain checkpointing
+    if checkpointing == "true":
+        per_token += PLAIN_CHECKPOINT_BYTES * layers * h
+    elif checkpointing == "false":
+        per_token += NO_CHECKPOINT_BYTES * layers * (h + i)
+    if not all(m in lora.target_modules for m in MLP):
+        per_token += MLP_WITHOUT_LORA_BYTES * i
+    if backend != "unsloth":
+        notes.append("transformers + peft backend: calibrated on fewer runs than Unsloth, so the margin is wider; "
+                     "with Unsloth (pip install -r requirements-gpu.txt) the same run needs less.")
+    if lora.loftq_config and four_bit:
+        notes.append("LoftQ adds a one-time spike while the adapter is initialised, not included here.")
+
+    parts = {
+        "base weights" + (" (4-bit)" if four_bit else f" ({8 * width}-bit)"): weights / GIB,
+        "buffers": BUFFERS_GIB,
+        f"LoRA adapter: {adapter / 1e6:.1f}M params + grads + {train.optim} state":
+            adapter * (2 * adapter_width + optimizer) / GIB,
+        f"activations: {tokens:,} tokens per micro-batch": tokens * per_token / GIB,
+        "step workspace": STEP_FIXED_GIB,
+    }
+    margin = MARGIN if backend == "unsloth" else TRANSFORMERS_MARGIN
+    return Estimate(parts=parts, peak_reserved_gb=sum(parts.values()) * margin, tokens_per_micro_batch=tokens,
+                    backend=backend, shape=shape, gpu_name=gpu_name, gpu_total_gb=gpu_total_gb, notes=notes)
+
+
+@functools.lru_cache(maxsize=1)
+def detect_gpu() -> tuple[str, float] | None:
+    """(name, total GiB) of GPU 0, or None without CUDA."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    return props.name, round(props.total_memory / GIB, 2)
+
+
+def assumed_backend(requested: str) -> str:
+    """The backend a GPU run of this config would use: Unsloth unless the config or this CUDA machine says not."""
+    if requested in ("unsloth", "transformers"):
+        return requested
+    from studio.models.loading import has_module
+
+    return "unsloth" if has_module("unsloth") or detect_gpu() is None else "transformers"
+
+
+_shapes: dict[str, tuple[float, object]] = {}
+FAILURE_TTL_S = 60.0
+
+
+def cached_shape(name: str) -> tuple[ModelShape, bool]:
+    """read_shape, remembered: the UI recomputes the estimate at every change of a setting. Failures (offline hub)
+    are remembered for a minute, so a form does not wait on the network at each keystroke."""
+    import time
+
+    now = time.monotonic()
+    hit = _shapes.get(name)
+    if hit is None or (isinstance(hit[1], StudioError) and now - hit[0] > FAILURE_TTL_S):
+        try:
+            hit = (now, read_shape(name))
+        except StudioError as err:
+            hit = (now, err)
+        _shapes[name] = hit
+    if isinstance(hit[1], StudioError):
+        raise hit[1]
+    return hit[1]
+
+
+def estimate_for_config(config: RunConfig, *, gpu_total_gb: float | None = None, gpu_name: str | None = None,
+                        lengths: list[int] | None = None, shape: ModelShape | None = None,
+                        backend: str | None = None) -> Estimate:
+    """Read the model's shape (config only) and estimate; the GPU defaults to the one this machine has."""
+    pre_quantized = False
+    if shape is None:
+        shape, pre_quantized = cached_shape(config.model.name.strip())
+    if gpu_total_gb is None:
+        found = detect_gpu()
+        if found:
+            gpu_name, gpu_total_gb = found
+    estimate = estimate_vram(config, shape, lengths=lengths, backend=backend or assumed_backend(config.model.backend),
+                             load_in_4bit=config.model.load_in_4bit or pre_quantized, gpu_total_gb=gpu_total_gb,
+                             gpu_name=gpu_name)
+    estimate.pre_quantized = pre_quantized
+    if pre_quantized and not config.model.load_in_4bit:
+        estimate.notes.append("This checkpoint is saved in 4-bit, so it loads in 4-bit whatever load_in_4bit says.")
+    return estimate
+
+
+@dataclass
+class Lever:
+    label: str  # e.g. "batch 8 → 4"
+    overrides: dict
+    estimate: Estimate
+    why: str = ""
+
+
+def levers(config: RunConfig, estimate: Estimate, lengths: list[int] | None = None) -> list[Lever]:
+    """The guide's memory levers, in its order, each applied alone to ``config`` and re-estimated."""
+    model, lora, train = config.model, config.lora, config.train
+    candidates: list[tuple[str, dict, str]] = []
+    if train.per_device_train_batch_size > 1:
+        b = train.per_device_train_batch_size
+        nb = max(1, b // 2)
+        accum = train.gradient_accumulation_steps * b // nb
+        candidates.append((f"batch {b} → {nb} (grad accum {train.gradient_accumulation_steps} → {accum} keeps "
+                           f"{b * train.gradient_accumulation_steps} rows per step)",
+                           {"train": {"per_device_train_batch_size": nb, "gradient_accumulation_steps": accum}}, ""))
+    longest = max(lengths) if lengths else None
+    if longest and longest < model.max_seq_length:
+        target = max(32, 1 << (longest - 1).bit_length())
+        if target < model.max_seq_length:
+            candidates.append((f"max_seq_length {model.max_seq_length} → {target}",
+                               {"model": {"max_seq_length": target}},
+                               f"your longest row is {longest} tokens: nothing is cut"))
+    if model.max_seq_length >= 64 and not (longest and longest < model.max_seq_length):
+        half = model.max_seq_length // 2
+        candidates.append((f"max_seq_length {model.max_seq_length} → {half}", {"model": {"max_seq_length": half}},
+                           "longer rows get truncated"))
+    if lora.use_gradient_checkpointing != "unsloth":
+        candidates.append((f"gradient checkpointing '{lora.use_gradient_checkpointing}' → 'unsloth'",
+                           {"lora": {"use_gradient_checkpointing": "unsloth"}}, ""))
+    if not model.load_in_4bit:
+        candidates.append(("load_in_4bit on", {"model": {"load_in_4bit": True}}, ""))
+    if OPTIMIZER_BYTES.get(train.optim, 8) > 2:
+        candidates.append((f"optim {train.optim} → adamw_8bit", {"train": {"optim": "adamw_8bit"}}, ""))
+    if any(m in lora.target_modules for m in MLP):
+        candidates.append(("attention-only target modules", {"lora": {"target_modules": list(ATTENTION_ONLY)}}, ""))
+    out = []
+    for label, overrides, why in candidates:
+        changed = config.replace(overrides)
+        new = estimate_vram(changed, estimate.shape, lengths=lengths, backend=estimate.backend,
+                            load_in_4bit=changed.model.load_in_4bit or estimate.pre_quantized,
+                            gpu_total_gb=estimate.gpu_total_gb, gpu_name=estimate.gpu_name)
+        if "attention-only" in label and new.peak_reserved_gb >= estimate.peak_reserved_gb:
+            why = ("saves adapter memory, but without LoRA on the MLP Unsloth keeps the MLP's activations: "
+                   "no saving here")
+        out.append(Lever(label, overrides, new, why))
+    return out
+
+
+def fitting_plan(config: RunConfig, estimate: Estimate, lengths: list[int] | None = None,
+                 limit: float = BANDS[1][0]) -> tuple[list[Lever], Estimate] | None:
+    """Levers applied one after another, in the guide's order, until the run is under ``limit`` of the GPU (those
+    that help only); None when there is no GPU to compare with or even all of them are not enough."""
+    if not estimate.gpu_total_gb:
+        return None
+    chosen, current, cfg = [], estimate, copy.deepcopy(config)
+    while current.share > limit:
+        options = [lv for lv in levers(cfg, current, lengths)
+                   if lv.estimate.peak_reserved_gb < current.peak_reserved_gb - 1e-6]
+        if not options:
+            return None
+        lever = options[0]
+        chosen.append(lever)
+        cfg = cfg.replace(lever.overrides)
+        current = lever.estimate
+    return chosen, current
+
+
+def estimate_report(config: RunConfig, estimate: Estimate, lengths: list[int] | None = None) -> dict:
+    """Everything the UI and the CLI show: the estimate, each lever, and a plan when it does not fit."""
+    report = {"estimate": estimate.to_dict(), "summary": estimate.summary(), "levers": [], "plan": None}
+    if estimate.gpu_total_gb and estimate.share > BANDS[1][0]:
+        report["levers"] = [{"label": lv.label, "gb": round(lv.estimate.peak_reserved_gb, 2),
+                             "needed_gb": round(lv.estimate.needed_gb, 2), "verdict": lv.estimate.verdict,
+                             "why": lv.why} for lv in levers(config, estimate, lengths)]
+        plan = fitting_plan(config, estimate, lengths)
+        if plan:
+            steps, final = plan
+            report["plan"] = {"steps": [lv.label for lv in steps], "overrides": [lv.overrides for lv in steps],
+                              "gb": round(final.peak_reserved_gb, 2), "verdict": final.verdict}
+    return report
+

@@ -1,0 +1,220 @@
+""""Will it fit?": the VRAM estimate against hand-computed values and real parameter counts, the levers and the
+plan, the recipe advisor, the CLI, the run folder's estimate-vs-measured record, and the H100 calibration."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, SAMPLE
+
+from studio.config import ATTENTION_ONLY, RunConfig
+from studio.errors import StudioError
+from studio.estimate import vram
+from studio.estimate.advisor import advise, apply_advice
+from studio.estimate.model_shape import ModelShape, known_shape, read_shape
+from studio.estimate.vram import (GIB, Estimate, estimate_report, estimate_vram, fitting_plan, levers,
+                                  micro_batch_tokens)
+
+# H 64, I 128, 2 layers, 4 heads of 16, 2 KV heads, vocab 1000, tied embeddings, Qwen2 q/k/v biases.
+TINY = ModelShape(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=True)
+
+
+def cfg(**sections) -> RunConfig:
+    return RunConfig().replace(sections)
+
+
+def test_parameter_counts_by_hand():
+    # per layer: q 64·64 + k 64·32 + v 64·32 + o 64·64 + gate/up/down 3 · 64·128 = 36,864 linear weights
+    assert TINY.linear_params == 2 * 36_864
+    # embeddings 64,000 + per layer (2 norms · 64 + biases 64 + 32 + 32) + final norm 64
+    assert TINY.other_params == 64_000 + 2 * 256 + 64
+    # LoRA r=8 on all 7: 8 · (128 + 96 + 96 + 128 + 192 + 192 + 192) = 8,192 per layer
+    assert vram.lora_params(TINY, 8, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                      "down_proj"]) == 2 * 8_192
+    assert vram.lora_params(TINY, 8, ATTENTION_ONLY) == 2 * 8 * (128 + 96 + 96 + 128)
+
+
+def test_estimate_of_a_small_config_by_hand():
+    config = cfg(model={"load_in_4bit": False, "max_seq_length": 128}, lora={"r": 8},
+                 train={"per_device_train_batch_size": 4, "optim": "adamw_8bit"})
+    est = estimate_vram(config, TINY)
+    weights = (73_728 + 64_576) * 2  # every parameter in bf16
+    adapter = 16_384 * (4 + 4 + 2)  # fp32 weights + fp32 grads + 8-bit Adam's two states
+    tokens = 4 * 128  # no data: batch × max_seq_length
+    per_token = 1.32 * 2 * 64 + 5.17 * (64 + 128)  # saved inputs (layers × hidden) + one layer's working set
+    expected = (weights + adapter + tokens * per_token) / GIB + 0.065 + 0.082
+    assert est.tokens_per_micro_batch == 512
+    assert est.peak_reserved_gb == pytest.approx(expected * 1.03, rel=1e-9)
+    assert sum(est.parts.values()) == pytest.approx(expected, rel=1e-9)
+
+    four_bit = estimate_vram(config.replace({"model": {"load_in_4bit": True}}), TINY)
+    nf4 = 73_728 * (0.5 + 1 / 64 + 4 / (64 * 256)) + 64_576 * 2  # linears in NF4, the rest in bf16
+    assert next(v for k, v in four_bit.parts.items() if k.startswith("base weights")) == pytest.approx(nf4 / GIB)
+
+    no_ckpt = estimate_vram(config.replace({"lora": {"use_gradient_checkpointing": "false"}}), TINY)
+    extra = tokens * 6.2 * 2 * (64 + 128) / GIB  # every layer's activations
+    assert (no_ckpt.peak_reserved_gb - est.peak_reserved_gb) == pytest.approx(extra * 1.03)
+    adamw = estimate_vram(config.replace({"train": {"optim": "adamw_torch"}}), TINY)
+    assert adamw.peak_reserved_gb > est.peak_reserved_gb
+
+
+def test_shape_counts_match_a_real_model_and_its_adapter(tiny_model_dir):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    shape, pre_quantized = read_shape(str(tiny_model_dir))  # config.json only
+    assert not pre_quantized and shape.source.endswith("config.json")
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    assert shape.params == sum(p.numel() for p in model.parameters())
+    peft_model = get_peft_model(model, LoraConfig(r=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                       "gate_proj", "up_proj", "down_proj"]))
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    assert vram.lora_params(shape, 8, RunConfig().lora.target_modules) == trainable
+
+
+def test_built_in_shapes_match_the_published_sizes():
+    # published parameter counts (model cards): 0.49B, 1.54B, 7.61B, 14.7B, 135M
+    for name, billions in (("Qwen/Qwen2.5-0.5B-Instruct", 0.494), ("Qwen/Qwen2.5-1.5B-Instruct", 1.54),
+                           ("Qwen/Qwen2.5-7B-Instruct", 7.61), ("unsloth/Qwen2.5-14B-Instruct-bnb-4bit", 14.7),
+                           ("embedded:SmolLM2-135M-Instruct", 0.1345)):
+        assert known_shape(name).params / 1e9 == pytest.approx(billions, rel=0.01), name
+    assert known_shape("someone/Qwen2.5-7B-Instruct") is None  # a fine-tune could differ: read its config
+    with pytest.raises(StudioError, match="not reachable"):  # offline: a clear answer at once
+        read_shape("someone/unknown-model")
+    with pytest.raises(StudioError, match="no config.json"):
+        read_shape(str(REPO / "assets"))
+
+
+def test_micro_batch_tokens_from_the_data():
+    lengths = [10, 300, 40, 250, 90]
+    assert micro_batch_tokens(2, 512, lengths) == 300 + 250  # padding-free: the two longest rows
+    assert micro_batch_tokens(2, 512, lengths, padding_free=False) == 2 * 300  # padded to the longest
+    assert micro_batch_tokens(2, 256, lengths) == 256 + 250  # rows are cut at max_seq_length
+    assert micro_batch_tokens(2, 512, None) == 1024
+    assert micro_batch_tokens(2, 512, lengths, packing=True) == 1024
+
+
+def test_bands_levers_and_the_plan():
+    qwen7 = known_shape("Qwen/Qwen2.5-7B-Instruct")
+    config = cfg(model={"load_in_4bit": False, "max_seq_length": 2048},
+                 train={"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2, "optim": "adamw_torch"})
+    est = estimate_vram(config, qwen7, gpu_total_gb=16.0)
+    assert est.verdict == "will not fit" and est.share > 1
+    found = levers(config, est)
+    labels = [lv.label for lv in found]
+    # the guide's order: batch, max_seq_length, (checkpointing already 'unsloth'), 4-bit, 8-bit Adam, attention-only
+    assert labels[0].startswith("batch 8 → 4 (grad accum 2 → 4 keeps 16 rows per step)")
+    assert labels[1] == "max_seq_length 2048 → 1024"
+    assert labels[2:] == ["load_in_4bit on", "optim adamw_torch → adamw_8bit", "attention-only target modules"]
+    for lv in found[:4]:
+        assert lv.estimate.peak_reserved_gb < est.peak_reserved_gb
+    steps, final = fitting_plan(config, est)
+    assert final.share <= 0.90 and final.verdict == "fits"
+    assert [s.label for s in steps][0].startswith("batch 8 → 4")
+    report = estimate_report(config, est)
+    assert report["plan"]["verdict"] == "fits" and len(report["levers"]) == 5
+
+    def verdict(gb):
+        return Estimate(parts={"x": 1.0}, peak_reserved_gb=gb - vram.CUDA_CONTEXT_GIB, tokens_per_micro_batch=1,
+                        backend="unsloth", shape=TINY, gpu_total_gb=10.0).verdict
+
+    assert [verdict(g) for g in (8.9, 9.2, 9.7, 10.5)] == ["fits", "close", "likely OOM", "will not fit"]
+    assert estimate_report(cfg(), estimate_vram(cfg(), TINY, gpu_total_gb=10.0))["levers"] == []  # fits: no levers
+
+
+def test_a_longest_row_under_max_seq_length_is_a_free_lever():
+    qwen = known_shape("Qwen/Qwen2.5-1.5B-Instruct")
+    config = cfg(model={"load_in_4bit": False, "max_seq_length": 4096}, train={"per_device_train_batch_size": 64})
+    lengths = [200] * 500 + [480]
+    est = estimate_vram(config, qwen, lengths=lengths, gpu_total_gb=4.0)
+    free = [lv for lv in levers(config, est, lengths) if lv.label.startswith("max_seq_length")]
+    assert free[0].label == "max_seq_length 4096 → 512" and "nothing is cut" in free[0].why
+
+
+def test_advisor_follows_the_guide():
+    qwen = known_shape("Qwen/Qwen2.5-1.5B-Instruct")
+    base = cfg(model={"name": "Qwen/Qwen2.5-1.5B-Instruct", "load_in_4bit": False, "max_seq_length": 1024},
+               train={"per_device_train_batch_size": 8})
+    small_gpu = estimate_vram(base, qwen, gpu_total_gb=4.5)  # 16-bit, batch 8 × 1024 tokens: ~4.8 GiB
+    assert small_gpu.share > 1
+    advice = advise(base, small_gpu, train_rows=4_000, class_counts={"a": 2_000, "b": 2_000})
+    assert [a.preset for a in advice] == ["Memory tight"] and "need 107% of 4.5 GiB" in advice[0].reason
+    advice = advise(base, small_gpu, train_rows=20_000, class_counts={"a": 10_000, "b": 10_000})
+    assert [a.preset for a in advice] == ["Memory tight + r=32 (rsLoRA)"]  # enough data for r=32, and it fits
+    big_gpu = estimate_vram(base, qwen, gpu_total_gb=80)
+    advice = advise(base, big_gpu, train_rows=1_800, class_counts={"Other": 1_620, "Rules Question": 180})
+    assert [a.preset for a in advice] == ["Small dataset (~2k rows)", "90/10 imbalance"]
+    assert "'Rules Question' is 10%" in advice[1].reason
+    applied = apply_advice(base, advice)
+    assert applied.lora.lora_dropout == 0.05 and applied.data.balance == "70/30" and applied.train.eval_steps == 20
+
+
+def test_cli_estimate(tmp_path, tiny_model_dir):
+    config = cfg(model={"name": str(tiny_model_dir), "max_seq_length": 256}, data={"path": str(SAMPLE)})
+    config.save(tmp_path / "run.json")
+    out = subprocess.run([sys.executable, "-m", "studio", "estimate", "--config", str(tmp_path / "run.json"),
+                          "--gpu-gb", "0.5", "--per-device-train-batch-size", "64", "--json"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    est = report["estimate"]
+    assert est["gpu_total_gb"] == 0.5 and est["verdict"] == "will not fit"
+    assert est["tokens_per_micro_batch"] < 64 * 256  # the sample's real rows, not 64 × max_seq_length
+    assert report["levers"] and report["levers"][0]["label"].startswith("batch 64 → 32")
+    assert [a["preset"] for a in report["advice"]][-1] == "90/10 imbalance"
+
+    text = subprocess.run([sys.executable, "-m", "studio", "estimate", "--config", str(tmp_path / "run.json"),
+                           "--gpu-gb", "8"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert text.returncode == 0 and "fits" in text.stdout and "CUDA context" in text.stdout
+    (tmp_path / "bad.json").write_text(json.dumps({"lora": {"rank": 8}}))
+    bad = subprocess.run([sys.executable, "-m", "studio", "estimate", "--config", str(tmp_path / "bad.json")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown setting rank" in bad.stderr
+
+
+def test_the_run_folder_keeps_estimate_and_measured_side_by_side(tiny_model_dir, tmp_path):
+    from studio.train.worker import start_training
+
+    config = cfg(model={"name": str(tiny_model_dir), "max_seq_length": 256}, data={"path": str(SAMPLE)},
+                 lora={"use_gradient_checkpointing": "false", "r": 8},
+                 train={"max_steps": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1})
+    job = start_training(config, tmp_path)
+    assert job.wait(300) and job.state == "finished", job.error
+    facts = job.run.read_run_json()
+    estimate = facts["memory_estimate"]
+    assert estimate["peak_reserved_gb"] > 0 and estimate["backend"] == "transformers"
+    assert estimate["shape"]["params"] > 0 and estimate["tokens_per_micro_batch"] <= 4 * 256
+    memory = json.loads((job.run.path / "memory.json").read_text())
+    assert memory["estimate"] == estimate and memory["state"] == "finished"
+    assert memory["measured"]["device"] == "cpu" and memory["measured"]["peak_rss_gb"] > 0
+    snap = job.snapshot()["memory"]
+    assert snap["estimate_gb"] == estimate["peak_reserved_gb"]
+
+    from studio.ui.tabs.train import memory_line
+
+    assert "estimated peak" in memory_line(snap) and "on the CPU" in memory_line(snap)
+    line = memory_line({"estimate_gb": 2.0, "verdict": "fits", "measured_gb": 1.9})
+    assert "measured peak <b>1.90 GiB</b> (95% of the estimate)" in line
+
+
+@pytest.mark.parametrize("name", ["vram-0.5b-h100.json", "vram-1.5b-h100.json", "vram-holdout-h100.json"])
+def test_estimates_hold_on_the_recorded_h100_runs(name):
+    """The calibration target on every run measured on the GPU machine (bench/vram_calibration.py): within ±15%
+    of the measured peak reserved memory, and never under by more than 10%."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from vram_calibration import run_config
+
+    from studio.models.tiny import QWEN_SHAPES
+
+    records = json.loads((REPO / "docs" / "device-results" / name).read_text())
+    assert len(records) >= 8 and all(r["state"] == "finished" for r in records)
+    for r in records:
+        shape = ModelShape(tie_word_embeddings=True, **QWEN_SHAPES[r["shape"]])
+        config = run_config(r, "model", "data.csv")
+        rows = int(r["tokens_per_step"] / r["batch"])  # every row was cut to the same length
+        est = estimate_vram(config, shape, lengths=[rows] * 100, backend=r.get("backend", "unsloth"))
+        error = est.peak_reserved_gb / r["peak_reserved_gb"] - 1
+        assert -0.10 <= error <= 0.15, (r, est.peak_reserved_gb)
