@@ -24,8 +24,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def exposure_warning(args: argparse.Namespace) -> str | None:
+    """A warning when the app is reachable from other machines without a password."""
+    if args.auth or (args.host in LOCAL_HOSTS and not args.share):
+        return None
+    where = "a public share link" if args.share else f"{args.host}:{args.port}"
+    return (f"WARNING: the studio is reachable on {where} without a password: anyone who can reach it can upload "
+            "data, train, and read or delete runs. Add --auth user:password (or set STUDIO_AUTH).")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    warning = exposure_warning(args)
+    if warning:
+        print(warning, file=sys.stderr)
     from studio.ui.app import launch  # gradio loads here; torch only when work starts
 
     return launch(args)

@@ -86,7 +86,7 @@ def write_long_rows(path: Path, rows: int = 200, words: int = 2600) -> Path:
     return path
 
 
-def run_config(point: dict, model_dir: str, data: str) -> "RunConfig":  # noqa: F821
+def run_config(point: dict, model_dir: str, data: str):
     from studio.config import ALL_PROJECTIONS, ATTENTION_ONLY, RunConfig
 
     return RunConfig().replace({

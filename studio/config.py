@@ -78,6 +78,8 @@ class ModelSpec:
                             "float32 on CPU.", choices=["auto", "bfloat16", "float16", "float32"])
     backend: str = _f("auto", "auto: Unsloth when CUDA and unsloth are available, else transformers + peft.",
                       choices=["auto", "unsloth", "transformers"])
+    trust_remote_code: bool = _f(False, "Run Python code shipped with a LOCAL model folder (custom architectures). "
+                                        "Only for folders you trust; never allowed for hub ids.")
 
 
 @dataclass
@@ -325,6 +327,9 @@ def validate_config(config: RunConfig, train_rows: int | None = None, gpus: int 
         (train.warmup_steps >= 0, "warmup_steps cannot be negative."),
         (train.logging_steps >= 1, "logging_steps must be at least 1."),
         (model.max_seq_length >= 32, "max_seq_length below 32 tokens cannot hold a prompt and a label."),
+        (not model.trust_remote_code or Path(model.name).expanduser().is_dir(),
+         f"trust_remote_code is only allowed for a local model folder, not for '{model.name}': download the model, "
+         "read its code, and point the studio at the folder."),
         (train.save_steps >= 0 and train.eval_steps >= 0, "save_steps and eval_steps cannot be negative."),
     ]
     for ok, message in checks:

@@ -23,6 +23,7 @@ Write a response that appropriately completes the request.
 """
 # Tokens kept free for the code, end-of-turn and EOS markers when fitting long texts.
 ANSWER_MARGIN = 8
+ENCODE_CHUNK = 4096
 END_MARKERS = 2  # end-of-turn token + newline after the code (ChatML), or EOS (Alpaca)
 
 
@@ -66,12 +67,11 @@ def fit_texts(tokenizer, texts: list[str], rubric: str, fmt: str, max_seq_length
         raise StudioError(
             f"The rubric and prompt template take {overhead} tokens, leaving {max(budget, 0)} of max_seq_length="
             f"{max_seq_length} for the text. Shorten the rubric or raise max_seq_length.")
-    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    out, lengths = [], []
-    for text, ids in zip(texts, encoded):
-        if len(ids) > budget:
-            out.append(tokenizer.decode(ids[:budget]).rstrip())
-        else:
-            out.append(text)
-        lengths.append(overhead + min(len(ids), budget) + code_tokens + END_MARKERS)
-    return out, lengths
+    unique = list(dict.fromkeys(texts))  # oversampled training sets repeat rows: tokenize each text once
+    fitted = {}
+    for start in range(0, len(unique), ENCODE_CHUNK):  # in chunks: token lists of 200k rows at once take GBs
+        chunk = unique[start:start + ENCODE_CHUNK]
+        for text, ids in zip(chunk, tokenizer(chunk, add_special_tokens=False)["input_ids"]):
+            cut = tokenizer.decode(ids[:budget]).rstrip() if len(ids) > budget else text
+            fitted[text] = (cut, overhead + min(len(ids), budget) + code_tokens + END_MARKERS)
+    return [fitted[t][0] for t in texts], [fitted[t][1] for t in texts]

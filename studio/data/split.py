@@ -69,11 +69,17 @@ def split_table(frame: pd.DataFrame, *, val_fraction: float = 0.15, val_b_per_cl
         warnings.append("Val B is empty: too few rows in the smallest class to hold out a balanced set.")
     train_texts = [t for texts in pool.values() for t in texts]
 
-    def rows(texts):
-        chosen = frame[frame["text"].isin(set(texts))]
+    # One dictionary pass assigns every row (a text, and so all its duplicates, lands in one set); three isin()
+    # calls on Arrow strings took 2 s of a 200k-row check.
+    assigned = {**{t: "train" for t in train_texts}, **{t: "val_a" for t in val_a_texts},
+                **{t: "val_b" for t in val_b_texts}}
+    which = [assigned.get(t) for t in frame["text"].tolist()]
+
+    def rows(name):
+        chosen = frame[[w == name for w in which]]
         return chosen.sort_values("row").reset_index(drop=True)
 
-    return Split(train=rows(train_texts), val_a=rows(val_a_texts), val_b=rows(val_b_texts), warnings=warnings)
+    return Split(train=rows("train"), val_a=rows("val_a"), val_b=rows("val_b"), warnings=warnings)
 
 
 def minority_share_for(balance: str, custom_share: float) -> float | None:

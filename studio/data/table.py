@@ -101,6 +101,10 @@ def validate_table(
                           "column and a label column.")
     text_column = _resolve(text_column, columns, name, "text", "--text-col")
     label_column = _resolve(label_column, columns, name, "label", "--label-col")
+    if text_column is None and label_column is None and _by_name(columns, TEXT_NAMES, None) is None:
+        # Unnamed columns: few distinct values is the surer sign (a label), length the weaker one (short texts
+        # beside long label names exist; found by fuzzing).
+        label_column = detect_label_column(frame)
     if text_column is None:
         text_column = detect_text_column(frame, exclude=label_column)
     if label_column is None:

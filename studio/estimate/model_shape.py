@@ -135,7 +135,10 @@ def read_shape(name: str) -> tuple[ModelShape, bool]:
             raise StudioError(f"{path} has no config.json, so it is not a model folder.")
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(path)
+        try:
+            config = AutoConfig.from_pretrained(path)
+        except (OSError, ValueError) as exc:
+            raise StudioError(f"Could not read {path}/config.json ({str(exc).splitlines()[0]}).") from None
         return shape_from_config(config, f"{path}/config.json"), pre_quantized_4bit(config)
     known = known_shape(name)
     if known is not None:  # the published numbers: no network needed (a live demo offline)

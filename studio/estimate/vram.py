@@ -24,7 +24,7 @@ import copy
 import functools
 from dataclasses import dataclass, field
 
-from studio.config import ALL_PROJECTIONS, ATTENTION_ONLY, RunConfig
+from studio.config import ATTENTION_ONLY, RunConfig
 from studio.errors import StudioError
 from studio.estimate.model_shape import ModelShape, read_shape
 

@@ -19,7 +19,7 @@ from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError
 from studio.evaluate.report import disagreements, pr_curve, predict_with_threshold, set_metrics
 from studio.evaluate.scoring import LabelScorer
-from studio.train.runs import ADAPTER_META, RunDir, run_minority_label, write_json_atomic
+from studio.train.runs import ADAPTER_META, RunDir, require_safetensors, run_minority_label, write_json_atomic
 
 MODES = ("score", "generate")
 SET_NAMES = {"val_a": "Val A (natural)", "val_b": "Val B (balanced)", "train": "Train"}
@@ -150,7 +150,7 @@ def load_run_model(run: RunDir, log=print):
     _ensure_pad_token(tokenizer)
     base = _hub_errors(source, lambda: AutoModelForCausalLM.from_pretrained(
         source, dtype=dtype, **({"device_map": {"": 0}} if cuda else {})))
-    model = PeftModel.from_pretrained(base, run.adapter)
+    model = PeftModel.from_pretrained(base, require_safetensors(run.adapter), use_safetensors=True)
     model.eval()
     return model, tokenizer, meta
 

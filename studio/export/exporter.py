@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.errors import StudioError
+from studio.errors import StudioError, is_disk_full
 from studio.evaluate.evaluator import _refuse_while_training, adapter_meta, load_run_model, prepare_for_run
 from studio.evaluate.report import predict_with_threshold
 from studio.evaluate.scoring import LabelScorer
 from studio.export import gguf
 from studio.export.formats import FORMAT_HELP, FORMATS
-from studio.train.runs import ADAPTER_META, RunDir, run_minority_label, sanitize_name, write_json_atomic
+from studio.train.runs import (ADAPTER_META, RunDir, require_safetensors, run_minority_label, sanitize_name,
+                               write_json_atomic)
 
 AGREEMENT_TARGET = {"adapters": 1.0, "merged_16bit": 0.98, "merged_4bit": 0.9, "gguf_f16": 0.98, "gguf_q8_0": 0.98,
                     "gguf_q4_k_m": None}  # q4_k_m: reported, no target
@@ -69,9 +70,10 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None,
         raise StudioError(f"{target} already exists and is not empty; choose another folder or pass --overwrite.")
     started = time.time()
     model, tokenizer, _ = loaded or load_run_model(run, log=log)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         write = {"adapters": _write_adapters, "merged_16bit": _write_merged, "merged_4bit": _write_merged_4bit}
         if fmt.startswith("gguf"):
             artifact = _write_gguf(run, model, tokenizer, meta, fmt, tmp, log)
@@ -88,14 +90,20 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None,
                                 f"model (target {wanted:.0%}). Prefer a higher-precision format.")
         commands = run_commands(fmt, target, artifact, run.name, meta)
         _write_metadata(run, meta, fmt, tmp, agreement, rows, commands)
+        files = sorted({str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()} | {"export.json"})
+        result = ExportResult(fmt, target, files, agreement, rows, AGREEMENT_TARGET[fmt], time.time() - started,
+                              commands, warnings)
+        write_json_atomic(tmp / "export.json", result.to_dict())  # last file written: inside, before the rename
         _move_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc, target.parent if target.parent.exists() else None):
+            raise StudioError(f"The disk holding {target.parent} is full: the {fmt} export could not be written "
+                              "and its partial files were removed" + (" (the previous export there is untouched)"
+                                                                      if target.exists() else "") +
+                              ". Free some space and export again.") from None
         raise
-    files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
-    result = ExportResult(fmt, target, files, agreement, rows, AGREEMENT_TARGET[fmt], time.time() - started,
-                          commands, warnings)
-    write_json_atomic(target / "export.json", result.to_dict())
     log(f"Exported {fmt} to {target}" + (f" ({agreement:.1%} label agreement on {rows} rows)" if rows else ""))
     return result
 
@@ -213,6 +221,7 @@ def _export_probs(fmt, folder: Path, artifact: str, run: RunDir, prepared, texts
             return reader.probs([scorer.prompt_ids(t) for t in texts])
         finally:
             reader.close()
+    require_safetensors(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if fmt == "adapters":
         from peft import PeftModel
@@ -220,12 +229,12 @@ def _export_probs(fmt, folder: Path, artifact: str, run: RunDir, prepared, texts
         base = scorer.model.get_base_model() if hasattr(scorer.model, "get_base_model") else None
         source = adapter_meta(run).get("base_source")
         fresh = AutoModelForCausalLM.from_pretrained(source, dtype=base.dtype if base is not None else None)
-        model = PeftModel.from_pretrained(fresh.to(scorer.model.device), folder)
+        model = PeftModel.from_pretrained(fresh.to(scorer.model.device), folder, use_safetensors=True)
     elif fmt == "merged_4bit":
-        model = AutoModelForCausalLM.from_pretrained(folder, device_map={"": 0})
+        model = AutoModelForCausalLM.from_pretrained(folder, device_map={"": 0}, use_safetensors=True)
     else:
         dtype = torch.float32 if scorer.model.device.type == "cpu" else torch.bfloat16
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(scorer.model.device)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True).to(scorer.model.device)
     reloaded = LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format)
     return reloaded.score(texts).probs
 

@@ -134,18 +134,30 @@ def effective_settings(spec: ModelSpec, train: TrainSpec, backend: Backend) -> t
     return load_in_4bit, optim, dtype
 
 
+def remote_code_allowed(spec: ModelSpec, source: str) -> bool:
+    """trust_remote_code only when the user ticked it, and only for a local folder: code from a hub id would run
+    unseen on this machine."""
+    if not spec.trust_remote_code:
+        return False
+    if not Path(source).is_dir():
+        raise StudioError(f"trust_remote_code is only allowed for a local model folder, not for '{spec.name}'. "
+                          "Download the model, read its code, and point the studio at the folder.")
+    return True
+
+
 def load_for_training(spec: ModelSpec, lora: LoraSpec, train: TrainSpec, backend: Backend,
                       log=print) -> tuple[LoadedModel, str]:
     """Base model + tokenizer with the LoRA adapter attached; returns (loaded, effective optimizer)."""
     load_in_4bit, optim, dtype = effective_settings(spec, train, backend)
     source = resolve_source(spec.name, log=log)
+    trust = remote_code_allowed(spec, source)
     if lora.loftq_config and load_in_4bit:
         backend.notices.append("LoftQ with 4-bit loading: expect a one-time memory spike while the adapter is "
                                "initialised.")
     if backend.name == "unsloth":
-        model, tokenizer = _load_unsloth(source, spec, lora, load_in_4bit, dtype)
+        model, tokenizer = _load_unsloth(source, spec, lora, load_in_4bit, dtype, trust)
     else:
-        model, tokenizer = _load_transformers(source, spec, lora, load_in_4bit, dtype, backend.device)
+        model, tokenizer = _load_transformers(source, spec, lora, load_in_4bit, dtype, backend.device, trust)
     _ensure_pad_token(tokenizer)
     return LoadedModel(model, tokenizer, backend, source, dtype, load_in_4bit), optim
 
@@ -156,13 +168,13 @@ def _torch_dtype(name: str):
     return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
 
 
-def _load_unsloth(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, dtype: str):
+def _load_unsloth(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, dtype: str, trust: bool = False):
     import unsloth  # noqa: F401  (patches transformers/trl/peft; must come first)
     from unsloth import FastLanguageModel
 
     model, tokenizer = _hub_errors(source, lambda: FastLanguageModel.from_pretrained(
         model_name=source, max_seq_length=spec.max_seq_length, dtype=_torch_dtype(dtype),
-        load_in_4bit=load_in_4bit))
+        load_in_4bit=load_in_4bit, trust_remote_code=trust))
     checkpointing = {"unsloth": "unsloth", "true": True, "false": False}[lora.use_gradient_checkpointing]
     model = _target_errors(lambda: FastLanguageModel.get_peft_model(
         model, r=lora.r, target_modules=list(lora.target_modules), lora_alpha=lora.lora_alpha,
@@ -172,12 +184,13 @@ def _load_unsloth(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, d
     return model, tokenizer
 
 
-def _load_transformers(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, dtype: str, device: str):
+def _load_transformers(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, dtype: str, device: str,
+                       trust: bool = False):
     import torch
     from peft import LoftQConfig, LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs = {"dtype": _torch_dtype(dtype)}
+    kwargs = {"dtype": _torch_dtype(dtype), "trust_remote_code": trust}
     if load_in_4bit:
         from transformers import BitsAndBytesConfig
 
@@ -186,7 +199,7 @@ def _load_transformers(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bo
             bnb_4bit_compute_dtype=_torch_dtype(dtype))
     if device == "cuda":
         kwargs["device_map"] = {"": torch.cuda.current_device()}
-    tokenizer = _hub_errors(source, lambda: AutoTokenizer.from_pretrained(source))
+    tokenizer = _hub_errors(source, lambda: AutoTokenizer.from_pretrained(source, trust_remote_code=trust))
     model = _hub_errors(source, lambda: AutoModelForCausalLM.from_pretrained(source, **kwargs))
     checkpointing = lora.use_gradient_checkpointing != "false"
     if load_in_4bit:
@@ -207,6 +220,11 @@ def _load_transformers(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bo
 def _hub_errors(source: str, load):
     try:
         return load()
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise StudioError(f"The model at '{source}' ships its own Python code, which the studio does not run unless "
+                          "you allow it: for a local folder you have read and trust, tick trust_remote_code.") from None
     except OSError as exc:
         where = "folder" if Path(source).exists() else "hub id"
         raise StudioError(f"Could not load the model from the {where} '{source}': {str(exc).splitlines()[0]} "

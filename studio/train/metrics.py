@@ -24,14 +24,18 @@ class MetricsStream:
         self._lock = threading.Lock()
         self._records: list[dict] = []
         self._path = Path(path) if path else None
+        self.write_error: str | None = None  # e.g. a full disk: the stream lives on in memory
 
     def append(self, record: dict) -> None:
         record = {"time": round(time.time(), 3), **record}
         with self._lock:
             self._records.append(record)
-            if self._path:
-                with open(self._path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(record) + "\n")
+            if self._path and not self.write_error:
+                try:
+                    with open(self._path, "a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(record) + "\n")
+                except OSError as exc:  # the run must fail on what matters (a checkpoint), not on its log
+                    self.write_error = f"{self._path}: {exc}"
 
     def records(self, kind: str | None = None, since: int = 0) -> list[dict]:
         with self._lock:

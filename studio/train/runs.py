@@ -17,6 +17,7 @@ from studio.errors import StudioError
 
 STATES = ("running", "finished", "stopped", "failed")
 ADAPTER_META = "studio.json"  # label map, rubric, prompt format and threshold beside the adapter weights
+CHECKPOINT_DONE = "studio_checkpoint_complete"  # written after the trainer finished saving a checkpoint
 MAX_NAME = 80
 
 
@@ -94,10 +95,11 @@ class RunDir:
         return cls(path)
 
     @classmethod
-    def open(cls, path_or_name: str | Path, runs_dir: str | Path = "runs") -> "RunDir":
-        """A run by folder path, or by name inside ``runs_dir`` (names cannot escape it)."""
+    def open(cls, path_or_name: str | Path, runs_dir: str | Path = "runs", inside_only: bool = False) -> "RunDir":
+        """A run by folder path (CLI), or by name inside ``runs_dir`` (names cannot escape it). ``inside_only``
+        (the web UI): names only, so a request can never reach a folder outside ``runs_dir``."""
         path = Path(path_or_name)
-        if not (path / "run.json").exists():
+        if inside_only or not (path / "run.json").exists():
             path = Path(runs_dir) / sanitize_name(str(path_or_name))
         if not (path / "run.json").exists():
             raise StudioError(f"No run at {path_or_name}: a run folder holds run.json. "
@@ -139,12 +141,29 @@ class RunDir:
 
         return MetricsStream.read(self.metrics_path)
 
-    def last_checkpoint(self) -> Path | None:
+    def checkpoint_folders(self) -> list[tuple[int, Path, bool]]:
+        """(step, folder, complete) for every checkpoint folder. Complete: the studio's marker, written once the
+        trainer had saved everything (a save cut short by a crash or a full disk has none)."""
         if not self.checkpoints.exists():
-            return None
+            return []
         found = [(int(m.group(1)), p) for p in self.checkpoints.iterdir()
-                 if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and (p / "trainer_state.json").exists()]
-        return max(found)[1] if found else None
+                 if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and p.is_dir()]
+        marked = any((p / CHECKPOINT_DONE).exists() for _, p in found)
+        return sorted((step, p, (p / CHECKPOINT_DONE).exists() if marked else (p / "trainer_state.json").exists())
+                      for step, p in found)
+
+    def last_checkpoint(self) -> Path | None:
+        complete = [p for _, p, done in self.checkpoint_folders() if done]
+        return complete[-1] if complete else None
+
+    def remove_incomplete_checkpoints(self) -> list[str]:
+        """Partial checkpoints are deleted, so nothing half-written looks resumable (and a full disk gets space)."""
+        removed = []
+        for _, path, done in self.checkpoint_folders():
+            if not done:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+        return removed
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
@@ -155,6 +174,21 @@ class RunDir:
         if self.status().get("state") == "running" and _pid_alive(self.status().get("pid")):
             raise StudioError(f"Run '{self.name}' is still training; stop it before deleting.")
         shutil.rmtree(self.path)
+
+
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt")
+
+
+def require_safetensors(folder: Path) -> Path:
+    """Weights are loaded from run folders only as safetensors: a pickled file (.bin, .pt) can run code when loaded,
+    and a run folder may have come from someone else."""
+    folder = Path(folder)
+    if not any(folder.glob("*.safetensors")):
+        pickled = sorted(p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern))
+        raise StudioError(f"{folder} has no .safetensors weights" + (
+            f" (only {', '.join(pickled)}: pickle files can run code when loaded, so the studio does not load them "
+            "from run folders)" if pickled else "") + ". Train or export the run again with the studio.")
+    return folder
 
 
 def _pid_alive(pid) -> bool:

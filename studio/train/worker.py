@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import json
 import logging
 import os
 import platform
@@ -24,8 +25,8 @@ from typing import Callable
 
 from studio.config import RunConfig, rows_per_step, total_steps, validate_config
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
-from studio.errors import StudioError
-from studio.train.runs import ADAPTER_META, RunDir, default_run_name, write_json_atomic
+from studio.errors import StudioError, is_disk_full
+from studio.train.runs import ADAPTER_META, CHECKPOINT_DONE, RunDir, default_run_name, write_json_atomic
 
 OOM_LEVERS = [
     "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep rows per step)",
@@ -108,8 +109,11 @@ class TrainingJob:
         line = f"{time.strftime('%H:%M:%S')} {message}"
         with self._log_lock:
             self._log_lines.append(line)
-            with open(self.run.log_path, "a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
+            try:
+                with open(self.run.log_path, "a", encoding="utf-8") as fh:
+                    fh.write(line + "\n")
+            except OSError:  # a full disk: the log lives on in memory and in the UI
+                pass
 
     def log_tail(self, lines: int = 40) -> str:
         with self._log_lock:
@@ -189,6 +193,8 @@ class TrainingJob:
         for notice in backend.notices:
             self.log(f"Notice: {notice}")
         self.run.write_run_json(cfg, backend=self.backend)
+        if self.stop_event.is_set():
+            return self._stop_before_training()
 
         # 3. Data: chat-formatted prompt-completion rows, texts fitted to max_seq_length.
         self.phase = "formatting data"
@@ -233,6 +239,8 @@ class TrainingJob:
         trainer.remove_callback(PrinterCallback)  # the stream, the UI and the CLI's bar show progress instead
 
         # 5. Train.
+        if self.stop_event.is_set():
+            return self._stop_before_training()
         self.phase = "training"
         self.log(f"Training {self.total_steps} steps × {rows_per_step(cfg.train)} rows per step on "
                  f"{len(train_set)} training rows" + (f", resuming from {self.resume_from.name}" if self.resume_from
@@ -251,6 +259,17 @@ class TrainingJob:
         self.phase = state
         self.state = state
         self.model.eval()
+
+    def _stop_before_training(self) -> None:
+        """Stop pressed before the first step: nothing trained, so no adapter; the run is kept as stopped."""
+        step = self.run.status().get("step", 0) if self.resume_from else 0
+        self.run.set_status("stopped", step=step, max_steps=self.total_steps, finished=time.time())
+        self.log(f"Stopped before the first step ({self.phase}): nothing was trained"
+                 + (f"; the run can still resume from {self.resume_from.name}." if self.resume_from else
+                    ", so no adapter was saved."))
+        self.model = None
+        free_memory()
+        self.state = self.phase = "stopped"
 
     def _estimate_memory(self, loaded, backend, prepared) -> None:
         """The estimate for what is about to train (real config, real row lengths), kept beside the measured peak."""
@@ -295,7 +314,9 @@ class TrainingJob:
         write_json_atomic(self.run.path / "memory.json", record)
 
     def _on_checkpoint(self, step: int, max_steps: int, path: Path) -> None:
-        """status.json's step stays current at each checkpoint, for other processes (the Runs table)."""
+        """Mark the checkpoint complete (the trainer has saved all of it), and keep status.json's step current for
+        other processes (the Runs table)."""
+        (path / CHECKPOINT_DONE).write_text(json.dumps({"step": step, "time": time.time()}), encoding="utf-8")
         self.run.set_status("running", step=step, max_steps=max_steps, last_checkpoint=str(path))
 
     def save_adapter(self) -> None:
@@ -325,6 +346,15 @@ class TrainingJob:
                           f"max_seq_length {cfg.model.max_seq_length}, r={cfg.lora.r}). The app is still running; "
                           "try these levers in order: " + "; ".join(f"{i + 1}. {lv}" for i, lv in
                                                                      enumerate(OOM_LEVERS)) + ".")
+        elif is_disk_full(exc, self.run.path):
+            self.error_kind = "disk"
+            removed = self.run.remove_incomplete_checkpoints()
+            last = self.run.last_checkpoint()
+            self.error = (f"The disk holding {self.run.path.parent} is full (while {self.phase}). "
+                          + (f"The partial {', '.join(removed)} was removed. " if removed else "")
+                          + (f"The last complete checkpoint, {last.name}, is intact: free some space, then resume "
+                             "the run (Runs tab, or python -m studio train --resume " + self.run.name + ")."
+                             if last else "Free some space and start the run again."))
         elif isinstance(exc, StudioError):
             self.error_kind = "input"
             self.error = str(exc)
@@ -335,10 +365,13 @@ class TrainingJob:
         self.model = None
         self._free_memory()
         checkpoint = self.run.last_checkpoint()
-        self.run.set_status("failed", error=self.error, error_kind=self.error_kind, levers=self.levers,
-                            step=self._step(), max_steps=self.total_steps, finished=time.time(),
-                            last_checkpoint=str(checkpoint) if checkpoint else None)
         self.state = self.phase = "failed"
+        try:
+            self.run.set_status("failed", error=self.error, error_kind=self.error_kind, levers=self.levers,
+                                step=self._step(), max_steps=self.total_steps, finished=time.time(),
+                                last_checkpoint=str(checkpoint) if checkpoint else None)
+        except OSError as write_error:  # the disk may still be full: the UI has the error, the log tries too
+            self.log(f"Could not write status.json: {write_error}")
 
     def _step(self) -> int:
         last = self.stream.last("train")

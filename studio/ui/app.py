@@ -88,12 +88,13 @@ def _sanity(config):
     return gr.update(value=table, visible=True)
 
 
-def launch(args) -> int:
+def launch(args, block: bool = True):
+    """Start the app from launch.py's arguments; ``block=False`` returns the running app (tests)."""
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     config = RunConfig.load(args.config) if args.config else None
     demo = build_app(args.runs_dir, args.max_upload_mb, config)
     demo.queue(default_concurrency_limit=4)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
                 max_file_size=int(args.max_upload_mb * 2**20), css=CSS, show_error=True,
-                theme=gr.themes.Soft(), footer_links=["api"])
-    return 0
+                theme=gr.themes.Soft(), footer_links=["api"], prevent_thread_lock=not block, quiet=not block)
+    return 0 if block else demo

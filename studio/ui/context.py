@@ -39,6 +39,14 @@ class UIContext:
         checked_model, checked_max = self.lengths_key
         return self.train_lengths if model_name == checked_model and max_seq_length <= checked_max else None
 
+    def run(self, name: str):
+        """A run of this app's runs folder, by name only (a name like '../x' cannot leave the folder)."""
+        from studio.train.runs import RunDir
+
+        if not name:
+            raise StudioError("Pick a run.")
+        return RunDir.open(name, self.runs_dir, inside_only=True)
+
     def max_seq_length(self, form, values) -> int:
         return form.to_config(values).model.max_seq_length
 

@@ -55,7 +55,7 @@ def build(ctx: UIContext) -> SimpleNamespace:
         if not run_name:
             raise gr.Error("Pick a run to evaluate (train one first).")
         try:
-            rd = RunDir.open(run_name, ctx.runs_dir)
+            rd = ctx.run(run_name)
             ev, _ = evaluate_run(rd.path, ctx.runs_dir, mode=mode_value, include_train=with_train,
                                  loaded=run_model(rd, log=lambda m: gr.Info(m)))
         except StudioError as err:
@@ -71,7 +71,7 @@ def build(ctx: UIContext) -> SimpleNamespace:
         if ev is None:
             return [gr.skip()] * len(outputs)
         return render(ev, t if len(ev.labels) == 2 and ev.mode == "score" else None, norm,
-                      RunDir.open(run_name, ctx.runs_dir))
+                      ctx.run(run_name))
 
     threshold.release(rerender, [evaluation, threshold, normalized, run], outputs, api_visibility="private")
     normalized.change(rerender, [evaluation, threshold, normalized, run], outputs, api_visibility="private")
@@ -82,7 +82,7 @@ def build(ctx: UIContext) -> SimpleNamespace:
         if ev is None or len(ev.labels) != 2:
             raise gr.Error("Evaluate a two-class run first.")
         try:
-            save_threshold(RunDir.open(run_name, ctx.runs_dir), float(t))
+            save_threshold(ctx.run(run_name), float(t))
         except StudioError as err:
             raise gr.Error(str(err)) from None
         ev.threshold = float(t)
@@ -99,7 +99,7 @@ def build(ctx: UIContext) -> SimpleNamespace:
         if not run_name:
             raise gr.Error("Pick a run first.")
         try:
-            rd = RunDir.open(run_name, ctx.runs_dir)
+            rd = ctx.run(run_name)
             out = Path(tempfile.mkdtemp(prefix="studio-predict-")) / f"{Path(file).stem}-predictions.csv"
             result = predict_file(rd.path, file, out, ctx.runs_dir, loaded=run_model(rd))
         except StudioError as err:

@@ -8,7 +8,6 @@ import gradio as gr
 
 from studio.errors import StudioError
 from studio.export.formats import FORMAT_HELP, FORMATS
-from studio.train.runs import RunDir
 from studio.ui.context import UIContext
 
 
@@ -29,7 +28,7 @@ def build(ctx: UIContext) -> SimpleNamespace:
         if not run_name:
             raise gr.Error("Pick a run to export (train one first).")
         try:
-            rd = RunDir.open(run_name, ctx.runs_dir)
+            rd = ctx.run(run_name)
             gr.Info(f"Exporting {fmt}: building and checking it, this can take a minute.")
             res = export_run(rd.path, fmt, None, ctx.runs_dir, loaded=run_model(rd), log=lambda m: None)
         except StudioError as err:

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from studio.errors import StudioError
-from studio.train.runs import RunDir, run_minority_label
+from studio.train.runs import run_minority_label
 from studio.ui import charts
 from studio.ui.context import UIContext
 
@@ -33,7 +33,7 @@ def build(ctx: UIContext) -> SimpleNamespace:
         if not (value or "").strip():
             raise gr.Error("Type or paste a text first.")
         try:
-            rd = RunDir.open(run_name, ctx.runs_dir)
+            rd = ctx.run(run_name)
             model, tokenizer, meta = run_model(rd, log=lambda m: gr.Info(m))
         except StudioError as err:
             raise gr.Error(str(err)) from None

@@ -56,7 +56,7 @@ def build(ctx: UIContext) -> SimpleNamespace:
     def show(name):
         if not name:
             return ""
-        return json.dumps(RunDir.open(name, ctx.runs_dir).read_run_json(), indent=2, default=str)
+        return json.dumps(ctx.run(name).read_run_json(), indent=2, default=str)
 
     chosen.change(show, chosen, details, api_visibility="private")
 
@@ -64,7 +64,7 @@ def build(ctx: UIContext) -> SimpleNamespace:
         from studio.train.worker import start_training
 
         try:
-            job = start_training(runs_dir=ctx.runs_dir, resume=name)
+            job = start_training(runs_dir=ctx.runs_dir, resume=ctx.run(name).path)
         except StudioError as err:
             raise gr.Error(str(err)) from None
         gr.Info(f"Resuming {job.run.name}; follow it in the Train tab.")
@@ -77,7 +77,7 @@ def build(ctx: UIContext) -> SimpleNamespace:
         if not sure:
             raise gr.Error("Tick 'Yes, delete it' first: deleting removes the run folder and its adapter.")
         try:
-            RunDir.open(name, ctx.runs_dir).delete()
+            ctx.run(name).delete()
         except StudioError as err:
             raise gr.Error(str(err)) from None
         from studio.models.cache import forget
@@ -113,7 +113,7 @@ def _facts(path: str) -> dict:
 
 
 def _facts_by_name(ctx: UIContext, name: str) -> dict:
-    return RunDir.open(name, ctx.runs_dir).read_run_json()
+    return ctx.run(name).read_run_json()
 
 
 def _flatten(facts: dict) -> dict:
