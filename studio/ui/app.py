@@ -94,7 +94,12 @@ def launch(args, block: bool = True):
     config = RunConfig.load(args.config) if args.config else None
     demo = build_app(args.runs_dir, args.max_upload_mb, config)
     demo.queue(default_concurrency_limit=4)
+    from starlette.middleware import Middleware
+
+    from studio.ui.security import LoginRequired
+
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
                 max_file_size=int(args.max_upload_mb * 2**20), css=CSS, show_error=True,
-                theme=gr.themes.Soft(), footer_links=["api"], prevent_thread_lock=not block, quiet=not block)
+                theme=gr.themes.Soft(), footer_links=["api"], prevent_thread_lock=not block, quiet=not block,
+                app_kwargs={"middleware": [Middleware(LoginRequired)]})
     return 0 if block else demo

@@ -19,7 +19,6 @@ from conftest import REPO, toy_rows
 from transformers import TrainerCallback
 
 from studio.config import RunConfig
-from studio.errors import StudioError
 from studio.train.runs import CHECKPOINT_DONE, RunDir, list_runs
 from studio.train.worker import start_training
 
