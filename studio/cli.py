@@ -111,8 +111,11 @@ def format_inspect(path: str, s: dict) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from studio.train.distributed import ranks
     from studio.train.worker import start_training
 
+    speak = ranks().main  # under accelerate launch, rank 0 speaks for the run; other ranks only report errors
+    args.quiet = args.quiet or not speak
     if args.resume:
         job = start_training(runs_dir=args.runs_dir, resume=args.resume)
     else:
@@ -122,10 +125,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = config_from_args(args, config)
         if args.name:
             config.name = args.name
-        job = start_training(config, runs_dir=args.runs_dir)
-    print(f"Run {job.run.name}: {job.run.path}", file=sys.stderr)
-    for warning in job.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        job = start_training(config, runs_dir=args.runs_dir, into=args.into)
+    if speak:
+        print(f"Run {job.run.name}: {job.run.path}", file=sys.stderr)
+        for warning in job.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     bar = tqdm(total=None, unit="step", dynamic_ncols=True, file=sys.stderr, disable=args.quiet)
     try:
         while not job.wait(0.5):
@@ -142,7 +146,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = {"run": snap["run"], "run_dir": snap["run_dir"], "state": snap["state"], "step": snap["step"],
                "total_steps": snap["total_steps"], "loss": snap["loss"], "backend": snap["backend"].get("name"),
                "adapter": str(job.run.adapter) if job.run.adapter.exists() else None, "error": snap["error"]}
-    if args.json:
+    if not speak:
+        pass
+    elif args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{snap['state']}: run {snap['run']} at step {snap['step']}/{snap['total_steps']}, "
@@ -362,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", help="folder that holds run folders (default: runs)")
     p.add_argument("--name", help="run name (folder under --runs-dir); default: model + time")
     p.add_argument("--resume", metavar="RUN", help="resume a run (folder or name) from its last checkpoint")
+    p.add_argument("--into", help=argparse.SUPPRESS)  # an empty run folder made by the UI's multi-GPU launcher
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_flags(p, ["data", "model", "lora", "train"])

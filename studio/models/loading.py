@@ -172,9 +172,16 @@ def _load_unsloth(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, d
     import unsloth  # noqa: F401  (patches transformers/trl/peft; must come first)
     from unsloth import FastLanguageModel
 
+    from studio.train.distributed import ranks
+
+    placement = {}
+    if ranks().distributed:  # one whole copy per GPU (DDP), on this process's GPU
+        import torch
+
+        placement["device_map"] = {"": torch.cuda.current_device()}
     model, tokenizer = _hub_errors(source, lambda: FastLanguageModel.from_pretrained(
         model_name=source, max_seq_length=spec.max_seq_length, dtype=_torch_dtype(dtype),
-        load_in_4bit=load_in_4bit, trust_remote_code=trust))
+        load_in_4bit=load_in_4bit, trust_remote_code=trust, **placement))
     checkpointing = {"unsloth": "unsloth", "true": True, "false": False}[lora.use_gradient_checkpointing]
     model = _target_errors(lambda: FastLanguageModel.get_peft_model(
         model, r=lora.r, target_modules=list(lora.target_modules), lora_alpha=lora.lora_alpha,

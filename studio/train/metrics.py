@@ -110,12 +110,18 @@ class StudioCallback(TrainerCallback):
         self._last_tokens = state.num_input_tokens_seen or 0
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if self.stop_event.is_set() and not self.stopped:
+        requested = self.stop_event.is_set()
+        if args.world_size > 1:  # all ranks stop at the same step
+            from studio.train.distributed import any_rank
+
+            requested = any_rank(requested)
+        if requested and not self.stopped:
             self.stopped = True
             control.should_training_stop = True
             control.should_save = True
             self.log(f"Stop requested: finishing step {state.global_step} and saving.")
-        if self.evaluator and self.eval_steps and state.global_step % self.eval_steps == 0:
+        evaluate_now = self.evaluator and self.eval_steps and state.global_step % self.eval_steps == 0
+        if evaluate_now and state.is_world_process_zero:  # rank 0 evaluates; no collectives inside
             self._evaluate(model, state)
         return control
 

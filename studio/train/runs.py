@@ -52,6 +52,7 @@ def write_json_atomic(path: Path, data) -> None:
 @dataclass
 class RunDir:
     path: Path
+    readonly: bool = False  # ranks other than 0 of a multi-GPU run read the folder and write nothing
 
     @property
     def name(self) -> str:
@@ -108,6 +109,8 @@ class RunDir:
 
     # ---- contents --------------------------------------------------------------------------------------
     def write_run_json(self, config: RunConfig, **facts) -> None:
+        if self.readonly:
+            return
         data = self.read_run_json() if self.run_json.exists() else {}
         data.update(facts)
         data["config"] = config.to_dict()
@@ -124,6 +127,8 @@ class RunDir:
 
     def set_status(self, state: str, **fields) -> None:
         assert state in STATES, state
+        if self.readonly:
+            return
         data = self.status()
         data.update(fields, state=state, updated=time.time(), pid=os.getpid())
         write_json_atomic(self.status_path, data)

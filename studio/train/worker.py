@@ -26,6 +26,7 @@ from typing import Callable
 from studio.config import RunConfig, rows_per_step, total_steps, validate_config
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError, is_disk_full
+from studio.train.distributed import broadcast, init_process_group, ranks
 from studio.train.runs import ADAPTER_META, CHECKPOINT_DONE, RunDir, default_run_name, write_json_atomic
 
 OOM_LEVERS = [
@@ -86,7 +87,8 @@ class TrainingJob:
 
         self.config, self.run, self.warnings = config, run, warnings
         self.resume_from, self.callbacks, self.evaluator_factory = resume_from, callbacks, evaluator_factory
-        self.stream = MetricsStream(run.metrics_path)
+        self.ranks = ranks()
+        self.stream = MetricsStream(run.metrics_path if self.ranks.main else None)
         self.stop_event = threading.Event()
         self.state = "starting"
         self.phase = "starting"
@@ -109,6 +111,8 @@ class TrainingJob:
         line = f"{time.strftime('%H:%M:%S')} {message}"
         with self._log_lock:
             self._log_lines.append(line)
+            if not self.ranks.main:
+                return
             try:
                 with open(self.run.log_path, "a", encoding="utf-8") as fh:
                     fh.write(line + "\n")
@@ -144,6 +148,7 @@ class TrainingJob:
             "elapsed_s": round((self.finished or time.time()) - self.started, 1),
             "backend": self.backend, "warnings": self.warnings, "error": self.error, "error_kind": self.error_kind,
             "levers": self.levers, "stop_requested": self.stop_event.is_set(), "n_records": len(self.stream),
+            "gpus": self.ranks.world_size, "rows_per_step": rows_per_step(self.config.train, self.ranks.world_size),
             "memory": {"estimate_gb": (self.memory_estimate or {}).get("peak_reserved_gb"),
                        "verdict": (self.memory_estimate or {}).get("verdict"),
                        "measured_gb": last.get("mem_peak_reserved_gb"), "rss_gb": last.get("rss_gb")},
@@ -214,7 +219,12 @@ class TrainingJob:
 
         from studio.train.sft import sft_trainer_class
 
-        self.total_steps = total_steps(cfg.train, len(train_set))
+        gpus = self.ranks.world_size
+        self.total_steps = total_steps(cfg.train, len(train_set), gpus)
+        self.run.write_run_json(cfg, distributed={
+            "processes": gpus, "rows_per_step": rows_per_step(cfg.train, gpus),
+            "formula": f"batch {cfg.train.per_device_train_batch_size} × grad accum "
+                       f"{cfg.train.gradient_accumulation_steps} × {gpus} process{'es' if gpus > 1 else ''}"})
         save_steps = cfg.train.save_steps or max(1, self.total_steps // 10)
         args = SFTConfig(
             output_dir=str(self.run.checkpoints), per_device_train_batch_size=cfg.train.per_device_train_batch_size,
@@ -242,7 +252,8 @@ class TrainingJob:
         if self.stop_event.is_set():
             return self._stop_before_training()
         self.phase = "training"
-        self.log(f"Training {self.total_steps} steps × {rows_per_step(cfg.train)} rows per step on "
+        self.log(f"Training {self.total_steps} steps × {rows_per_step(cfg.train, gpus)} rows per step"
+                 + (f" (batch × grad accum × {gpus} GPUs)" if gpus > 1 else "") + " on "
                  f"{len(train_set)} training rows" + (f", resuming from {self.resume_from.name}" if self.resume_from
                                                       else "") + ".")
         result = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
@@ -295,6 +306,8 @@ class TrainingJob:
 
     def _record_memory(self) -> None:
         """memory.json: the estimate and the measured peak side by side (every run, failed ones too)."""
+        if not self.ranks.main:
+            return
         measured: dict = {}
         try:
             import torch
@@ -316,11 +329,15 @@ class TrainingJob:
     def _on_checkpoint(self, step: int, max_steps: int, path: Path) -> None:
         """Mark the checkpoint complete (the trainer has saved all of it), and keep status.json's step current for
         other processes (the Runs table)."""
+        if not self.ranks.main:
+            return
         (path / CHECKPOINT_DONE).write_text(json.dumps({"step": step, "time": time.time()}), encoding="utf-8")
         self.run.set_status("running", step=step, max_steps=max_steps, last_checkpoint=str(path))
 
     def save_adapter(self) -> None:
         """Adapter weights + config + tokenizer + label map, written to a temporary folder and renamed into place."""
+        if not self.ranks.main:
+            return
         tmp = self.run.path / "adapter.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save_pretrained(tmp)
@@ -348,7 +365,7 @@ class TrainingJob:
                                                                      enumerate(OOM_LEVERS)) + ".")
         elif is_disk_full(exc, self.run.path):
             self.error_kind = "disk"
-            removed = self.run.remove_incomplete_checkpoints()
+            removed = self.run.remove_incomplete_checkpoints() if self.ranks.main else []
             last = self.run.last_checkpoint()
             self.error = (f"The disk holding {self.run.path.parent} is full (while {self.phase}). "
                           + (f"The partial {', '.join(removed)} was removed. " if removed else "")
@@ -431,10 +448,12 @@ def _unique(items: list[str]) -> list[str]:
 
 def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs", *,
                    resume: str | Path | None = None, callbacks: list | None = None,
-                   evaluator_factory: Callable | None = None) -> TrainingJob:
+                   evaluator_factory: Callable | None = None, into: str | Path | None = None) -> TrainingJob:
     """Start a run (or resume one from its last checkpoint) in a background thread.
 
     Raises StudioError at once when another run is training, the config is invalid or the data is unusable.
+    ``into``: an empty run folder made beforehand (the UI's multi-GPU launcher names it before the processes start).
+    Under ``accelerate launch`` every rank calls this; rank 0 makes the run folder and the others follow it.
     """
     global _current
     if not _start_lock.acquire(blocking=False):
@@ -442,6 +461,9 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
         raise StudioError(f"A training run is already in progress ('{busy}'). Only one run trains at a time: "
                           "stop it or wait for it to finish.")
     try:
+        dist = ranks()
+        if dist.distributed:
+            init_process_group()
         resume_from = None
         if resume is not None:
             run = RunDir.open(resume, runs_dir)
@@ -456,9 +478,19 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
         else:
             config = copy.deepcopy(config or RunConfig())
         prepared = prepare_data(config.data)  # fails fast on unusable data, before any model is loaded
-        warnings = _unique(prepared.warnings + validate_config(config, len(prepared.train)))
+        warnings = _unique(prepared.warnings + validate_config(config, len(prepared.train), dist.world_size))
         if resume is None:
-            run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name))
+            if into is not None:
+                run = RunDir(Path(into))
+                if dist.main and run.run_json.exists():
+                    raise StudioError(f"{run.path} already holds a run; start a new one or resume it.")
+            elif dist.main:
+                run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name))
+            if dist.distributed:  # every rank follows rank 0's folder
+                name = broadcast(run.name if dist.main else None)
+                run = run if (dist.main or into is not None) else RunDir(Path(runs_dir) / name)
+        run = RunDir(run.path, readonly=not dist.main)
+        if resume is None:
             config.name = run.name
             run.write_run_json(config, created=time.time(), versions=library_versions(),
                                device=device_description(), warnings=warnings)

@@ -56,14 +56,14 @@ def build_app(runs_dir: str = "runs", max_upload_mb: float = 200.0, config: RunC
             n = len(data_inputs)
             return data.config_from(*values[:n], form, values[n:], ctx)
 
-        def start(*values):
+        def start(gpus, *values):
             try:
                 config = config_from(values)
             except StudioError as err:  # a form value that does not fit its setting
                 raise gr.Error(str(err)) from None
-            return train.start_job(ctx, config)
+            return train.start_job(ctx, config, gpus)
 
-        t.start.click(start, [*data_inputs, *form.components], start_notes, api_name="start_training")
+        t.start.click(start, [t.gpus, *data_inputs, *form.components], start_notes, api_name="start_training")
 
         m.sanity.click(lambda *values: _sanity(config_from(values)), [*data_inputs, *form.components],
                        m.sanity_table, api_name="sanity_check")
@@ -73,6 +73,7 @@ def build_app(runs_dir: str = "runs", max_upload_mb: float = 200.0, config: RunC
         runs_tab.select(r.refresh, None, r.refresh_outputs, queue=False, api_visibility="private")
         # a reloaded page reattaches to the running job
         demo.load(t.poll, None, t.poll_outputs, queue=False, api_visibility="private")
+        demo.load(t.show_gpus, None, t.gpus, queue=False, api_visibility="private")
         demo.load(m.check, form.components, [m.estimate, m.warnings], queue=False, api_visibility="private")
         demo.load(m.will_it_fit, m.fit_inputs, m.fit_outputs, queue=False, api_visibility="private")
     return demo

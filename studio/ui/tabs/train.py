@@ -16,8 +16,11 @@ POLL_SECONDS = 1.0
 
 def build(ctx: UIContext) -> SimpleNamespace:
     with gr.Row():
-        start = gr.Button("Start training", variant="primary", elem_id="start-training")
-        stop = gr.Button("Stop (saves the adapter)", variant="stop", elem_id="stop-training")
+        gpus = gr.Dropdown(choices=[1], value=1, label="GPUs to use", visible=False, elem_id="gpus", scale=1,
+                           info="More than 1: trained by `accelerate launch` (DDP); rows per step = batch × grad "
+                                "accum × GPUs.")
+        start = gr.Button("Start training", variant="primary", elem_id="start-training", scale=2)
+        stop = gr.Button("Stop (saves the adapter)", variant="stop", elem_id="stop-training", scale=2)
     status = gr.HTML(progress_html(None), elem_id="train-status")
     error = gr.HTML()
     with gr.Row():
@@ -53,18 +56,35 @@ def build(ctx: UIContext) -> SimpleNamespace:
         gr.Info("Stopping after the current step; the adapter will be saved.")
 
     stop.click(do_stop, None, None, api_name="stop_training")
-    return SimpleNamespace(start=start, status=status, error=error, poll=poll,
+
+    def show_gpus():
+        from studio.train.launcher import visible_gpus
+
+        n = visible_gpus()
+        return gr.update(visible=n > 1, choices=list(range(1, n + 1)) if n > 1 else [1], value=1)
+
+    return SimpleNamespace(start=start, status=status, error=error, poll=poll, gpus=gpus, show_gpus=show_gpus,
                            poll_outputs=[status, error, loss, memory, evals, log])
 
 
-def start_job(ctx: UIContext, config):
-    from studio.train.worker import start_training
+def start_job(ctx: UIContext, config, gpus: int = 1):
+    from studio.config import rows_per_step
 
     try:
-        job = start_training(config, ctx.runs_dir)
+        if int(gpus or 1) > 1:
+            from studio.train.launcher import start_launched
+
+            job = start_launched(config, ctx.runs_dir, int(gpus))
+        else:
+            from studio.train.worker import start_training
+
+            job = start_training(config, ctx.runs_dir)
     except StudioError as err:
         raise gr.Error(str(err)) from None
-    notes = [f"Run **{job.run.name}** started in `{job.run.path}`."] + [f"⚠ {w}" for w in job.warnings]
+    t = config.train
+    per_step = (f"{rows_per_step(t, int(gpus or 1))} rows per step (batch {t.per_device_train_batch_size} × grad "
+                f"accum {t.gradient_accumulation_steps} × {int(gpus or 1)} GPU{'s' if int(gpus or 1) > 1 else ''})")
+    notes = [f"Run **{job.run.name}** started in `{job.run.path}`: {per_step}."] + [f"⚠ {w}" for w in job.warnings]
     gr.Info(f"Training started: {job.run.name}")
     return md_list(notes)
 

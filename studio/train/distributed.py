@@ -1,0 +1,70 @@
+"""Training on several GPUs through Hugging Face Accelerate (DDP), which TRL's trainer supports directly.
+
+``accelerate launch --num_processes N -m studio train --config run.json`` starts N copies of the same command; each
+finds its rank in the environment (RANK, WORLD_SIZE, LOCAL_RANK). Rank 0 alone creates and writes the run folder
+(run.json, status, metrics, log, checkpoints, adapter); the others train their share of every batch and write nothing.
+One optimizer step then covers batch × grad_accum × N rows, and that number is shown and saved.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def ranks() -> Ranks:
+    """This process's place among the processes ``accelerate launch`` (or torchrun) started."""
+    def env(name: str, default: int) -> int:
+        try:
+            return int(os.environ.get(name, default))
+        except ValueError:
+            return default
+
+    return Ranks(env("RANK", 0), max(1, env("WORLD_SIZE", 1)), env("LOCAL_RANK", 0))
+
+
+def init_process_group() -> None:
+    """Join the process group now (NCCL on GPUs, gloo on CPUs) so the ranks can agree on the run folder before the
+    trainer starts; the trainer reuses the same Accelerate state."""
+    import torch
+    from accelerate import PartialState
+
+    PartialState(cpu=not torch.cuda.is_available())
+
+
+def broadcast(value):
+    """Rank 0's ``value`` on every rank."""
+    from accelerate.utils import broadcast_object_list
+
+    box = [value]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when it is True on one of them (a stop request must stop all ranks at the same step, or
+    the others would wait forever for the stopped one)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    value = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
