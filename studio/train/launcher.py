@@ -20,7 +20,6 @@ from pathlib import Path
 from studio.config import RunConfig, rows_per_step, validate_config
 from studio.data.prepare import prepare_data
 from studio.errors import StudioError
-from studio.train.metrics import MetricsStream
 from studio.train.runs import RunDir, default_run_name, effective_state
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,9 +181,9 @@ def start_launched(config: RunConfig, runs_dir: str | Path, processes: int) -> L
         config_path = run.path.parent / f".{run.name}.launch.json"
         config.replace({"name": run.name}).save(config_path)
         log = open(run.path / "launcher.log", "w", encoding="utf-8")
+        env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}  # our `studio`
         proc = subprocess.Popen(launch_command(config_path, Path(runs_dir), run.path, processes), cwd=REPO,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         job = LaunchedJob(config, run, processes, warnings, proc)
         worker._current = job
 

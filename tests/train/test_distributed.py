@@ -37,7 +37,7 @@ def test_the_cli_runs_unchanged_under_accelerate_launch(tiny_model_dir, tmp_path
     config_for(tiny_model_dir).save(tmp_path / "run.json")
     runs = tmp_path / "runs"
     two = run_cli(LAUNCH, tmp_path / "run.json", runs, "two")
-    one = run_cli([sys.executable], tmp_path / "run.json", runs, "one")
+    run_cli([sys.executable], tmp_path / "run.json", runs, "one")  # the same config on one process
 
     summary = json.loads(two.stdout)  # one JSON object: rank 1 prints nothing
     assert summary["state"] == "finished" and summary["step"] == 6
