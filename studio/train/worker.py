@@ -102,6 +102,7 @@ class TrainingJob:
         self.model = self.tokenizer = None  # kept after training for evaluation in memory
         self.prepared: PreparedData | None = None
         self.memory_estimate: dict | None = None  # "Will it fit?" for this run, from the loaded model's config
+        self.gpu_in_use_at_start_gb = 0.0  # GPU memory the process held before this run (other models)
         self._log_lines: deque[str] = deque(maxlen=400)
         self._log_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"studio-train-{run.name}", daemon=True)
@@ -151,7 +152,9 @@ class TrainingJob:
             "gpus": self.ranks.world_size, "rows_per_step": rows_per_step(self.config.train, self.ranks.world_size),
             "memory": {"estimate_gb": (self.memory_estimate or {}).get("peak_reserved_gb"),
                        "verdict": (self.memory_estimate or {}).get("verdict"),
-                       "measured_gb": last.get("mem_peak_reserved_gb"), "rss_gb": last.get("rss_gb")},
+                       "measured_gb": None if last.get("mem_peak_reserved_gb") is None else
+                       round(last["mem_peak_reserved_gb"] - self.gpu_in_use_at_start_gb, 3),
+                       "in_use_at_start_gb": self.gpu_in_use_at_start_gb, "rss_gb": last.get("rss_gb")},
         }
 
     # ---- the worker thread ------------------------------------------------------------------------------
@@ -181,7 +184,7 @@ class TrainingJob:
         from studio.models.loading import choose_backend, load_for_training
 
         cfg = self.config
-        _reset_peak_memory()
+        self.gpu_in_use_at_start_gb = _reset_peak_memory()
         # 1–2. Backend, base model + tokenizer, LoRA adapter attached.
         self.phase = "loading model"
         backend = choose_backend(cfg.model.backend)
@@ -313,8 +316,11 @@ class TrainingJob:
             import torch
 
             if torch.cuda.is_available() and self.backend.get("device") == "cuda":
-                measured = {"device": "cuda", "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / 2**30, 3),
-                            "peak_allocated_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3)}
+                peak = torch.cuda.max_memory_reserved() / 2**30
+                measured = {"device": "cuda", "peak_reserved_gb": round(peak, 3),
+                            "peak_allocated_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3),
+                            "in_use_at_start_gb": self.gpu_in_use_at_start_gb,
+                            "run_peak_reserved_gb": round(peak - self.gpu_in_use_at_start_gb, 3)}
             else:
                 rss = [r["rss_gb"] for r in self.stream.records("train") if r.get("rss_gb")]
                 measured = {"device": "cpu", "peak_rss_gb": max(rss) if rss else None}
@@ -322,8 +328,9 @@ class TrainingJob:
             measured = {"error": str(exc)}
         estimate = self.memory_estimate or {}
         record = {"estimate": estimate, "measured": measured, "state": self.state}
-        if estimate and measured.get("peak_reserved_gb"):
-            record["measured_over_estimate"] = round(measured["peak_reserved_gb"] / estimate["peak_reserved_gb"], 3)
+        if estimate and measured.get("run_peak_reserved_gb"):
+            record["measured_over_estimate"] = round(measured["run_peak_reserved_gb"] / estimate["peak_reserved_gb"],
+                                                     3)
         write_json_atomic(self.run.path / "memory.json", record)
 
     def _on_checkpoint(self, step: int, max_steps: int, path: Path) -> None:
@@ -429,11 +436,16 @@ def _drop_frames(exc: BaseException) -> None:
         exc = exc.__cause__ or exc.__context__
 
 
-def _reset_peak_memory() -> None:
+def _reset_peak_memory() -> float:
+    """Start the peak counter for this run; returns the GPU memory (GiB) already reserved by the process (models
+    the UI keeps for evaluation or the playground), which the run's own peak is measured beyond."""
     import torch
 
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+    if not torch.cuda.is_available():
+        return 0.0
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    return round(torch.cuda.memory_reserved() / 2**30, 3)
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -112,6 +112,8 @@ def memory_line(memory: dict | None) -> str:
     if memory.get("measured_gb"):
         ratio = memory["measured_gb"] / memory["estimate_gb"]
         line += f" · measured peak <b>{memory['measured_gb']:.2f} GiB</b> ({100 * ratio:.0f}% of the estimate)"
+        if memory.get("in_use_at_start_gb"):
+            line += f", beyond the {memory['in_use_at_start_gb']:.2f} GiB other models held when the run started"
     elif memory.get("rss_gb"):
         line += f" · this run is on the CPU (process memory {memory['rss_gb']:.2f} GiB), so no GPU peak to compare"
     return f"<div class='studio-memory'>{line}</div>"
