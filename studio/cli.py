@@ -146,11 +146,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = {"run": snap["run"], "run_dir": snap["run_dir"], "state": snap["state"], "step": snap["step"],
                "total_steps": snap["total_steps"], "loss": snap["loss"], "backend": snap["backend"].get("name"),
                "adapter": str(job.run.adapter) if job.run.adapter.exists() else None, "error": snap["error"]}
-    if not speak:
-        pass
-    elif args.json:
+    if speak and args.json:
         print(json.dumps(summary, indent=2))
-    else:
+    elif speak:
         print(f"{snap['state']}: run {snap['run']} at step {snap['step']}/{snap['total_steps']}, "
               f"loss {snap['loss'] if snap['loss'] is None else round(snap['loss'], 4)}; folder {snap['run_dir']}")
     if snap["state"] == "failed":

@@ -309,9 +309,19 @@ def total_steps(train: TrainSpec, train_rows: int, gpus: int = 1) -> int:
                             / train.gradient_accumulation_steps * train.num_train_epochs))
 
 
+def remote_code_refusal(model: ModelSpec, source: str) -> str | None:
+    """Why trust_remote_code cannot be granted for ``source`` (None when it can): only a ticked, local folder runs
+    its own code; code from a hub id would run unseen on this machine."""
+    if model.trust_remote_code and not Path(source).expanduser().is_dir():
+        return (f"trust_remote_code is only allowed for a local model folder, not for '{model.name}': download the "
+                "model, read its code, and point the studio at the folder.")
+    return None
+
+
 def validate_config(config: RunConfig, train_rows: int | None = None, gpus: int = 1) -> list[str]:
     """Raise StudioError for settings that cannot work; return the guide's warnings for risky ones."""
     lora, train, model = config.lora, config.train, config.model
+    refusal = remote_code_refusal(model, model.name)
     checks = [
         (lora.r >= 1, "r (LoRA rank) must be at least 1; 8–64 is typical."),
         (lora.lora_alpha >= 1, "lora_alpha must be at least 1; start at 16."),
@@ -327,9 +337,7 @@ def validate_config(config: RunConfig, train_rows: int | None = None, gpus: int 
         (train.warmup_steps >= 0, "warmup_steps cannot be negative."),
         (train.logging_steps >= 1, "logging_steps must be at least 1."),
         (model.max_seq_length >= 32, "max_seq_length below 32 tokens cannot hold a prompt and a label."),
-        (not model.trust_remote_code or Path(model.name).expanduser().is_dir(),
-         f"trust_remote_code is only allowed for a local model folder, not for '{model.name}': download the model, "
-         "read its code, and point the studio at the folder."),
+        (refusal is None, refusal),
         (train.save_steps >= 0 and train.eval_steps >= 0, "save_steps and eval_steps cannot be negative."),
     ]
     for ok, message in checks:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.config import PRESETS, RunConfig, apply_preset
-from studio.estimate.vram import BANDS, Estimate, estimate_vram
+from studio.estimate.vram import BANDS, Estimate, reestimate
 
 SMALL_DATASET_ROWS = 3000  # the guide's "small dataset (~2k rows)" recipe, with some slack
 IMBALANCED_SHARE = 0.2  # a smallest class at or under 20% of the rows: the guide's 90/10 recipe
@@ -46,10 +46,7 @@ def _memory_advice(config, estimate, train_rows, lengths) -> list[Advice]:
     limit = BANDS[1][0]
 
     def after(name: str) -> Estimate:
-        changed = apply_preset(config, name)
-        return estimate_vram(changed, estimate.shape, lengths=lengths, backend=estimate.backend,
-                             load_in_4bit=changed.model.load_in_4bit or estimate.pre_quantized,
-                             gpu_total_gb=estimate.gpu_total_gb, gpu_name=estimate.gpu_name)
+        return reestimate(estimate, apply_preset(config, name), lengths)
 
     now = f"{100 * estimate.share:.0f}% of {estimate.gpu_total_gb:g} GiB"
     if estimate.share > limit:

@@ -231,6 +231,13 @@ def estimate_for_config(config: RunConfig, *, gpu_total_gb: float | None = None,
     return estimate
 
 
+def reestimate(estimate: Estimate, config: RunConfig, lengths: list[int] | None = None) -> Estimate:
+    """The same model, backend and GPU as ``estimate``, for changed settings (a lever, a preset)."""
+    return estimate_vram(config, estimate.shape, lengths=lengths, backend=estimate.backend,
+                         load_in_4bit=config.model.load_in_4bit or estimate.pre_quantized,
+                         gpu_total_gb=estimate.gpu_total_gb, gpu_name=estimate.gpu_name)
+
+
 @dataclass
 class Lever:
     label: str  # e.g. "batch 8 → 4"
@@ -272,10 +279,7 @@ def levers(config: RunConfig, estimate: Estimate, lengths: list[int] | None = No
         candidates.append(("attention-only target modules", {"lora": {"target_modules": list(ATTENTION_ONLY)}}, ""))
     out = []
     for label, overrides, why in candidates:
-        changed = config.replace(overrides)
-        new = estimate_vram(changed, estimate.shape, lengths=lengths, backend=estimate.backend,
-                            load_in_4bit=changed.model.load_in_4bit or estimate.pre_quantized,
-                            gpu_total_gb=estimate.gpu_total_gb, gpu_name=estimate.gpu_name)
+        new = reestimate(estimate, config.replace(overrides), lengths)
         if "attention-only" in label and new.peak_reserved_gb >= estimate.peak_reserved_gb:
             why = ("saves adapter memory, but without LoRA on the MLP Unsloth keeps the MLP's activations: "
                    "no saving here")

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.config import EMBEDDED_MODEL, LoraSpec, ModelSpec, TrainSpec
+from studio.config import EMBEDDED_MODEL, LoraSpec, ModelSpec, TrainSpec, remote_code_refusal
 from studio.errors import StudioError
 
 CURATED_MODELS = [
@@ -135,14 +135,11 @@ def effective_settings(spec: ModelSpec, train: TrainSpec, backend: Backend) -> t
 
 
 def remote_code_allowed(spec: ModelSpec, source: str) -> bool:
-    """trust_remote_code only when the user ticked it, and only for a local folder: code from a hub id would run
-    unseen on this machine."""
-    if not spec.trust_remote_code:
-        return False
-    if not Path(source).is_dir():
-        raise StudioError(f"trust_remote_code is only allowed for a local model folder, not for '{spec.name}'. "
-                          "Download the model, read its code, and point the studio at the folder.")
-    return True
+    """Whether the model's own code may run (validate_config checks the same for the name before a run starts)."""
+    refusal = remote_code_refusal(spec, source)
+    if refusal:
+        raise StudioError(refusal)
+    return spec.trust_remote_code
 
 
 def load_for_training(spec: ModelSpec, lora: LoraSpec, train: TrainSpec, backend: Backend,

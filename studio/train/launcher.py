@@ -170,10 +170,7 @@ def start_launched(config: RunConfig, runs_dir: str | Path, processes: int) -> L
 
     if processes < 2:
         raise StudioError("Multi-GPU training needs at least 2 processes; 1 GPU trains in the app itself.")
-    if not worker._start_lock.acquire(blocking=False):
-        busy = worker._current.run.name if worker._current else "another run"
-        raise StudioError(f"A training run is already in progress ('{busy}'). Only one run trains at a time: "
-                          "stop it or wait for it to finish.")
+    worker.claim_training_slot()
     try:
         prepared = prepare_data(config.data)  # bad data fails here, before any process starts
         warnings = prepared.warnings + validate_config(config, len(prepared.train), processes)
@@ -195,10 +192,10 @@ def start_launched(config: RunConfig, runs_dir: str | Path, processes: int) -> L
             if effective_state(run.status()) in ("interrupted", "running"):  # died without writing its end
                 run.set_status("failed", error=f"The training processes exited with code {proc.returncode}; see "
                                                 "launcher.log in the run folder.", finished=time.time())
-            worker._start_lock.release()
+            worker.release_training_slot()
 
         threading.Thread(target=release, name=f"studio-launch-{run.name}", daemon=True).start()
         return job
     except BaseException:
-        worker._start_lock.release()
+        worker.release_training_slot()
         raise

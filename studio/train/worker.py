@@ -44,6 +44,18 @@ _start_lock = threading.Lock()
 _current: "TrainingJob | None" = None
 
 
+def claim_training_slot() -> None:
+    """One run trains at a time per process (in-process or launched); raise if one already does."""
+    if not _start_lock.acquire(blocking=False):
+        busy = _current.run.name if _current else "another run"
+        raise StudioError(f"A training run is already in progress ('{busy}'). Only one run trains at a time: "
+                          "stop it or wait for it to finish.")
+
+
+def release_training_slot() -> None:
+    _start_lock.release()
+
+
 def current_job() -> "TrainingJob | None":
     """The job started in this process (running or last finished): the UI reattaches to it after a reload."""
     return _current
@@ -178,7 +190,7 @@ class TrainingJob:
             if self.state == "failed":
                 free_memory()  # again, now that the exception and its traceback are gone
             self.finished = time.time()
-            _start_lock.release()
+            release_training_slot()
 
     def _train(self) -> None:
         from studio.models.loading import choose_backend, load_for_training
@@ -387,7 +399,7 @@ class TrainingJob:
             self.error = f"{type(exc).__name__}: {exc}".strip()
         _drop_frames(exc)  # frames hold the model, the batch and the optimizer: let that memory go
         self.model = None
-        self._free_memory()
+        free_memory()
         checkpoint = self.run.last_checkpoint()
         self.state = self.phase = "failed"
         try:
@@ -400,10 +412,6 @@ class TrainingJob:
     def _step(self) -> int:
         last = self.stream.last("train")
         return last["step"] if last else 0
-
-    @staticmethod
-    def _free_memory() -> None:
-        free_memory()
 
 
 def free_memory() -> None:
@@ -468,10 +476,7 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
     Under ``accelerate launch`` every rank calls this; rank 0 makes the run folder and the others follow it.
     """
     global _current
-    if not _start_lock.acquire(blocking=False):
-        busy = _current.run.name if _current else "another run"
-        raise StudioError(f"A training run is already in progress ('{busy}'). Only one run trains at a time: "
-                          "stop it or wait for it to finish.")
+    claim_training_slot()
     try:
         dist = ranks()
         if dist.distributed:
@@ -517,5 +522,5 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
         job.thread.start()
         return job
     except BaseException:
-        _start_lock.release()
+        release_training_slot()
         raise
