@@ -3,6 +3,8 @@ built once per test session (no hub is reachable here or in CI)."""
 
 import os
 import random
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,67 @@ def toy_rows(n: int, minority_every: int, seed: int, words_per_row: int = 5) -> 
         words = " ".join(rng.choice(TOY_WORDS) for _ in range(words_per_row))
         rows.append((f"{'rules' if minority else 'project'} {words} {i}", "Rules Question" if minority else "Other"))
     return rows
+
+
+@pytest.fixture(scope="session")
+def toy_csv(tmp_path_factory):
+    """A learnable task for the tiny model: the label is given away by the first word."""
+    rows = [f"{text},{label}" for text, label in toy_rows(120, minority_every=3, seed=0, words_per_row=6)]
+    path = tmp_path_factory.mktemp("toy") / "toy.csv"
+    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def toy_config(model_dir, data, **train):
+    """A run config that trains the tiny model on ``data`` in a couple of seconds; ``train`` overrides the trainer."""
+    from studio.config import RunConfig
+
+    return RunConfig().replace({
+        "model": {"name": str(model_dir), "max_seq_length": 256},
+        "data": {"path": str(data), "rubric": "Answer RQ or O."},
+        "lora": {"use_gradient_checkpointing": "false", "r": 8, "lora_alpha": 16},
+        "train": {"max_steps": 40, "learning_rate": 5e-3, "warmup_steps": 2, "per_device_train_batch_size": 8,
+                  "gradient_accumulation_steps": 1, "logging_steps": 1, **train},
+    })
+
+
+def wait_for(predicate, timeout=120.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def raise_at(step: int, exc: BaseException):
+    """A trainer callback that raises ``exc`` after ``step`` and keeps a weak reference to the model it trained."""
+    import weakref
+
+    from transformers import TrainerCallback
+
+    class RaiseAt(TrainerCallback):
+        model_ref = None
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self.model_ref = weakref.ref(model)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise exc
+
+    return RaiseAt()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(demo) -> str:
+    """Queue and launch a built app on a free local port, without blocking; returns its URL."""
+    demo.queue()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return f"http://127.0.0.1:{port}/"

@@ -9,62 +9,32 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import weakref
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, toy_rows
-from transformers import TrainerCallback
+from conftest import REPO, raise_at, toy_config, wait_for
 
-from studio.config import RunConfig
 from studio.train.runs import CHECKPOINT_DONE, RunDir, list_runs
 from studio.train.worker import start_training
 
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
-def toy_csv(tmp_path_factory):
-    rows = [f"{text},{label}" for text, label in toy_rows(120, minority_every=3, seed=1, words_per_row=6)]
-    path = tmp_path_factory.mktemp("faults") / "toy.csv"
-    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    return path
-
-
-def config_for(model_dir, data, **train) -> RunConfig:
-    return RunConfig().replace({
-        "model": {"name": str(model_dir), "max_seq_length": 256},
-        "data": {"path": str(data), "rubric": "Answer RQ or O."},
-        "lora": {"use_gradient_checkpointing": "false", "r": 8, "lora_alpha": 16},
-        "train": {"max_steps": 40, "learning_rate": 5e-3, "warmup_steps": 2, "per_device_train_batch_size": 8,
-                  "gradient_accumulation_steps": 1, "logging_steps": 1, **train}})
-
-
-def wait_for(predicate, timeout=120.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_stop_before_the_first_step(tiny_model_dir, toy_csv, tmp_path):
-    job = start_training(config_for(tiny_model_dir, toy_csv, max_steps=500), tmp_path)
+    job = start_training(toy_config(tiny_model_dir, toy_csv, max_steps=500), tmp_path)
     job.stop()  # at once: the model is still loading
     assert job.wait(120) and job.state == "stopped"
     assert job.run.status()["state"] == "stopped" and job.run.status()["step"] == 0
     assert not job.run.adapter.exists()  # nothing trained, nothing saved that could pass for a model
     assert "Stopped before the first step" in job.log_tail()
     assert job.stream.records("train") == []
-    again = start_training(config_for(tiny_model_dir, toy_csv, max_steps=2), tmp_path)  # ready for the next run
+    again = start_training(toy_config(tiny_model_dir, toy_csv, max_steps=2), tmp_path)  # ready for the next run
     assert again.wait(120) and again.state == "finished"
 
 
 def test_stop_twice_mid_run_saves_the_adapter(tiny_model_dir, toy_csv, tmp_path):
-    job = start_training(config_for(tiny_model_dir, toy_csv, max_steps=5000), tmp_path)
+    job = start_training(toy_config(tiny_model_dir, toy_csv, max_steps=5000), tmp_path)
     assert wait_for(lambda: len(job.stream.records("train")) >= 2)
     job.stop()
     job.stop()  # an impatient second click
@@ -73,12 +43,12 @@ def test_stop_twice_mid_run_saves_the_adapter(tiny_model_dir, toy_csv, tmp_path)
     assert 2 <= step < 5000 and (job.run.adapter / "adapter_model.safetensors").exists()
     assert job.snapshot()["stop_requested"]
     job.stop()  # after the end: a no-op
-    nxt = start_training(config_for(tiny_model_dir, toy_csv, max_steps=2), tmp_path)
+    nxt = start_training(toy_config(tiny_model_dir, toy_csv, max_steps=2), tmp_path)
     assert nxt.wait(120) and nxt.state == "finished"
 
 
 def test_kill_9_mid_run_then_resume(tiny_model_dir, toy_csv, tmp_path):
-    config = config_for(tiny_model_dir, toy_csv, max_steps=60, save_steps=5)
+    config = toy_config(tiny_model_dir, toy_csv, max_steps=60, save_steps=5)
     config.save(tmp_path / "run.json")
     runs = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "studio", "train", "--config", str(tmp_path / "run.json"),
@@ -110,28 +80,15 @@ def test_kill_9_mid_run_then_resume(tiny_model_dir, toy_csv, tmp_path):
     assert run.status()["state"] == "finished" and (run.adapter / "adapter_model.safetensors").exists()
 
 
-class RaiseAt(TrainerCallback):
-    def __init__(self, step, exc):
-        self.step, self.exc = step, exc
-        self.model_ref = None
-
-    def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self.model_ref = weakref.ref(model)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise self.exc
-
-
 def test_oom_releases_the_model_and_the_next_run_works(tiny_model_dir, toy_csv, tmp_path):
-    probe = RaiseAt(3, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"))
-    job = start_training(config_for(tiny_model_dir, toy_csv, save_steps=2), tmp_path, callbacks=[probe])
+    probe = raise_at(3, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"))
+    job = start_training(toy_config(tiny_model_dir, toy_csv, save_steps=2), tmp_path, callbacks=[probe])
     assert job.wait(120) and job.state == "failed" and job.error_kind == "oom"
     assert job.levers and "1. Lower per_device_train_batch_size" in job.error
     gc.collect()
     assert probe.model_ref() is None  # the model (and its memory) is really gone, not just unreferenced by the job
     assert job.run.last_checkpoint() is not None and (job.run.path / "memory.json").exists()
-    nxt = start_training(config_for(tiny_model_dir, toy_csv, max_steps=2), tmp_path)
+    nxt = start_training(toy_config(tiny_model_dir, toy_csv, max_steps=2), tmp_path)
     assert nxt.wait(120) and nxt.state == "finished"
 
 
@@ -140,7 +97,7 @@ def test_oom_releases_the_model_and_the_next_run_works(tiny_model_dir, toy_csv, 
     ("Qwen/No-Such-Model-0.1B", "Could not load the model from the hub id"),  # no network here: same answer
 ])
 def test_model_loading_errors_are_clear_and_leave_a_failed_run(name, expected, toy_csv, tmp_path):
-    config = config_for("x", toy_csv).replace({"model": {"name": name}})
+    config = toy_config("x", toy_csv).replace({"model": {"name": name}})
     job = start_training(config, tmp_path)
     assert job.wait(120) and job.state == "failed" and job.error_kind == "input"
     assert expected in job.error
@@ -150,12 +107,12 @@ def test_model_loading_errors_are_clear_and_leave_a_failed_run(name, expected, t
 
 def test_a_folder_without_config_is_refused(tmp_path, toy_csv):
     (tmp_path / "weights").mkdir()
-    job = start_training(config_for(tmp_path / "weights", toy_csv), tmp_path / "runs")
+    job = start_training(toy_config(tmp_path / "weights", toy_csv), tmp_path / "runs")
     assert job.wait(60) and job.state == "failed" and "has no config.json" in job.error
 
 
 def test_a_formatting_error_fails_the_run_clearly(tiny_model_dir, toy_csv, tmp_path):
-    config = config_for(tiny_model_dir, toy_csv).replace({"data": {"rubric": "word " * 400},
+    config = toy_config(tiny_model_dir, toy_csv).replace({"data": {"rubric": "word " * 400},
                                                          "model": {"max_seq_length": 64}})
     job = start_training(config, tmp_path)
     assert job.wait(120) and job.state == "failed" and job.error_kind == "input"
@@ -166,7 +123,7 @@ def test_a_formatting_error_fails_the_run_clearly(tiny_model_dir, toy_csv, tmp_p
 def test_a_failing_export_leaves_nothing_half_written(tiny_model_dir, toy_csv, tmp_path, monkeypatch):
     from studio.export import exporter
 
-    job = start_training(config_for(tiny_model_dir, toy_csv, max_steps=2), tmp_path)
+    job = start_training(toy_config(tiny_model_dir, toy_csv, max_steps=2), tmp_path)
     assert job.wait(120) and job.state == "finished"
     good = exporter.export_run(job.run.path, "adapters", runs_dir=tmp_path, verify=False, log=lambda m: None)
     before = {p.name: p.read_bytes() for p in good.path.iterdir() if p.is_file()}

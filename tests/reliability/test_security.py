@@ -6,26 +6,19 @@ import argparse
 import json
 import re
 import shutil
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, free_port
 
 from studio.config import RunConfig, validate_config
 from studio.errors import StudioError
 from studio.ui.security import PUBLIC_PATHS, PUBLIC_PREFIXES
 
 CHROMIUM = "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_binds_locally_unless_told_and_warns_when_exposed():

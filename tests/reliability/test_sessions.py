@@ -5,17 +5,9 @@ import sys
 import time
 
 import pytest
-from conftest import REPO
+from conftest import REPO, serve
 
 from studio.config import DataRecipe, RunConfig
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +21,7 @@ def app(tiny_model_dir, tmp_path_factory):
                   "save_steps": 5}})
     runs = tmp_path_factory.mktemp("sessions")
     demo = build_app(str(runs), 50, config)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", runs
+    yield serve(demo), runs
     demo.close()
 
 

@@ -2,12 +2,10 @@
 resume, run.json round trip."""
 
 import json
-import time
 
 import pytest
 import torch
-from conftest import toy_rows
-from transformers import TrainerCallback
+from conftest import raise_at, toy_config, wait_for
 
 from studio.config import RunConfig
 from studio.errors import StudioError
@@ -15,45 +13,8 @@ from studio.train.runs import RunDir, list_runs
 from studio.train.worker import OOM_LEVERS, current_job, start_training
 
 
-@pytest.fixture(scope="module")
-def toy_csv(tmp_path_factory):
-    """A learnable task: the label is given away by the first word."""
-    rows = [f"{text},{label}" for text, label in toy_rows(120, minority_every=3, seed=0, words_per_row=6)]
-    path = tmp_path_factory.mktemp("toy") / "toy.csv"
-    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    return path
-
-
-def tiny_config(model_dir, data, **train) -> RunConfig:
-    return RunConfig().replace({
-        "model": {"name": str(model_dir), "max_seq_length": 256},
-        "data": {"path": str(data), "rubric": "Answer RQ or O."},
-        "lora": {"use_gradient_checkpointing": "false", "r": 8, "lora_alpha": 16},
-        "train": {"max_steps": 40, "learning_rate": 5e-3, "warmup_steps": 2, "per_device_train_batch_size": 8,
-                  "gradient_accumulation_steps": 1, "logging_steps": 1, **train},
-    })
-
-
-def wait_for(predicate, timeout=120.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-class RaiseAt(TrainerCallback):
-    def __init__(self, step, exc):
-        self.step, self.exc = step, exc
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise self.exc
-
-
 def test_a_run_trains_and_the_loss_falls(tiny_model_dir, toy_csv, tmp_path):
-    job = start_training(tiny_config(tiny_model_dir, toy_csv), tmp_path)
+    job = start_training(toy_config(tiny_model_dir, toy_csv), tmp_path)
     assert job.wait(300) and job.state == "finished", job.error
     losses = [r["loss"] for r in job.stream.records("train")]
     assert len(losses) == 40
@@ -78,11 +39,11 @@ def test_a_run_trains_and_the_loss_falls(tiny_model_dir, toy_csv, tmp_path):
 
 
 def test_metrics_arrive_while_training_and_stop_leaves_a_loadable_adapter(tiny_model_dir, toy_csv, tmp_path):
-    job = start_training(tiny_config(tiny_model_dir, toy_csv, max_steps=2000), tmp_path)
+    job = start_training(toy_config(tiny_model_dir, toy_csv, max_steps=2000), tmp_path)
     assert wait_for(lambda: len(job.stream.records("train")) >= 3)
     assert job.state == "running"  # records arrived before the end
     with pytest.raises(StudioError, match="already in progress"):
-        start_training(tiny_config(tiny_model_dir, toy_csv), tmp_path)
+        start_training(toy_config(tiny_model_dir, toy_csv), tmp_path)
     job.stop()
     assert job.wait(120) and job.state == "stopped"
     step = job.snapshot()["step"]
@@ -105,7 +66,7 @@ def test_metrics_arrive_while_training_and_stop_leaves_a_loadable_adapter(tiny_m
 
 def test_injected_oom_is_handled_and_the_app_lives_on(tiny_model_dir, toy_csv, tmp_path):
     oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-    job = start_training(tiny_config(tiny_model_dir, toy_csv, save_steps=2), tmp_path, callbacks=[RaiseAt(5, oom)])
+    job = start_training(toy_config(tiny_model_dir, toy_csv, save_steps=2), tmp_path, callbacks=[raise_at(5, oom)])
     assert job.wait(120)
     assert job.state == "failed" and job.error_kind == "oom"
     assert job.levers == OOM_LEVERS and job.levers[0].startswith("Lower per_device_train_batch_size")
@@ -115,14 +76,14 @@ def test_injected_oom_is_handled_and_the_app_lives_on(tiny_model_dir, toy_csv, t
     assert job.run.last_checkpoint() is not None  # nothing was lost: config, log, checkpoint
     assert job.run.run_json.exists() and "OutOfMemoryError" in job.run.log_path.read_text()
     assert job.model is None  # memory released
-    nxt = start_training(tiny_config(tiny_model_dir, toy_csv, max_steps=2), tmp_path)  # the lock was released
+    nxt = start_training(toy_config(tiny_model_dir, toy_csv, max_steps=2), tmp_path)  # the lock was released
     assert nxt.wait(120) and nxt.state == "finished"
 
 
 def test_resume_continues_from_the_last_checkpoint(tiny_model_dir, toy_csv, tmp_path):
     crash = RuntimeError("power cut")
-    job = start_training(tiny_config(tiny_model_dir, toy_csv, max_steps=10, save_steps=5), tmp_path,
-                         callbacks=[RaiseAt(7, crash)])
+    job = start_training(toy_config(tiny_model_dir, toy_csv, max_steps=10, save_steps=5), tmp_path,
+                         callbacks=[raise_at(7, crash)])
     assert job.wait(120) and job.state == "failed" and job.error_kind == "error"
     assert job.run.last_checkpoint().name == "checkpoint-5"
     resumed = start_training(runs_dir=tmp_path, resume=job.run.name)
@@ -137,7 +98,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_model_dir, toy_csv, tmp_
 def test_resume_refuses_without_checkpoint_or_with_changed_data(tiny_model_dir, toy_csv, tmp_path):
     data = tmp_path / "copy.csv"
     data.write_text(toy_csv.read_text())
-    job = start_training(tiny_config(tiny_model_dir, data, max_steps=4, save_steps=2), tmp_path / "runs")
+    job = start_training(toy_config(tiny_model_dir, data, max_steps=4, save_steps=2), tmp_path / "runs")
     assert job.wait(120) and job.state == "finished"
     data.write_text(toy_csv.read_text() + "one more row,Other\n")
     with pytest.raises(StudioError, match="changed since run"):
@@ -152,12 +113,12 @@ def test_bad_data_fails_fast_without_a_run_folder(tiny_model_dir, tmp_path):
     bad = tmp_path / "one_class.csv"
     bad.write_text("text,label\n" + "\n".join(f"post {i},Other" for i in range(10)))
     with pytest.raises(StudioError, match="Only one class"):
-        start_training(tiny_config(tiny_model_dir, bad), tmp_path / "runs")
+        start_training(toy_config(tiny_model_dir, bad), tmp_path / "runs")
     assert list_runs(tmp_path / "runs") == []
 
 
 def test_model_errors_are_surfaced_with_the_run_kept(toy_csv, tmp_path):
-    config = tiny_config("/nonexistent/model", toy_csv)
+    config = toy_config("/nonexistent/model", toy_csv)
     job = start_training(config, tmp_path)
     assert job.wait(60) and job.state == "failed" and job.error_kind == "input"
     assert "neither an existing folder nor a hub id" in job.error

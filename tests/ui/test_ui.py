@@ -2,7 +2,6 @@
 chromium driven by playwright) with a screenshot of every tab in test-artifacts/screenshots/."""
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -10,18 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, toy_rows
+from conftest import REPO, serve, toy_rows
 
 from studio.config import RunConfig
 
 SHOTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +36,7 @@ def app(tiny_model_dir, tmp_path_factory):
                   "gradient_accumulation_steps": 1}})
     runs = tmp_path_factory.mktemp("ui-runs")
     demo = build_app(str(runs), 50, config)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", runs
+    yield serve(demo), runs
     demo.close()
 
 
