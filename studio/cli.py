@@ -172,7 +172,7 @@ def _follow(job, bar) -> None:
 # ---- estimate ---------------------------------------------------------------------------------------------
 def cmd_estimate(args: argparse.Namespace) -> int:
     from studio.estimate.advisor import advise
-    from studio.estimate.vram import estimate_for_config, estimate_report
+    from studio.estimate.vram import estimate_for_config, estimate_lines, estimate_report
 
     config = RunConfig.load(args.config) if args.config else RunConfig()
     config = config_from_args(args, config)
@@ -190,46 +190,15 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             note = f"data not used ({err}); assuming every row is max_seq_length tokens"
     estimate = estimate_for_config(config, gpu_total_gb=args.gpu_gb, lengths=lengths)
     report = estimate_report(config, estimate, lengths)
-    report["advice"] = [{"preset": a.preset, "reason": a.reason}
-                        for a in advise(config, estimate, train_rows=train_rows, class_counts=counts, lengths=lengths)]
+    advice = advise(config, estimate, train_rows=train_rows, class_counts=counts, lengths=lengths)
+    report["advice"] = [{"preset": a.preset, "reason": a.reason} for a in advice]
     if note:
         report["estimate"]["notes"].append(note)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        print(format_estimate(report, lengths))
+        print("\n".join(estimate_lines(report, lengths, advice)))
     return 0
-
-
-def format_estimate(report: dict, lengths: list[int] | None) -> str:
-    e = report["estimate"]
-    shape = e["shape"]
-    lines = [f"Model: {shape['params'] / 1e9:.2f}B parameters ({shape['source']}), backend {e['backend']}"]
-    if lengths:
-        lines.append(f"Rows: {len(lengths):,} training rows, longest {max(lengths)} tokens")
-    lines.append("Peak reserved GPU memory, estimated:")
-    for name, gb in e["parts_gb"].items():
-        lines.append(f"  {gb:8.3f} GiB  {name}")
-    lines.append(f"  {e['peak_reserved_gb']:8.3f} GiB  total (with a 3% margin)")
-    gpu = f"{e['gpu_name'] or 'GPU'} {e['gpu_total_gb']:.1f} GiB" if e["gpu_total_gb"] else None
-    lines.append(f"+ {e['context_gb']:.2f} GiB CUDA context = {e['needed_gb']:.2f} GiB" +
-                 (f" of {gpu} ({100 * e['share']:.0f}%): {e['verdict']}" if gpu else
-                  " (no GPU here: pass --gpu-gb to compare with a card)"))
-    if report["levers"]:
-        lines.append("Levers (the guide's order), each alone:")
-        for i, lv in enumerate(report["levers"], 1):
-            why = f" ({lv['why']})" if lv["why"] else ""
-            lines.append(f"  {i}. {lv['label']}: {e['peak_reserved_gb']:.2f} → {lv['gb']:.2f} GiB, "
-                         f"{lv['verdict']}{why}")
-        plan = report["plan"]
-        if plan:
-            lines.append(f"To fit: {' + '.join(plan['steps'])} → {plan['gb']:.2f} GiB ({plan['verdict']})")
-        else:
-            lines.append("Even all the levers together are not enough: pick a smaller model or a larger GPU.")
-    for a in report.get("advice", []):
-        lines.append(f"Advice: preset '{a['preset']}': {a['reason']}")
-    lines.extend(f"note: {n}" for n in e["notes"])
-    return "\n".join(lines)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

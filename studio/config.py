@@ -2,8 +2,10 @@
 come from. Field names follow the guide and the libraries (PEFT's LoraConfig, TRL's SFTConfig); each field's
 ``help`` is the one-line explanation shown next to it in the UI and in ``--help``.
 
-Metadata keys: ``help`` (text), ``choices`` (allowed values), ``flag`` (a CLI alias), ``output`` (filled in by
-the studio, not an input: no flag, no form field).
+A field's kind comes from its annotation (``dict | None``: a dict that may be None). Metadata keys: ``help`` (text),
+``choices`` (allowed values), ``flag`` (a CLI alias), ``output`` (filled in by the studio, not an input: no flag, no
+form field), ``widget`` (a hint for the UI form: "model" for the model picker, "modules" for a multi-select of layer
+names), ``placeholder`` (an example shown in an empty form field).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class ModelSpec:
     """Which model to start from and how to load it."""
 
     name: str = _f(EMBEDDED_MODEL, "Hub id (e.g. Qwen/Qwen2.5-0.5B-Instruct), a local folder, or the embedded "
-                                   "default that works offline.", flag="--model")
+                                   "default that works offline.", flag="--model", widget="model")
     max_seq_length: int = _f(512, "Max tokens per example (prompt + label). Higher = more memory and slower; "
                                   "longer texts are truncated with a warning.")
     load_in_4bit: bool = _f(True, "Load the base weights in 4-bit (bitsandbytes, CUDA only): big memory savings. "
@@ -93,14 +95,15 @@ class LoraSpec:
     bias: str = _f("none", "Which biases to train; 'none' is fewest parameters and fastest.",
                    choices=["none", "all", "lora_only"])
     target_modules: list = _f(ALL_PROJECTIONS, "Layers that get adapters. Attention + MLP is best quality; "
-                                               "attention-only (q,k,v,o) saves memory.")
+                                               "attention-only (q,k,v,o) saves memory.", widget="modules")
     use_gradient_checkpointing: str = _f("unsloth", "Trade compute for memory. 'unsloth' is Unsloth's "
                                                     "memory-optimised variant (plain checkpointing elsewhere).",
                                          choices=["unsloth", "true", "false"])
     random_state: int = _f(3407, "Seed for the adapter's initial weights.")
     use_rslora: bool = _f(False, "Rank-stabilised LoRA: keeps higher ranks 'audible'. Recommended at r ≥ 32.")
     loftq_config: dict | None = _f(None, "LoftQ initialisation (e.g. {\"loftq_bits\": 4}) to reduce quantisation "
-                                         "error; causes a one-time memory spike at start.")
+                                         "error; causes a one-time memory spike at start.",
+                                      placeholder='{"loftq_bits": 4}')
 
 
 @dataclass
@@ -171,7 +174,7 @@ class RunConfig:
         """A copy with nested overrides applied, e.g. {"lora": {"r": 32}}."""
         merged = self.to_dict()
         for section, values in overrides.items():
-            if isinstance(values, dict) and isinstance(merged.get(section), dict) and section != "label_codes":
+            if isinstance(values, dict) and isinstance(merged.get(section), dict):
                 merged[section].update(values)
             else:
                 merged[section] = values
@@ -199,12 +202,18 @@ def _build(cls, data: Any, where: str):
     return cls(**kwargs)
 
 
+KINDS = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+
+
 def field_kind(f: dataclasses.Field) -> type:
-    """The plain Python type of a field (from its default), used for coercion, flags and form widgets."""
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    if f.name == "loftq_config":
-        return dict
-    return type(default)
+    """The plain Python type of a field, from its annotation (``dict | None`` → dict): used for coercion, CLI flags
+    and form widgets."""
+    return KINDS[str(f.type).split("|")[0].strip()]
+
+
+def field_optional(f: dataclasses.Field) -> bool:
+    """Whether the field may be None (``X | None``): an empty value then means None."""
+    return "None" in [part.strip() for part in str(f.type).split("|")]
 
 
 def coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
@@ -212,7 +221,7 @@ def coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
     kind = field_kind(f)
     choices = f.metadata.get("choices")
     try:
-        if value is None and f.name == "loftq_config":
+        if value is None and field_optional(f):
             return None
         if kind is bool:
             if isinstance(value, str):
@@ -239,7 +248,7 @@ def coerce(f: dataclasses.Field, value: Any, where: str) -> Any:
             value = [str(v) for v in value]
         elif kind is dict:
             if isinstance(value, str):
-                value = json.loads(value) if value.strip() else ({} if f.name != "loftq_config" else None)
+                value = json.loads(value) if value.strip() else (None if field_optional(f) else {})
             if value is not None and not isinstance(value, dict):
                 raise ValueError
     except (ValueError, TypeError, json.JSONDecodeError):

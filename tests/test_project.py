@@ -48,3 +48,19 @@ def test_ci_runs_exactly_the_readme_test_command():
     start, test = blocks
     assert "python launch.py" in start and "pytest" in test
     assert test in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+
+
+def test_underscore_names_stay_inside_their_package():
+    """A package's private names are its own: no `from studio.x import _name` from another package."""
+    import ast
+
+    crossings = []
+    for path in (REPO / "studio").rglob("*.py"):
+        here = path.relative_to(REPO).parts[:2]  # ("studio", "<package or module>")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("studio."):
+                there = tuple(node.module.split(".")[:2])
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                if private and there != here:
+                    crossings.append(f"{path.relative_to(REPO)}: from {node.module} import {', '.join(private)}")
+    assert not crossings, crossings

@@ -99,8 +99,8 @@ def validate_table(
     if len(columns) < 2:
         raise StudioError(f"{name} has a single column ({columns[0] if columns else 'none'}); a table needs a text "
                           "column and a label column.")
-    text_column = _resolve(text_column, columns, name, "text", "--text-col")
-    label_column = _resolve(label_column, columns, name, "label", "--label-col")
+    text_column = resolve_column(text_column, columns, name, "text", "--text-col")
+    label_column = resolve_column(label_column, columns, name, "label", "--label-col")
     if text_column is None and label_column is None and _by_name(columns, TEXT_NAMES, None) is None:
         # Unnamed columns: few distinct values is the surer sign (a label), length the weaker one (short texts
         # beside long label names exist; found by fuzzing).
@@ -167,7 +167,8 @@ def _drop_entry(reason: str, rows: list[int], details: list[str] | None = None) 
     return entry
 
 
-def _resolve(wanted: str | None, columns: list[str], name: str, role: str, flag: str) -> str | None:
+def resolve_column(wanted: str | None, columns: list[str], name: str, role: str, flag: str) -> str | None:
+    """The user's column choice as the file spells it (any case), None when not given; an error names the columns."""
     if wanted is None or wanted == "":
         return None
     if wanted in columns:

@@ -320,3 +320,33 @@ def estimate_report(config: RunConfig, estimate: Estimate, lengths: list[int] | 
                               "gb": round(final.peak_reserved_gb, 2), "verdict": final.verdict}
     return report
 
+
+
+def estimate_lines(report: dict, lengths: list[int] | None = None, advice: list | None = None) -> list[str]:
+    """The estimate in words, written once: the CLI prints the lines, the UI joins them as Markdown (lines starting
+    with "- " or "1. " are list items)."""
+    e = report["estimate"]
+    shape = e["shape"]
+    gpu = f"{e['gpu_name'] or 'GPU'} {e['gpu_total_gb']:.1f} GiB" if e["gpu_total_gb"] else None
+    lines = [f"Model: {shape['params'] / 1e9:.2f}B parameters ({shape['source']}), backend {e['backend']}.",
+             f"Rows: {len(lengths):,} training rows, the longest {max(lengths)} tokens (from the data check)."
+             if lengths else "Rows: assumed to be max_seq_length tokens each (check the data to use the rows' real "
+                             "lengths).",
+             "GPU memory PyTorch reserves at the peak, estimated part by part:"]
+    lines += [f"- {name}: {gb:.3f} GiB" for name, gb in e["parts_gb"].items()]
+    lines.append(f"- total, with a 3% margin: {e['peak_reserved_gb']:.3f} GiB")
+    lines.append(f"+ {e['context_gb']:.2f} GiB CUDA context (outside PyTorch's count) = {e['needed_gb']:.2f} GiB"
+                 + (f" of {gpu} ({100 * e['share']:.0f}%): {e['verdict']}." if gpu else
+                    ": no GPU here, so pick the card you will train on (--gpu-gb, or the GPU picker)."))
+    if report["levers"]:
+        lines.append("It will not fit comfortably. The guide's levers, in order, each alone:")
+        for i, lv in enumerate(report["levers"], 1):
+            why = f" ({lv['why']})" if lv["why"] else ""
+            lines.append(f"{i}. {lv['label']}: {e['peak_reserved_gb']:.2f} → {lv['gb']:.2f} GiB, {lv['verdict']}{why}")
+        plan = report["plan"]
+        lines.append(f"To fit: {' + '.join(plan['steps'])} → {plan['gb']:.2f} GiB ({plan['verdict']})." if plan else
+                     "Even all the levers together are not enough: pick a smaller model or a larger GPU.")
+    for a in advice or []:
+        lines.append(f"Advice: preset '{a.preset}': {a.reason}")
+    lines.extend(f"Note: {n}" for n in e["notes"])
+    return lines

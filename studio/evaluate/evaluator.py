@@ -19,6 +19,7 @@ from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError
 from studio.evaluate.report import disagreements, pr_curve, predict_with_threshold, set_metrics
 from studio.evaluate.scoring import LabelScorer
+from studio.train.jobs import refuse_while_training
 from studio.train.runs import ADAPTER_META, RunDir, require_safetensors, run_minority_label, write_json_atomic
 
 MODES = ("score", "generate")
@@ -133,25 +134,13 @@ def adapter_meta(run: RunDir) -> dict:
 
 def load_run_model(run: RunDir, log=print):
     """Base model + the run's adapter, on the GPU when there is one; returns (model, tokenizer, meta)."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from studio.models.loading import _ensure_pad_token, _hub_errors, resolve_source
+    from studio.models.loading import load_with_adapter
 
     meta = adapter_meta(run)
-    source = meta.get("base_source")
-    if not source or not Path(source).exists():
-        # A hub id loads by name; the embedded default is converted into this machine's cache if needed.
-        source = resolve_source(meta.get("base_model") or run.config().model.name, log=log)
-    cuda = torch.cuda.is_available()
-    dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(run.adapter)
-    _ensure_pad_token(tokenizer)
-    base = _hub_errors(source, lambda: AutoModelForCausalLM.from_pretrained(
-        source, dtype=dtype, **({"device_map": {"": 0}} if cuda else {})))
-    model = PeftModel.from_pretrained(base, require_safetensors(run.adapter), use_safetensors=True)
-    model.eval()
+    # A hub id loads by name; the embedded default is converted into this machine's cache if needed.
+    model, tokenizer = load_with_adapter(require_safetensors(run.adapter),
+                                         meta.get("base_model") or run.config().model.name,
+                                         base_source=meta.get("base_source"), log=log)
     return model, tokenizer, meta
 
 
@@ -191,7 +180,7 @@ def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: st
                  threshold: float | None = ..., loaded=None, log=print) -> tuple[Evaluation, dict]:
     """Evaluate a saved run; writes eval.json and disagreements.csv into the run folder."""
     run = RunDir.open(run_dir, runs_dir)
-    _refuse_while_training(run)
+    refuse_while_training(run, "evaluate it")
     model, tokenizer, meta = loaded or load_run_model(run, log=log)
     prepared, notes = prepare_for_run(run, tokenizer, data)
     saved_threshold = run.read_run_json().get("threshold")
@@ -209,14 +198,6 @@ def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: st
                                  for name in ("val_a", "val_b")}
         write_json_atomic(run.run_json, facts)
     return evaluation, report
-
-
-def _refuse_while_training(run: RunDir) -> None:
-    from studio.train.worker import current_job
-
-    job = current_job()
-    if job is not None and job.run.path.resolve() == run.path.resolve() and not job.done:
-        raise StudioError(f"Run '{run.name}' is still training; wait for it to finish or stop it first.")
 
 
 def save_threshold(run: RunDir, threshold: float | None) -> None:
@@ -269,15 +250,15 @@ def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_di
                  text_column: str | None = None, loaded=None, log=print) -> pd.DataFrame:
     """Classify every row of a file (labels not needed) and write the input columns + predictions as CSV."""
     from studio.data.readers import read_table
-    from studio.data.table import _resolve, detect_text_column
+    from studio.data.table import detect_text_column, resolve_column
 
     run = RunDir.open(run_dir, runs_dir)
-    _refuse_while_training(run)
+    refuse_while_training(run, "use it to predict")
     config = run.config()
     source = read_table(file, max_mb=config.data.max_file_mb)
     frame = source.frame
     name = os.path.basename(str(file))
-    column = _resolve(text_column, list(frame.columns), name, "text", "--text-col") or (
+    column = resolve_column(text_column, list(frame.columns), name, "text", "--text-col") or (
         config.data.text_column if config.data.text_column in frame.columns else detect_text_column(frame))
     model, tokenizer, meta = loaded or load_run_model(run, log=log)
     facts = run.read_run_json()
@@ -317,18 +298,11 @@ def periodic_evaluator(prepared: PreparedData, tokenizer, config: RunConfig):
 # ---- the guide's "sanity-check inference" before training ------------------------------------------------------
 def sanity_check(config: RunConfig, rows: int = 6, log=print) -> pd.DataFrame:
     """The untrained base model on a few Val A rows: its constrained choice and what it generates."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    from studio.models.loading import load_base
 
-    from studio.models.loading import _hub_errors, load_tokenizer, resolve_source
-
-    tokenizer = load_tokenizer(config.model.name, log=log)
+    model, tokenizer = load_base(config.model.name, log=log)
     prepared = prepare_data(dataclasses.replace(config.data), tokenizer, config.model.max_seq_length)
     sample = prepared.split.val_a.groupby("label", group_keys=False).head(max(1, rows // len(prepared.labels)))
-    source = resolve_source(config.model.name, log=log)
-    cuda = torch.cuda.is_available()
-    model = _hub_errors(source, lambda: AutoModelForCausalLM.from_pretrained(
-        source, dtype=torch.bfloat16 if cuda else torch.float32, **({"device_map": {"": 0}} if cuda else {})))
     scorer = make_scorer(model, tokenizer, prepared)
     texts = list(sample["text"])
     scores = scorer.score(texts)

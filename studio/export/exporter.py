@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import StudioError, is_disk_full
-from studio.evaluate.evaluator import _refuse_while_training, adapter_meta, load_run_model, prepare_for_run
+from studio.evaluate.evaluator import adapter_meta, load_run_model, prepare_for_run
 from studio.evaluate.report import predict_with_threshold
 from studio.evaluate.scoring import LabelScorer
 from studio.export import gguf
 from studio.export.formats import FORMAT_HELP, FORMATS
+from studio.train.jobs import refuse_while_training
 from studio.train.runs import (ADAPTER_META, RunDir, require_safetensors, run_minority_label, sanitize_name,
                                write_json_atomic)
 
@@ -59,7 +60,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None,
     if fmt not in FORMATS:
         raise StudioError(f"Unknown export format '{fmt}'. Formats: {', '.join(FORMATS)}.")
     run = RunDir.open(run_dir, runs_dir)
-    _refuse_while_training(run)
+    refuse_while_training(run, "export it")
     meta = adapter_meta(run)
     if fmt == "merged_4bit":
         _require_cuda_bnb()
@@ -211,8 +212,7 @@ def _verify(run: RunDir, model, tokenizer, meta: dict, fmt: str, folder: Path, a
 
 
 def _export_probs(fmt, folder: Path, artifact: str, run: RunDir, prepared, texts, scorer: LabelScorer):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from studio.models.loading import load_base, load_with_adapter
 
     if fmt.startswith("gguf"):
         reader = gguf.GGUFScorer(folder / artifact, scorer.code_ids,
@@ -222,19 +222,14 @@ def _export_probs(fmt, folder: Path, artifact: str, run: RunDir, prepared, texts
         finally:
             reader.close()
     require_safetensors(folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    if fmt == "adapters":
-        from peft import PeftModel
-
-        base = scorer.model.get_base_model() if hasattr(scorer.model, "get_base_model") else None
-        source = adapter_meta(run).get("base_source")
-        fresh = AutoModelForCausalLM.from_pretrained(source, dtype=base.dtype if base is not None else None)
-        model = PeftModel.from_pretrained(fresh.to(scorer.model.device), folder, use_safetensors=True)
-    elif fmt == "merged_4bit":
-        model = AutoModelForCausalLM.from_pretrained(folder, device_map={"": 0}, use_safetensors=True)
-    else:
-        dtype = torch.float32 if scorer.model.device.type == "cpu" else torch.bfloat16
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True).to(scorer.model.device)
+    device = scorer.model.device.type
+    if fmt == "adapters":  # compared like with like: the trained model's own dtype and device
+        meta = adapter_meta(run)
+        model, tokenizer = load_with_adapter(folder, meta.get("base_model") or run.config().model.name,
+                                             base_source=meta.get("base_source"), dtype=scorer.model.dtype,
+                                             device=device, log=lambda m: None)
+    else:  # merged exports load as plain models (merged_4bit carries its own quantisation settings)
+        model, tokenizer = load_base(str(folder), device=device, log=lambda m: None)
     reloaded = LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format)
     return reloaded.score(texts).probs
 

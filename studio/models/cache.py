@@ -14,9 +14,9 @@ _cached: dict = {"key": None, "value": None}
 def run_model(run: RunDir, log=print):
     """(model, tokenizer, meta) for a finished, stopped or failed-with-adapter run."""
     from studio.evaluate.evaluator import adapter_meta, load_run_model
-    from studio.train.worker import current_job
+    from studio.train.jobs import current
 
-    job = current_job()
+    job = current()
     if job is not None and job.done and job.model is not None and job.run.path.resolve() == run.path.resolve():
         return job.model, job.tokenizer, adapter_meta(run)
     stamp = (run.adapter / "adapter_model.safetensors").stat().st_mtime if run.adapter.exists() else None

@@ -1,5 +1,7 @@
 """Model loading: choose the backend (Unsloth or transformers + peft), resolve the model source (embedded default,
-local folder, hub id), load the base model and tokenizer, and attach the LoRA adapter.
+local folder, hub id), load the base model and tokenizer, and attach the LoRA adapter. For inference (evaluation,
+the playground, the sanity check, export checks): ``load_base`` and ``load_with_adapter``, with one dtype rule,
+``inference_dtype``.
 
 Unsloth is imported lazily and only when CUDA is present: importing it on a machine without a GPU fails.
 Every fallback (4-bit on CPU, adamw_8bit without bitsandbytes, ...) is recorded as a notice that the UI shows and
@@ -155,7 +157,7 @@ def load_for_training(spec: ModelSpec, lora: LoraSpec, train: TrainSpec, backend
         model, tokenizer = _load_unsloth(source, spec, lora, load_in_4bit, dtype, trust)
     else:
         model, tokenizer = _load_transformers(source, spec, lora, load_in_4bit, dtype, backend.device, trust)
-    _ensure_pad_token(tokenizer)
+    ensure_pad_token(tokenizer)
     return LoadedModel(model, tokenizer, backend, source, dtype, load_in_4bit), optim
 
 
@@ -249,7 +251,7 @@ def _target_errors(attach, model):
                           f"{', '.join(names)}. Set target_modules to some of them.") from None
 
 
-def _ensure_pad_token(tokenizer) -> None:
+def ensure_pad_token(tokenizer) -> None:
     """Padding needs a pad token distinct from the end-of-turn token the model must learn to emit."""
     if tokenizer.pad_token is not None and tokenizer.pad_token != tokenizer.eos_token:
         return
@@ -267,5 +269,56 @@ def load_tokenizer(name: str, log=print):
 
     source = resolve_source(name, log=log)
     tokenizer = _hub_errors(source, lambda: AutoTokenizer.from_pretrained(source))
-    _ensure_pad_token(tokenizer)
+    ensure_pad_token(tokenizer)
     return tokenizer
+
+
+# ---- inference ----------------------------------------------------------------------------------------------------
+def inference_device() -> str:
+    return "cuda" if cuda_available() else "cpu"
+
+
+def inference_dtype(device: str | None = None):
+    """The one dtype rule for inference: bfloat16 on GPUs that support it (else float16), float32 on a CPU."""
+    import torch
+
+    if (device or inference_device()) == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _placement(device: str) -> dict:
+    return {"device_map": {"": 0}} if device == "cuda" else {}
+
+
+def load_base(name: str, *, log=print, dtype=None, device: str | None = None, trust_remote_code: bool = False):
+    """A base model for inference (on the GPU when there is one) and its tokenizer; returns (model, tokenizer).
+    ``name``: a hub id, a local folder or the embedded default."""
+    from transformers import AutoModelForCausalLM
+
+    device = device or inference_device()
+    source = resolve_source(name, log=log)
+    tokenizer = load_tokenizer(source, log=log)
+    model = _hub_errors(source, lambda: AutoModelForCausalLM.from_pretrained(
+        source, dtype=dtype or inference_dtype(device), trust_remote_code=trust_remote_code, **_placement(device)))
+    model.eval()
+    return model, tokenizer
+
+
+def load_with_adapter(adapter_dir: str | Path, base_name: str, *, base_source: str | None = None, log=print,
+                      dtype=None, device: str | None = None):
+    """A base model with a saved LoRA adapter (safetensors only) for inference; returns (model, tokenizer).
+    ``base_source``: where the base was loaded from when the adapter was trained (used when it still exists);
+    ``base_name``: the model's name, resolved again otherwise (a hub id, or the embedded default re-converted)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or inference_device()
+    source = base_source if base_source and Path(base_source).exists() else resolve_source(base_name, log=log)
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    ensure_pad_token(tokenizer)
+    base = _hub_errors(source, lambda: AutoModelForCausalLM.from_pretrained(
+        source, dtype=dtype or inference_dtype(device), **_placement(device)))
+    model = PeftModel.from_pretrained(base, adapter_dir, use_safetensors=True)
+    model.eval()
+    return model, tokenizer

@@ -20,7 +20,9 @@ from pathlib import Path
 from studio.config import RunConfig, rows_per_step, validate_config
 from studio.data.prepare import prepare_data
 from studio.errors import StudioError
+from studio.train import jobs
 from studio.train.runs import RunDir, default_run_name, effective_state
+from studio.train.stream import FileStream
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,45 +43,9 @@ def launch_command(config_path: Path, runs_dir: Path, run_dir: Path, processes: 
             "--into", str(run_dir), "--quiet"]
 
 
-class FileStream:
-    """The records rank 0 appends to metrics.jsonl, read incrementally (the UI polls once a second)."""
-
-    def __init__(self, path: Path):
-        self.path, self._offset, self._records = path, 0, []
-        self._lock = threading.Lock()
-
-    def _refresh(self) -> None:
-        if not self.path.exists():
-            return
-        with open(self.path, "rb") as fh:
-            fh.seek(self._offset)
-            data = fh.read()
-        complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits for the next poll
-        self._offset += len(complete)
-        import json
-
-        for line in complete.decode("utf-8", errors="replace").splitlines():
-            try:
-                self._records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-
-    def records(self, kind: str | None = None, since: int = 0) -> list[dict]:
-        with self._lock:
-            self._refresh()
-            return [dict(r) for r in self._records[since:] if kind is None or r.get("kind") == kind]
-
-    def last(self, kind: str = "train") -> dict | None:
-        found = self.records(kind)
-        return found[-1] if found else None
-
-    def __len__(self) -> int:
-        return len(self.records())
-
-
-class LaunchedJob:
-    """Looks like a TrainingJob to the UI (snapshot, stream, log_tail, stop, wait, done), for a run trained by
-    child processes."""
+class LaunchedJob(jobs.SnapshotMixin):
+    """A ``jobs.Job`` for a run trained by child processes: its live state comes from the run folder that rank 0
+    writes."""
 
     model = tokenizer = prepared = None  # nothing in memory: evaluation and export load the saved adapter
 
@@ -136,42 +102,29 @@ class LaunchedJob:
             text += "\n" + "\n".join(launcher_log.read_text(errors="replace").splitlines()[-lines:])
         return text
 
-    def snapshot(self) -> dict:
+    def live(self) -> jobs.LiveState:
         facts = self.run.read_run_json() if self.run.run_json.exists() else {}
         status = self.run.status()
-        last = self.stream.last("train") or {}
-        total = status.get("max_steps") or last.get("max_steps")
-        step = last.get("step", 0)
         state = self.state
         error = status.get("error")
         if state == "failed" and not error:
             error = (f"The training processes exited (code {self.proc.returncode}) without a status; the end of "
                      "the log says why.")
-        estimate = facts.get("memory_estimate") or {}
-        return {
-            "run": self.run.name, "run_dir": str(self.run.path), "state": state,
-            "phase": "training" if state == "running" else state, "step": step, "total_steps": total,
-            "progress": (step / total) if total else 0.0, "loss": last.get("loss"),
-            "learning_rate": last.get("learning_rate"), "tokens_per_s": last.get("tokens_per_s"),
-            "eta_s": last.get("eta_s"), "elapsed_s": round((self.finished or time.time()) - self.started, 1),
-            "backend": {**facts.get("backend", {}), "device": f"{self.processes} GPUs (accelerate launch)"},
-            "warnings": self.warnings, "error": error, "error_kind": status.get("error_kind"),
-            "levers": status.get("levers") or [], "stop_requested": self._stop_requested,
-            "n_records": len(self.stream), "gpus": self.processes,
-            "rows_per_step": rows_per_step(self.config.train, self.processes),
-            "memory": {"estimate_gb": estimate.get("peak_reserved_gb"), "verdict": estimate.get("verdict"),
-                       "measured_gb": last.get("mem_peak_reserved_gb"), "rss_gb": last.get("rss_gb")},
-        }
+        return jobs.LiveState(
+            state=state, phase="training" if state == "running" else state, started=self.started,
+            finished=self.finished, total_steps=status.get("max_steps"),
+            backend={**facts.get("backend", {}), "device": f"{self.processes} GPUs (accelerate launch)"},
+            warnings=self.warnings, error=error, error_kind=status.get("error_kind"),
+            levers=status.get("levers") or [], stop_requested=self._stop_requested, gpus=self.processes,
+            rows_per_step=rows_per_step(self.config.train, self.processes),
+            memory_estimate=facts.get("memory_estimate"))
 
 
 def start_launched(config: RunConfig, runs_dir: str | Path, processes: int) -> LaunchedJob:
     """Train ``config`` on ``processes`` GPUs in child processes; returns at once (like start_training)."""
-    from studio.train import worker
-
     if processes < 2:
         raise StudioError("Multi-GPU training needs at least 2 processes; 1 GPU trains in the app itself.")
-    worker.claim_training_slot()
-    try:
+    with jobs.claimed():
         prepared = prepare_data(config.data)  # bad data fails here, before any process starts
         warnings = prepared.warnings + validate_config(config, len(prepared.train), processes)
         run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name))
@@ -182,7 +135,7 @@ def start_launched(config: RunConfig, runs_dir: str | Path, processes: int) -> L
         proc = subprocess.Popen(launch_command(config_path, Path(runs_dir), run.path, processes), cwd=REPO,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         job = LaunchedJob(config, run, processes, warnings, proc)
-        worker._current = job
+        jobs.set_current(job)
 
         def release():
             proc.wait()
@@ -192,10 +145,7 @@ def start_launched(config: RunConfig, runs_dir: str | Path, processes: int) -> L
             if effective_state(run.status()) in ("interrupted", "running"):  # died without writing its end
                 run.set_status("failed", error=f"The training processes exited with code {proc.returncode}; see "
                                                 "launcher.log in the run folder.", finished=time.time())
-            worker.release_training_slot()
+            jobs.release()
 
         threading.Thread(target=release, name=f"studio-launch-{run.name}", daemon=True).start()
         return job
-    except BaseException:
-        worker.release_training_slot()
-        raise

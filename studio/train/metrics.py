@@ -1,12 +1,10 @@
-"""The live metrics stream: a thread-safe list of records the worker appends to and the UI/CLI poll, mirrored to
-``metrics.jsonl``; and the TrainerCallback that feeds it (loss, learning rate, grad norm, tokens/s, ETA, memory),
-checks for a stop request and runs the optional periodic evaluation.
+"""The TrainerCallback that feeds a run's metrics stream (``studio.train.stream``): loss, learning rate, grad norm,
+tokens/s, ETA, memory; it also checks for a stop request and runs the optional periodic evaluation.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import threading
 import time
 from pathlib import Path
@@ -14,57 +12,9 @@ from typing import Callable
 
 from transformers import TrainerCallback
 
+from studio.train.stream import MetricsStream
+
 GIB = 2**30
-
-
-class MetricsStream:
-    """Append-only records; readers take copies, so the worker never waits on the UI."""
-
-    def __init__(self, path: str | Path | None = None):
-        self._lock = threading.Lock()
-        self._records: list[dict] = []
-        self._path = Path(path) if path else None
-        self.write_error: str | None = None  # e.g. a full disk: the stream lives on in memory
-
-    def append(self, record: dict) -> None:
-        record = {"time": round(time.time(), 3), **record}
-        with self._lock:
-            self._records.append(record)
-            if self._path and not self.write_error:
-                try:
-                    with open(self._path, "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps(record) + "\n")
-                except OSError as exc:  # the run must fail on what matters (a checkpoint), not on its log
-                    self.write_error = f"{self._path}: {exc}"
-
-    def records(self, kind: str | None = None, since: int = 0) -> list[dict]:
-        with self._lock:
-            chosen = self._records[since:]
-        return [dict(r) for r in chosen if kind is None or r.get("kind") == kind]
-
-    def last(self, kind: str = "train") -> dict | None:
-        with self._lock:
-            for record in reversed(self._records):
-                if record.get("kind") == kind:
-                    return dict(record)
-        return None
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._records)
-
-    @staticmethod
-    def read(path: str | Path) -> list[dict]:
-        path = Path(path)
-        if not path.exists():
-            return []
-        out = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-        return out
 
 
 @functools.lru_cache(maxsize=1)

@@ -142,7 +142,7 @@ class RunDir:
             return {}
 
     def metrics(self) -> list[dict]:
-        from studio.train.metrics import MetricsStream
+        from studio.train.stream import MetricsStream
 
         return MetricsStream.read(self.metrics_path)
 

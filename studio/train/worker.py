@@ -1,9 +1,10 @@
 """The background training worker: one run at a time per process, readable as the guide's steps.
 
 ``start_training`` checks the config and the data in the caller's thread (so bad input is an immediate, clear
-error), creates the run folder and starts a thread that: picks the backend, loads the model and attaches LoRA,
-formats the data, builds TRL's SFTTrainer, trains, and saves the adapter. The UI and the CLI only read
-``job.snapshot()`` and call ``job.stop()``; the worker never touches either of them.
+error), creates the run folder and starts a thread that runs the recipe in ``TrainingJob._train``:
+load the model (backend, base model, LoRA) → prepare the data → build the trainer → train → finish (save the adapter).
+Each phase writes what it learnt into ``run.json`` once. The UI and the CLI only read ``job.snapshot()`` and call
+``job.stop()``; the worker never touches either of them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from typing import Callable
 from studio.config import RunConfig, rows_per_step, total_steps, validate_config
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError, is_disk_full
+from studio.train import jobs
 from studio.train.distributed import broadcast, init_process_group, ranks
 from studio.train.runs import ADAPTER_META, CHECKPOINT_DONE, RunDir, default_run_name, write_json_atomic
+from studio.train.stream import MetricsStream
 
 OOM_LEVERS = [
     "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep rows per step)",
@@ -39,26 +42,6 @@ OOM_LEVERS = [
 ]
 LIBRARIES = ["torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "unsloth_zoo",
              "bitsandbytes", "gradio"]
-
-_start_lock = threading.Lock()
-_current: "TrainingJob | None" = None
-
-
-def claim_training_slot() -> None:
-    """One run trains at a time per process (in-process or launched); raise if one already does."""
-    if not _start_lock.acquire(blocking=False):
-        busy = _current.run.name if _current else "another run"
-        raise StudioError(f"A training run is already in progress ('{busy}'). Only one run trains at a time: "
-                          "stop it or wait for it to finish.")
-
-
-def release_training_slot() -> None:
-    _start_lock.release()
-
-
-def current_job() -> "TrainingJob | None":
-    """The job started in this process (running or last finished): the UI reattaches to it after a reload."""
-    return _current
 
 
 def library_versions() -> dict[str, str]:
@@ -92,11 +75,9 @@ class _LogCapture(logging.Handler):
         self.job.log(f"[{record.name}] {record.getMessage()}")
 
 
-class TrainingJob:
+class TrainingJob(jobs.SnapshotMixin):
     def __init__(self, config: RunConfig, run: RunDir, warnings: list[str], resume_from: Path | None,
                  callbacks: list, evaluator_factory: Callable | None):
-        from studio.train.metrics import MetricsStream
-
         self.config, self.run, self.warnings = config, run, warnings
         self.resume_from, self.callbacks, self.evaluator_factory = resume_from, callbacks, evaluator_factory
         self.ranks = ranks()
@@ -149,25 +130,13 @@ class TrainingJob:
     def done(self) -> bool:
         return self.state in ("finished", "stopped", "failed")
 
-    def snapshot(self) -> dict:
-        last = self.stream.last("train") or {}
-        step = last.get("step", 0)
-        total = self.total_steps or last.get("max_steps")
-        return {
-            "run": self.run.name, "run_dir": str(self.run.path), "state": self.state, "phase": self.phase,
-            "step": step, "total_steps": total, "progress": (step / total) if total else 0.0,
-            "loss": last.get("loss"), "learning_rate": last.get("learning_rate"),
-            "tokens_per_s": last.get("tokens_per_s"), "eta_s": last.get("eta_s"),
-            "elapsed_s": round((self.finished or time.time()) - self.started, 1),
-            "backend": self.backend, "warnings": self.warnings, "error": self.error, "error_kind": self.error_kind,
-            "levers": self.levers, "stop_requested": self.stop_event.is_set(), "n_records": len(self.stream),
-            "gpus": self.ranks.world_size, "rows_per_step": rows_per_step(self.config.train, self.ranks.world_size),
-            "memory": {"estimate_gb": (self.memory_estimate or {}).get("peak_reserved_gb"),
-                       "verdict": (self.memory_estimate or {}).get("verdict"),
-                       "measured_gb": None if last.get("mem_peak_reserved_gb") is None else
-                       round(last["mem_peak_reserved_gb"] - self.gpu_in_use_at_start_gb, 3),
-                       "in_use_at_start_gb": self.gpu_in_use_at_start_gb, "rss_gb": last.get("rss_gb")},
-        }
+    def live(self) -> jobs.LiveState:
+        return jobs.LiveState(
+            state=self.state, phase=self.phase, started=self.started, finished=self.finished,
+            total_steps=self.total_steps, backend=self.backend, warnings=self.warnings, error=self.error,
+            error_kind=self.error_kind, levers=self.levers, stop_requested=self.stop_event.is_set(),
+            gpus=self.ranks.world_size, rows_per_step=rows_per_step(self.config.train, self.ranks.world_size),
+            memory_estimate=self.memory_estimate, gpu_in_use_at_start_gb=self.gpu_in_use_at_start_gb)
 
     # ---- the worker thread ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -190,20 +159,30 @@ class TrainingJob:
             if self.state == "failed":
                 free_memory()  # again, now that the exception and its traceback are gone
             self.finished = time.time()
-            release_training_slot()
+            jobs.release()
 
     def _train(self) -> None:
+        """The recipe: the guide's steps 1–7, one method each."""
+        loaded, backend, optim = self._load_model()
+        if self.stop_event.is_set():
+            return self._stop_before_training()
+        train_set = self._prepare_data(loaded, backend)
+        trainer, callback = self._build_trainer(loaded, backend, optim, train_set)
+        if self.stop_event.is_set():
+            return self._stop_before_training()
+        result = self._fit(trainer, len(train_set))
+        self._finish(trainer, callback, result)
+
+    def _load_model(self):
+        """1–2. Backend, base model + tokenizer, LoRA adapter attached."""
         from studio.models.loading import choose_backend, load_for_training
 
         cfg = self.config
         self.gpu_in_use_at_start_gb = _reset_peak_memory()
-        # 1–2. Backend, base model + tokenizer, LoRA adapter attached.
         self.phase = "loading model"
         backend = choose_backend(cfg.model.backend)
         if backend.name == "unsloth":
             import unsloth  # noqa: F401  (patches transformers/trl/peft: before anything below imports them)
-        from studio.train.metrics import SaveHook, StudioCallback
-
         self.log(f"Backend: {backend.name} ({backend.reason}).")
         loaded, optim = load_for_training(cfg.model, cfg.lora, cfg.train, backend, log=self.log)
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
@@ -213,67 +192,63 @@ class TrainingJob:
         for notice in backend.notices:
             self.log(f"Notice: {notice}")
         self.run.write_run_json(cfg, backend=self.backend)
-        if self.stop_event.is_set():
-            return self._stop_before_training()
+        return loaded, backend, optim
 
-        # 3. Data: chat-formatted prompt-completion rows, texts fitted to max_seq_length.
-        self.phase = "formatting data"
+    def _prepare_data(self, loaded, backend):
+        """3. Data: chat-formatted prompt-completion rows, texts fitted to max_seq_length; the memory estimate for
+        the real rows."""
         from datasets import Dataset  # after unsloth's import, which patches the HF stack
 
+        cfg = self.config
+        self.phase = "formatting data"
         prepared = prepare_data(cfg.data, loaded.tokenizer, cfg.model.max_seq_length)
         self.prepared = prepared
         self.warnings = _unique(self.warnings + prepared.warnings)
-        self.run.write_run_json(cfg, rubric=prepared.rubric, prompt_format=prepared.prompt_format,
-                                warnings=self.warnings)
-        train_set = Dataset.from_list(prepared.examples(eos_token=loaded.tokenizer.eos_token))
         self._estimate_memory(loaded, backend, prepared)
+        self.run.write_run_json(cfg, rubric=prepared.rubric, prompt_format=prepared.prompt_format,
+                                memory_estimate=self.memory_estimate, warnings=self.warnings)
+        return Dataset.from_list(prepared.examples(eos_token=loaded.tokenizer.eos_token))
 
-        # 4. Trainer (TRL SFTTrainer; the loss covers the label code only).
+    def _build_trainer(self, loaded, backend, optim, train_set):
+        """4. Trainer (TRL SFTTrainer; the loss covers the label code only)."""
         from transformers.trainer_callback import PrinterCallback
         from trl import SFTConfig
 
-        from studio.train.sft import sft_trainer_class
+        from studio.train.metrics import SaveHook, StudioCallback
+        from studio.train.sft import sft_args, sft_trainer_class
 
+        cfg = self.config
         gpus = self.ranks.world_size
         self.total_steps = total_steps(cfg.train, len(train_set), gpus)
         self.run.write_run_json(cfg, distributed={
             "processes": gpus, "rows_per_step": rows_per_step(cfg.train, gpus),
             "formula": f"batch {cfg.train.per_device_train_batch_size} × grad accum "
                        f"{cfg.train.gradient_accumulation_steps} × {gpus} process{'es' if gpus > 1 else ''}"})
-        save_steps = cfg.train.save_steps or max(1, self.total_steps // 10)
-        args = SFTConfig(
-            output_dir=str(self.run.checkpoints), per_device_train_batch_size=cfg.train.per_device_train_batch_size,
-            gradient_accumulation_steps=cfg.train.gradient_accumulation_steps, warmup_steps=cfg.train.warmup_steps,
-            max_steps=cfg.train.max_steps, num_train_epochs=cfg.train.num_train_epochs,
-            learning_rate=cfg.train.learning_rate, optim=optim, lr_scheduler_type=cfg.train.lr_scheduler_type,
-            weight_decay=cfg.train.weight_decay, logging_steps=cfg.train.logging_steps, seed=cfg.train.seed,
-            packing=cfg.train.packing, max_length=cfg.model.max_seq_length, save_strategy="steps",
-            save_steps=save_steps, save_total_limit=2, report_to="none", disable_tqdm=True,
-            bf16=loaded.dtype == "bfloat16", fp16=loaded.dtype == "float16", use_cpu=backend.device == "cpu",
-            include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, gradient_checkpointing=False,
-        )
+        args = SFTConfig(**sft_args(cfg, output_dir=self.run.checkpoints, optim=optim, dtype=loaded.dtype,
+                                    device=backend.device, total_steps=self.total_steps))
         evaluator = None
         if cfg.train.eval_steps:
             from studio.evaluate.evaluator import periodic_evaluator
 
-            evaluator = (self.evaluator_factory or periodic_evaluator)(prepared, loaded.tokenizer, cfg)
+            evaluator = (self.evaluator_factory or periodic_evaluator)(self.prepared, loaded.tokenizer, cfg)
         callback = StudioCallback(self.stream, self.stop_event, evaluator=evaluator,
                                   eval_steps=cfg.train.eval_steps, log=self.log)
         trainer = sft_trainer_class()(model=loaded.model, processing_class=loaded.tokenizer, train_dataset=train_set,
                                       args=args, callbacks=[callback, SaveHook(self._on_checkpoint), *self.callbacks])
         trainer.remove_callback(PrinterCallback)  # the stream, the UI and the CLI's bar show progress instead
+        return trainer, callback
 
-        # 5. Train.
-        if self.stop_event.is_set():
-            return self._stop_before_training()
+    def _fit(self, trainer, train_rows: int):
+        """5. Train."""
+        gpus = self.ranks.world_size
         self.phase = "training"
-        self.log(f"Training {self.total_steps} steps × {rows_per_step(cfg.train, gpus)} rows per step"
-                 + (f" (batch × grad accum × {gpus} GPUs)" if gpus > 1 else "") + " on "
-                 f"{len(train_set)} training rows" + (f", resuming from {self.resume_from.name}" if self.resume_from
-                                                      else "") + ".")
-        result = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+        self.log(f"Training {self.total_steps} steps × {rows_per_step(self.config.train, gpus)} rows per step"
+                 + (f" (batch × grad accum × {gpus} GPUs)" if gpus > 1 else "") + f" on {train_rows} training rows"
+                 + (f", resuming from {self.resume_from.name}" if self.resume_from else "") + ".")
+        return trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
 
-        # 6. Save the adapter, the tokenizer and the label map together.
+    def _finish(self, trainer, callback, result) -> None:
+        """6. Save the adapter, the tokenizer and the label map together; record the end."""
         self.phase = "saving"
         self.save_adapter()
         state = "stopped" if callback.stopped else "finished"
@@ -317,7 +292,6 @@ class TrainingJob:
             self.warnings = _unique(self.warnings + [
                 f"Memory estimate {estimate.summary()}. If it runs out of memory, the Model & LoRA tab lists the "
                 "levers with their estimates."])
-        self.run.write_run_json(self.config, memory_estimate=self.memory_estimate, warnings=self.warnings)
 
     def _record_memory(self) -> None:
         """memory.json: the estimate and the measured peak side by side (every run, failed ones too)."""
@@ -466,6 +440,7 @@ def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+# ---- starting a run -------------------------------------------------------------------------------------------
 def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs", *,
                    resume: str | Path | None = None, callbacks: list | None = None,
                    evaluator_factory: Callable | None = None, into: str | Path | None = None) -> TrainingJob:
@@ -475,52 +450,58 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
     ``into``: an empty run folder made beforehand (the UI's multi-GPU launcher names it before the processes start).
     Under ``accelerate launch`` every rank calls this; rank 0 makes the run folder and the others follow it.
     """
-    global _current
-    claim_training_slot()
-    try:
+    with jobs.claimed():
         dist = ranks()
         if dist.distributed:
             init_process_group()
-        resume_from = None
         if resume is not None:
-            run = RunDir.open(resume, runs_dir)
-            config = run.config()
-            resume_from = run.last_checkpoint()
-            if resume_from is None:
-                raise StudioError(f"Run '{run.name}' has no checkpoint to resume from; start a new run instead.")
-            recorded = config.data.sha256
-            if recorded and Path(config.data.path).exists() and file_sha256(config.data.path) != recorded:
-                raise StudioError(f"The data file {config.data.path} changed since run '{run.name}' started; "
-                                  "resuming would train on different rows. Start a new run.")
+            run, config, resume_from = _resume_target(resume, runs_dir)
         else:
-            config = copy.deepcopy(config or RunConfig())
+            config, resume_from = copy.deepcopy(config or RunConfig()), None
         prepared = prepare_data(config.data)  # fails fast on unusable data, before any model is loaded
         warnings = _unique(prepared.warnings + validate_config(config, len(prepared.train), dist.world_size))
         if resume is None:
-            if into is not None:
-                run = RunDir(Path(into))
-                if dist.main and run.run_json.exists():
-                    raise StudioError(f"{run.path} already holds a run; start a new one or resume it.")
-            elif dist.main:
-                run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name))
-            if dist.distributed:  # every rank follows rank 0's folder
-                name = broadcast(run.name if dist.main else None)
-                run = run if (dist.main or into is not None) else RunDir(Path(runs_dir) / name)
-        run = RunDir(run.path, readonly=not dist.main)
-        if resume is None:
+            run = _new_run_folder(config, runs_dir, into, dist)
             config.name = run.name
             run.write_run_json(config, created=time.time(), versions=library_versions(),
                                device=device_description(), warnings=warnings)
         run.set_status("running", step=run.status().get("step", 0), started=time.time(), error=None)
-        if _current is not None and _current.model is not None:
-            _current.model = None  # the previous run's model (kept for evaluation in memory) makes way
+        previous = jobs.current()
+        if previous is not None and previous.model is not None:
+            previous.model = None  # the previous run's model (kept for evaluation in memory) makes way
             free_memory()
         job = TrainingJob(config, run, warnings, resume_from, list(callbacks or []), evaluator_factory)
         for warning in warnings:
             job.log(f"Warning: {warning}")
-        _current = job
+        jobs.set_current(job)
         job.thread.start()
         return job
-    except BaseException:
-        release_training_slot()
-        raise
+
+
+def _resume_target(resume, runs_dir) -> tuple[RunDir, RunConfig, Path]:
+    """The run to resume, its config and its last complete checkpoint; refused when there is none or the data
+    file changed since."""
+    run = RunDir.open(resume, runs_dir)
+    config = run.config()
+    resume_from = run.last_checkpoint()
+    if resume_from is None:
+        raise StudioError(f"Run '{run.name}' has no checkpoint to resume from; start a new run instead.")
+    recorded = config.data.sha256
+    if recorded and Path(config.data.path).exists() and file_sha256(config.data.path) != recorded:
+        raise StudioError(f"The data file {config.data.path} changed since run '{run.name}' started; "
+                          "resuming would train on different rows. Start a new run.")
+    return RunDir(run.path, readonly=not ranks().main), config, resume_from
+
+
+def _new_run_folder(config: RunConfig, runs_dir, into, dist) -> RunDir:
+    """A fresh run folder (rank 0 makes it; the other ranks of a multi-GPU run follow rank 0's)."""
+    if into is not None:
+        run = RunDir(Path(into))
+        if dist.main and run.run_json.exists():
+            raise StudioError(f"{run.path} already holds a run; start a new one or resume it.")
+    elif dist.main:
+        run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name))
+    if dist.distributed:  # every rank follows rank 0's folder
+        name = broadcast(run.name if dist.main else None)
+        run = run if (dist.main or into is not None) else RunDir(Path(runs_dir) / name)
+    return RunDir(run.path, readonly=not dist.main)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from studio.config import RunConfig
-from studio.errors import StudioError
 from studio.ui.context import UIContext
-from studio.ui.forms import ConfigForm
+from studio.ui.forms import Form
 from studio.ui.tabs import data, evaluate, export, model, playground, runs, train
 
 CSS = """
@@ -24,18 +23,16 @@ INTRO = ("# Studio: fine-tune an LLM into a text classifier\n"
 def build_app(runs_dir: str = "runs", max_upload_mb: float = 200.0, config: RunConfig | None = None) -> gr.Blocks:
     """``config`` prefills every form (``launch.py --config run.json``); default: the embedded model + sample."""
     ctx = UIContext(runs_dir=runs_dir, max_upload_mb=max_upload_mb)
-    config = config or RunConfig()
-    form = ConfigForm()
+    form = Form(config or RunConfig())
     with gr.Blocks(title="Studio") as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("1 · Data", id="data"):
-                d = data.build(ctx, form, config)
+                d = data.build(ctx, form)
             with gr.Tab("2 · Model & LoRA", id="model"):
-                m = model.build(ctx, form, config)
+                m = model.build(ctx, form)
             with gr.Tab("3 · Train", id="train"):
-                t = train.build(ctx)
-                start_notes = gr.Markdown()
+                t = train.build(ctx, form)
             with gr.Tab("4 · Evaluate", id="evaluate") as eval_tab:
                 e = evaluate.build(ctx)
             with gr.Tab("5 · Playground", id="playground") as play_tab:
@@ -45,48 +42,20 @@ def build_app(runs_dir: str = "runs", max_upload_mb: float = 200.0, config: RunC
             with gr.Tab("7 · Runs", id="runs") as runs_tab:
                 r = runs.build(ctx)
 
-        data_inputs = [d.path, d.text_col, d.label_col, d.rubric, d.codes]
+        check_fn, check_inputs = form.bind(d["run_check"])
+        d["check"].click(check_fn, check_inputs, d["check_outputs"], api_name="check_data").then(
+            m["check"], m["check_inputs"], m["check_outputs"], api_visibility="private").then(
+            m["fit"], m["fit_inputs"], m["fit_outputs"], api_visibility="private")
 
-        check_inputs = [*data_inputs, m.model_name, *form.components]
-        d.check.click(d.run_check, check_inputs, d.outputs, api_name="check_data").then(
-            m.check, form.components, [m.estimate, m.warnings], api_visibility="private").then(
-            m.will_it_fit, m.fit_inputs, m.fit_outputs, api_visibility="private")
-
-        def config_from(values):
-            n = len(data_inputs)
-            return data.config_from(*values[:n], form, values[n:], ctx)
-
-        def start(gpus, *values):
-            try:
-                config = config_from(values)
-            except StudioError as err:  # a form value that does not fit its setting
-                raise gr.Error(str(err)) from None
-            return train.start_job(ctx, config, gpus)
-
-        t.start.click(start, [t.gpus, *data_inputs, *form.components], start_notes, api_name="start_training")
-
-        m.sanity.click(lambda *values: _sanity(config_from(values)), [*data_inputs, *form.components],
-                       m.sanity_table, api_name="sanity_check")
-
-        for tab, dropdown in ((eval_tab, e.run), (play_tab, p.run), (export_tab, x.run)):
+        for tab, dropdown in ((eval_tab, e["run"]), (play_tab, p["run"]), (export_tab, x["run"])):
             tab.select(ctx.run_dropdown_update, dropdown, dropdown, queue=False, api_visibility="private")
-        runs_tab.select(r.refresh, None, r.refresh_outputs, queue=False, api_visibility="private")
+        runs_tab.select(r["refresh"], None, r["refresh_outputs"], queue=False, api_visibility="private")
         # a reloaded page reattaches to the running job
-        demo.load(t.poll, None, t.poll_outputs, queue=False, api_visibility="private")
-        demo.load(t.show_gpus, None, t.gpus, queue=False, api_visibility="private")
-        demo.load(m.check, form.components, [m.estimate, m.warnings], queue=False, api_visibility="private")
-        demo.load(m.will_it_fit, m.fit_inputs, m.fit_outputs, queue=False, api_visibility="private")
+        demo.load(t["poll"], None, t["poll_outputs"], queue=False, api_visibility="private")
+        demo.load(t["show_gpus"], None, t["gpus"], queue=False, api_visibility="private")
+        demo.load(m["check"], m["check_inputs"], m["check_outputs"], queue=False, api_visibility="private")
+        demo.load(m["fit"], m["fit_inputs"], m["fit_outputs"], queue=False, api_visibility="private")
     return demo
-
-
-def _sanity(config):
-    from studio.evaluate.evaluator import sanity_check
-
-    try:
-        table = sanity_check(config, log=lambda msg: gr.Info(msg))
-    except StudioError as err:
-        raise gr.Error(str(err)) from None
-    return gr.update(value=table, visible=True)
 
 
 def launch(args, block: bool = True):

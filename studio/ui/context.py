@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import gradio as gr
 
 from studio.errors import StudioError
+from studio.train.jobs import live_names
 from studio.train.runs import ADAPTER_META, list_runs
 
 
@@ -47,9 +49,6 @@ class UIContext:
             raise StudioError("Pick a run.")
         return RunDir.open(name, self.runs_dir, inside_only=True)
 
-    def max_seq_length(self, form, values) -> int:
-        return form.to_config(values).model.max_seq_length
-
     def run_choices(self, with_adapter: bool = True) -> list[str]:
         runs = list_runs(self.runs_dir, live_names=live_names())
         return [r["name"] for r in runs if not with_adapter or r["state"] in ("finished", "stopped")
@@ -67,13 +66,6 @@ def _has_adapter(path: str) -> bool:
     return (Path(path) / "adapter" / ADAPTER_META).exists()
 
 
-def live_names() -> set[str]:
-    from studio.train.worker import current_job
-
-    job = current_job()
-    return {job.run.name} if job is not None and not job.done else set()
-
-
 def md_list(items) -> str:
     return "\n".join(f"- {i}" for i in items)
 
@@ -83,3 +75,29 @@ def error_box(message: str, levers: list[str] | None = None) -> str:
     if levers:
         text += "<ol>" + "".join(f"<li>{lv}</li>" for lv in levers) + "</ol>"
     return text + "</div>"
+
+
+def ui_errors(fn):
+    """A handler whose StudioError (bad input, a refused action) reaches the user as a Gradio error message."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StudioError as err:
+            raise gr.Error(str(err)) from None
+
+    return wrapper
+
+
+def as_markdown(lines: list[str]) -> str:
+    """Report lines from the engine (the same the CLI prints) as Markdown: list items stay together, other lines
+    become paragraphs."""
+    def item(line: str) -> bool:
+        return line.startswith("- ") or line.split(". ", 1)[0].isdigit()
+
+    out: list[str] = []
+    for line in lines:
+        if out and not (item(line) and item(out[-1])):
+            out.append("")
+        out.append(line.replace("+ ", "\\+ ", 1) if line.startswith("+ ") else line)
+    return "\n".join(out)

@@ -1,23 +1,32 @@
-"""UI form fields generated from the config dataclasses: one component per field, labelled with the field's name
-and its one-line help; values go back through the same coercion as run.json and CLI flags."""
+"""The run config as the page shows it: every config-bearing component registered under its name, "section.field"
+(e.g. "train.learning_rate"). ``Form.bind`` wires a handler to the form's components (plus any others it needs) so it
+receives one dict {component: value}, and builds the config once from it with ``Form.config``; outputs go back by
+name with ``Form.updates``. (Inputs are passed as an ordered list, not a set, so the named API endpoints keep a
+stable argument order for gradio_client.)
+
+Generated fields get their widget from the field's kind, choices and widget hint, labelled with the field's name and
+its one-line help; values go back through the same coercion as run.json and CLI flags.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any, Callable
 
 import gradio as gr
 
-from studio.config import ALL_PROJECTIONS, SECTIONS, RunConfig, field_kind, input_fields
+from studio.config import ALL_PROJECTIONS, SECTIONS, RunConfig, field_kind, field_optional, input_fields
 
 
 def component(f, value):
     kind, choices, info = field_kind(f), f.metadata.get("choices"), f.metadata["help"]
-    if f.name == "name":  # the model: curated choices, or any hub id / local folder typed in
+    widget = f.metadata.get("widget")
+    if widget == "model":  # curated choices, or any hub id / local folder typed in
         from studio.models.loading import CURATED_MODELS
 
         return gr.Dropdown(choices=CURATED_MODELS, value=value, allow_custom_value=True, label="model", info=info,
                            elem_id="model-name")
-    if f.name == "target_modules":
+    if widget == "modules":
         return gr.Dropdown(choices=ALL_PROJECTIONS, value=value, multiselect=True, allow_custom_value=True,
                            label=f.name, info=info)
     if kind is bool:
@@ -28,44 +37,98 @@ def component(f, value):
         return gr.Number(value=value, label=f.name, info=info, precision=0 if kind is int else None)
     if kind is dict:
         return gr.Textbox(value=json.dumps(value) if value else "", label=f.name, info=info,
-                          placeholder='{"loftq_bits": 4}' if f.name == "loftq_config" else "")
+                          placeholder=f.metadata.get("placeholder", ""))
     return gr.Textbox(value=value, label=f.name, info=info)
 
 
-class ConfigForm:
-    """Components for chosen config fields, in a fixed order, and the conversion between values and a config."""
+def _field_to_config(f) -> Callable[[Any], Any]:
+    if field_kind(f) is dict:  # a JSON text box: empty means {} (or None where the field may be None)
+        return lambda v: (v.strip() or (None if field_optional(f) else {})) if isinstance(v, str) else v
+    return lambda v: v
 
-    def __init__(self):
-        self.fields: list[tuple[str, str, gr.components.Component]] = []
 
-    def add(self, section: str, names: list[str] | None = None, skip: tuple[str, ...] = (),
-            config: RunConfig | None = None) -> dict[str, gr.components.Component]:
-        config = config or RunConfig()
+def _field_from_config(f) -> Callable[[Any], Any]:
+    if field_kind(f) is dict:
+        return lambda v: json.dumps(v) if v else ""
+    return lambda v: v
+
+
+class Form:
+    """Config-bearing components by name; the one place where form values become a run config and back."""
+
+    def __init__(self, base: RunConfig | None = None):
+        self.base = base or RunConfig()
+        self.components: dict[str, gr.components.Component] = {}
+        self._to_config: dict[str, Callable] = {}
+        self._from_config: dict[str, Callable] = {}
+        self._finishers: list[Callable[[RunConfig, dict], None]] = []
+        self.generated: list[str] = []  # the keys add_fields made (the Model & LoRA settings, the split settings)
+
+    def add_fields(self, section: str, names: list[str] | None = None,
+                   skip: tuple[str, ...] = ()) -> dict[str, gr.components.Component]:
+        """Generated widgets for a section's input fields (all, or ``names``), in declaration order."""
         made = {}
         for f in input_fields(SECTIONS[section]):
             if (names is not None and f.name not in names) or f.name in skip:
                 continue
-            comp = component(f, getattr(getattr(config, section), f.name))
-            self.fields.append((section, f.name, comp))
+            comp = component(f, getattr(getattr(self.base, section), f.name))
+            self.register(f"{section}.{f.name}", comp, _field_to_config(f), _field_from_config(f))
+            self.generated.append(f"{section}.{f.name}")
             made[f.name] = comp
         return made
 
-    @property
-    def components(self) -> list:
-        return [c for _, _, c in self.fields]
+    def register(self, key: str, comp, to_config: Callable | None = None, from_config: Callable | None = None):
+        """A tab's own control for a config field (e.g. the Data tab's label-code table for "data.label_codes")."""
+        self.components[key] = comp
+        self._to_config[key] = to_config or (lambda v: v)
+        self._from_config[key] = from_config or (lambda v: v)
+        return comp
 
-    def to_config(self, values, base: RunConfig | None = None) -> RunConfig:
+    def finisher(self, fn: Callable[[RunConfig, dict], None]) -> None:
+        """A step run on every config built from the form (``fn(config, values_by_key)``)."""
+        self._finishers.append(fn)
+
+    def __getitem__(self, key: str):
+        return self.components[key]
+
+    def bind(self, fn: Callable[[dict], Any], *extra) -> tuple[Callable, list]:
+        """(handler, inputs) for an event: ``fn`` gets {component: value} for ``extra`` and every form component."""
+        inputs = [*extra, *self.components.values()]
+
+        def handler(*values):
+            return fn(dict(zip(inputs, values)))
+
+        handler.__name__ = getattr(fn, "__name__", "handler")
+        return handler, inputs
+
+    def values(self, data: dict) -> dict[str, Any]:
+        """The form's values by name, from a handler's {component: value} input."""
+        return {key: data[comp] for key, comp in self.components.items() if comp in data}
+
+    def config(self, data: dict) -> RunConfig:
+        """The run config the form shows (raises StudioError naming a setting whose value does not fit it)."""
+        values = self.values(data)
         overrides: dict = {}
-        for (section, name, _), value in zip(self.fields, values):
-            if isinstance(value, str) and name in ("label_codes", "loftq_config"):
-                value = value.strip() or (None if name == "loftq_config" else {})
-            overrides.setdefault(section, {})[name] = value
-        return (base or RunConfig()).replace(overrides)
+        for key, value in values.items():
+            section, name = key.split(".", 1)
+            overrides.setdefault(section, {})[name] = self._to_config[key](value)
+        config = self.base.replace(overrides)
+        for fn in self._finishers:
+            fn(config, values)
+        return config
 
-    def values(self, config: RunConfig) -> list:
-        out = []
-        for section, name, _ in self.fields:
-            value = getattr(getattr(config, section), name)
-            out.append(json.dumps(value) if isinstance(value, dict) or (name == "loftq_config" and value) else
-                       ("" if value is None else value))
+    def updates(self, config: RunConfig, keys: list[str] | None = None) -> dict:
+        """{component: value} showing ``config`` in the form (every registered field, or ``keys``)."""
+        out = {}
+        for key in self.components if keys is None else keys:
+            out[self.components[key]] = self._from_config[key](_get(config, key))
         return out
+
+    def changed(self, old: RunConfig, new: RunConfig) -> list[str]:
+        """The registered fields whose value differs between two configs."""
+        return [key for key in self.components if _get(old, key) != _get(new, key)]
+
+
+def _get(config: RunConfig, key: str):
+    section, name = key.split(".", 1)
+    return getattr(getattr(config, section), name)

@@ -140,7 +140,7 @@ def test_refuses_while_the_run_is_training(run, monkeypatch):
         done = False
         run = run_dir
 
-    monkeypatch.setattr("studio.train.worker._current", Busy())
+    monkeypatch.setattr("studio.train.jobs._current", Busy())
     with pytest.raises(StudioError, match="still training"):
         export_run(run_dir.path, "adapters", loaded=loaded)
 

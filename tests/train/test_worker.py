@@ -10,7 +10,8 @@ from conftest import raise_at, toy_config, wait_for
 from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.train.runs import RunDir, list_runs
-from studio.train.worker import OOM_LEVERS, current_job, start_training
+from studio.train.jobs import current as current_job
+from studio.train.worker import OOM_LEVERS, start_training
 
 
 def test_a_run_trains_and_the_loss_falls(tiny_model_dir, toy_csv, tmp_path):

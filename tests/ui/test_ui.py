@@ -41,7 +41,7 @@ def app(tiny_model_dir, tmp_path_factory):
 
 
 def wait_job_done(timeout=180):
-    from studio.train.worker import current_job
+    from studio.train.jobs import current as current_job
 
     end = time.time() + timeout
     while time.time() < end:

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
-
 import gradio as gr
 
 from studio.errors import StudioError
 from studio.evaluate.report import metrics_table
 from studio.train.runs import RunDir
 from studio.ui import charts
-from studio.ui.context import UIContext, md_list
+from studio.ui.context import UIContext, md_list, ui_errors
 
 
-def build(ctx: UIContext) -> SimpleNamespace:
+def build(ctx: UIContext) -> dict:
     evaluation = gr.State(None)
     with gr.Row():
         run = gr.Dropdown(label="Run", choices=ctx.run_choices(), elem_id="eval-run", scale=3,
@@ -48,18 +46,16 @@ def build(ctx: UIContext) -> SimpleNamespace:
             predict_out = gr.File(label="Predictions CSV", interactive=False)
         predict_preview = gr.Dataframe(interactive=False, max_height=240)
 
+    @ui_errors
     def evaluate(run_name, mode_value, with_train, norm):
         from studio.evaluate.evaluator import evaluate_run
         from studio.models.cache import run_model
 
         if not run_name:
-            raise gr.Error("Pick a run to evaluate (train one first).")
-        try:
-            rd = ctx.run(run_name)
-            ev, _ = evaluate_run(rd.path, ctx.runs_dir, mode=mode_value, include_train=with_train,
-                                 loaded=run_model(rd, log=lambda m: gr.Info(m)))
-        except StudioError as err:
-            raise gr.Error(str(err)) from None
+            raise StudioError("Pick a run to evaluate (train one first).")
+        rd = ctx.run(run_name)
+        ev, _ = evaluate_run(rd.path, ctx.runs_dir, mode=mode_value, include_train=with_train,
+                             loaded=run_model(rd, log=lambda m: gr.Info(m)))
         t = ev.threshold if ev.threshold is not None else 0.5
         return (ev, *render(ev, t, norm, rd), gr.update(value=t, interactive=len(ev.labels) == 2 and
                                                         mode_value == "score"))
@@ -76,20 +72,19 @@ def build(ctx: UIContext) -> SimpleNamespace:
     threshold.release(rerender, [evaluation, threshold, normalized, run], outputs, api_visibility="private")
     normalized.change(rerender, [evaluation, threshold, normalized, run], outputs, api_visibility="private")
 
+    @ui_errors
     def save_t(ev, t, run_name):
         from studio.evaluate.evaluator import save_threshold
 
         if ev is None or len(ev.labels) != 2:
-            raise gr.Error("Evaluate a two-class run first.")
-        try:
-            save_threshold(ctx.run(run_name), float(t))
-        except StudioError as err:
-            raise gr.Error(str(err)) from None
+            raise StudioError("Evaluate a two-class run first.")
+        save_threshold(ctx.run(run_name), float(t))
         ev.threshold = float(t)
         gr.Info(f"Threshold {t:.2f} saved with {run_name}.")
 
     save.click(save_t, [evaluation, threshold, run], None, api_name="save_threshold")
 
+    @ui_errors
     def predict(file, run_name):
         from studio.evaluate.evaluator import predict_file
         from studio.models.cache import run_model
@@ -97,17 +92,14 @@ def build(ctx: UIContext) -> SimpleNamespace:
         if file is None:
             return gr.skip(), gr.skip()
         if not run_name:
-            raise gr.Error("Pick a run first.")
-        try:
-            rd = ctx.run(run_name)
-            out = Path(tempfile.mkdtemp(prefix="studio-predict-")) / f"{Path(file).stem}-predictions.csv"
-            result = predict_file(rd.path, file, out, ctx.runs_dir, loaded=run_model(rd))
-        except StudioError as err:
-            raise gr.Error(str(err)) from None
+            raise StudioError("Pick a run first.")
+        rd = ctx.run(run_name)
+        out = Path(tempfile.mkdtemp(prefix="studio-predict-")) / f"{Path(file).stem}-predictions.csv"
+        result = predict_file(rd.path, file, out, ctx.runs_dir, loaded=run_model(rd))
         return str(out), result.head(50)
 
     predict_in.upload(predict, [predict_in, run], [predict_out, predict_preview], api_name="predict_file")
-    return SimpleNamespace(run=run)
+    return {"run": run}
 
 
 def render(ev, threshold, normalized, run: RunDir):

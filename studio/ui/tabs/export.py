@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import gradio as gr
 
 from studio.errors import StudioError
 from studio.export.formats import FORMAT_HELP, FORMATS
-from studio.ui.context import UIContext
+from studio.ui.context import UIContext, ui_errors
 
 
-def build(ctx: UIContext) -> SimpleNamespace:
+def build(ctx: UIContext) -> dict:
     run = gr.Dropdown(label="Run", choices=ctx.run_choices(), elem_id="export-run", allow_custom_value=True)
     buttons = {}
     with gr.Row():
@@ -21,18 +19,16 @@ def build(ctx: UIContext) -> SimpleNamespace:
     result = gr.Markdown(elem_id="export-result")
     download = gr.File(label="Download", interactive=False, elem_id="export-download")
 
+    @ui_errors
     def do_export(run_name, fmt):
         from studio.export.exporter import export_run, zip_export
         from studio.models.cache import run_model
 
         if not run_name:
-            raise gr.Error("Pick a run to export (train one first).")
-        try:
-            rd = ctx.run(run_name)
-            gr.Info(f"Exporting {fmt}: building and checking it, this can take a minute.")
-            res = export_run(rd.path, fmt, None, ctx.runs_dir, loaded=run_model(rd), log=lambda m: None)
-        except StudioError as err:
-            raise gr.Error(str(err)) from None
+            raise StudioError("Pick a run to export (train one first).")
+        rd = ctx.run(run_name)
+        gr.Info(f"Exporting {fmt}: building and checking it, this can take a minute.")
+        res = export_run(rd.path, fmt, None, ctx.runs_dir, loaded=run_model(rd), log=lambda m: None)
         check = ("" if res.agreement is None else f"Label agreement with the trained model: **{res.agreement:.1%}** "
                  f"of {res.verified_rows} validation rows" + ("" if res.passed else " (below target!)") + ".")
         warn = "\n".join(f"⚠ {w}" for w in res.warnings)
@@ -43,4 +39,4 @@ def build(ctx: UIContext) -> SimpleNamespace:
 
     for fmt, button in buttons.items():
         button.click(lambda r, f=fmt: do_export(r, f), run, [result, download], api_name=f"export_{fmt}")
-    return SimpleNamespace(run=run)
+    return {"run": run}

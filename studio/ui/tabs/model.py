@@ -1,24 +1,29 @@
 """Model & LoRA tab: model picker, the guide's presets, every LoRA and trainer setting with its help, live
-warnings, the steps estimate, and a sanity check of the untrained model."""
+warnings, the steps estimate, "Will it fit?", and a sanity check of the untrained model."""
 
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import gradio as gr
 
 from studio.config import PRESETS, RunConfig, apply_preset, rows_per_step, total_steps, validate_config
 from studio.errors import StudioError
 from studio.estimate.advisor import advise, apply_advice
-from studio.estimate.vram import estimate_report
+from studio.estimate.vram import estimate_lines, estimate_report
 from studio.ui import charts
-from studio.ui.context import UIContext, md_list
+from studio.ui.context import UIContext, as_markdown, md_list, ui_errors
+from studio.ui.forms import Form
+
+# (label, GiB as the card reports it); "auto": this machine's GPU.
+GPU_CHOICES = [("This machine's GPU", "auto"), ("8 GB card (7.6 GiB)", "7.6"), ("12 GB card (11.7 GiB)", "11.7"),
+               ("T4 / 16 GB card (14.7 GiB)", "14.7"), ("24 GB: RTX 3090/4090, L4, A10 (22 GiB)", "22.0"),
+               ("40 GB A100 (39.4 GiB)", "39.4"), ("48 GB: L40S, RTX A6000 (44.4 GiB)", "44.4"),
+               ("80 GB A100 / H100 (79.2 GiB)", "79.2"), ("H200 (139.8 GiB)", "139.8")]
 
 
-def build(ctx: UIContext, form, config: RunConfig) -> SimpleNamespace:
+def build(ctx: UIContext, form: Form) -> dict:
     with gr.Row():
         with gr.Column(scale=3):
-            model_fields = form.add("model", config=config)
+            form.add_fields("model")
         with gr.Column(scale=2):
             preset = gr.Dropdown(choices=list(PRESETS), value=None, label="Preset (from the guide)",
                                  info="Sets several fields at once; change one knob at a time afterwards.")
@@ -27,10 +32,10 @@ def build(ctx: UIContext, form, config: RunConfig) -> SimpleNamespace:
     with gr.Row():
         with gr.Column():
             gr.Markdown("### LoRA")
-            form.add("lora", config=config)
+            form.add_fields("lora")
         with gr.Column():
             gr.Markdown("### Trainer")
-            form.add("train", config=config)
+            form.add_fields("train")
     estimate = gr.Markdown(elem_id="estimate")
     warnings = gr.Markdown(elem_id="settings-warnings")
     with gr.Group():
@@ -48,23 +53,31 @@ def build(ctx: UIContext, form, config: RunConfig) -> SimpleNamespace:
         sanity = gr.Button("Sanity check: run the untrained model on a few rows")
     sanity_table = gr.Dataframe(label="Untrained model on Val A rows (the guide: check inference before "
                                       "training)", interactive=False, visible=False)
+    settings = [form[k] for k in form.generated]  # the split settings of the Data tab, and this tab's
 
     preset.change(lambda name: PRESETS[name]["description"] if name else "", preset, preset_help,
                   api_visibility="private")
 
-    def apply_preset_values(name, *values):
+    def fill(config: RunConfig) -> dict:
+        """Every generated setting shown as in ``config``."""
+        return form.updates(config, form.generated)
+
+    @ui_errors
+    def apply_preset_values(data):
+        name = data[preset]
         if not name:
-            raise gr.Error("Pick a preset first.")
-        return form.values(apply_preset(form.to_config(values), name))
+            raise StudioError("Pick a preset first.")
+        return fill(apply_preset(form.config(data), name))
 
-    apply.click(apply_preset_values, [preset, *form.components], form.components, api_name="apply_preset")
+    fn, inputs = form.bind(apply_preset_values, preset)
+    apply.click(fn, inputs, settings, api_name="apply_preset")
 
-    def check(*values):
+    def check(data):
         try:
-            config = form.to_config(values)
+            config = form.config(data)
             found = validate_config(config, ctx.data_rows)
         except StudioError as err:
-            return "", f"<div class='studio-error'>{err}</div>"
+            return {estimate: "", warnings: f"<div class='studio-error'>{err}</div>"}
         per_step = rows_per_step(config.train)
         if ctx.data_rows:
             steps = total_steps(config.train, ctx.data_rows)
@@ -74,68 +87,75 @@ def build(ctx: UIContext, form, config: RunConfig) -> SimpleNamespace:
                    f"**{epochs:.2f}** epochs over {ctx.data_rows} training rows")
         else:
             est = f"**{per_step}** rows per optimizer step. Check the data to see steps and epochs."
-        return est, ("**Warnings**\n" + md_list(found)) if found else "No warnings for these settings."
+        return {estimate: est, warnings: ("**Warnings**\n" + md_list(found)) if found else
+                "No warnings for these settings."}
 
-    def will_it_fit(gpu_choice, *values):
+    def will_it_fit(data):
         """Markdown, chart and advice for the form's settings (recomputed at every change)."""
         try:
-            config = form.to_config(values)
-            est, lengths = _estimate(ctx, config, gpu_choice)
+            config = form.config(data)
+            est, lengths = _estimate(ctx, config, data[gpu])
         except StudioError as err:
-            return f"_Memory estimate unavailable: {err}_", charts.memory_estimate(None), ""
+            return {fit: f"_Memory estimate unavailable: {err}_", fit_chart: charts.memory_estimate(None),
+                    advice: ""}
         report = estimate_report(config, est, lengths)
-        advice_items = advise(config, est, train_rows=ctx.data_rows, class_counts=ctx.class_counts,
-                              lengths=lengths)
-        return fit_markdown(report, lengths), charts.memory_estimate(report["estimate"]), advice_markdown(
-            advice_items, ctx)
+        items = advise(config, est, train_rows=ctx.data_rows, class_counts=ctx.class_counts, lengths=lengths)
+        return {fit: f"**{report['summary']}**\n\n" + as_markdown(estimate_lines(report, lengths)),
+                fit_chart: charts.memory_estimate(report["estimate"]), advice: advice_markdown(items, ctx)}
 
-    fit_inputs = [gpu, *form.components]
+    check_fn, check_inputs = form.bind(check)
+    fit_fn, fit_inputs = form.bind(will_it_fit, gpu)
     fit_outputs = [fit, fit_chart, advice]
-    gpu.change(will_it_fit, fit_inputs, fit_outputs, queue=False, show_progress="hidden", api_visibility="private")
-    for comp in form.components:
-        comp.change(check, form.components, [estimate, warnings], queue=False, show_progress="hidden",
+    gpu.change(fit_fn, fit_inputs, fit_outputs, queue=False, show_progress="hidden", api_visibility="private")
+    for comp in settings:
+        comp.change(check_fn, check_inputs, [estimate, warnings], queue=False, show_progress="hidden",
                     api_visibility="private")
-        comp.change(will_it_fit, fit_inputs, fit_outputs, queue=False, show_progress="hidden",
-                    api_visibility="private")
+        comp.change(fit_fn, fit_inputs, fit_outputs, queue=False, show_progress="hidden", api_visibility="private")
 
-    def apply_fitting_plan(gpu_choice, *values):
-        config = form.to_config(values)
-        est, lengths = _estimate(ctx, config, gpu_choice)
+    @ui_errors
+    def apply_fitting_plan(data):
+        config = form.config(data)
+        est, lengths = _estimate(ctx, config, data[gpu])
         plan = estimate_report(config, est, lengths)["plan"]
         if not plan:
-            raise gr.Error("Nothing to apply: the run already fits, or no GPU size is known (pick one above), or "
-                           "even all the levers are not enough.")
+            raise StudioError("Nothing to apply: the run already fits, or no GPU size is known (pick one above), or "
+                              "even all the levers are not enough.")
         for overrides in plan["overrides"]:
             config = config.replace(overrides)
         gr.Info("Applied: " + "; ".join(plan["steps"]))
-        return form.values(config)
+        return fill(config)
 
-    apply_plan.click(apply_fitting_plan, fit_inputs, form.components, api_name="apply_fitting_plan")
+    fn, inputs = form.bind(apply_fitting_plan, gpu)
+    apply_plan.click(fn, inputs, settings, api_name="apply_fitting_plan")
 
-    def apply_recipe_advice(gpu_choice, *values):
-        config = form.to_config(values)
+    @ui_errors
+    def apply_recipe_advice(data):
+        config = form.config(data)
         try:
-            est, lengths = _estimate(ctx, config, gpu_choice)
+            est, lengths = _estimate(ctx, config, data[gpu])
         except StudioError:
             est, lengths = None, None
         items = advise(config, est, train_rows=ctx.data_rows, class_counts=ctx.class_counts, lengths=lengths)
         if not items:
-            raise gr.Error("No preset to apply: check the data first, or the defaults already suit it.")
+            raise StudioError("No preset to apply: check the data first, or the defaults already suit it.")
         gr.Info("Applied: " + ", ".join(a.preset for a in items))
-        return form.values(apply_advice(config, items))
+        return fill(apply_advice(config, items))
 
-    apply_advice_button.click(apply_recipe_advice, fit_inputs, form.components, api_name="apply_advice")
+    fn, inputs = form.bind(apply_recipe_advice, gpu)
+    apply_advice_button.click(fn, inputs, settings, api_name="apply_advice")
 
-    return SimpleNamespace(model_name=model_fields["name"], check=check, estimate=estimate, warnings=warnings,
-                           sanity=sanity, sanity_table=sanity_table, will_it_fit=will_it_fit,
-                           fit_inputs=fit_inputs, fit_outputs=fit_outputs)
+    @ui_errors
+    def run_sanity(data):
+        from studio.evaluate.evaluator import sanity_check
 
+        table = sanity_check(form.config(data), log=lambda msg: gr.Info(msg))
+        return gr.update(value=table, visible=True)
 
-# (label, GiB as the card reports it); "auto": this machine's GPU.
-GPU_CHOICES = [("This machine's GPU", "auto"), ("8 GB card (7.6 GiB)", "7.6"), ("12 GB card (11.7 GiB)", "11.7"),
-               ("T4 / 16 GB card (14.7 GiB)", "14.7"), ("24 GB: RTX 3090/4090, L4, A10 (22 GiB)", "22.0"),
-               ("40 GB A100 (39.4 GiB)", "39.4"), ("48 GB: L40S, RTX A6000 (44.4 GiB)", "44.4"),
-               ("80 GB A100 / H100 (79.2 GiB)", "79.2"), ("H200 (139.8 GiB)", "139.8")]
+    fn, inputs = form.bind(run_sanity)
+    sanity.click(fn, inputs, sanity_table, api_name="sanity_check")
+
+    return {"check": check_fn, "check_inputs": check_inputs, "check_outputs": [estimate, warnings],
+            "fit": fit_fn, "fit_inputs": fit_inputs, "fit_outputs": fit_outputs}
 
 
 def _estimate(ctx: UIContext, config: RunConfig, gpu_choice):
@@ -145,32 +165,6 @@ def _estimate(ctx: UIContext, config: RunConfig, gpu_choice):
     gpu_gb = None if gpu_choice in (None, "", "auto") else float(gpu_choice)
     gpu_name = next((label for label, value in GPU_CHOICES if value == gpu_choice), None) if gpu_gb else None
     return estimate_for_config(config, gpu_total_gb=gpu_gb, gpu_name=gpu_name, lengths=lengths), lengths
-
-
-def fit_markdown(report: dict, lengths: list[int] | None) -> str:
-    e = report["estimate"]
-    rows = "\n".join(f"| {name} | {gb:.2f} |" for name, gb in e["parts_gb"].items())
-    lines = [f"**{report['summary']}**" + ("" if e["gpu_total_gb"] else
-                                          " · no GPU on this machine: pick the card you will train on."),
-             "", "| part | GiB |", "|---|---|", rows,
-             f"| total, with a 3% margin | **{e['peak_reserved_gb']:.2f}** |",
-             f"| CUDA context (outside PyTorch's count) | {e['context_gb']:.2f} |", ""]
-    lines.append(f"Rows: {len(lengths):,} training rows, the longest {max(lengths)} tokens (from the last data "
-                 "check)." if lengths else "Rows: assumed to be max_seq_length tokens each; check the data (tab 1) "
-                 "to use your rows' real lengths.")
-    if report["levers"]:
-        lines += ["", "**It will not fit comfortably. The guide's levers, in order, each alone:**"]
-        for i, lv in enumerate(report["levers"], 1):
-            why = f" — {lv['why']}" if lv["why"] else ""
-            lines.append(f"{i}. {lv['label']}: {e['peak_reserved_gb']:.1f} → {lv['gb']:.1f} GiB ({lv['verdict']})"
-                         f"{why}")
-        plan = report["plan"]
-        lines.append("" if not plan else f"\n**To fit:** {' + '.join(plan['steps'])} → {plan['gb']:.1f} GiB "
-                                          f"({plan['verdict']}). The button below applies it.")
-        if not plan:
-            lines.append("Even all the levers together are not enough: pick a smaller model or a larger GPU.")
-    lines += [f"_{n}_" for n in e["notes"]]
-    return "\n".join(lines)
 
 
 def advice_markdown(items, ctx: UIContext) -> str:

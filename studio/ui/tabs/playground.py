@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import gradio as gr
 
 from studio.errors import StudioError
 from studio.train.runs import run_minority_label
 from studio.ui import charts
-from studio.ui.context import UIContext
+from studio.ui.context import UIContext, ui_errors
 
 
-def build(ctx: UIContext) -> SimpleNamespace:
+def build(ctx: UIContext) -> dict:
     with gr.Row():
         run = gr.Dropdown(label="Run", choices=ctx.run_choices(), elem_id="play-run", scale=3,
                           allow_custom_value=True)
@@ -24,19 +22,17 @@ def build(ctx: UIContext) -> SimpleNamespace:
         after = gr.Plot(charts.probabilities({}, "After training"))
         before = gr.Plot(charts.probabilities({}, "Before training (same model, adapter off)"))
 
+    @ui_errors
     def classify(run_name, value):
         from studio.evaluate.evaluator import predict_frame
         from studio.models.cache import run_model
 
         if not run_name:
-            raise gr.Error("Pick a run (train one first).")
+            raise StudioError("Pick a run (train one first).")
         if not (value or "").strip():
-            raise gr.Error("Type or paste a text first.")
-        try:
-            rd = ctx.run(run_name)
-            model, tokenizer, meta = run_model(rd, log=lambda m: gr.Info(m))
-        except StudioError as err:
-            raise gr.Error(str(err)) from None
+            raise StudioError("Type or paste a text first.")
+        rd = ctx.run(run_name)
+        model, tokenizer, meta = run_model(rd, log=lambda m: gr.Info(m))
         facts = rd.read_run_json()
         minority = run_minority_label(facts)
         labels = list(meta["label_codes"])
@@ -53,4 +49,4 @@ def build(ctx: UIContext) -> SimpleNamespace:
 
     go.click(classify, [run, text], [verdict, after, before], api_name="classify")
     text.submit(classify, [run, text], [verdict, after, before], api_visibility="private")
-    return SimpleNamespace(run=run)
+    return {"run": run}

@@ -4,20 +4,19 @@ runs' settings and metrics (the guide: change one knob at a time)."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
-
 import gradio as gr
 import pandas as pd
 
 from studio.errors import StudioError
 from studio.train.runs import RunDir, list_runs
-from studio.ui.context import UIContext, live_names
+from studio.train.jobs import live_names
+from studio.ui.context import UIContext, ui_errors
 
 KEY_SETTINGS = [("model", "name"), ("lora", "r"), ("lora", "lora_alpha"), ("lora", "use_rslora"),
                 ("train", "learning_rate"), ("train", "max_steps"), ("data", "balance")]
 
 
-def build(ctx: UIContext) -> SimpleNamespace:
+def build(ctx: UIContext) -> dict:
     refresh = gr.Button("Refresh", size="sm")
     table = gr.Dataframe(label="Runs", interactive=False, elem_id="runs-table")
     with gr.Row():
@@ -60,26 +59,22 @@ def build(ctx: UIContext) -> SimpleNamespace:
 
     chosen.change(show, chosen, details, api_visibility="private")
 
+    @ui_errors
     def do_resume(name):
         from studio.train.worker import start_training
 
-        try:
-            job = start_training(runs_dir=ctx.runs_dir, resume=ctx.run(name).path)
-        except StudioError as err:
-            raise gr.Error(str(err)) from None
+        job = start_training(runs_dir=ctx.runs_dir, resume=ctx.run(name).path)
         gr.Info(f"Resuming {job.run.name}; follow it in the Train tab.")
 
     resume.click(do_resume, chosen, None, api_name="resume_run")
 
+    @ui_errors
     def do_delete(name, sure):
         if not name:
-            raise gr.Error("Pick a run.")
+            raise StudioError("Pick a run.")
         if not sure:
-            raise gr.Error("Tick 'Yes, delete it' first: deleting removes the run folder and its adapter.")
-        try:
-            ctx.run(name).delete()
-        except StudioError as err:
-            raise gr.Error(str(err)) from None
+            raise StudioError("Tick 'Yes, delete it' first: deleting removes the run folder and its adapter.")
+        ctx.run(name).delete()
         from studio.models.cache import forget
 
         forget()
@@ -98,7 +93,7 @@ def build(ctx: UIContext) -> SimpleNamespace:
 
     left.change(compare, [left, right], comparison, api_name="compare_runs")
     right.change(compare, [left, right], comparison, api_visibility="private")
-    return SimpleNamespace(refresh=rows, refresh_outputs=[table, chosen, left, right])
+    return {"refresh": rows, "refresh_outputs": [table, chosen, left, right]}
 
 
 def _r(value):

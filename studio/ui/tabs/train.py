@@ -3,18 +3,18 @@ Polled with gr.Timer from the worker's snapshot; a reloaded page reattaches to t
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import gradio as gr
 
 from studio.errors import StudioError
+from studio.train import jobs
 from studio.ui import charts
-from studio.ui.context import UIContext, error_box, md_list
+from studio.ui.context import UIContext, error_box, md_list, ui_errors
+from studio.ui.forms import Form
 
 POLL_SECONDS = 1.0
 
 
-def build(ctx: UIContext) -> SimpleNamespace:
+def build(ctx: UIContext, form: Form) -> dict:
     with gr.Row():
         gpus = gr.Dropdown(choices=[1], value=1, label="GPUs to use", visible=False, elem_id="gpus", scale=1,
                            info="More than 1: trained by `accelerate launch` (DDP); rows per step = batch × grad "
@@ -28,12 +28,11 @@ def build(ctx: UIContext) -> SimpleNamespace:
         memory = gr.Plot(charts.memory([]), label="Memory")
     evals = gr.Plot(charts.eval_points([]), label="Validation during training")
     log = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, elem_id="train-log")
+    start_notes = gr.Markdown()
     timer = gr.Timer(POLL_SECONDS)
 
     def poll():
-        from studio.train.worker import current_job
-
-        job = current_job()
+        job = jobs.current()
         if job is None:
             return progress_html(None), "", gr.skip(), gr.skip(), gr.skip(), ""
         snap = job.snapshot()
@@ -46,16 +45,22 @@ def build(ctx: UIContext) -> SimpleNamespace:
     timer.tick(poll, None, [status, error, loss, memory, evals, log], queue=False, show_progress="hidden",
                api_name="training_status")
 
+    @ui_errors
     def do_stop():
-        from studio.train.worker import current_job
-
-        job = current_job()
+        job = jobs.current()
         if job is None or job.done:
-            raise gr.Error("No training run is in progress.")
+            raise StudioError("No training run is in progress.")
         job.stop()
         gr.Info("Stopping after the current step; the adapter will be saved.")
 
     stop.click(do_stop, None, None, api_name="stop_training")
+
+    @ui_errors
+    def start_from_form(data):
+        return start_job(ctx, form.config(data), data[gpus])
+
+    fn, inputs = form.bind(start_from_form, gpus)
+    start.click(fn, inputs, start_notes, api_name="start_training")
 
     def show_gpus():
         from studio.train.launcher import visible_gpus
@@ -63,24 +68,21 @@ def build(ctx: UIContext) -> SimpleNamespace:
         n = visible_gpus()
         return gr.update(visible=n > 1, choices=list(range(1, n + 1)) if n > 1 else [1], value=1)
 
-    return SimpleNamespace(start=start, status=status, error=error, poll=poll, gpus=gpus, show_gpus=show_gpus,
-                           poll_outputs=[status, error, loss, memory, evals, log])
+    return {"poll": poll, "poll_outputs": [status, error, loss, memory, evals, log], "gpus": gpus,
+            "show_gpus": show_gpus}
 
 
 def start_job(ctx: UIContext, config, gpus: int = 1):
     from studio.config import rows_per_step
 
-    try:
-        if int(gpus or 1) > 1:
-            from studio.train.launcher import start_launched
+    if int(gpus or 1) > 1:
+        from studio.train.launcher import start_launched
 
-            job = start_launched(config, ctx.runs_dir, int(gpus))
-        else:
-            from studio.train.worker import start_training
+        job = start_launched(config, ctx.runs_dir, int(gpus))
+    else:
+        from studio.train.worker import start_training
 
-            job = start_training(config, ctx.runs_dir)
-    except StudioError as err:
-        raise gr.Error(str(err)) from None
+        job = start_training(config, ctx.runs_dir)
     t = config.train
     per_step = (f"{rows_per_step(t, int(gpus or 1))} rows per step (batch {t.per_device_train_batch_size} × grad "
                 f"accum {t.gradient_accumulation_steps} × {int(gpus or 1)} GPU{'s' if int(gpus or 1) > 1 else ''})")
