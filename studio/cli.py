@@ -56,7 +56,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     config.data.path = args.file
-    prepared = prepare_data(config.data)
+    tokenizer = None
+    if args.model:  # label codes and token counts as this model will see them
+        from studio.models.loading import load_tokenizer
+
+        tokenizer = load_tokenizer(args.model, log=lambda m: print(m, file=sys.stderr))
+    prepared = prepare_data(config.data, tokenizer)
     summary = prepared.table.summary()
     summary["warnings"] = prepared.warnings
     summary["codes"] = prepared.codes
@@ -236,43 +241,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def format_eval(r: dict) -> str:
-    sets = [n for n in ("val_a", "val_b", "train") if n in r]
-    names = {"val_a": "Val A (natural)", "val_b": "Val B (balanced)", "train": "Train"}
-    lines = [f"Mode: {r['mode']}    minority class: {r['minority_label']}"
-             + (f"    threshold: {r['threshold']}" if r.get("threshold") is not None else "")]
-    lines.append(f"{'':<22}" + "".join(f"{names[n]:>20}" for n in sets))
-    for key, title in (("n", "rows"), ("accuracy", "accuracy"), ("macro_f1", "macro-F1"),
-                       ("minority_recall", "minority recall")):
-        cells = []
-        for n in sets:
-            value = r[n][key]
-            text = "-" if value is None else (str(value) if key == "n" else f"{value:.3f}")
-            if key != "n" and r.get("baseline") and r["baseline"][n][key] is not None:
-                text += f" (base {r['baseline'][n][key]:.3f})"
-            cells.append(f"{text:>20}")
-        lines.append(f"{title:<22}" + "".join(cells))
-    for n in sets:
-        cm = r[n]["confusion_matrix"]
-        if not cm["counts"]:
+    from studio.evaluate.report import SETS, summary_lines
+
+    lines = summary_lines(r)
+    for key, title in SETS:
+        if key not in r or not r[key]["confusion_matrix"]["counts"]:
             continue
-        lines.append(f"\nConfusion matrix, {names[n]} (rows: true, columns: predicted)")
+        cm = r[key]["confusion_matrix"]
+        lines.append(f"\nConfusion matrix, {title} (rows: true, columns: predicted)")
         width = max(12, *(len(x) + 2 for x in cm["predicted"]))
         lines.append(" " * width + "".join(f"{x:>{width}}" for x in cm["predicted"]))
         for label, row in zip(cm["labels"], cm["counts"]):
             lines.append(f"{label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
-        for label, m in r[n]["per_class"].items():
+        for label, m in r[key]["per_class"].items():
             lines.append(f"  {label}: precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
                          f"support {m['support']}")
-    if r.get("invalid"):
-        lines.append(f"\nInvalid generations (no label code): {r['invalid']}")
     if r["disagreements"]:
         lines.append(f"\nMost confident disagreements ({r['disagreements_total']} in all; "
                      "disagreements.csv in the run folder):")
         for d in r["disagreements"][:10]:
             text = d["text"] if len(d["text"]) <= 70 else d["text"][:67] + "..."
             lines.append(f"  {d['confidence']:.2f}  given {d['label']!r}, model says {d['predicted']!r}: {text!r}")
-    for note in r.get("notes", []):
-        lines.append(f"note: {note}")
     return "\n".join(lines)
 
 
@@ -325,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="Check a data file: columns, classes, dropped rows, split, warnings.")
     p.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet or Excel file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--model", help="check label codes and token counts with this model's tokenizer (a hub id, a "
+                                   "folder, or embedded:SmolLM2-135M-Instruct); without it, codes are letters and "
+                                   "training may pick others")
     add_config_flags(p, ["data"], skip=("path",))
     p.set_defaults(func=cmd_inspect)
 

@@ -76,8 +76,9 @@ class ModelSpec:
                                   "longer texts are truncated with a warning.")
     load_in_4bit: bool = _f(True, "Load the base weights in 4-bit (bitsandbytes, CUDA only): big memory savings. "
                                   "Ignored on CPU, with a notice.")
-    dtype: str = _f("auto", "Compute dtype; auto picks bfloat16 on GPUs that support it, else float16, "
-                            "float32 on CPU.", choices=["auto", "bfloat16", "float16", "float32"])
+    dtype: str = _f("auto", "Compute dtype; auto picks bfloat16 on GPUs that support it, else float16; on a CPU, "
+                            "float32 weights with bfloat16 compute where the CPU has it (AVX-512 BF16, AMX), else "
+                            "float32.", choices=["auto", "bfloat16", "float16", "float32"])
     backend: str = _f("auto", "auto: Unsloth when CUDA and unsloth are available, else transformers + peft.",
                       choices=["auto", "unsloth", "transformers"])
     trust_remote_code: bool = _f(False, "Run Python code shipped with a LOCAL model folder (custom architectures). "
@@ -96,9 +97,11 @@ class LoraSpec:
                    choices=["none", "all", "lora_only"])
     target_modules: list = _f(ALL_PROJECTIONS, "Layers that get adapters. Attention + MLP is best quality; "
                                                "attention-only (q,k,v,o) saves memory.", widget="modules")
-    use_gradient_checkpointing: str = _f("unsloth", "Trade compute for memory. 'unsloth' is Unsloth's "
-                                                    "memory-optimised variant (plain checkpointing elsewhere).",
-                                         choices=["unsloth", "true", "false"])
+    use_gradient_checkpointing: str = _f("auto", "Trade compute for memory (about 30% more compute). 'unsloth' is "
+                                                 "Unsloth's memory-optimised variant (plain checkpointing elsewhere). "
+                                                 "auto: 'unsloth' on a GPU, off on a CPU (memory is plentiful there "
+                                                 "and compute is not).",
+                                         choices=["auto", "unsloth", "true", "false"])
     random_state: int = _f(3407, "Seed for the adapter's initial weights.")
     use_rslora: bool = _f(False, "Rank-stabilised LoRA: keeps higher ranks 'audible'. Recommended at r ≥ 32.")
     loftq_config: dict | None = _f(None, "LoftQ initialisation (e.g. {\"loftq_bits\": 4}) to reduce quantisation "
@@ -108,16 +111,19 @@ class LoraSpec:
 
 @dataclass
 class TrainSpec:
-    """The trainer (TRL SFTConfig names). One step = one optimizer update."""
+    """The trainer (TRL SFTConfig names). One step = one optimizer update. Settings at 0 or -1 are decided when the
+    run starts, from the device, the model's size and the data (studio/train/recipe.py), and shown before Start."""
 
-    per_device_train_batch_size: int = _f(2, "Rows per forward/backward pass (micro-batch). First lever "
-                                             "when memory is tight.")
-    gradient_accumulation_steps: int = _f(4, "Micro-batches per optimizer step; raises the effective batch "
-                                             "without memory.")
+    per_device_train_batch_size: int = _f(0, "Rows per forward/backward pass (micro-batch); first lever when memory "
+                                             "is tight. 0: auto (16 on a CPU; on a GPU the largest of 64/32/16/8 "
+                                             "that fits in 85% of it).")
+    gradient_accumulation_steps: int = _f(0, "Micro-batches per optimizer step; raises the rows per step without "
+                                             "memory. 0: auto (16 rows per step, or one micro-batch if larger).")
     warmup_steps: int = _f(5, "Steps over which the learning rate ramps up; 1–5% of all steps.")
-    max_steps: int = _f(60, "Optimizer steps to run; -1 uses num_train_epochs instead.")
-    num_train_epochs: float = _f(1.0, "Full passes over the training set (used when max_steps is -1).")
-    learning_rate: float = _f(2e-4, "Peak learning rate. 2e-4 for LoRA; 1e-4–1.5e-4 with rsLoRA at r=32.")
+    max_steps: int = _f(-1, "Optimizer steps to run; -1 uses num_train_epochs (and the time budget) instead.")
+    num_train_epochs: float = _f(2.0, "Full passes over the training set (used when max_steps is -1).")
+    learning_rate: float = _f(-1.0, "Peak learning rate. -1: auto by model size (1e-3 under 300M parameters, 5e-4 "
+                                    "under 1.2B, else the guide's 2e-4; 1e-4–1.5e-4 with rsLoRA at r=32).")
     optim: str = _f("adamw_8bit", "Optimizer. adamw_8bit saves memory (CUDA); falls back to adamw_torch on CPU.",
                     choices=["adamw_8bit", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "sgd"])
     lr_scheduler_type: str = _f("linear", "How the learning rate decays after warmup.",
@@ -127,11 +133,24 @@ class TrainSpec:
     seed: int = _f(3407, "Trainer seed (data order, dropout).")
     packing: bool = _f(False, "Pack several short rows into one sequence: faster on short texts, can change "
                               "behaviour; keep off at first.")
+    objective: str = _f("codes+next_token", "What the loss rewards, at the answer only: 'codes' = choosing the "
+                                            "right class among the codes (what the scorer measures), 'next_token' = "
+                                            "writing the code (what generation and GGUF need); the default, both.",
+                        choices=["codes+next_token", "next_token", "codes"])
+    share_prompt_prefix: bool = _f(True, "Run the rubric (the same in every row) once per micro-batch instead of once "
+                                         "per row: same result, less compute. Used where the backend allows it "
+                                         "(transformers, one process, no checkpointing).")
     save_steps: int = _f(0, "Save a checkpoint every N steps (0: about every tenth of the run); resume "
                             "continues from the last one.")
-    eval_steps: int = _f(0, "Evaluate on a sample of Val A every N steps (0: off); adds macro-F1 and minority "
-                            "recall to the live charts.")
-    eval_max_rows: int = _f(200, "Val A rows used by the periodic evaluation.")
+    eval_steps: int = _f(-1, "Evaluate on a sample of Val A every N steps (0: off; -1: about 6 times per run); "
+                             "adds macro-F1 and minority recall to the live charts and drives early stopping.")
+    eval_max_rows: int = _f(150, "Val A rows used by the periodic evaluation (a stratified sample).")
+    early_stopping_patience: int = _f(3, "Stop after this many periodic evaluations without a better Val A "
+                                         "macro-F1 (0: never stop early). The best adapter is kept either way: it "
+                                         "is what is saved, evaluated and exported.")
+    time_budget_minutes: float = _f(-1.0, "Train for at most this many minutes (0: no limit; -1: auto, 8 on a CPU "
+                                          "and none on a GPU). The steps are planned from the measured step time, "
+                                          "so the learning-rate schedule ends on time.")
 
 
 @dataclass
@@ -306,6 +325,17 @@ def apply_preset(config: RunConfig, name: str) -> RunConfig:
     return config.replace(PRESETS[name]["overrides"])
 
 
+def effective_checkpointing(choice: str, device: str) -> str:
+    """The gradient checkpointing a run really uses: 'auto' is Unsloth's variant on a GPU and off on a CPU, where
+    memory is plentiful and compute is what limits speed."""
+    if choice == "auto":
+        return "unsloth" if device == "cuda" else "false"
+    return choice
+
+
+MAX_LEARNING_RATE = 0.1
+
+
 def rows_per_step(train: TrainSpec, gpus: int = 1) -> int:
     """The guide: rows per optimizer step = batch × grad_accum × GPUs."""
     return train.per_device_train_batch_size * train.gradient_accumulation_steps * max(1, gpus)
@@ -337,9 +367,14 @@ def validate_config(config: RunConfig, train_rows: int | None = None, gpus: int 
         (0 <= lora.lora_dropout < 1, "lora_dropout must be between 0 and 1; 0 or 0.05 is typical."),
         (bool(lora.target_modules), "target_modules is empty: pick at least the attention projections "
                                     "(q_proj, k_proj, v_proj, o_proj)."),
-        (train.per_device_train_batch_size >= 1, "per_device_train_batch_size must be at least 1."),
-        (train.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1."),
-        (train.learning_rate > 0, "learning_rate must be above 0; 2e-4 is the guide's LoRA default."),
+        (train.per_device_train_batch_size >= 0, "per_device_train_batch_size must be at least 1 (or 0: auto)."),
+        (train.gradient_accumulation_steps >= 0, "gradient_accumulation_steps must be at least 1 (or 0: auto)."),
+        (train.learning_rate != 0, "learning_rate must be above 0 (or -1: auto); 2e-4 is the guide's LoRA "
+                                   "default."),
+        (train.learning_rate <= MAX_LEARNING_RATE, f"learning_rate {train.learning_rate:g} would wreck the model's "
+                                                   f"weights in a few steps; LoRA uses 1e-4 to 1e-3 (or -1: auto)."),
+        (train.eval_steps >= -1 and train.early_stopping_patience >= 0 and train.time_budget_minutes >= -1,
+         "eval_steps, early_stopping_patience and time_budget_minutes cannot be below -1, 0 and -1."),
         (train.max_steps > 0 or train.num_train_epochs > 0, "Set max_steps above 0, or max_steps -1 with "
                                                             "num_train_epochs above 0."),
         (train.max_steps != 0, "max_steps 0 trains nothing: set a number of steps, or -1 to use epochs."),
@@ -347,11 +382,16 @@ def validate_config(config: RunConfig, train_rows: int | None = None, gpus: int 
         (train.logging_steps >= 1, "logging_steps must be at least 1."),
         (model.max_seq_length >= 32, "max_seq_length below 32 tokens cannot hold a prompt and a label."),
         (refusal is None, refusal),
-        (train.save_steps >= 0 and train.eval_steps >= 0, "save_steps and eval_steps cannot be negative."),
+        (train.save_steps >= 0, "save_steps cannot be negative."),
     ]
     for ok, message in checks:
         if not ok:
             raise StudioError(message)
+    if train_rows is not None:  # the step arithmetic below needs the values auto settings will take
+        from studio.train.recipe import device_guess, is_auto, resolve
+
+        if is_auto(config):
+            train = resolve(config, device=device_guess(), train_rows=train_rows).config.train
     warnings = []
     if lora.r >= 32 and not lora.use_rslora:
         warnings.append(f"r={lora.r}: rsLoRA (use_rslora) is recommended at r ≥ 32 so the higher rank stays "
@@ -365,8 +405,9 @@ def validate_config(config: RunConfig, train_rows: int | None = None, gpus: int 
                         "avoid it when you are already close to out-of-memory.")
     if lora.lora_alpha > 4 * lora.r:
         warnings.append(f"lora_alpha {lora.lora_alpha} is far above r={lora.r}: training may be unstable.")
-    if train.learning_rate > 5e-4:
-        warnings.append(f"learning_rate {train.learning_rate:g} is high for LoRA; 2e-4 is the guide's default.")
+    if train.learning_rate > 2e-3:
+        warnings.append(f"learning_rate {train.learning_rate:g} is high for LoRA: the guide's default is 2e-4, and "
+                        "1e-3 is the most that measured well (on a 135M model).")
     if train_rows is not None:
         steps = total_steps(train, train_rows, gpus)
         per_step = rows_per_step(train, gpus)

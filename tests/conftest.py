@@ -79,7 +79,8 @@ def toy_config(model_dir, data, **train):
         "data": {"path": str(data), "rubric": "Answer RQ or O."},
         "lora": {"use_gradient_checkpointing": "false", "r": 8, "lora_alpha": 16},
         "train": {"max_steps": 40, "learning_rate": 5e-3, "warmup_steps": 2, "per_device_train_batch_size": 8,
-                  "gradient_accumulation_steps": 1, "logging_steps": 1, **train},
+                  "gradient_accumulation_steps": 1, "logging_steps": 1, "eval_steps": 0, "time_budget_minutes": 0,
+                  **train},
     })
 
 

@@ -75,3 +75,26 @@ def fit_texts(tokenizer, texts: list[str], rubric: str, fmt: str, max_seq_length
             cut = tokenizer.decode(ids[:budget]).rstrip() if len(ids) > budget else text
             fitted[text] = (cut, overhead + min(len(ids), budget) + code_tokens + END_MARKERS)
     return [fitted[t][0] for t in texts], [fitted[t][1] for t in texts]
+
+
+SENTINEL = "\u2063studio-text\u2063"  # an invisible separator that no chat template produces
+
+
+def encode_prompt(tokenizer, text: str, fmt: str) -> list[int]:
+    """Token ids of prompt text as training and scoring see it: chat templates write their own special tokens; the
+    Alpaca text gets the model's BOS, if it has one."""
+    return list(tokenizer(text, add_special_tokens=fmt == "alpaca")["input_ids"])
+
+
+def prefix_ids(tokenizer, rubric: str, fmt: str) -> list[int]:
+    """The tokens every prompt starts with (template + rubric, up to where the text begins)."""
+    return encode_prompt(tokenizer, render_prompt(tokenizer, rubric, SENTINEL, fmt).split(SENTINEL)[0], fmt)
+
+
+def answer_ids(tokenizer, rubric: str, fmt: str, code: str) -> list[int]:
+    """A code's tokens as they follow the prompt (tokenised in context, so merges match training)."""
+    prompt = render_prompt(tokenizer, rubric, "x", fmt)
+    base, full = encode_prompt(tokenizer, prompt, fmt), encode_prompt(tokenizer, prompt + code, fmt)
+    if full[: len(base)] == base and len(full) > len(base):
+        return full[len(base):]
+    return list(tokenizer.encode(code, add_special_tokens=False))

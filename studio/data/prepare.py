@@ -105,7 +105,7 @@ def prepare_data(recipe: DataRecipe, tokenizer=None, max_seq_length: int | None 
     """Run the whole data side. Without a tokenizer, token checks and truncation are skipped (inspect)."""
     table = load_recipe_table(recipe)
     labels = list(table.classes)
-    codes = validate_codes(recipe.label_codes, labels) if recipe.label_codes else suggest_codes(labels)
+    codes = validate_codes(recipe.label_codes, labels) if recipe.label_codes else suggest_codes(labels, tokenizer)
     rubric = resolve_rubric(recipe, codes)
     fmt = resolve_prompt_format(tokenizer, recipe.prompt_format)
     code_rows, code_warnings = code_report(codes, tokenizer)

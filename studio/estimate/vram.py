@@ -24,7 +24,7 @@ import copy
 import functools
 from dataclasses import dataclass, field
 
-from studio.config import ATTENTION_ONLY, RunConfig
+from studio.config import ATTENTION_ONLY, RunConfig, effective_checkpointing
 from studio.errors import StudioError
 from studio.estimate.model_shape import ModelShape, read_shape
 
@@ -62,6 +62,7 @@ class Estimate:
     context_gb: float = CUDA_CONTEXT_GIB
     notes: list[str] = field(default_factory=list)
     pre_quantized: bool = False  # the checkpoint is saved in 4-bit: every variant loads in 4-bit
+    config: RunConfig | None = None  # the settings estimated (auto micro-batch and checkpointing decided)
 
     @property
     def needed_gb(self) -> float:
@@ -88,7 +89,9 @@ class Estimate:
                 "tokens_per_micro_batch": self.tokens_per_micro_batch, "backend": self.backend,
                 "gpu_name": self.gpu_name, "gpu_total_gb": self.gpu_total_gb,
                 "share": None if self.share is None else round(self.share, 4), "verdict": self.verdict,
-                "shape": self.shape.to_dict(), "notes": self.notes}
+                "shape": self.shape.to_dict(), "notes": self.notes,
+                "micro_batch": self.config.train.per_device_train_batch_size if self.config else None,
+                "checkpointing": self.config.lora.use_gradient_checkpointing if self.config else None}
 
     def summary(self) -> str:
         line = f"≈ {self.peak_reserved_gb:.2f} GiB peak reserved + {self.context_gb:.2f} GiB CUDA context"
@@ -116,7 +119,18 @@ def lora_params(shape: ModelShape, r: int, targets: list[str]) -> int:
 def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | None = None,
                   backend: str = "unsloth", load_in_4bit: bool | None = None, gpu_total_gb: float | None = None,
                   gpu_name: str | None = None) -> Estimate:
-    """The estimate for ``config`` on a model of ``shape``; ``lengths`` are the formatted rows' token counts."""
+    """The estimate for ``config`` on a model of ``shape``; ``lengths`` are the formatted rows' token counts. A
+    micro-batch or checkpointing left on auto is decided first, as the run will (the largest that fits)."""
+    if config.train.per_device_train_batch_size == 0 or config.lora.use_gradient_checkpointing == "auto":
+        from studio.train.recipe import resolve
+
+        def share(batch: int, checkpointing: str) -> float:
+            trial = config.replace({"train": {"per_device_train_batch_size": batch},
+                                    "lora": {"use_gradient_checkpointing": checkpointing}})
+            return estimate_vram(trial, shape, lengths=lengths, backend=backend, load_in_4bit=load_in_4bit,
+                                 gpu_total_gb=gpu_total_gb, gpu_name=gpu_name).share
+
+        config = resolve(config, device="cuda", params=shape.params, fits=share if gpu_total_gb else None).config
     model, lora, train = config.model, config.lora, config.train
     four_bit = model.load_in_4bit if load_in_4bit is None else load_in_4bit
     width = 4 if model.dtype == "float32" else 2
@@ -138,7 +152,7 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
     tokens = micro_batch_tokens(train.per_device_train_batch_size, model.max_seq_length, lengths,
                                 padding_free=backend == "unsloth", packing=train.packing)
     per_token = SAVED_INPUT_BYTES * layers * h + LAYER_WORKING_BYTES * (h + i)
-    checkpointing = lora.use_gradient_checkpointing
+    checkpointing = effective_checkpointing(lora.use_gradient_checkpointing, "cuda")
     if backend != "unsloth":
         per_token *= TRANSFORMERS_ACTIVATION_FACTOR[4 if four_bit else 16]
         checkpointing = "unsloth" if checkpointing != "false" else "false"  # the factor covers plain checkpointing
@@ -164,7 +178,8 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
     }
     margin = MARGIN if backend == "unsloth" else TRANSFORMERS_MARGIN
     return Estimate(parts=parts, peak_reserved_gb=sum(parts.values()) * margin, tokens_per_micro_batch=tokens,
-                    backend=backend, shape=shape, gpu_name=gpu_name, gpu_total_gb=gpu_total_gb, notes=notes)
+                    backend=backend, shape=shape, gpu_name=gpu_name, gpu_total_gb=gpu_total_gb, notes=notes,
+                    config=config)
 
 
 @functools.lru_cache(maxsize=1)
@@ -268,7 +283,7 @@ def levers(config: RunConfig, estimate: Estimate, lengths: list[int] | None = No
         half = model.max_seq_length // 2
         candidates.append((f"max_seq_length {model.max_seq_length} → {half}", {"model": {"max_seq_length": half}},
                            "longer rows get truncated"))
-    if lora.use_gradient_checkpointing != "unsloth":
+    if effective_checkpointing(lora.use_gradient_checkpointing, "cuda") != "unsloth":
         candidates.append((f"gradient checkpointing '{lora.use_gradient_checkpointing}' → 'unsloth'",
                            {"lora": {"use_gradient_checkpointing": "unsloth"}}, ""))
     if not model.load_in_4bit:
@@ -309,6 +324,7 @@ def fitting_plan(config: RunConfig, estimate: Estimate, lengths: list[int] | Non
 def estimate_report(config: RunConfig, estimate: Estimate, lengths: list[int] | None = None) -> dict:
     """Everything the UI and the CLI show: the estimate, each lever, and a plan when it does not fit."""
     report = {"estimate": estimate.to_dict(), "summary": estimate.summary(), "levers": [], "plan": None}
+    config = estimate.config or config  # the levers start from the settings estimated (auto ones decided)
     if estimate.gpu_total_gb and estimate.share > BANDS[1][0]:
         report["levers"] = [{"label": lv.label, "gb": round(lv.estimate.peak_reserved_gb, 2),
                              "needed_gb": round(lv.estimate.needed_gb, 2), "verdict": lv.estimate.verdict,

@@ -1,6 +1,8 @@
 """Evaluation of a trained classifier: on the model right after training (in memory) or on a saved run
 (base + adapter), on Val A (natural ratio) and Val B (balanced) side by side, beside the zero-shot baseline of the
-same base model; binary thresholds; label-sanity disagreements; batch predictions; the periodic evaluation hook.
+same base model, a classic TF-IDF model and always answering the majority label; probabilities corrected to the
+natural class mix and calibrated; binary thresholds; label-sanity disagreements; batch predictions; the periodic
+evaluation hook.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import pandas as pd
 from studio.config import RunConfig
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError
-from studio.evaluate.report import disagreements, pr_curve, predict_with_threshold, set_metrics
+from studio.evaluate import classic
+from studio.evaluate.calibration import (best_threshold, cross_fitted_temperature, cross_fitted_threshold,
+                                         fit_temperature, prior_correct, reliability, with_temperature)
+from studio.evaluate.report import disagreements, pr_curve, predict_with_threshold, set_metrics, verdicts
 from studio.evaluate.scoring import LabelScorer
 from studio.train.jobs import refuse_while_training
 from studio.train.runs import ADAPTER_META, RunDir, require_safetensors, run_minority_label, write_json_atomic
@@ -29,8 +34,10 @@ SET_NAMES = {"val_a": "Val A (natural)", "val_b": "Val B (balanced)", "train": "
 @dataclass
 class SetScores:
     frame: pd.DataFrame  # text, label, row
-    probs: np.ndarray  # (rows, classes); one-hot in generate mode
+    probs: np.ndarray  # (rows, classes): the model's probabilities as used (prior-corrected, calibrated); one-hot in
+    # generate mode
     generated: list[str] | None = None  # generate mode: parsed labels (INVALID included)
+    raw: np.ndarray | None = None  # the scorer's own probabilities, before prior correction and calibration
 
 
 @dataclass
@@ -43,12 +50,18 @@ class Evaluation:
     baseline: dict[str, SetScores] | None = None
     conflicts: list[dict] = field(default_factory=list)
     threshold: float | None = None
+    priors: dict | None = None  # {"train": [...], "natural": [...]} shares in label order: prior correction
+    temperature: float = 1.0  # fitted on all of Val A: what predict, the playground and the exports use
+    calibration: dict = field(default_factory=dict)
+    reference: dict | None = None  # classic and majority baselines (studio.evaluate.classic.baselines)
 
-    def predictions(self, name: str, threshold: float | None = None, baseline: bool = False) -> list[str]:
+    def predictions(self, name: str, threshold: float | None = None, baseline: bool = False,
+                    raw: bool = False) -> list[str]:
         scores = (self.baseline if baseline else self.sets)[name]
         if scores.generated is not None:
             return scores.generated
-        return predict_with_threshold(scores.probs, self.labels, self.minority, threshold)
+        probs = scores.raw if raw and scores.raw is not None else scores.probs
+        return predict_with_threshold(probs, self.labels, self.minority, threshold)
 
     def report(self, threshold: float | None = ..., max_disagreements: int = 200) -> dict:
         """JSON-ready metrics; ``threshold`` defaults to the one saved with the evaluation."""
@@ -59,12 +72,24 @@ class Evaluation:
             out[name] = set_metrics(list(scores.frame["label"]), self.predictions(name, t), self.labels,
                                     self.minority)
         out["invalid"] = sum(out[name]["invalid"] for name in self.sets)
+        if self.priors and self.mode == "score":
+            out["prior_correction"] = {"train": dict(zip(self.labels, self.priors["train"])),
+                                       "natural": dict(zip(self.labels, self.priors["natural"]))}
+            out["without_prior_correction"] = {
+                name: set_metrics(list(s.frame["label"]), self.predictions(name, t, raw=True), self.labels,
+                                  self.minority) for name, s in self.sets.items()}
         if self.baseline:
             out["baseline"] = {name: set_metrics(list(s.frame["label"]), self.predictions(name, t, baseline=True),
                                                  self.labels, self.minority) for name, s in self.baseline.items()}
+        if self.reference:
+            out["classic_baseline"] = self.reference["classic"]
+            out["majority_baseline"] = {**self.reference["majority"], "label": self.reference["majority_label"]}
+        if self.calibration:
+            out["calibration"] = {**self.calibration, "temperature": self.temperature}
         if self.mode == "score":
             out["pr_curve"] = {name: pr_curve(list(s.frame["label"]), s.probs, self.labels, self.minority)
                                for name, s in self.sets.items()}
+        out["verdicts"] = verdicts(out)
         table = self.disagreements(t)
         out["disagreements_total"] = len(table)
         out["disagreements"] = table.head(max_disagreements).to_dict("records")
@@ -72,23 +97,78 @@ class Evaluation:
         return out
 
     def disagreements(self, threshold: float | None = ...) -> pd.DataFrame:
+        """Label-noise candidates, most confident first, judged by the model as trained (before the correction to
+        the natural class mix, which would favour the majority label over a minority text's own label)."""
         t = self.threshold if threshold is ... else threshold
-        parts = [disagreements(s.frame, s.probs, self.predictions(name, t), self.labels, SET_NAMES[name])
+        parts = [disagreements(s.frame, s.raw if s.raw is not None else s.probs,
+                               self.predictions(name, t, raw=True), self.labels, SET_NAMES[name])
                  for name, s in self.sets.items()]
         merged = pd.concat(parts, ignore_index=True)
         return merged.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
+
+    def calibrate(self, seed: int = 3407) -> None:
+        """Prior correction, then temperature scaling: cross-fitted on Val A for the reported figures, fitted on all of
+        Val A for use (the saved temperature)."""
+        for scores in self.sets.values():
+            scores.raw = scores.probs
+            if self.priors:
+                scores.probs = prior_correct(scores.probs, np.array(self.priors["train"]),
+                                             np.array(self.priors["natural"]))
+        val_a = self.sets.get("val_a")
+        if val_a is None or len(val_a.frame) < 4:
+            return
+        y = np.array([self.labels.index(lb) for lb in val_a.frame["label"]])
+        corrected = val_a.probs
+        calibrated, temps = cross_fitted_temperature(corrected, y, seed)  # the reported ECE: held-out halves
+        self.temperature = fit_temperature(corrected, y)  # what is used from now on
+        self.calibration = {"fitted_on": f"Val A, 2-fold cross-fitted ({len(y)} rows): each half is calibrated by a "
+                                         "temperature fitted on the other half",
+                            "cross_fitted_temperatures": [round(t, 4) for t in temps],
+                            "before": reliability(corrected, y), "after": reliability(calibrated, y)}
+        for scores in self.sets.values():
+            scores.probs = with_temperature(scores.probs, self.temperature)
+        if len(self.labels) == 2:
+            positive = np.array([lb == self.minority for lb in val_a.frame["label"]])
+            k = self.labels.index(self.minority)
+            decided, chosen = cross_fitted_threshold(calibrated[:, k], positive, seed)
+            other = self.labels[1 - k]
+            predicted = [self.minority if d else other for d in decided]
+            self.calibration["threshold"] = {
+                "suggested": best_threshold(calibrated[:, k], positive),
+                "cross_fitted": [None if c is None else round(c, 4) for c in chosen],
+                "val_a_with_cross_fitted_thresholds": set_metrics(list(val_a.frame["label"]), predicted,
+                                                                  self.labels, self.minority)}
 
 
 def minority_label(prepared: PreparedData) -> str:
     return prepared.table.minority_label
 
 
-def make_scorer(model, tokenizer, prepared: PreparedData, batch_size: int = 16, reuse_prefix: bool | None = None):
+def class_priors(counts: dict, labels: list[str]) -> dict | None:
+    """Training mix and natural mix of the classes (shares in label order), from prepare's counts; None when they
+    are the same (no oversampling): then there is nothing to correct."""
+    train = np.array([counts["train_after"].get(lb, 0) for lb in labels], dtype=float)
+    natural = np.array([counts["train_before"].get(lb, 0) for lb in labels], dtype=float)
+    if train.sum() == 0 or natural.sum() == 0 or (natural == 0).any():
+        return None
+    train, natural = train / train.sum(), natural / natural.sum()
+    if np.allclose(train, natural, atol=1e-3):
+        return None
+    return {"train": train.round(6).tolist(), "natural": natural.round(6).tolist()}
+
+
+def make_scorer(model, tokenizer, prepared: PreparedData, batch_size: int = 16, reuse_prefix: bool | None = None,
+                fast: bool = True):
+    """``fast``: bfloat16 compute on a CPU that has it (evaluation of many rows); False for exact comparisons."""
+    from studio.models.loading import inference_autocast
+
     return LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format,
-                       batch_size=batch_size, reuse_prefix=reuse_prefix)
+                       batch_size=batch_size, reuse_prefix=reuse_prefix,
+                       autocast=inference_autocast(model.device.type) if fast else None)
 
 
-def _score_sets(scorer: LabelScorer, frames: dict[str, pd.DataFrame], mode: str) -> dict[str, SetScores]:
+def _score_sets(scorer: LabelScorer, frames: dict[str, pd.DataFrame], mode: str,
+                cache_key: str | None = None) -> dict[str, SetScores]:
     out = {}
     for name, frame in frames.items():
         texts = list(frame["text"])
@@ -97,15 +177,49 @@ def _score_sets(scorer: LabelScorer, frames: dict[str, pd.DataFrame], mode: str)
             probs = np.array([[1.0 if lb == c else 0.0 for c in scorer.labels] for lb in labels]).reshape(
                 len(labels), len(scorer.labels))
             out[name] = SetScores(frame, probs, generated=labels)
+        elif not texts:
+            out[name] = SetScores(frame, np.zeros((0, len(scorer.labels))))
         else:
-            out[name] = SetScores(frame, scorer.score(texts).probs if texts else
-                                  np.zeros((0, len(scorer.labels))))
+            out[name] = SetScores(frame, cached_scores(scorer, texts, cache_key) if cache_key else
+                                  scorer.score(texts).probs)
     return out
 
 
+def cached_scores(scorer: LabelScorer, texts: list[str], model_key: str) -> np.ndarray:
+    """The untrained model's probabilities do not change between runs of the same model, rubric and codes: kept on
+    disk (``STUDIO_CACHE``/scores) and read back instead of scoring the same rows again."""
+    import hashlib
+
+    from studio.models.embedded import cache_dir
+
+    digest = hashlib.sha256(json.dumps([model_key, scorer.rubric, scorer.fmt, scorer.codes, str(scorer.autocast),
+                                        texts], ensure_ascii=False).encode()).hexdigest()[:32]
+    path = cache_dir() / "scores" / f"{digest}.npy"
+    if path.exists():
+        try:
+            probs = np.load(path)
+            if probs.shape == (len(texts), len(scorer.labels)):
+                return probs
+        except (OSError, ValueError):
+            pass
+    probs = scorer.score(texts).probs
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npy")
+        np.save(tmp, probs)
+        os.replace(tmp, path)
+    except OSError:  # a cache that cannot be written only costs time
+        pass
+    return probs
+
+
 def evaluate_model(model, tokenizer, prepared: PreparedData, *, mode: str = "score", baseline: bool = True,
-                   include_train: bool = False, batch_size: int = 16, threshold: float | None = None) -> Evaluation:
-    """Score Val A and Val B (and optionally the un-oversampled training rows) with the model as it is."""
+                   include_train: bool = False, batch_size: int = 16, threshold: float | None = None,
+                   priors: dict | None = ..., base_key: str | None = None, reference: bool = True) -> Evaluation:
+    """Score Val A and Val B (and optionally the un-oversampled training rows) with the model as it is; correct the
+    probabilities to the natural class mix (``priors``, default: from the prepared counts) and calibrate them; the
+    zero-shot baseline (cached under ``base_key``, the base model's identity) and the classic and majority
+    baselines beside it."""
     if mode not in MODES:
         raise StudioError(f"mode must be one of {', '.join(MODES)} (got '{mode}').")
     frames = {"val_a": prepared.split.val_a, "val_b": prepared.split.val_b}
@@ -117,9 +231,18 @@ def evaluate_model(model, tokenizer, prepared: PreparedData, *, mode: str = "sco
     base = None
     if baseline and hasattr(model, "disable_adapter"):
         with model.disable_adapter():  # the same weights without LoRA: what training bought
-            base = _score_sets(make_scorer(model, tokenizer, prepared, batch_size), frames, mode)
-    return Evaluation(labels=prepared.labels, codes=prepared.codes, minority=minority_label(prepared), mode=mode,
-                      sets=sets, baseline=base, conflicts=prepared.table.conflicts, threshold=threshold)
+            base = _score_sets(make_scorer(model, tokenizer, prepared, batch_size), frames, mode,
+                               cache_key=base_key if mode == "score" else None)
+    evaluation = Evaluation(labels=prepared.labels, codes=prepared.codes, minority=minority_label(prepared),
+                            mode=mode, sets=sets, baseline=base, conflicts=prepared.table.conflicts,
+                            threshold=threshold,
+                            priors=class_priors(prepared.counts(), prepared.labels) if priors is ... else priors)
+    if mode == "score":
+        evaluation.calibrate()
+    if reference and len(prepared.split.train):
+        evaluation.reference = classic.baselines(prepared.split.train, frames, prepared.labels,
+                                                 minority_label(prepared))
+    return evaluation
 
 
 # ---- saved runs -------------------------------------------------------------------------------------------------
@@ -185,19 +308,51 @@ def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: st
     prepared, notes = prepare_for_run(run, tokenizer, data)
     saved_threshold = run.read_run_json().get("threshold")
     t = saved_threshold if threshold is ... else threshold
+    config = run.config()
+    priors = meta["class_prior"] if "class_prior" in meta else class_priors(config.data.counts, prepared.labels)
+    log(f"Scoring {sum(len(f) for f in (prepared.split.val_a, prepared.split.val_b))} validation rows...")
     evaluation = evaluate_model(model, tokenizer, prepared, mode=mode, baseline=baseline,
-                                include_train=include_train, threshold=t)
+                                include_train=include_train, threshold=t, priors=priors, base_key=base_identity(meta),
+                                reference=data is None)
+    if data is not None:  # the classic model learns from the run's own training rows, as the LLM did
+        own = prepare_for_run(run, tokenizer)[0]
+        evaluation.reference = classic.baselines(own.split.train, {"val_a": prepared.split.val_a,
+                                                                   "val_b": prepared.split.val_b},
+                                                 prepared.labels, evaluation.minority)
     report = evaluation.report()
     report["notes"] = notes
-    report["data"] = str(data) if data else run.config().data.path
+    report["data"] = str(data) if data else config.data.path
     if data is None:
         write_json_atomic(run.path / "eval.json", report)
         evaluation.disagreements().to_csv(run.path / "disagreements.csv", index=False)
         facts = run.read_run_json()
         facts["eval_summary"] = {name: {k: report[name][k] for k in ("accuracy", "macro_f1", "minority_recall")}
                                  for name in ("val_a", "val_b")}
+        if "classic_baseline" in report:
+            facts["eval_summary"]["classic_val_a"] = {k: report["classic_baseline"]["val_a"][k]
+                                                      for k in ("accuracy", "macro_f1", "minority_recall")}
         write_json_atomic(run.run_json, facts)
+        if mode == "score":
+            save_calibration(run, evaluation.temperature, evaluation.priors)
     return evaluation, report
+
+
+def base_identity(meta: dict) -> str:
+    """What the untrained model's scores depend on: its name and, for a folder, when its weights last changed."""
+    source = meta.get("base_source") or ""
+    stamp = ""
+    if source and Path(source).exists():
+        stamp = ",".join(f"{p.name}:{p.stat().st_mtime_ns}" for p in sorted(Path(source).glob("*.safetensors")))
+    return f"{meta.get('base_model')}|{source}|{stamp}"
+
+
+def save_calibration(run: RunDir, temperature: float, priors: dict | None) -> None:
+    """The temperature and class priors that predict, the playground and the exports apply."""
+    meta_path = run.adapter / ADAPTER_META
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta.update(temperature=round(float(temperature), 6), class_prior=priors)
+        write_json_atomic(meta_path, meta)
 
 
 def save_threshold(run: RunDir, threshold: float | None) -> None:
@@ -219,16 +374,28 @@ def save_threshold(run: RunDir, threshold: float | None) -> None:
 
 
 # ---- batch predictions ----------------------------------------------------------------------------------------
+def calibrated(probs: np.ndarray, meta: dict, raw: bool = False) -> np.ndarray:
+    """The scorer's probabilities as the run uses them: prior-corrected (``class_prior``) and temperature-scaled."""
+    if raw:
+        return probs
+    prior = meta.get("class_prior")
+    if prior:
+        probs = prior_correct(probs, np.array(prior["train"]), np.array(prior["natural"]))
+    return with_temperature(probs, float(meta.get("temperature") or 1.0))
+
+
 def predict_frame(model, tokenizer, meta: dict, texts: list[str | None], threshold: float | None = None,
-                  minority: str | None = None, batch_size: int = 16) -> pd.DataFrame:
-    """One output row per input text: predicted label and code, confidence and one probability per class."""
+                  minority: str | None = None, batch_size: int = 16, raw: bool = False) -> pd.DataFrame:
+    """One output row per input text: predicted label and code, confidence and one probability per class. The
+    probabilities are corrected to the natural class mix and calibrated as the run's evaluation saved them
+    (``raw=True``: the scorer's own)."""
     codes = meta["label_codes"]
     labels = list(codes)
     scorer = LabelScorer(model, tokenizer, codes, meta["rubric"], meta["prompt_format"], batch_size=batch_size)
     present = [i for i, t in enumerate(texts) if t is not None and str(t).strip()]
     probs = np.full((len(texts), len(labels)), np.nan)
     if present:
-        probs[present] = scorer.score([str(texts[i]).strip() for i in present]).probs
+        probs[present] = calibrated(scorer.score([str(texts[i]).strip() for i in present]).probs, meta, raw)
     predicted = [None] * len(texts)
     if present:
         chosen = predict_with_threshold(probs[present], labels, minority, threshold)
@@ -275,19 +442,23 @@ def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_di
 
 # ---- periodic evaluation during training ---------------------------------------------------------------------
 def periodic_evaluator(prepared: PreparedData, tokenizer, config: RunConfig):
-    """The worker's hook: every eval_steps, macro-F1 / minority recall on a capped, stratified Val A sample."""
+    """The worker's hook: every eval_steps, macro-F1 / minority recall on a capped, stratified Val A sample, with
+    the probabilities corrected to the natural class mix as the final evaluation does."""
     val_a = prepared.split.val_a
     cap = config.train.eval_max_rows
     if len(val_a) > cap:
         val_a = val_a.groupby("label", group_keys=False).sample(frac=cap / len(val_a),
                                                                  random_state=config.data.split_seed)
     minority = minority_label(prepared)
+    priors = class_priors(prepared.counts(), prepared.labels)
+    meta = {"class_prior": priors, "temperature": 1.0}
 
     def evaluate(model, step: int) -> dict:
         if val_a.empty:
             return {}
-        scores = make_scorer(model, tokenizer, prepared).score(list(val_a["text"]))
-        metrics = set_metrics(list(val_a["label"]), scores.predicted, prepared.labels, minority)
+        probs = calibrated(make_scorer(model, tokenizer, prepared).score(list(val_a["text"])).probs, meta)
+        predicted = [prepared.labels[i] for i in probs.argmax(axis=1)]
+        metrics = set_metrics(list(val_a["label"]), predicted, prepared.labels, minority)
         return {"eval_rows": len(val_a), "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
                 "minority_recall": metrics["minority_recall"]}
 

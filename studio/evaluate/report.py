@@ -1,7 +1,7 @@
 """Metrics for the UI's plots and the CLI's JSON, all through scikit-learn: confusion matrices (counts and
 row-normalised), per-class precision/recall/F1/support, accuracy, macro-F1 and the minority class's recall;
-the binary decision threshold and its precision-recall curve; and the label-sanity list of confident
-disagreements.
+the binary decision threshold and its precision-recall curve; the label-sanity list of confident
+disagreements; and the report in words (``summary_lines``), written once for the CLI, the UI and the model card.
 """
 
 from __future__ import annotations
@@ -81,3 +81,93 @@ def disagreements(frame: pd.DataFrame, probs: np.ndarray, predicted: list[str], 
 def metrics_table(report: dict) -> pd.DataFrame:
     """Per-class rows (precision, recall, F1, support) of one set's metrics, for tables and model cards."""
     return pd.DataFrame([{"label": lb, **vals} for lb, vals in report["per_class"].items()])
+
+
+def verdicts(report: dict) -> list[str]:
+    """What the numbers mean, in words: against always answering the majority label, against the classic model and
+    the untrained model, and whether the model collapsed onto one class."""
+    out = []
+    a = report.get("val_a") or {}
+    if not a.get("n"):
+        return out
+    majority = (report.get("majority_baseline") or {}).get("val_a")
+    if majority and a["accuracy"] is not None and a["accuracy"] < majority["accuracy"]:
+        out.append(f"Val A accuracy {a['accuracy']:.3f} is worse than always answering the majority label "
+                   f"'{report['majority_baseline']['label']}' ({majority['accuracy']:.3f}): judge this model by "
+                   "macro-F1 and minority recall, and train longer or on more balanced data.")
+    counts = a["confusion_matrix"]["counts"]
+    if counts:
+        predicted = np.array(counts).sum(axis=0)[: len(report["labels"])]
+        truth = np.array(counts).sum(axis=1)
+        top = int(predicted.argmax())
+        share, true_share = predicted[top] / max(1, predicted.sum()), truth[top] / max(1, truth.sum())
+        if share >= 0.8 and true_share < 0.6 and len(report["labels"]) > 1:
+            out.append(f"Collapse: the model predicts '{report['labels'][top]}' for {100 * share:.0f}% of Val A rows "
+                       f"(the truth: {100 * true_share:.0f}%). Its minority recall and accuracy mean little: train "
+                       "longer, or check the label codes.")
+    classic = (report.get("classic_baseline") or {}).get("val_a")
+    if classic and classic.get("macro_f1") is not None:
+        gain = a["macro_f1"] - classic["macro_f1"]
+        if gain >= 0:
+            out.append(f"The fine-tuned model adds {gain:+.3f} macro-F1 over a classic model (TF-IDF + logistic "
+                       f"regression, {classic['macro_f1']:.3f}) on Val A.")
+        else:
+            out.append(f"A classic model (TF-IDF + logistic regression) is better on this data: Val A macro-F1 "
+                       f"{classic['macro_f1']:.3f} against this model's {a['macro_f1']:.3f} ({gain:+.3f}). Train "
+                       "longer, or use the classic model.")
+    base = (report.get("baseline") or {}).get("val_a")
+    if base and base.get("macro_f1") is not None:
+        out.append(f"Training moved Val A macro-F1 from {base['macro_f1']:.3f} (untrained) to {a['macro_f1']:.3f}.")
+    return out
+
+
+SETS = (("val_a", "Val A (natural)"), ("val_b", "Val B (balanced)"), ("train", "Train"))
+METRICS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("minority_recall", "minority recall"))
+
+
+def summary_lines(report: dict) -> list[str]:
+    """The evaluation in words and one table: the fine-tuned model beside the untrained model, a classic model and
+    always answering the majority label; the probabilities' calibration; what the numbers mean."""
+    sets = [(key, title) for key, title in SETS if key in report]
+    lines = [f"Mode {report['mode']} · minority class '{report['minority_label']}'"
+             + (f" · threshold {report['threshold']}" if report.get("threshold") is not None else "")
+             + " · " + ", ".join(f"{report[k]['n']} {t.split(' (')[0]} rows" for k, t in sets)]
+    columns = [("fine-tuned", report)] + [(name, report[key]) for key, name in (
+        ("baseline", "untrained"), ("classic_baseline", "classic"), ("majority_baseline", "majority"))
+        if report.get(key)]
+    head = "| set | metric | " + " | ".join(name for name, _ in columns) + " |"
+    lines += [head, "|" + "---|" * (len(columns) + 2)]
+    for key, title in sets:
+        for metric, name in METRICS:
+            cells = []
+            for _, source in columns:
+                value = (source.get(key) or {}).get(metric)
+                cells.append("-" if value is None else f"{value:.3f}")
+            lines.append(f"| {title} | {name} | " + " | ".join(cells) + " |")
+    raw = report.get("without_prior_correction")
+    if raw:
+        natural = ", ".join(f"{lb} {share:.0%}" for lb, share in report["prior_correction"]["natural"].items())
+        lines.append(f"Probabilities corrected from the training mix to the natural mix ({natural}). Without the "
+                     f"correction: Val A macro-F1 {raw['val_a']['macro_f1']:.3f}, minority recall "
+                     f"{_f(raw['val_a']['minority_recall'])}; Val B minority recall "
+                     f"{_f(raw.get('val_b', {}).get('minority_recall'))}.")
+    cal = report.get("calibration")
+    if cal and cal.get("before", {}).get("ece") is not None:
+        lines.append(f"Calibration on Val A (held-out halves): expected calibration error "
+                     f"{cal['before']['ece']:.3f} → {cal['after']['ece']:.3f} with temperature scaling; the "
+                     f"temperature used from now on is {cal['temperature']:.2f}.")
+        threshold = cal.get("threshold") or {}
+        if threshold.get("suggested") is not None:
+            held = threshold["val_a_with_cross_fitted_thresholds"]
+            lines.append(f"A minority threshold chosen on held-out halves gives Val A macro-F1 {held['macro_f1']:.3f}, "
+                         f"minority recall {_f(held['minority_recall'])}; chosen on all of Val A it is "
+                         f"{threshold['suggested']:.2f} (saved only when you save it).")
+    lines += report.get("verdicts") or []
+    if report.get("invalid"):
+        lines.append(f"Invalid generations (no label code): {report['invalid']}.")
+    lines += [f"Note: {n}" for n in report.get("notes", [])]
+    return lines
+
+
+def _f(value) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import StudioError, is_disk_full
-from studio.evaluate.evaluator import adapter_meta, load_run_model, prepare_for_run
+from studio.evaluate.evaluator import adapter_meta, calibrated, load_run_model, prepare_for_run
 from studio.evaluate.report import predict_with_threshold
 from studio.evaluate.scoring import LabelScorer
 from studio.export import gguf
@@ -31,6 +31,9 @@ from studio.train.runs import (ADAPTER_META, RunDir, require_safetensors, run_mi
 AGREEMENT_TARGET = {"adapters": 1.0, "merged_16bit": 0.98, "merged_4bit": 0.9, "gguf_f16": 0.98, "gguf_q8_0": 0.98,
                     "gguf_q4_k_m": None}  # q4_k_m: reported, no target
 VERIFY_ROWS = 64
+PROBABILITY_NOTE = ("Class probabilities p (softmax over the codes' summed log-probabilities) are used as "
+                    "p * natural / train (class_prior; then renormalised), then softened by the temperature: "
+                    "softmax(log(p) / temperature). The threshold, if set, applies to the minority label's result.")
 
 
 @dataclass
@@ -205,8 +208,8 @@ def _verify(run: RunDir, model, tokenizer, meta: dict, fmt: str, folder: Path, a
     threshold = run.read_run_json().get("threshold")
     minority = prepared.table.minority_label
     scorer = LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format)
-    reference = predict_with_threshold(scorer.score(texts).probs, scorer.labels, minority, threshold)
-    probs = _export_probs(fmt, folder, artifact, run, prepared, texts, scorer)
+    reference = predict_with_threshold(calibrated(scorer.score(texts).probs, meta), scorer.labels, minority, threshold)
+    probs = calibrated(_export_probs(fmt, folder, artifact, run, prepared, texts, scorer), meta)
     exported = predict_with_threshold(probs, scorer.labels, minority, threshold)
     return float(np.mean([a == b for a, b in zip(reference, exported)])), len(texts)
 
@@ -240,7 +243,10 @@ def _write_metadata(run: RunDir, meta: dict, fmt: str, out: Path, agreement, row
     codes = meta["label_codes"]
     write_json_atomic(out / "labels.json", {"code_to_label": {c: lb for lb, c in codes.items()},
                                             "label_to_code": codes, "threshold": facts.get("threshold"),
-                                            "minority_label": run_minority_label(facts)})
+                                            "minority_label": run_minority_label(facts),
+                                            "class_prior": meta.get("class_prior"),
+                                            "temperature": meta.get("temperature", 1.0),
+                                            "how_to_use": PROBABILITY_NOTE})
     (out / "rubric.txt").write_text(meta["rubric"] + "\n", encoding="utf-8")
     write_json_atomic(out / "run.json", {k: facts[k] for k in ("config", "backend", "versions", "device",
                                                                 "threshold", "rubric", "prompt_format")

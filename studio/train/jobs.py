@@ -43,7 +43,8 @@ class LiveState:
     rows_per_step: int = 0
     memory_estimate: dict | None = None
     gpu_in_use_at_start_gb: float = 0.0  # GPU memory the process held before the run (models kept for evaluation)
-    extras: dict = field(default_factory=dict)  # job-specific facts (early stopping, time budget) shown as they are
+    best_eval: dict | None = None  # the best periodic evaluation so far: {"step", "macro_f1", ...}
+    time_budget_s: float | None = None
 
 
 class Job(Protocol):
@@ -96,7 +97,7 @@ def build_snapshot(run: RunDir, stream: MetricsStream, live: LiveState) -> dict:
         "memory": {"estimate_gb": estimate.get("peak_reserved_gb"), "verdict": estimate.get("verdict"),
                    "measured_gb": None if peak is None else round(peak - live.gpu_in_use_at_start_gb, 3),
                    "in_use_at_start_gb": live.gpu_in_use_at_start_gb, "rss_gb": last.get("rss_gb")},
-        **live.extras,
+        "best_eval": live.best_eval, "time_budget_s": live.time_budget_s,
     }
 
 

@@ -9,6 +9,7 @@ Stop sends Ctrl-C to the processes, whose ranks then stop together at the same s
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -116,8 +117,10 @@ class LaunchedJob(jobs.SnapshotMixin):
             backend={**facts.get("backend", {}), "device": f"{self.processes} GPUs (accelerate launch)"},
             warnings=self.warnings, error=error, error_kind=status.get("error_kind"),
             levers=status.get("levers") or [], stop_requested=self._stop_requested, gpus=self.processes,
-            rows_per_step=rows_per_step(self.config.train, self.processes),
-            memory_estimate=facts.get("memory_estimate"))
+            rows_per_step=(facts.get("distributed") or {}).get("rows_per_step")
+            or rows_per_step(self.config.train, self.processes),
+            memory_estimate=facts.get("memory_estimate"), best_eval=status.get("best_eval"),
+            time_budget_s=60 * budget if (budget := (facts.get("resolved") or {}).get("time_budget_minutes")) else None)
 
 
 def start_launched(config: RunConfig, runs_dir: str | Path, processes: int) -> LaunchedJob:
@@ -125,7 +128,7 @@ def start_launched(config: RunConfig, runs_dir: str | Path, processes: int) -> L
     if processes < 2:
         raise StudioError("Multi-GPU training needs at least 2 processes; 1 GPU trains in the app itself.")
     with jobs.claimed():
-        prepared = prepare_data(config.data)  # bad data fails here, before any process starts
+        prepared = prepare_data(copy.deepcopy(config.data))  # bad data fails here, before any process starts
         warnings = prepared.warnings + validate_config(config, len(prepared.train), processes)
         run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name))
         config_path = run.path.parent / f".{run.name}.launch.json"

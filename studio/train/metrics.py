@@ -43,14 +43,21 @@ def memory_snapshot() -> dict:
 
 
 class StudioCallback(TrainerCallback):
-    """Feeds the stream at every logging step; honours stop requests; runs the periodic evaluation hook."""
+    """Feeds the stream at every logging step; honours stop requests; runs the periodic evaluation hook and stops
+    early when Val A's macro-F1 has not improved for ``patience`` evaluations (``on_best(model, step, metrics)`` is
+    called at every new best); stops when the time budget is spent."""
 
     def __init__(self, stream: MetricsStream, stop_event: threading.Event,
                  evaluator: Callable[[object, int], dict] | None = None, eval_steps: int = 0,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, patience: int = 0,
+                 on_best: Callable[[object, int, dict], None] | None = None, budget_s: float | None = None):
         self.stream, self.stop_event, self.evaluator, self.eval_steps = stream, stop_event, evaluator, eval_steps
-        self.log = log
+        self.log, self.patience, self.on_best, self.budget_s = log, patience, on_best, budget_s
         self.stopped = False
+        self.stop_reason: str | None = None  # "requested", "early stopping", "time budget"
+        self.best: dict | None = None  # {"step", "macro_f1", ...} of the best periodic evaluation
+        self._since_best = 0
+        self._early = False
         self._start = self._last_time = None
         self._start_step = self._last_tokens = 0
 
@@ -60,20 +67,41 @@ class StudioCallback(TrainerCallback):
         self._last_tokens = state.num_input_tokens_seen or 0
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        requested = self.stop_event.is_set()
-        if args.world_size > 1:  # all ranks stop at the same step
+        over_budget = self.budget_s is not None and time.perf_counter() - self._start >= self.budget_s
+        reason = ("requested" if self.stop_event.is_set() else "early stopping" if self._early else
+                  "time budget" if over_budget else None)
+        requested = reason is not None
+        if args.world_size > 1:  # all ranks stop at the same step (rank 0 alone evaluates)
             from studio.train.distributed import any_rank
 
             requested = any_rank(requested)
         if requested and not self.stopped:
             self.stopped = True
+            self.stop_reason = reason or "requested"
             control.should_training_stop = True
             control.should_save = True
-            self.log(f"Stop requested: finishing step {state.global_step} and saving.")
+            self.log(self._stop_message(state.global_step))
         evaluate_now = self.evaluator and self.eval_steps and state.global_step % self.eval_steps == 0
-        if evaluate_now and state.is_world_process_zero:  # rank 0 evaluates; no collectives inside
+        if evaluate_now and state.is_world_process_zero and not self.stopped:  # rank 0 evaluates; no collectives
             self._evaluate(model, state)
         return control
+
+    def _stop_message(self, step: int) -> str:
+        if self.stop_reason == "early stopping" and self.best:
+            return (f"Early stopping at step {step}: Val A macro-F1 has not improved for {self.patience} evaluations "
+                    f"(best {self.best['macro_f1']:.3f} at step {self.best['step']}).")
+        if self.stop_reason == "time budget":
+            return f"Time budget of {self.budget_s / 60:.1f} minutes reached at step {step}: stopping and saving."
+        return f"Stop requested: finishing step {step} and saving."
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        """A last evaluation at the final step (the end of the schedule or of the time budget), so the best adapter
+        is chosen among everything trained; not after a stop request or early stopping (nothing better since)."""
+        if (not (self.evaluator and self.eval_steps) or not state.is_world_process_zero or model is None
+                or self.stop_reason in ("requested", "early stopping")):
+            return
+        if not any(r.get("step") == state.global_step for r in self.stream.records("eval")):
+            self._evaluate(model, state)
 
     def _evaluate(self, model, state):
         started = time.perf_counter()
@@ -84,8 +112,18 @@ class StudioCallback(TrainerCallback):
             if was_training:
                 model.train()
         took = time.perf_counter() - started
-        self.stream.append({"kind": "eval", "step": state.global_step, **result, "eval_seconds": round(took, 2)})
+        score = result.get("macro_f1")
+        better = score is not None and (self.best is None or score > self.best["macro_f1"])
+        self.stream.append({"kind": "eval", "step": state.global_step, **result, "eval_seconds": round(took, 2),
+                            "best": better})
         self._last_time += took  # evaluation time is not training throughput
+        if better:
+            self.best, self._since_best = {"step": state.global_step, **result}, 0
+            if self.on_best:
+                self.on_best(model, state.global_step, result)
+        elif score is not None:
+            self._since_best += 1
+            self._early = bool(self.patience) and self._since_best >= self.patience
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}

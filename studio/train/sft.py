@@ -1,24 +1,24 @@
 """TRL's SFTTrainer as the studio uses it: the trainer's settings from the run config (a pure function), and the
-trainer class itself.
+trainer class itself, whose ``compute_loss`` (TRL's extension point) computes the classifier's loss at the answer
+positions only (``studio.train.objective``).
 
-TRL 1.15 computes the SFT loss with a fused LM head whose kernel is written in Triton, which exists only for CUDA/XPU
-(the CPU torch wheel ships no Triton): on a CPU the trainer crashes in its first step. Where that kernel cannot run,
-this subclass computes the loss the way transformers' Trainer does, from the model's own logits: the same mean
-negative log-likelihood over the label tokens (for a classifier, just the code and end-of-turn tokens, so the full
-logits are small). Where the kernel can run (the GPU path, Unsloth included), TRL's own code runs unchanged.
+TRL's own loss (a fused LM head over every position, whose kernel is written in Triton) would also not run on a CPU:
+the CPU torch wheel ships no Triton.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from studio.config import RunConfig
 
 
 def sft_args(config: RunConfig, *, output_dir: str | Path, optim: str, dtype: str, device: str,
-             total_steps: int) -> dict:
+             total_steps: int, autocast: str | None = None) -> dict:
     """The keyword arguments of TRL's ``SFTConfig`` for a run: the trainer's settings from the run config, the
-    effective optimizer and dtype, checkpoints about every tenth of the run unless ``save_steps`` says otherwise."""
+    effective optimizer and dtype (``autocast``: bfloat16 compute over float32 weights), checkpoints about every tenth
+    of the run unless ``save_steps`` says otherwise, rows grouped by length (less padding)."""
     train = config.train
     return dict(
         output_dir=str(output_dir), per_device_train_batch_size=train.per_device_train_batch_size,
@@ -28,33 +28,41 @@ def sft_args(config: RunConfig, *, output_dir: str | Path, optim: str, dtype: st
         logging_steps=train.logging_steps, seed=train.seed, packing=train.packing,
         max_length=config.model.max_seq_length, save_strategy="steps",
         save_steps=train.save_steps or max(1, total_steps // 10), save_total_limit=2, report_to="none",
-        disable_tqdm=True, bf16=dtype == "bfloat16", fp16=dtype == "float16", use_cpu=device == "cpu",
+        disable_tqdm=True, bf16="bfloat16" in (dtype, autocast), fp16=dtype == "float16", use_cpu=device == "cpu",
+        train_sampling_strategy="group_by_length",
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
         gradient_checkpointing=False,  # the model loader applies the run's checkpointing choice itself
     )
 
 
-def fused_loss_available(device_type: str) -> bool:
-    try:
-        from trl.trainer import utils
-    except ImportError:
-        return False
-    kernel_missing = getattr(utils, "_ChunkedLogProbFunction", object) is None
-    return device_type in ("cuda", "xpu") and not kernel_missing
+@dataclass
+class Objective:
+    """What the loss needs to know about the task: the codes' first tokens, the shared prompt prefix, the pad id."""
+
+    name: str
+    code_first_ids: list[int]
+    pad_id: int
+    prefix_ids: list[int] | None = None  # None: no prefix sharing
 
 
 def sft_trainer_class():
     """Built on first use: importing trl must wait until unsloth (if used) has patched it."""
-    from transformers import Trainer
     from trl import SFTTrainer
 
+    from studio.train.objective import answer_logits, classifier_loss, left_pad
+
     class StudioSFTTrainer(SFTTrainer):
+        def __init__(self, *args, objective: Objective, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.objective = objective
+            # The loss is a mean per micro-batch: the trainer divides it by the accumulation steps itself.
+            self.model_accepts_loss_kwargs = False
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if fused_loss_available(inputs["input_ids"].device.type):
-                return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                            num_items_in_batch=num_items_in_batch)
-            inputs = {**inputs, "use_cache": False}
-            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            o = self.objective
+            batch = left_pad(inputs["input_ids"], inputs["attention_mask"], inputs["labels"], o.pad_id)
+            logits = answer_logits(model, batch, o.prefix_ids if model.training else None)
+            loss = classifier_loss(logits, batch, o.code_first_ids, o.name)
+            return (loss, {"logits": logits}) if return_outputs else loss
 
     return StudioSFTTrainer

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from studio.config import RunConfig, rows_per_step, total_steps, validate_config
+from studio.config import RunConfig, effective_checkpointing, rows_per_step, total_steps, validate_config
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError, is_disk_full
 from studio.train import jobs
@@ -95,6 +95,9 @@ class TrainingJob(jobs.SnapshotMixin):
         self.model = self.tokenizer = None  # kept after training for evaluation in memory
         self.prepared: PreparedData | None = None
         self.memory_estimate: dict | None = None  # "Will it fit?" for this run, from the loaded model's config
+        self.resolved = None  # the recipe with the auto settings decided (studio.train.recipe)
+        self.train_config = config  # the config as trained: the resolved one once decided
+        self.best: dict | None = None  # the best periodic evaluation's step, macro-F1 and adapter weights
         self.gpu_in_use_at_start_gb = 0.0  # GPU memory the process held before this run (other models)
         self._log_lines: deque[str] = deque(maxlen=400)
         self._log_lock = threading.Lock()
@@ -135,8 +138,10 @@ class TrainingJob(jobs.SnapshotMixin):
             state=self.state, phase=self.phase, started=self.started, finished=self.finished,
             total_steps=self.total_steps, backend=self.backend, warnings=self.warnings, error=self.error,
             error_kind=self.error_kind, levers=self.levers, stop_requested=self.stop_event.is_set(),
-            gpus=self.ranks.world_size, rows_per_step=rows_per_step(self.config.train, self.ranks.world_size),
-            memory_estimate=self.memory_estimate, gpu_in_use_at_start_gb=self.gpu_in_use_at_start_gb)
+            gpus=self.ranks.world_size, rows_per_step=rows_per_step(self.train_config.train, self.ranks.world_size),
+            memory_estimate=self.memory_estimate, gpu_in_use_at_start_gb=self.gpu_in_use_at_start_gb,
+            best_eval=None if self.best is None else {k: v for k, v in self.best.items() if k != "weights"},
+            time_budget_s=self.resolved.time_budget_s if self.resolved else None)
 
     # ---- the worker thread ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -162,101 +167,247 @@ class TrainingJob(jobs.SnapshotMixin):
             jobs.release()
 
     def _train(self) -> None:
-        """The recipe: the guide's steps 1–7, one method each."""
-        loaded, backend, optim = self._load_model()
+        """The recipe: the guide's steps, one method each."""
+        backend = self._choose_backend()
+        prepared = self._prepare_data(backend)
+        self._resolve(backend, prepared)
+        loaded, optim = self._load_model(backend)
         if self.stop_event.is_set():
             return self._stop_before_training()
-        train_set = self._prepare_data(loaded, backend)
-        trainer, callback = self._build_trainer(loaded, backend, optim, train_set)
+        trainer, callback = self._build_trainer(loaded, backend, optim)
         if self.stop_event.is_set():
             return self._stop_before_training()
-        result = self._fit(trainer, len(train_set))
+        result = self._fit(trainer, callback, loaded)
         self._finish(trainer, callback, result)
 
-    def _load_model(self):
-        """1–2. Backend, base model + tokenizer, LoRA adapter attached."""
-        from studio.models.loading import choose_backend, load_for_training
+    def _choose_backend(self):
+        from studio.models.loading import choose_backend
 
-        cfg = self.config
         self.gpu_in_use_at_start_gb = _reset_peak_memory()
-        self.phase = "loading model"
-        backend = choose_backend(cfg.model.backend)
+        backend = choose_backend(self.config.model.backend)
         if backend.name == "unsloth":
             import unsloth  # noqa: F401  (patches transformers/trl/peft: before anything below imports them)
         self.log(f"Backend: {backend.name} ({backend.reason}).")
+        return backend
+
+    def _prepare_data(self, backend) -> PreparedData:
+        """1. Data: the table, label codes chosen with the model's tokenizer, the split, balanced training rows,
+        texts fitted to max_seq_length."""
+        from studio.models.loading import load_tokenizer
+
+        cfg = self.config
+        self.phase = "reading the data"
+        tokenizer = load_tokenizer(cfg.model.name, log=self.log)
+        prepared = prepare_data(cfg.data, tokenizer, cfg.model.max_seq_length)
+        self.prepared = prepared
+        self.warnings = _unique(self.warnings + prepared.warnings)
+        self.log(f"Data: {len(prepared.train)} training rows after balancing, {len(prepared.split.val_a)} in Val A, "
+                 f"{len(prepared.split.val_b)} in Val B; codes " + ", ".join(f"{lb} → {c}" for lb, c in
+                                                                           prepared.codes.items()) + ".")
+        self.run.write_run_json(cfg, rubric=prepared.rubric, prompt_format=prepared.prompt_format,
+                                warnings=self.warnings)
+        return prepared
+
+    def _resolve(self, backend, prepared) -> None:
+        """2. The settings left on auto, decided from the device, the model's size and the rows."""
+        from studio.train.recipe import resolve
+
+        shape, fits = self._fits(backend, prepared)
+        resolved = resolve(self.config, device=backend.device, params=shape.params if shape else None,
+                           train_rows=len(prepared.train), fits=fits)
+        if self.resume_from is not None:  # a resumed run keeps the plan it started with
+            planned = self.run.read_run_json().get("resolved") or {}
+            for key in ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
+                        "eval_steps", "max_steps"):
+                if planned.get(key) is not None:
+                    setattr(resolved.config.train, key, planned[key])
+            resolved.time_budget_s = None
+        self.resolved, self.train_config = resolved, resolved.config
+        for choice in resolved.choices:
+            self.log(f"Recipe: {choice}.")
+        self.run.write_run_json(self.config, resolved=resolved.to_dict())
+
+    def _fits(self, backend, prepared):
+        """(shape, share-of-GPU function) for the auto micro-batch; (shape, None) off a GPU."""
+        from studio.estimate.model_shape import read_shape
+        from studio.estimate.vram import detect_gpu, estimate_vram
+        from studio.models.loading import has_module, resolve_source
+
+        try:
+            shape, pre_quantized = read_shape(resolve_source(self.config.model.name, log=self.log))
+        except Exception:  # the size is a hint for the learning rate; the run does not need it
+            return None, None
+        gpu = detect_gpu() if backend.device == "cuda" else None
+        if shape is None or gpu is None:
+            return shape, None
+        four_bit = pre_quantized or (self.config.model.load_in_4bit and has_module("bitsandbytes"))
+
+        def share(batch: int, checkpointing: str) -> float:
+            trial = self.config.replace({"train": {"per_device_train_batch_size": batch},
+                                         "lora": {"use_gradient_checkpointing": checkpointing}})
+            return estimate_vram(trial, shape, lengths=prepared.train_lengths, backend=backend.name,
+                                 load_in_4bit=four_bit, gpu_name=gpu[0], gpu_total_gb=gpu[1]).share
+
+        return shape, share
+
+    def _load_model(self, backend):
+        """3. The base model + tokenizer, the LoRA adapter attached."""
+        from studio.models.loading import load_for_training
+
+        cfg = self.train_config
+        self.phase = "loading model"
         loaded, optim = load_for_training(cfg.model, cfg.lora, cfg.train, backend, log=self.log)
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
         self.backend = {"name": backend.name, "reason": backend.reason, "device": backend.device,
-                        "notices": backend.notices, "dtype": loaded.dtype, "load_in_4bit": loaded.load_in_4bit,
-                        "optim": optim, "source": loaded.source}
+                        "notices": backend.notices, "dtype": loaded.dtype, "autocast": loaded.autocast,
+                        "load_in_4bit": loaded.load_in_4bit, "optim": optim, "source": loaded.source,
+                        "gradient_checkpointing": effective_checkpointing(cfg.lora.use_gradient_checkpointing,
+                                                                          backend.device)}
         for notice in backend.notices:
             self.log(f"Notice: {notice}")
-        self.run.write_run_json(cfg, backend=self.backend)
-        return loaded, backend, optim
+        self._estimate_memory(loaded, backend, self.prepared)
+        self.run.write_run_json(self.config, backend=self.backend, memory_estimate=self.memory_estimate,
+                                warnings=self.warnings)
+        return loaded, optim
 
-    def _prepare_data(self, loaded, backend):
-        """3. Data: chat-formatted prompt-completion rows, texts fitted to max_seq_length; the memory estimate for
-        the real rows."""
+    def _build_trainer(self, loaded, backend, optim):
+        """4. Trainer (TRL SFTTrainer; the loss at the answer only)."""
         from datasets import Dataset  # after unsloth's import, which patches the HF stack
-
-        cfg = self.config
-        self.phase = "formatting data"
-        prepared = prepare_data(cfg.data, loaded.tokenizer, cfg.model.max_seq_length)
-        self.prepared = prepared
-        self.warnings = _unique(self.warnings + prepared.warnings)
-        self._estimate_memory(loaded, backend, prepared)
-        self.run.write_run_json(cfg, rubric=prepared.rubric, prompt_format=prepared.prompt_format,
-                                memory_estimate=self.memory_estimate, warnings=self.warnings)
-        return Dataset.from_list(prepared.examples(eos_token=loaded.tokenizer.eos_token))
-
-    def _build_trainer(self, loaded, backend, optim, train_set):
-        """4. Trainer (TRL SFTTrainer; the loss covers the label code only)."""
         from transformers.trainer_callback import PrinterCallback
         from trl import SFTConfig
 
         from studio.train.metrics import SaveHook, StudioCallback
         from studio.train.sft import sft_args, sft_trainer_class
 
-        cfg = self.config
+        cfg, prepared = self.train_config, self.prepared
+        self.phase = "formatting data"
+        train_set = Dataset.from_list(prepared.examples(eos_token=loaded.tokenizer.eos_token))
         gpus = self.ranks.world_size
         self.total_steps = total_steps(cfg.train, len(train_set), gpus)
-        self.run.write_run_json(cfg, distributed={
+        objective = self._objective(loaded, backend)
+        self.run.write_run_json(self.config, backend=self.backend, distributed={
             "processes": gpus, "rows_per_step": rows_per_step(cfg.train, gpus),
             "formula": f"batch {cfg.train.per_device_train_batch_size} × grad accum "
                        f"{cfg.train.gradient_accumulation_steps} × {gpus} process{'es' if gpus > 1 else ''}"})
         args = SFTConfig(**sft_args(cfg, output_dir=self.run.checkpoints, optim=optim, dtype=loaded.dtype,
-                                    device=backend.device, total_steps=self.total_steps))
-        evaluator = None
-        if cfg.train.eval_steps:
-            from studio.evaluate.evaluator import periodic_evaluator
+                                    device=backend.device, total_steps=self.total_steps, autocast=loaded.autocast))
+        from studio.evaluate.evaluator import periodic_evaluator
 
-            evaluator = (self.evaluator_factory or periodic_evaluator)(self.prepared, loaded.tokenizer, cfg)
-        callback = StudioCallback(self.stream, self.stop_event, evaluator=evaluator,
-                                  eval_steps=cfg.train.eval_steps, log=self.log)
+        callback = StudioCallback(self.stream, self.stop_event,
+                                  evaluator=(self.evaluator_factory or periodic_evaluator)(prepared, loaded.tokenizer,
+                                                                                         cfg),
+                                  eval_steps=max(0, cfg.train.eval_steps), log=self.log,
+                                  patience=cfg.train.early_stopping_patience, on_best=self._keep_best,
+                                  budget_s=self.resolved.time_budget_s)
         trainer = sft_trainer_class()(model=loaded.model, processing_class=loaded.tokenizer, train_dataset=train_set,
-                                      args=args, callbacks=[callback, SaveHook(self._on_checkpoint), *self.callbacks])
+                                      args=args, callbacks=[callback, SaveHook(self._on_checkpoint), *self.callbacks],
+                                      objective=objective)
         trainer.remove_callback(PrinterCallback)  # the stream, the UI and the CLI's bar show progress instead
         return trainer, callback
 
-    def _fit(self, trainer, train_rows: int):
-        """5. Train."""
+    def _objective(self, loaded, backend):
+        """The loss's view of the task: each code's first answer token, and the shared prompt prefix where the
+        backend can run it once per micro-batch."""
+        from studio.data.formatting import answer_ids, prefix_ids
+        from studio.train.sft import Objective
+
+        cfg, prepared, tokenizer = self.train_config, self.prepared, loaded.tokenizer
+        first = [answer_ids(tokenizer, prepared.rubric, prepared.prompt_format, code)[0]
+                 for code in prepared.codes.values()]
+        name = cfg.train.objective
+        if "codes" in name and len(set(first)) < len(first):
+            name = "next_token"
+            self.log("Notice: some codes start with the same token, so the loss cannot choose among the codes at "
+                     "the first token; training with the next-token loss only (rename the codes to fix this).")
+        why_not = ("the Unsloth backend" if backend.name == "unsloth" else "several processes"
+                   if self.ranks.distributed else "gradient checkpointing" if self.backend["gradient_checkpointing"]
+                   != "false" else None)
+        share = cfg.train.share_prompt_prefix and why_not is None
+        if cfg.train.share_prompt_prefix and why_not:
+            self.log(f"The prompt prefix is run per row ({why_not} needs it).")
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        objective = Objective(name, first, pad, prefix_ids(tokenizer, prepared.rubric, prepared.prompt_format)
+                              if share else None)
+        self.backend.update(objective=name, shared_prefix_tokens=len(objective.prefix_ids or []))
+        return objective
+
+    def _fit(self, trainer, callback, loaded):
+        """5. Train: within a time budget, the steps are planned from a measured step time first."""
+        cfg = self.train_config
         gpus = self.ranks.world_size
+        rows = len(trainer.train_dataset)
+        if self.resolved.time_budget_s and self.resume_from is None:
+            self.phase = "measuring speed"
+            self._plan_for_budget(trainer, callback, loaded, rows)
+        elif cfg.train.eval_steps < 0:
+            from studio.train.recipe import eval_every
+
+            callback.eval_steps = eval_every(self.total_steps)
+        self.run.write_run_json(self.config, resolved={**self.resolved.to_dict(), "max_steps": self.total_steps,
+                                                       "eval_steps": callback.eval_steps})
         self.phase = "training"
-        self.log(f"Training {self.total_steps} steps × {rows_per_step(self.config.train, gpus)} rows per step"
-                 + (f" (batch × grad accum × {gpus} GPUs)" if gpus > 1 else "") + f" on {train_rows} training rows"
+        self.log(f"Training {self.total_steps} steps × {rows_per_step(cfg.train, gpus)} rows per step"
+                 + (f" (batch × grad accum × {gpus} GPUs)" if gpus > 1 else "") + f" on {rows} training rows"
+                 + (f", evaluating every {callback.eval_steps} steps" if callback.eval_steps else "")
                  + (f", resuming from {self.resume_from.name}" if self.resume_from else "") + ".")
         return trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
 
+    def _plan_for_budget(self, trainer, callback, loaded, rows: int) -> None:
+        """Time two training micro-steps on real rows, then fit the steps (and their evaluations) to the budget, so
+        the learning-rate schedule ends when the time does."""
+        from studio.train.recipe import budget_steps
+
+        cfg = self.train_config.train
+        step_s = measure_step_seconds(trainer, loaded.autocast) * cfg.gradient_accumulation_steps
+        row_s = step_s / max(1, cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps)
+        eval_rows = min(cfg.eval_max_rows, len(self.prepared.split.val_a)) if cfg.eval_steps else 0
+        steps, every = budget_steps(self.resolved.time_budget_s, step_s, eval_rows, row_s, self.total_steps)
+        if cfg.eval_steps >= 0:
+            every = cfg.eval_steps
+        self.log(f"Measured {step_s:.2f} s per step ({1 / row_s:.1f} rows/s): {steps} of {self.total_steps} "
+                 f"planned steps fit the {self.resolved.time_budget_s / 60:g}-minute budget"
+                 + (f" with an evaluation every {every} steps" if every else "") + ".")
+        record_speed(self.config, loaded, self.backend, row_s)
+        if steps < self.total_steps:
+            trainer.args.max_steps = steps
+            self.total_steps = steps
+        callback.eval_steps = every if cfg.eval_steps else 0
+
+    def _keep_best(self, model, step: int, metrics: dict) -> None:
+        """The best adapter so far (by the periodic Val A macro-F1), kept in memory: it is what is saved at the end."""
+        self.best = {"step": step, "macro_f1": metrics.get("macro_f1"),
+                     "weights": {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters()
+                                 if p.requires_grad}}
+
     def _finish(self, trainer, callback, result) -> None:
-        """6. Save the adapter, the tokenizer and the label map together; record the end."""
+        """6. Keep the best adapter, save it with the tokenizer and the label map; record the end."""
         self.phase = "saving"
-        self.save_adapter()
-        state = "stopped" if callback.stopped else "finished"
+        # Mixed precision wrapped the model's forward in autocast: the model kept for evaluation computes in its own
+        # dtype again, as a reloaded adapter does.
+        self.model = trainer.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)
         step = trainer.state.global_step
+        best = getattr(self, "best", None)
+        kept = step
+        if best is not None and best["step"] != step:
+            import torch
+
+            with torch.no_grad():
+                params = dict(self.model.named_parameters())
+                for name, value in best["weights"].items():
+                    params[name].copy_(value.to(params[name].device))
+            kept = best["step"]
+            self.log(f"Keeping the best adapter: step {best['step']} (Val A sample macro-F1 {best['macro_f1']:.3f}), "
+                     f"not the last, step {step}.")
+        self.save_adapter()
+        state = "stopped" if callback.stop_reason == "requested" else "finished"
         losses = [r["loss"] for r in self.stream.records("train") if r.get("loss") is not None]
         self.run.set_status(state, step=step, max_steps=self.total_steps, final_loss=losses[-1] if losses else None,
-                            train_runtime_s=round(result.metrics.get("train_runtime", 0), 2), finished=time.time())
-        self.log(f"{state.capitalize()} at step {step}; adapter saved to {self.run.adapter}.")
+                            train_runtime_s=round(result.metrics.get("train_runtime", 0), 2), finished=time.time(),
+                            stop_reason=callback.stop_reason, adapter_step=kept,
+                            best_eval={k: v for k, v in (callback.best or {}).items() if k != "weights"} or None)
+        self.log(f"{state.capitalize()} at step {step}"
+                 + (f" ({callback.stop_reason})" if callback.stop_reason not in (None, "requested") else "")
+                 + f"; adapter (step {kept}) saved to {self.run.adapter}.")
         self.phase = state
         self.state = state
         self.model.eval()
@@ -279,7 +430,7 @@ class TrainingJob(jobs.SnapshotMixin):
 
         try:
             gpu = detect_gpu() if backend.device == "cuda" else None
-            estimate = estimate_vram(self.config, shape_from_config(loaded.model.config, "the loaded model"),
+            estimate = estimate_vram(self.train_config, shape_from_config(loaded.model.config, "the loaded model"),
                                      lengths=prepared.train_lengths, backend=backend.name,
                                      load_in_4bit=loaded.load_in_4bit, gpu_name=gpu and gpu[0],
                                      gpu_total_gb=gpu and gpu[1])
@@ -336,10 +487,13 @@ class TrainingJob(jobs.SnapshotMixin):
         self.model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
         prepared = self.prepared
+        from studio.evaluate.evaluator import class_priors
+
         write_json_atomic(tmp / ADAPTER_META, {
             "label_codes": prepared.codes, "rubric": prepared.rubric, "prompt_format": prepared.prompt_format,
             "base_model": self.config.model.name, "base_source": self.backend.get("source"),
             "max_seq_length": self.config.model.max_seq_length,
+            "class_prior": class_priors(prepared.counts(), prepared.labels), "temperature": 1.0,
         })
         if self.run.adapter.exists():
             shutil.rmtree(self.run.adapter)
@@ -351,7 +505,7 @@ class TrainingJob(jobs.SnapshotMixin):
         if _is_oom(exc):
             self.error_kind = "oom"
             self.levers = OOM_LEVERS
-            cfg = self.config
+            cfg = self.train_config
             self.error = (f"Out of GPU memory at step {self._step()} (batch {cfg.train.per_device_train_batch_size}, "
                           f"max_seq_length {cfg.model.max_seq_length}, r={cfg.lora.r}). The app is still running; "
                           "try these levers in order: " + "; ".join(f"{i + 1}. {lv}" for i, lv in
@@ -386,6 +540,49 @@ class TrainingJob(jobs.SnapshotMixin):
     def _step(self) -> int:
         last = self.stream.last("train")
         return last["step"] if last else 0
+
+
+STEP_OVERHEAD = 1.1  # the trainer's own work around each step (data, logging, the optimizer): measured ~10%
+
+
+def measure_step_seconds(trainer, autocast: str | None) -> float:
+    """Seconds of one training micro-step (forward + backward) on real rows of median length, the second of two
+    (the first warms up), times the trainer's overhead."""
+    import contextlib
+
+    import torch
+
+    model, data = trainer.model, trainer.train_dataset
+    lengths = [len(ids) for ids in data["input_ids"]]
+    order = sorted(range(len(data)), key=lengths.__getitem__)
+    size = trainer.args.per_device_train_batch_size
+    first = max(0, len(order) // 2 - size // 2)
+    inputs = trainer._prepare_inputs(trainer.data_collator([data[i] for i in order[first:first + size]]))
+    device = next(model.parameters()).device.type
+    compute = torch.autocast(device, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    model.train()
+    seconds = []
+    for _ in range(2):
+        started = time.perf_counter()
+        with compute:
+            loss = trainer.compute_loss(model, inputs)
+        loss.backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - started)
+    model.zero_grad(set_to_none=True)
+    return seconds[-1] * STEP_OVERHEAD
+
+
+def record_speed(config: RunConfig, loaded, backend: dict, row_seconds: float) -> None:
+    """Remember this machine's measured speed for this model and these settings, so the next run's time can be
+    estimated before it starts (studio.train.recipe.known_speed)."""
+    from studio.train.recipe import speed_key, write_speed
+
+    try:
+        write_speed(speed_key(config.model.name, backend), row_seconds)
+    except OSError:
+        pass
 
 
 def free_memory() -> None:
@@ -458,7 +655,9 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
             run, config, resume_from = _resume_target(resume, runs_dir)
         else:
             config, resume_from = copy.deepcopy(config or RunConfig()), None
-        prepared = prepare_data(config.data)  # fails fast on unusable data, before any model is loaded
+        # Fails fast on unusable data, before any model is loaded (on a copy: the label codes are chosen with the
+        # model's tokenizer once it is loaded).
+        prepared = prepare_data(copy.deepcopy(config.data))
         warnings = _unique(prepared.warnings + validate_config(config, len(prepared.train), dist.world_size))
         if resume is None:
             run = _new_run_folder(config, runs_dir, into, dist)

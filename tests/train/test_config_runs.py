@@ -76,7 +76,7 @@ def test_presets_follow_the_guide():
 
 
 def test_steps_arithmetic():
-    train = RunConfig().train
+    train = RunConfig().replace({"train": {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4}}).train
     assert rows_per_step(train, gpus=2) == 2 * 4 * 2
     train.max_steps = -1
     train.num_train_epochs = 2

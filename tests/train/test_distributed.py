@@ -75,7 +75,7 @@ def test_the_ui_launcher_trains_in_two_processes_and_stops_them_together(tiny_mo
     with pytest.raises(StudioError, match="already in progress"):
         start_training(config_for(tiny_model_dir), tmp_path)
     job.stop()
-    assert job.wait(180) and job.proc.returncode == 0  # both ranks stopped at the same step and exited cleanly
+    assert job.wait(180) and job.proc.returncode == 0, job.log_tail(80)  # both ranks stopped together, cleanly
     assert job.state == "stopped" and job.snapshot()["state"] == "stopped"
     assert (job.run.adapter / "adapter_model.safetensors").exists()
     nxt = start_training(config_for(tiny_model_dir, max_steps=1), tmp_path)  # the lock is free again

@@ -73,20 +73,26 @@ def build(ctx: UIContext, form: Form) -> dict:
     apply.click(fn, inputs, settings, api_name="apply_preset")
 
     def check(data):
+        from studio.train.recipe import preview, time_estimate
+
         try:
             config = form.config(data)
             found = validate_config(config, ctx.data_rows)
+            resolved = preview(config, ctx.data_rows, ctx.lengths_for(config.model.name, config.model.max_seq_length))
         except StudioError as err:
             return {estimate: "", warnings: f"<div class='studio-error'>{err}</div>"}
-        per_step = rows_per_step(config.train)
+        train = resolved.config.train
+        per_step = rows_per_step(train)
+        est = (f"**{per_step}** rows per optimizer step (batch {train.per_device_train_batch_size} × grad accum "
+               f"{train.gradient_accumulation_steps} × 1 GPU)")
         if ctx.data_rows:
-            steps = total_steps(config.train, ctx.data_rows)
-            epochs = steps * per_step / ctx.data_rows
-            est = (f"**{per_step}** rows per optimizer step (batch {config.train.per_device_train_batch_size} × "
-                   f"grad accum {config.train.gradient_accumulation_steps} × 1 GPU) · **{steps}** steps · "
-                   f"**{epochs:.2f}** epochs over {ctx.data_rows} training rows")
+            steps = total_steps(train, ctx.data_rows)
+            est += (f" · **{steps}** steps · **{steps * per_step / ctx.data_rows:.2f}** epochs over {ctx.data_rows} "
+                    f"training rows. {time_estimate(resolved, config.model.name, ctx.data_rows)}")
         else:
-            est = f"**{per_step}** rows per optimizer step. Check the data to see steps and epochs."
+            est += ". Check the data to see steps, epochs and the time it will take."
+        if resolved.choices:
+            est += "\n\n**Decided for you** (settings left on auto):\n" + md_list(resolved.choices)
         return {estimate: est, warnings: ("**Warnings**\n" + md_list(found)) if found else
                 "No warnings for these settings."}
 

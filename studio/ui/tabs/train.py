@@ -74,6 +74,7 @@ def build(ctx: UIContext, form: Form) -> dict:
 
 def start_job(ctx: UIContext, config, gpus: int = 1):
     from studio.config import rows_per_step
+    from studio.train.recipe import preview
 
     if int(gpus or 1) > 1:
         from studio.train.launcher import start_launched
@@ -83,7 +84,7 @@ def start_job(ctx: UIContext, config, gpus: int = 1):
         from studio.train.worker import start_training
 
         job = start_training(config, ctx.runs_dir)
-    t = config.train
+    t = preview(config, ctx.data_rows).config.train
     per_step = (f"{rows_per_step(t, int(gpus or 1))} rows per step (batch {t.per_device_train_batch_size} × grad "
                 f"accum {t.gradient_accumulation_steps} × {int(gpus or 1)} GPU{'s' if int(gpus or 1) > 1 else ''})")
     notes = [f"Run **{job.run.name}** started in `{job.run.path}`: {per_step}."] + [f"⚠ {w}" for w in job.warnings]
