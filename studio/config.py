@@ -3,9 +3,10 @@ come from. Field names follow the guide and the libraries (PEFT's LoraConfig, TR
 ``help`` is the one-line explanation shown next to it in the UI and in ``--help``.
 
 A field's kind comes from its annotation (``dict | None``: a dict that may be None). Metadata keys: ``help`` (text),
-``choices`` (allowed values), ``flag`` (a CLI alias), ``output`` (filled in by the studio, not an input: no flag, no
-form field), ``widget`` (a hint for the UI form: "model" for the model picker, "modules" for a multi-select of layer
-names), ``placeholder`` (an example shown in an empty form field).
+``label`` (the plain words the UI shows first; the field's name is the secondary text), ``choices`` (allowed
+values), ``flag`` (a CLI alias), ``output`` (filled in by the studio, not an input: no flag, no form field),
+``widget`` (a hint for the UI form: "model" for the model picker, "modules" for a multi-select of layer names),
+``placeholder`` (an example shown in an empty form field), ``step`` (how far a number's arrows move).
 """
 
 from __future__ import annotations
@@ -39,31 +40,45 @@ def _f(default, help: str, **meta):
 class DataRecipe:
     """Where the rows come from and how they become training examples."""
 
-    path: str = _f(str(SAMPLE_DATA), "Data file: CSV, TSV, JSONL, JSON, Parquet or Excel.", flag="--data")
-    text_column: str = _f("", "Column with the text to classify (empty: detected).", flag="--text-col")
-    label_column: str = _f("", "Column with the label (empty: detected).", flag="--label-col")
-    header: str = _f("auto", "Does the first row name the columns?", choices=["auto", "yes", "no"])
-    delimiter: str = _f("", "Column separator for text files (empty: detected; 'tab' for TSV).")
+    path: str = _f(str(SAMPLE_DATA), "Data file: CSV, TSV, JSONL, JSON, Parquet or Excel.", flag="--data",
+                   label="Data file")
+    text_column: str = _f("", "Column with the text to classify (empty: detected).", flag="--text-col",
+                          label="Text column")
+    label_column: str = _f("", "Column with the label (empty: detected).", flag="--label-col", label="Label column")
+    header: str = _f("auto", "Does the first row name the columns?", choices=["auto", "yes", "no"],
+                     label="First row names the columns")
+    delimiter: str = _f("", "Column separator for text files (empty: detected; 'tab' for TSV).",
+                        label="Column separator")
     label_codes: dict = _f({}, "Label → short code the model learns (the guide: 'Rules Question' → 'RQ'). "
-                               "Empty: suggested from the labels.")
-    rubric: str = _f("", "System prompt / instruction: what each label means. Empty: a plain list of the codes.")
+                               "Empty: suggested from the labels.", label="Label codes")
+    rubric: str = _f("", "System prompt / instruction: what each label means. Empty: a plain list of the codes.",
+                     label="Rubric (system prompt)")
     prompt_format: str = _f("auto", "chat: the tokenizer's chat template (Instruct models); alpaca: the guide's "
-                                    "Alpaca template + EOS (base models).", choices=["auto", "chat", "alpaca"])
-    val_fraction: float = _f(0.15, "Share of each class held out for Val A, the natural-ratio validation set.")
+                                    "Alpaca template + EOS (base models).", choices=["auto", "chat", "alpaca"],
+                                    label="Prompt format")
+    val_fraction: float = _f(0.15, "Share of each class held out for Val A, the natural-ratio validation set.",
+                             label="Share held out for Val A (natural mix)")
     val_b_per_class: int = _f(0, "Rows per class in Val B, the balanced validation set (0: as many as the "
-                                 "minority class has in Val A).")
-    split_seed: int = _f(3407, "Seed for the split and the balancing: same seed, same sets.")
+                                 "minority class has in Val A).", label="Val B rows per class (balanced)")
+    split_seed: int = _f(3407, "Seed for the split and the balancing: same seed, same sets.",
+                         label="Seed for the split")
     balance: str = _f("70/30", "Class mix of the training set: oversample minorities to 70/30 or 50/50 "
                                "(the guide, for 90/10 data), or keep it natural.",
-                      choices=["natural", "70/30", "50/50", "custom"])
+                      choices=["natural", "70/30", "50/50", "custom"], label="Class mix of the training rows")
     minority_share: float = _f(0.3, "For balance=custom: each minority class's share against the majority "
-                                    "(0.3 = 70/30, 0.5 = 50/50).")
-    undersample_majority: bool = _f(False, "Balance by dropping majority rows instead of repeating minority rows.")
-    drop_duplicates: bool = _f(True, "Drop rows whose text and label repeat an earlier row.")
-    max_classes: int = _f(50, "More distinct labels than this means the label column is probably wrong.")
-    max_file_mb: float = _f(200.0, "Largest data file accepted, in MB.", flag="--max-upload-mb")
+                                    "(0.3 = 70/30, 0.5 = 50/50).", label="Minority share (custom mix)")
+    undersample_majority: bool = _f(False, "Balance by dropping majority rows instead of repeating minority rows.",
+                                    label="Balance by dropping majority rows")
+    drop_duplicates: bool = _f(True, "Drop rows whose text and label repeat an earlier row.",
+                               label="Drop duplicate rows")
+    max_classes: int = _f(50, "More distinct labels than this means the label column is probably wrong.",
+                          label="Most classes allowed")
+    max_file_mb: float = _f(200.0, "Largest data file accepted, in MB.", flag="--max-upload-mb",
+                            label="Largest file (MB)")
     sha256: str = _f("", "Hash of the data file the run used.", output=True)
     counts: dict = _f({}, "Class counts: input, train before/after balancing, Val A, Val B.", output=True)
+    edits: dict = _f({}, "Label fixes this file carries from a review (the Labels tab): the source file, its hash and "
+                         "each relabel or drop.", output=True)
 
 
 @dataclass
@@ -71,42 +86,48 @@ class ModelSpec:
     """Which model to start from and how to load it."""
 
     name: str = _f(EMBEDDED_MODEL, "Hub id (e.g. Qwen/Qwen2.5-0.5B-Instruct), a local folder, or the embedded "
-                                   "default that works offline.", flag="--model", widget="model")
+                                   "default that works offline.", flag="--model", widget="model", label="Model")
     max_seq_length: int = _f(512, "Max tokens per example (prompt + label). Higher = more memory and slower; "
-                                  "longer texts are truncated with a warning.")
+                                  "longer texts are truncated with a warning.", label="Longest row in tokens")
     load_in_4bit: bool = _f(True, "Load the base weights in 4-bit (bitsandbytes, CUDA only): big memory savings. "
-                                  "Ignored on CPU, with a notice.")
+                                  "Ignored on CPU, with a notice.", label="Load the model in 4-bit (GPU)")
     dtype: str = _f("auto", "Compute dtype; auto picks bfloat16 on GPUs that support it, else float16; on a CPU, "
                             "float32 weights with bfloat16 compute where the CPU has it (AVX-512 BF16, AMX), else "
-                            "float32.", choices=["auto", "bfloat16", "float16", "float32"])
+                            "float32.", choices=["auto", "bfloat16", "float16", "float32"], label="Number format")
     backend: str = _f("auto", "auto: Unsloth when CUDA and unsloth are available, else transformers + peft.",
-                      choices=["auto", "unsloth", "transformers"])
+                      choices=["auto", "unsloth", "transformers"], label="Training engine")
     trust_remote_code: bool = _f(False, "Run Python code shipped with a LOCAL model folder (custom architectures). "
-                                        "Only for folders you trust; never allowed for hub ids.")
+                                        "Only for folders you trust; never allowed for hub ids.",
+                                        label="Run code shipped with a local model folder")
 
 
 @dataclass
 class LoraSpec:
     """The LoRA adapter (PEFT). The guide's notebook values are the defaults."""
 
-    r: int = _f(16, "LoRA rank: how many 'edit channels' the adapter has. Higher = more capacity and memory.")
-    lora_alpha: int = _f(16, "Scaling of the adapter's contribution. Too high can destabilise; too low underfits.")
+    r: int = _f(16, "LoRA rank: how many 'edit channels' the adapter has. Higher = more capacity and memory.",
+                label="LoRA rank")
+    lora_alpha: int = _f(16, "Scaling of the adapter's contribution. Too high can destabilise; too low underfits.",
+                         label="LoRA scale (alpha)")
     lora_dropout: float = _f(0.0, "Dropout on the LoRA path. 0 is fastest; 0.05 can curb overfitting on "
-                                  "small datasets.")
+                                  "small datasets.", label="LoRA dropout")
     bias: str = _f("none", "Which biases to train; 'none' is fewest parameters and fastest.",
-                   choices=["none", "all", "lora_only"])
+                   choices=["none", "all", "lora_only"], label="Train biases")
     target_modules: list = _f(ALL_PROJECTIONS, "Layers that get adapters. Attention + MLP is best quality; "
-                                               "attention-only (q,k,v,o) saves memory.", widget="modules")
+                                               "attention-only (q,k,v,o) saves memory.", widget="modules",
+                                               label="Layers with adapters")
     use_gradient_checkpointing: str = _f("auto", "Trade compute for memory (about 30% more compute). 'unsloth' is "
                                                  "Unsloth's memory-optimised variant (plain checkpointing elsewhere). "
                                                  "auto: 'unsloth' on a GPU, off on a CPU (memory is plentiful there "
                                                  "and compute is not).",
-                                         choices=["auto", "unsloth", "true", "false"])
-    random_state: int = _f(3407, "Seed for the adapter's initial weights.")
-    use_rslora: bool = _f(False, "Rank-stabilised LoRA: keeps higher ranks 'audible'. Recommended at r ≥ 32.")
+                                         choices=["auto", "unsloth", "true", "false"],
+                                         label="Save memory by recomputing (checkpointing)")
+    random_state: int = _f(3407, "Seed for the adapter's initial weights.", label="Seed for the adapter")
+    use_rslora: bool = _f(False, "Rank-stabilised LoRA: keeps higher ranks 'audible'. Recommended at r ≥ 32.",
+                          label="Rank-stabilised LoRA (rsLoRA)")
     loftq_config: dict | None = _f(None, "LoftQ initialisation (e.g. {\"loftq_bits\": 4}) to reduce quantisation "
                                          "error; causes a one-time memory spike at start.",
-                                      placeholder='{"loftq_bits": 4}')
+                                      placeholder='{"loftq_bits": 4}', label="LoftQ initialisation")
 
 
 @dataclass
@@ -116,48 +137,59 @@ class TrainSpec:
 
     per_device_train_batch_size: int = _f(0, "Rows per forward/backward pass (micro-batch); first lever when memory "
                                              "is tight. 0: auto (16 on a CPU; on a GPU the largest of 64/32/16/8 "
-                                             "that fits in 85% of it).")
+                                             "that fits in 85% of it).",
+                                             label="Rows per step on the device (micro-batch)")
     gradient_accumulation_steps: int = _f(0, "Micro-batches per optimizer step; raises the rows per step without "
-                                             "memory. 0: auto (16 rows per step, or one micro-batch if larger).")
-    warmup_steps: int = _f(5, "Steps over which the learning rate ramps up; 1–5% of all steps.")
-    max_steps: int = _f(-1, "Optimizer steps to run; -1 uses num_train_epochs (and the time budget) instead.")
-    num_train_epochs: float = _f(2.0, "Full passes over the training set (used when max_steps is -1).")
+                                             "memory. 0: auto (16 rows per step, or one micro-batch if larger).",
+                                             label="Micro-batches per update (accumulation)")
+    warmup_steps: int = _f(5, "Steps over which the learning rate ramps up; 1–5% of all steps.", label="Warm-up steps")
+    max_steps: int = _f(-1, "Optimizer steps to run; -1 uses num_train_epochs (and the time budget) instead.",
+                        label="Updates to run (steps)")
+    num_train_epochs: float = _f(2.0, "Full passes over the training set (used when max_steps is -1).",
+                                 label="Passes over the data (epochs)")
     learning_rate: float = _f(-1.0, "Peak learning rate. -1: auto by model size (1e-3 under 300M parameters, 5e-4 "
-                                    "under 1.2B, else the guide's 2e-4; 1e-4–1.5e-4 with rsLoRA at r=32).")
+                                    "under 1.2B, else the guide's 2e-4; 1e-4–1.5e-4 with rsLoRA at r=32).",
+                              label="Learning rate", step=1e-4)
     optim: str = _f("adamw_8bit", "Optimizer. adamw_8bit saves memory (CUDA); falls back to adamw_torch on CPU.",
-                    choices=["adamw_8bit", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "sgd"])
+                    choices=["adamw_8bit", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "sgd"],
+                    label="Optimizer")
     lr_scheduler_type: str = _f("linear", "How the learning rate decays after warmup.",
-                                choices=["linear", "cosine", "constant", "constant_with_warmup"])
-    weight_decay: float = _f(0.001, "Weight decay on the adapter weights.")
-    logging_steps: int = _f(1, "Record loss, learning rate and memory every N steps.")
-    seed: int = _f(3407, "Trainer seed (data order, dropout).")
+                                choices=["linear", "cosine", "constant", "constant_with_warmup"],
+                                label="Learning-rate schedule")
+    weight_decay: float = _f(0.001, "Weight decay on the adapter weights.", label="Weight decay")
+    logging_steps: int = _f(1, "Record loss, learning rate and memory every N steps.", label="Log every N steps")
+    seed: int = _f(3407, "Trainer seed (data order, dropout).", label="Seed for training")
     packing: bool = _f(False, "Pack several short rows into one sequence: faster on short texts, can change "
-                              "behaviour; keep off at first.")
+                              "behaviour; keep off at first.", label="Pack short rows together")
     objective: str = _f("codes+next_token", "What the loss rewards, at the answer only: 'codes' = choosing the "
                                             "right class among the codes (what the scorer measures), 'next_token' = "
                                             "writing the code (what generation and GGUF need); the default, both.",
-                        choices=["codes+next_token", "next_token", "codes"])
+                        choices=["codes+next_token", "next_token", "codes"], label="What the loss rewards")
     share_prompt_prefix: bool = _f(True, "Run the rubric (the same in every row) once per micro-batch instead of once "
                                          "per row: same result, less compute. Used where the backend allows it "
-                                         "(transformers, one process, no checkpointing).")
+                                         "(transformers, one process, no checkpointing).",
+                                         label="Run the rubric once per micro-batch")
     save_steps: int = _f(0, "Save a checkpoint every N steps (0: about every tenth of the run); resume "
-                            "continues from the last one.")
+                            "continues from the last one.", label="Checkpoint every N steps")
     eval_steps: int = _f(-1, "Evaluate on a sample of Val A every N steps (0: off; -1: about 6 times per run); "
-                             "adds macro-F1 and minority recall to the live charts and drives early stopping.")
-    eval_max_rows: int = _f(150, "Val A rows used by the periodic evaluation (a stratified sample).")
+                             "adds macro-F1 and minority recall to the live charts and drives early stopping.",
+                             label="Validate every N steps")
+    eval_max_rows: int = _f(150, "Val A rows used by the periodic evaluation (a stratified sample).",
+                            label="Rows per validation")
     early_stopping_patience: int = _f(3, "Stop after this many periodic evaluations without a better Val A "
                                          "macro-F1 (0: never stop early). The best adapter is kept either way: it "
-                                         "is what is saved, evaluated and exported.")
-    time_budget_minutes: float = _f(-1.0, "Train for at most this many minutes (0: no limit; -1: auto, 8 on a CPU "
+                                         "is what is saved, evaluated and exported.",
+                                         label="Stop after N validations without progress")
+    time_budget_minutes: float = _f(-1.0, "Train for at most this many minutes (0: no limit; -1: auto, 7 on a CPU "
                                           "and none on a GPU). The steps are planned from the measured step time, "
-                                          "so the learning-rate schedule ends on time.")
+                                          "so the learning-rate schedule ends on time.", label="Time budget (minutes)")
 
 
 @dataclass
 class RunConfig:
     """Everything a run needs; saved as ``run.json`` and loaded back into the same object."""
 
-    name: str = _f("", "Run name (folder under runs/); empty: model + time.", flag="--name")
+    name: str = _f("", "Run name (folder under runs/); empty: model + time.", flag="--name", label="Run name")
     data: DataRecipe = field(default_factory=DataRecipe)
     model: ModelSpec = field(default_factory=ModelSpec)
     lora: LoraSpec = field(default_factory=LoraSpec)
@@ -412,7 +444,8 @@ def validate_config(config: RunConfig, train_rows: int | None = None, gpus: int 
         steps = total_steps(train, train_rows, gpus)
         per_step = rows_per_step(train, gpus)
         low, high = max(1, round(0.01 * steps)), max(1, round(0.05 * steps))
-        if steps >= 100 and not low <= train.warmup_steps <= high:
+        budgeted = train.time_budget_minutes != 0 and train.max_steps <= 0  # the steps are planned at the start
+        if steps >= 100 and not budgeted and not low <= train.warmup_steps <= high:
             warnings.append(f"warmup_steps={train.warmup_steps} is {100 * train.warmup_steps / steps:.1f}% of "
                             f"{steps} steps; the guide suggests 1–5% ({low}–{high} steps).")
         elif steps < 100 and train.warmup_steps > max(5, steps // 4):

@@ -114,7 +114,9 @@ def prepare_data(recipe: DataRecipe, tokenizer=None, max_seq_length: int | None 
                         seed=recipe.split_seed)
     train = balance_train(split.train, balance=recipe.balance, minority_share=recipe.minority_share,
                           undersample_majority=recipe.undersample_majority, seed=recipe.split_seed)
-    warnings = table.warnings + code_warnings + split.warnings
+    balanced = recipe.balance != "natural"  # the advice to balance is already followed
+    warnings = [w for w in table.warnings if not (balanced and w.startswith("Imbalanced classes"))]
+    warnings += code_warnings + split.warnings
     cut_rows: set[int] = set()
     lengths: dict[str, list[int]] = {}
     if tokenizer is not None and max_seq_length:

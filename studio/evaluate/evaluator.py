@@ -157,20 +157,27 @@ def class_priors(counts: dict, labels: list[str]) -> dict | None:
     return {"train": train.round(6).tolist(), "natural": natural.round(6).tolist()}
 
 
-def make_scorer(model, tokenizer, prepared: PreparedData, batch_size: int = 16, reuse_prefix: bool | None = None,
-                fast: bool = True):
-    """``fast``: bfloat16 compute on a CPU that has it (evaluation of many rows); False for exact comparisons."""
+def make_scorer(model, tokenizer, prepared: PreparedData, batch_size: int | None = None,
+                reuse_prefix: bool | None = None, fast: bool = True):
+    """``fast``: bfloat16 compute on a CPU that has it (evaluation of many rows); False for exact comparisons.
+    ``batch_size`` None: 16 rows on a CPU, 128 on a GPU (where larger batches keep it busy)."""
     from studio.models.loading import inference_autocast
 
+    device = model.device.type
     return LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format,
-                       batch_size=batch_size, reuse_prefix=reuse_prefix,
-                       autocast=inference_autocast(model.device.type) if fast else None)
+                       batch_size=batch_size or (128 if device == "cuda" else 16), reuse_prefix=reuse_prefix,
+                       autocast=inference_autocast(device) if fast else None)
 
 
 def _score_sets(scorer: LabelScorer, frames: dict[str, pd.DataFrame], mode: str,
-                cache_key: str | None = None) -> dict[str, SetScores]:
+                cache_key: str | None = None, progress=None, what: str = "") -> dict[str, SetScores]:
+    """``progress(message, fraction)`` while scoring (the UI's bar, the CLI's lines)."""
     out = {}
     for name, frame in frames.items():
+        def step(done, total, name=name):
+            if progress:
+                progress(f"Scoring {SET_NAMES[name]}{what}: {done} of {total} rows", done / max(1, total))
+
         texts = list(frame["text"])
         if mode == "generate":
             labels, _ = scorer.generate(texts)
@@ -180,12 +187,12 @@ def _score_sets(scorer: LabelScorer, frames: dict[str, pd.DataFrame], mode: str,
         elif not texts:
             out[name] = SetScores(frame, np.zeros((0, len(scorer.labels))))
         else:
-            out[name] = SetScores(frame, cached_scores(scorer, texts, cache_key) if cache_key else
-                                  scorer.score(texts).probs)
+            out[name] = SetScores(frame, cached_scores(scorer, texts, cache_key, step) if cache_key else
+                                  scorer.score(texts, step).probs)
     return out
 
 
-def cached_scores(scorer: LabelScorer, texts: list[str], model_key: str) -> np.ndarray:
+def cached_scores(scorer: LabelScorer, texts: list[str], model_key: str, progress=None) -> np.ndarray:
     """The untrained model's probabilities do not change between runs of the same model, rubric and codes: kept on
     disk (``STUDIO_CACHE``/scores) and read back instead of scoring the same rows again."""
     import hashlib
@@ -202,7 +209,7 @@ def cached_scores(scorer: LabelScorer, texts: list[str], model_key: str) -> np.n
                 return probs
         except (OSError, ValueError):
             pass
-    probs = scorer.score(texts).probs
+    probs = scorer.score(texts, progress).probs
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.npy")
@@ -214,8 +221,9 @@ def cached_scores(scorer: LabelScorer, texts: list[str], model_key: str) -> np.n
 
 
 def evaluate_model(model, tokenizer, prepared: PreparedData, *, mode: str = "score", baseline: bool = True,
-                   include_train: bool = False, batch_size: int = 16, threshold: float | None = None,
-                   priors: dict | None = ..., base_key: str | None = None, reference: bool = True) -> Evaluation:
+                   include_train: bool = False, batch_size: int | None = None, threshold: float | None = None,
+                   priors: dict | None = ..., base_key: str | None = None, reference: bool = True,
+                   progress=None) -> Evaluation:
     """Score Val A and Val B (and optionally the un-oversampled training rows) with the model as it is; correct the
     probabilities to the natural class mix (``priors``, default: from the prepared counts) and calibrate them; the
     zero-shot baseline (cached under ``base_key``, the base model's identity) and the classic and majority
@@ -227,12 +235,15 @@ def evaluate_model(model, tokenizer, prepared: PreparedData, *, mode: str = "sco
         frames["train"] = prepared.split.train
     if all(len(f) == 0 for f in frames.values()):
         raise StudioError("There are no validation rows to evaluate on; lower val_fraction's minimum or add rows.")
-    sets = _score_sets(make_scorer(model, tokenizer, prepared, batch_size), frames, mode)
+    sets = _score_sets(make_scorer(model, tokenizer, prepared, batch_size), frames, mode, progress=progress)
     base = None
     if baseline and hasattr(model, "disable_adapter"):
         with model.disable_adapter():  # the same weights without LoRA: what training bought
             base = _score_sets(make_scorer(model, tokenizer, prepared, batch_size), frames, mode,
-                               cache_key=base_key if mode == "score" else None)
+                               cache_key=base_key if mode == "score" else None, progress=progress,
+                               what=" with the untrained model")
+    if progress:
+        progress("Classic baseline, calibration and metrics", 1.0)
     evaluation = Evaluation(labels=prepared.labels, codes=prepared.codes, minority=minority_label(prepared),
                             mode=mode, sets=sets, baseline=base, conflicts=prepared.table.conflicts,
                             threshold=threshold,
@@ -300,7 +311,7 @@ def prepare_for_run(run: RunDir, tokenizer, data: str | None = None) -> tuple[Pr
 
 def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: str | None = None,
                  mode: str = "score", baseline: bool = True, include_train: bool = False,
-                 threshold: float | None = ..., loaded=None, log=print) -> tuple[Evaluation, dict]:
+                 threshold: float | None = ..., loaded=None, log=print, progress=None) -> tuple[Evaluation, dict]:
     """Evaluate a saved run; writes eval.json and disagreements.csv into the run folder."""
     run = RunDir.open(run_dir, runs_dir)
     refuse_while_training(run, "evaluate it")
@@ -313,7 +324,7 @@ def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: st
     log(f"Scoring {sum(len(f) for f in (prepared.split.val_a, prepared.split.val_b))} validation rows...")
     evaluation = evaluate_model(model, tokenizer, prepared, mode=mode, baseline=baseline,
                                 include_train=include_train, threshold=t, priors=priors, base_key=base_identity(meta),
-                                reference=data is None)
+                                reference=data is None, progress=progress)
     if data is not None:  # the classic model learns from the run's own training rows, as the LLM did
         own = prepare_for_run(run, tokenizer)[0]
         evaluation.reference = classic.baselines(own.split.train, {"val_a": prepared.split.val_a,
@@ -478,6 +489,6 @@ def sanity_check(config: RunConfig, rows: int = 6, log=print) -> pd.DataFrame:
     texts = list(sample["text"])
     scores = scorer.score(texts)
     generated, raw = scorer.generate(texts)
-    return pd.DataFrame({"text": texts, "label": list(sample["label"]), "scored": scores.predicted,
-                         "confidence": scores.probs.max(axis=1).round(3), "generated": raw,
-                         "generated_label": generated})
+    return pd.DataFrame({"label": list(sample["label"]), "scored": scores.predicted,
+                         "confidence": scores.probs.max(axis=1).round(3), "generated_label": generated,
+                         "generated": raw, "text": texts})

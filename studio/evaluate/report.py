@@ -84,17 +84,22 @@ def metrics_table(report: dict) -> pd.DataFrame:
 
 
 def verdicts(report: dict) -> list[str]:
-    """What the numbers mean, in words: against always answering the majority label, against the classic model and
-    the untrained model, and whether the model collapsed onto one class."""
-    out = []
+    """What the numbers mean, in words (see ``judged``)."""
+    return [text for _, text in judged(report)]
+
+
+def judged(report: dict) -> list[tuple[bool, str]]:
+    """(good news?, sentence): against always answering the majority label, against the classic model and the
+    untrained model, and whether the model collapsed onto one class."""
+    out: list[tuple[bool, str]] = []
     a = report.get("val_a") or {}
     if not a.get("n"):
         return out
     majority = (report.get("majority_baseline") or {}).get("val_a")
     if majority and a["accuracy"] is not None and a["accuracy"] < majority["accuracy"]:
-        out.append(f"Val A accuracy {a['accuracy']:.3f} is worse than always answering the majority label "
-                   f"'{report['majority_baseline']['label']}' ({majority['accuracy']:.3f}): judge this model by "
-                   "macro-F1 and minority recall, and train longer or on more balanced data.")
+        out.append((False, f"Val A accuracy {a['accuracy']:.3f} is worse than always answering the majority label "
+                           f"'{report['majority_baseline']['label']}' ({majority['accuracy']:.3f}): judge this model "
+                           "by macro-F1 and minority recall, and train longer or on more balanced data."))
     counts = a["confusion_matrix"]["counts"]
     if counts:
         predicted = np.array(counts).sum(axis=0)[: len(report["labels"])]
@@ -102,22 +107,23 @@ def verdicts(report: dict) -> list[str]:
         top = int(predicted.argmax())
         share, true_share = predicted[top] / max(1, predicted.sum()), truth[top] / max(1, truth.sum())
         if share >= 0.8 and true_share < 0.6 and len(report["labels"]) > 1:
-            out.append(f"Collapse: the model predicts '{report['labels'][top]}' for {100 * share:.0f}% of Val A rows "
-                       f"(the truth: {100 * true_share:.0f}%). Its minority recall and accuracy mean little: train "
-                       "longer, or check the label codes.")
+            out.append((False, f"Collapse: the model predicts '{report['labels'][top]}' for {100 * share:.0f}% of "
+                               f"Val A rows (the truth: {100 * true_share:.0f}%). Its minority recall and accuracy "
+                               "mean little: train longer, or check the label codes."))
     classic = (report.get("classic_baseline") or {}).get("val_a")
     if classic and classic.get("macro_f1") is not None:
         gain = a["macro_f1"] - classic["macro_f1"]
         if gain >= 0:
-            out.append(f"The fine-tuned model adds {gain:+.3f} macro-F1 over a classic model (TF-IDF + logistic "
-                       f"regression, {classic['macro_f1']:.3f}) on Val A.")
+            out.append((True, f"The fine-tuned model adds {gain:+.3f} macro-F1 over a classic model (TF-IDF + "
+                              f"logistic regression, {classic['macro_f1']:.3f}) on Val A."))
         else:
-            out.append(f"A classic model (TF-IDF + logistic regression) is better on this data: Val A macro-F1 "
-                       f"{classic['macro_f1']:.3f} against this model's {a['macro_f1']:.3f} ({gain:+.3f}). Train "
-                       "longer, or use the classic model.")
+            out.append((False, f"A classic model (TF-IDF + logistic regression) is better on this data: Val A "
+                               f"macro-F1 {classic['macro_f1']:.3f} against this model's {a['macro_f1']:.3f} "
+                               f"({gain:+.3f}). Train longer, or use the classic model."))
     base = (report.get("baseline") or {}).get("val_a")
     if base and base.get("macro_f1") is not None:
-        out.append(f"Training moved Val A macro-F1 from {base['macro_f1']:.3f} (untrained) to {a['macro_f1']:.3f}.")
+        out.append((a["macro_f1"] > base["macro_f1"], f"Training moved Val A macro-F1 from {base['macro_f1']:.3f} "
+                                                      f"(untrained) to {a['macro_f1']:.3f}."))
     return out
 
 

@@ -66,11 +66,12 @@ class LabelScorer:
         return torch.autocast(self.model.device.type, dtype=self.autocast)
 
     @torch.inference_mode()
-    def score(self, texts: list[str]) -> Scores:
+    def score(self, texts: list[str], progress=None) -> Scores:
+        """``progress(done, total)`` after every batch (the UI's and CLI's progress)."""
         with self._compute():
-            return self._score(texts)
+            return self._score(texts, progress)
 
-    def _score(self, texts: list[str]) -> Scores:
+    def _score(self, texts: list[str], progress=None) -> Scores:
         self.model.eval()
         rows = [self.prompt_ids(t) for t in texts]
         out = np.zeros((len(rows), len(self.labels)), dtype=np.float64)
@@ -78,10 +79,15 @@ class LabelScorer:
         reuse = self.reuse_prefix and self._cache_works()
         shared = [i for i, ids in enumerate(rows) if reuse and ids[:p] == self.prefix_ids and len(ids) > p]
         alone = sorted(set(range(len(rows))) - set(shared))
+        done = 0
         for group, prefix in ((shared, self.prefix_ids), (alone, [])):
+            group = sorted(group, key=lambda i: len(rows[i]))  # rows of like length together: little padding
             for start in range(0, len(group), self.batch_size):
                 batch = group[start:start + self.batch_size]
                 out[batch] = self._score_batch([rows[i][len(prefix):] for i in batch], prefix)
+                done += len(batch)
+                if progress:
+                    progress(done, len(rows))
         probs = torch.softmax(torch.from_numpy(out), dim=1).numpy()
         return Scores(self.labels, out, probs)
 
@@ -103,11 +109,13 @@ class LabelScorer:
     def _score_batch(self, suffixes: list[list[int]], prefix: list[int]) -> np.ndarray:
         device = self.model.device
         b, width, p = len(suffixes), max(len(s) for s in suffixes), len(prefix)
-        ids = torch.full((b, width), self.pad_id, dtype=torch.long, device=device)
-        mask = torch.zeros((b, width), dtype=torch.long, device=device)
+        # Built on the host and sent at once (one copy per batch, not one per row).
+        host_ids = np.full((b, width), self.pad_id, dtype=np.int64)
+        host_mask = np.zeros((b, width), dtype=np.int64)
         for i, s in enumerate(suffixes):
-            ids[i, width - len(s):] = torch.tensor(s, device=device)
-            mask[i, width - len(s):] = 1
+            host_ids[i, width - len(s):] = s
+            host_mask[i, width - len(s):] = 1
+        ids, mask = torch.from_numpy(host_ids).to(device), torch.from_numpy(host_mask).to(device)
         positions = (p + mask.cumsum(1) - 1).clamp(min=p)
         cache = None
         if prefix:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.config import EMBEDDED_MODEL
 from studio.errors import StudioError, is_disk_full
 from studio.evaluate.evaluator import adapter_meta, calibrated, load_run_model, prepare_for_run
 from studio.evaluate.report import predict_with_threshold
@@ -259,6 +260,10 @@ def _write_metadata(run: RunDir, meta: dict, fmt: str, out: Path, agreement, row
 def model_card(run: RunDir, facts: dict, meta: dict, fmt: str, agreement, rows, commands: str) -> str:
     config = facts.get("config", {})
     lora, train = config.get("lora", {}), config.get("train", {})
+
+    def used(key):  # the value the run trained with (auto settings decided at start), else the setting
+        return (facts.get("resolved") or {}).get(key, train.get(key))
+
     lines = [f"# {run.name}: text classifier", "",
              f"LoRA fine-tune of `{meta.get('base_model')}` that answers with a label code. Export format: "
              f"**{fmt}** ({FORMAT_HELP[fmt]}).", "", "## Labels", "", "| code | label |", "|---|---|"]
@@ -269,13 +274,26 @@ def model_card(run: RunDir, facts: dict, meta: dict, fmt: str, agreement, rows, 
     lines += ["", "## Rubric (system prompt)", "", "```", meta["rubric"], "```", "", "## Evaluation", ""]
     report = _read_json(run.path / "eval.json")
     if report:
-        lines += ["| set | rows | accuracy | macro-F1 | minority recall | baseline macro-F1 |",
-                  "|---|---|---|---|---|---|"]
+        from studio.evaluate.report import judged
+
+        lines += ["| set | rows | accuracy | macro-F1 | minority recall | untrained macro-F1 | classic macro-F1 |",
+                  "|---|---|---|---|---|---|---|"]
         for name, title in (("val_a", "Val A (natural ratio)"), ("val_b", "Val B (balanced)")):
             m = report[name]
             base = report.get("baseline", {}).get(name, {}).get("macro_f1")
+            classic = (report.get("classic_baseline") or {}).get(name, {}).get("macro_f1")
             lines.append(f"| {title} | {m['n']} | {_f(m['accuracy'])} | {_f(m['macro_f1'])} | "
-                         f"{_f(m['minority_recall'])} | {_f(base)} |")
+                         f"{_f(m['minority_recall'])} | {_f(base)} | {_f(classic)} |")
+        majority = (report.get("majority_baseline") or {}).get("val_a")
+        if majority:
+            lines += ["", f"Always answering the majority label '{report['majority_baseline']['label']}' scores "
+                          f"accuracy {_f(majority['accuracy'])} on Val A."]
+        lines += [""] + [text for _, text in judged(report)]  # the same words as the CLI and the Evaluate tab
+        cal = report.get("calibration") or {}
+        if cal.get("before", {}).get("ece") is not None:
+            lines += ["", f"Calibration (Val A, held-out halves): expected calibration error "
+                          f"{cal['before']['ece']:.3f} → {cal['after']['ece']:.3f} with temperature "
+                          f"{cal['temperature']:.2f}."]
         lines += ["", "| label | precision (Val A) | recall (Val A) | F1 (Val A) | support |", "|---|---|---|---|---|"]
         for lb, m in report["val_a"]["per_class"].items():
             lines.append(f"| {lb} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | {m['support']} |")
@@ -287,9 +305,10 @@ def model_card(run: RunDir, facts: dict, meta: dict, fmt: str, agreement, rows, 
     lines += ["", "## Training", "",
               f"r={lora.get('r')}, lora_alpha={lora.get('lora_alpha')}, rsLoRA={lora.get('use_rslora')}, "
               f"target modules {', '.join(lora.get('target_modules', []))}; "
-              f"{train.get('max_steps')} steps, batch {train.get('per_device_train_batch_size')} × "
-              f"{train.get('gradient_accumulation_steps')}, lr {train.get('learning_rate')}, "
+              f"{used('max_steps')} steps, batch {used('per_device_train_batch_size')} × "
+              f"{used('gradient_accumulation_steps')}, lr {used('learning_rate')}, "
               f"backend {facts.get('backend', {}).get('name')}. Full settings in `run.json`.", "",
+              "Probabilities: " + PROBABILITY_NOTE + " (values in `labels.json`).", "",
               "## How to run", "", commands]
     return "\n".join(lines) + "\n"
 
@@ -318,7 +337,9 @@ def run_commands(fmt: str, folder: Path, artifact: str, name: str, meta: dict) -
         return ("```python\nimport json\nfrom peft import AutoPeftModelForCausalLM\nfrom transformers import "
                 f"AutoTokenizer\npath = {folder!r}\nmodel = AutoPeftModelForCausalLM.from_pretrained(path)\n"
                 f"tok = AutoTokenizer.from_pretrained(path)\n{score}\n```\n"
-                f"The base model `{meta.get('base_model')}` must be available (hub id or local folder).")
+                f"The base model `{_hub_name(meta.get('base_model'))}` must be available (hub id or local folder)"
+                + (" (the studio trained on the GGUF of the same model, dequantised; on the hub's bf16 weights the "
+                   "answers can differ slightly)." if meta.get("base_model") == EMBEDDED_MODEL else "."))
     if fmt in ("merged_16bit", "merged_4bit"):
         return ("```python\nimport json\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
                 f"path = {folder!r}\nmodel = AutoModelForCausalLM.from_pretrained(path)\n"
@@ -333,6 +354,12 @@ def run_commands(fmt: str, folder: Path, artifact: str, name: str, meta: dict) -
             "                                  {\"role\": \"user\", \"content\": \"Your text here\"}],\n"
             "                                 temperature=0, max_tokens=8)\n"
             "print(out[\"choices\"][0][\"message\"][\"content\"])  # a code; labels.json maps it back\n```")
+
+
+def _hub_name(model_name: str | None) -> str | None:
+    from studio.models.embedded import HUB_ID
+
+    return HUB_ID if model_name == EMBEDDED_MODEL else model_name
 
 
 def zip_export(folder: str | Path) -> Path:

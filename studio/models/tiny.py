@@ -17,6 +17,8 @@ QWEN_SHAPES = {
                  num_key_value_heads=2, vocab_size=151936),
     "3b": dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
                num_key_value_heads=2, vocab_size=151936),
+    "7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+               num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
 }
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -59,7 +61,8 @@ def build_tokenizer(vocab_size: int = 1024):
 def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 1024, hidden_size: int = 64,
                      num_hidden_layers: int = 2, num_attention_heads: int = 4, num_key_value_heads: int = 2,
                      intermediate_size: int = 128, initializer_range: float = 0.2, seed: int = 0,
-                     tokenizer=None, architecture: str = "qwen2", dtype: str = "float32") -> Path:
+                     tokenizer=None, architecture: str = "qwen2", dtype: str = "float32",
+                     tie_word_embeddings: bool = True) -> Path:
     """Write a random-init Qwen2 causal LM + tokenizer to ``out_dir`` (loadable with from_pretrained).
 
     ``architecture`` "llama" gives SmolLM2's architecture (pair it with SmolLM2's tokenizer: transformers picks
@@ -78,13 +81,17 @@ def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 1024, hidden_size
     config = config_class(
         vocab_size=max(vocab_size, len(tokenizer)), hidden_size=hidden_size, num_hidden_layers=num_hidden_layers,
         num_attention_heads=num_attention_heads, num_key_value_heads=num_key_value_heads,
-        intermediate_size=intermediate_size, max_position_embeddings=2048, tie_word_embeddings=True,
+        intermediate_size=intermediate_size, max_position_embeddings=2048, tie_word_embeddings=tie_word_embeddings,
         initializer_range=initializer_range,
         bos_token_id=None, eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
-    model = model_class(config).to(getattr(torch, dtype))
+    torch.set_default_dtype(getattr(torch, dtype))  # built in its dtype at once (a 7B shape in float32 is 30 GB)
+    try:
+        model = model_class(config)
+    finally:
+        torch.set_default_dtype(torch.float32)
     model.generation_config = GenerationConfig(eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

@@ -52,6 +52,7 @@ class Job(Protocol):
     stream: MetricsStream
     warnings: list[str]
     model: object  # the trained model kept for evaluation in memory (None when it lives in other processes)
+    earlier: list[dict]  # records from before a resume (the stream holds what this job appended)
 
     @property
     def done(self) -> bool: ...

@@ -49,6 +49,7 @@ class LaunchedJob(jobs.SnapshotMixin):
     writes."""
 
     model = tokenizer = prepared = None  # nothing in memory: evaluation and export load the saved adapter
+    earlier: list = []  # a launched run starts from its beginning
 
     def __init__(self, config: RunConfig, run: RunDir, processes: int, warnings: list[str], proc: subprocess.Popen):
         self.config, self.run, self.processes, self.warnings, self.proc = config, run, processes, warnings, proc
@@ -130,7 +131,7 @@ def start_launched(config: RunConfig, runs_dir: str | Path, processes: int) -> L
     with jobs.claimed():
         prepared = prepare_data(copy.deepcopy(config.data))  # bad data fails here, before any process starts
         warnings = prepared.warnings + validate_config(config, len(prepared.train), processes)
-        run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name))
+        run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name, config.data.path))
         config_path = run.path.parent / f".{run.name}.launch.json"
         config.replace({"name": run.name}).save(config_path)
         log = open(run.path / "launcher.log", "w", encoding="utf-8")

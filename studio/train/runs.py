@@ -30,9 +30,13 @@ def sanitize_name(name: str) -> str:
     return cleaned
 
 
-def default_run_name(model_name: str) -> str:
+def default_run_name(model_name: str, data_path: str = "") -> str:
+    """data file + model + time, so two datasets' runs never look alike ('posts-SmolLM2-135M-Instruct-20261125-…').
+    An upload kept beside the runs loses its content-hash prefix."""
     base = model_name.rstrip("/").split("/")[-1].replace("embedded:", "")
-    return f"{base}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = Path(data_path).stem if data_path else ""
+    stem = re.sub(r"^[0-9a-f]{12}-", "", stem)[:32]
+    return "-".join(p for p in (stem, base, time.strftime("%Y%m%d-%H%M%S")) if p)
 
 
 def run_minority_label(facts: dict) -> str | None:

@@ -114,10 +114,14 @@ def pr_curve(curve: dict | None, threshold: float | None) -> go.Figure:
 
 
 def probabilities(probs: dict[str, float], title: str) -> go.Figure:
+    """One bar per class, tall enough that every class name and its percentage reads (a row per class)."""
     labels = list(probs)
     fig = go.Figure(go.Bar(x=[probs[lb] for lb in labels], y=labels, orientation="h",
-                           text=[f"{probs[lb]:.1%}" for lb in labels], textposition="auto"))
-    fig.update_layout(title=title, xaxis_range=[0, 1], **{**LAYOUT, "height": 220})
+                           text=[f"{probs[lb]:.1%}" for lb in labels], textposition="outside", cliponaxis=False))
+    fig.update_layout(title=title, xaxis_range=[0, 1.15], yaxis_autorange="reversed",
+                      **{**LAYOUT, "height": 140 + 34 * max(2, len(labels)),
+                         "margin": dict(l=10, r=20, t=40, b=30)})
+    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -145,4 +149,23 @@ def memory_estimate(estimate: dict | None, measured_gb: float | None = None) -> 
     title = f"Estimated peak: {estimate['needed_gb']:.2f} GiB" + (
         f" of {total:.1f} GiB ({100 * estimate['share']:.0f}%): {estimate['verdict']}" if total else "")
     fig.update_layout(title=title, barmode="stack", xaxis_title="GiB", **{**LAYOUT, "height": 240})
+    return fig
+
+
+def reliability(calibration: dict | None) -> go.Figure:
+    """Confidence against accuracy per bin, before and after temperature scaling (Val A, held-out halves); the
+    diagonal is perfect calibration."""
+    if not calibration or not calibration.get("before", {}).get("bins"):
+        return _empty("Calibration", "Evaluate a run (score mode) to see its reliability diagram")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="#999"),
+                             name="perfectly calibrated"))
+    for key, name in (("before", "before"), ("after", "after temperature scaling")):
+        bins = calibration[key]["bins"]
+        fig.add_trace(go.Scatter(x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins],
+                                 mode="lines+markers", name=f"{name} (ECE {calibration[key]['ece']:.3f})",
+                                 text=[f"{b['count']} rows" for b in bins], marker=dict(size=8)))
+    fig.update_layout(title="Calibration on Val A: how often the model is right at each confidence",
+                      xaxis_title="confidence (the top class's probability)", yaxis_title="accuracy",
+                      xaxis_range=[0, 1.02], yaxis_range=[0, 1.05], **LAYOUT)
     return fig

@@ -54,10 +54,18 @@ class UIContext:
         return [r["name"] for r in runs if not with_adapter or r["state"] in ("finished", "stopped")
                 or (r["state"] in ("failed", "interrupted") and _has_adapter(r["path"]))]
 
-    def run_dropdown_update(self, current: str | None = None):
+    def newest_run(self) -> str | None:
+        """The newest run with an adapter (the Evaluate, Playground and Export tabs preselect it)."""
         choices = self.run_choices()
-        value = current if current in choices else (choices[0] if choices else None)
-        return gr.update(choices=choices, value=value)
+        return choices[0] if choices else None
+
+    def run_dropdown_update(self, current: str | None = None, seen: str | None = None):
+        """The run picker's choices, the newest run selected when it is new since this page last looked (``seen``),
+        else the user's own pick; returns (update, the newest run now)."""
+        choices = self.run_choices()
+        newest = choices[0] if choices else None
+        value = newest if newest != seen or current not in choices else current
+        return gr.update(choices=choices, value=value), newest
 
 
 def _has_adapter(path: str) -> bool:
@@ -77,14 +85,28 @@ def error_box(message: str, levers: list[str] | None = None) -> str:
     return text + "</div>"
 
 
+# CLI flags in the engine's messages, as the page's controls are called.
+CONTROLS = {"--label-col": "the Label column picker (Data tab)", "--text-col": "the Text column picker (Data tab)",
+            "--max-classes": "'Most classes allowed' (Data tab, Split and balancing)",
+            "--max-upload-mb": "the app's --max-upload-mb", "--data": "the Data tab's file"}
+
+
+def for_the_page(message: str) -> str:
+    """An engine message with its CLI flags named as the page's controls."""
+    for flag, control in CONTROLS.items():
+        message = message.replace(f"with {flag}", f"with {control}").replace(flag, control)
+    return message
+
+
 def ui_errors(fn):
-    """A handler whose StudioError (bad input, a refused action) reaches the user as a Gradio error message."""
+    """A handler whose StudioError (bad input, a refused action) reaches the user as a message that stays until it
+    is closed, naming the page's controls."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except StudioError as err:
-            raise gr.Error(str(err)) from None
+            raise gr.Error(for_the_page(str(err)), duration=None) from None
 
     return wrapper
 
@@ -92,12 +114,14 @@ def ui_errors(fn):
 def as_markdown(lines: list[str]) -> str:
     """Report lines from the engine (the same the CLI prints) as Markdown: list items stay together, other lines
     become paragraphs."""
-    def item(line: str) -> bool:
-        return line.startswith("- ") or line.split(". ", 1)[0].isdigit()
+    def kind(line: str) -> str | None:
+        if line.startswith("|"):
+            return "table"
+        return "list" if line.startswith("- ") or line.split(". ", 1)[0].isdigit() else None
 
     out: list[str] = []
     for line in lines:
-        if out and not (item(line) and item(out[-1])):
+        if out and (kind(line) is None or kind(line) != kind(out[-1])):
             out.append("")
         out.append(line.replace("+ ", "\\+ ", 1) if line.startswith("+ ") else line)
     return "\n".join(out)

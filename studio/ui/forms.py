@@ -11,6 +11,7 @@ its one-line help; values go back through the same coercion as run.json and CLI 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Callable
 
 import gradio as gr
@@ -19,26 +20,32 @@ from studio.config import ALL_PROJECTIONS, SECTIONS, RunConfig, field_kind, fiel
 
 
 def component(f, value):
-    kind, choices, info = field_kind(f), f.metadata.get("choices"), f.metadata["help"]
+    """A field's widget: its plain label first, then the help and the setting's own name (as in run.json and the
+    CLI flags) as the secondary text."""
+    kind, choices = field_kind(f), f.metadata.get("choices")
+    label, info = f.metadata.get("label") or f.name, f"{f.metadata['help']} · {f.name}"
     widget = f.metadata.get("widget")
     if widget == "model":  # curated choices, or any hub id / local folder typed in
         from studio.models.loading import CURATED_MODELS
 
-        return gr.Dropdown(choices=CURATED_MODELS, value=value, allow_custom_value=True, label="model", info=info,
+        return gr.Dropdown(choices=CURATED_MODELS, value=value, allow_custom_value=True, label=label, info=info,
                            elem_id="model-name")
     if widget == "modules":
         return gr.Dropdown(choices=ALL_PROJECTIONS, value=value, multiselect=True, allow_custom_value=True,
-                           label=f.name, info=info)
+                           label=label, info=info)
     if kind is bool:
-        return gr.Checkbox(value=value, label=f.name, info=info)
+        return gr.Checkbox(value=value, label=label, info=info)
     if choices:
-        return gr.Dropdown(choices=choices, value=value, label=f.name, info=info)
+        return gr.Dropdown(choices=choices, value=value, label=label, info=info)
     if kind in (int, float):
-        return gr.Number(value=value, label=f.name, info=info, precision=0 if kind is int else None)
+        # a float's arrows move by a step of its own size (the learning rate's by 1e-4, not by 1)
+        step = 1 if kind is int else f.metadata.get("step", 10 ** round(math.log10(abs(value))) / 10 if value else 0.01)
+        return gr.Number(value=value, label=label, info=info, precision=0 if kind is int else None, step=step,
+                         elem_id=f"field-{f.name}")
     if kind is dict:
-        return gr.Textbox(value=json.dumps(value) if value else "", label=f.name, info=info,
+        return gr.Textbox(value=json.dumps(value) if value else "", label=label, info=info,
                           placeholder=f.metadata.get("placeholder", ""))
-    return gr.Textbox(value=value, label=f.name, info=info)
+    return gr.Textbox(value=value, label=label, info=info)
 
 
 def _field_to_config(f) -> Callable[[Any], Any]:

@@ -1,6 +1,7 @@
 """The web UI: wiring through gradio_client against a launched app, and the whole flow in a real browser (Debian's
 chromium driven by playwright) with a screenshot of every tab in test-artifacts/screenshots/."""
 
+import json
 import re
 import subprocess
 import sys
@@ -20,6 +21,8 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.fixture(scope="module")
 def toy_file(tmp_path_factory):
     rows = toy_rows(120, minority_every=4, seed=3)
+    for i in (1, 2, 3):  # three 'project …' posts labelled as rules questions: the Labels tab should find them
+        rows[i] = (rows[i][0], "Rules Question")
     path = tmp_path_factory.mktemp("ui-data") / "forum_posts.jsonl"
     pd.DataFrame(rows, columns=["post", "category"]).to_json(path, orient="records", lines=True)
     return path
@@ -73,7 +76,8 @@ def test_wiring_through_gradio_client(app):
 
     url, runs = app
     client = Client(url, verbose=False)
-    summary, codes, _, _ = client.predict(api_name="/check_data")  # the defaults: the sample data
+    summary, codes, _, _, problem = client.predict(api_name="/check_data")  # the defaults: the sample data
+    assert not problem
     assert "**424** usable rows" in summary and "Rules Question" in summary
     assert [row[:2] for row in codes["data"]] == [["Other", "O"], ["Rules Question", "RQ"]]
     advised = client.predict("14.7", api_name="/apply_advice")  # the sample: 449 rows, 11% Rules Question
@@ -113,13 +117,14 @@ def test_whole_flow_in_a_real_browser(app, toy_file):
             raise
         finally:
             browser.close()
-    run = sorted(p for p in runs.iterdir() if (p / "run.json").exists())[-1]
+    run = max((p for p in runs.iterdir() if (p / "run.json").exists()),  # the newest (names start with the data)
+              key=lambda p: json.loads((p / "run.json").read_text())["created"])
     assert run.name == run_name
     assert (run / "exports" / "adapters" / "adapter_model.safetensors").exists()
     recorded = RunConfig.load(run / "run.json").data
     assert (recorded.text_column, recorded.label_column) == ("post", "category")
     assert Path(recorded.path).exists() and ".uploads" in recorded.path  # the upload outlives Gradio's temp
-    for name in ("1-data", "2-model", "3-train", "4-evaluate", "5-playground", "6-export", "7-runs"):
+    for name in ("1-data", "2-labels", "3-model", "4-train", "5-evaluate", "6-playground", "7-export", "8-runs"):
         assert (SHOTS / f"{name}.png").stat().st_size > 20_000
 
 
@@ -136,40 +141,57 @@ def drive(page, url: str, toy_file: Path) -> str:
     page.click("#check-data")
     page.get_by_text("usable rows").wait_for(timeout=60000)
     assert "text column post" in page.locator("body").inner_text().replace("*", "")
+    assert "How hard is this data?" in page.locator("body").inner_text()
     page.screenshot(path=str(SHOTS / "1-data.png"), full_page=True)
 
-    page.get_by_role("tab", name="2 · Model & LoRA").click()
+    page.get_by_role("tab", name="2 · Labels").click()
+    page.click("#find-issues")
+    page.locator("#issues-status").get_by_text("likely label issues").wait_for(timeout=60000)
+    page.locator("#suspects [data-testid='cell-0-1']").click()  # review the most likely one
+    page.wait_for_timeout(500)
+    row = page.locator("#review-row input").input_value()
+    page.click("#save-decision")
+    page.locator("#decisions-summary").get_by_text("1 decisions saved", exact=False).wait_for(timeout=30000)
+    page.screenshot(path=str(SHOTS / "2-labels.png"), full_page=True)
+
+    page.get_by_role("tab", name="3 · Model & LoRA").click()
     page.get_by_text("rows per optimizer step").wait_for(timeout=30000)
+    # no GPU here: the CPU's view first (what falls back, before Start), then a card picked to plan for
+    page.locator("#fit-estimate").get_by_text("training runs on its CPU", exact=False).wait_for(timeout=30000)
+    assert "adamw_8bit is not available" in page.locator("#fit-estimate").inner_text()
+    page.locator("#gpu-choice input").fill("T4 / 16 GB card (14.7 GiB)")
+    page.locator("#gpu-choice input").press("Enter")
     page.locator("#fit-estimate").get_by_text("peak reserved", exact=False).wait_for(timeout=30000)
     assert "Recipe advisor" in page.locator("#advice").inner_text()
-    page.screenshot(path=str(SHOTS / "2-model.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "3-model.png"), full_page=True)
 
-    page.get_by_role("tab", name="3 · Train").click()
+    page.get_by_role("tab", name="4 · Train").click()
     page.click("#start-training")
     page.get_by_text("started in").wait_for(timeout=60000)
     run_name = re.search(r"Run (\S+) started in", page.locator("body").inner_text()).group(1)
-    page.locator("#train-status").get_by_text(f"{run_name}: finished (finished)").wait_for(timeout=180000)
+    page.locator("#train-status").get_by_text(f"{run_name}: finished").wait_for(timeout=180000)
+    assert "finished (finished)" not in page.locator("#train-status").inner_text()
     assert "estimated peak" in page.locator("#train-status").inner_text()  # estimate beside what was measured
     page.wait_for_timeout(1500)  # one more poll paints the last points
     points = page.locator("#loss-chart .scatterlayer .trace path.js-line").count()
     assert points >= 1, "the loss chart has no line"
-    page.screenshot(path=str(SHOTS / "3-train.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "4-train.png"), full_page=True)
 
-    page.get_by_role("tab", name="4 · Evaluate").click()
+    page.get_by_role("tab", name="5 · Evaluate").click()
     page.wait_for_timeout(1000)
     page.click("#evaluate")
     page.get_by_text("minority class").wait_for(timeout=120000)
     page.locator("#cm-val-a .heatmaplayer").wait_for(timeout=30000)
-    page.screenshot(path=str(SHOTS / "4-evaluate.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "5-evaluate.png"), full_page=True)
 
-    page.get_by_role("tab", name="5 · Playground").click()
+    page.get_by_role("tab", name="6 · Playground").click()
     page.wait_for_timeout(1000)
     page.fill("#play-text textarea", "rules question about links in my signature")
     page.click("#classify")
     page.get_by_text("Before training the same model said").wait_for(timeout=60000)
-    page.screenshot(path=str(SHOTS / "5-playground.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "6-playground.png"), full_page=True)
 
-    page.get_by_role("tab", name="6 · Export").click()
+    page.get_by_role("tab", name="7 · Export").click()
     page.wait_for_timeout(1000)
     page.click("#export-adapters")
     page.get_by_text("adapters exported").wait_for(timeout=180000)
@@ -178,15 +200,25 @@ def drive(page, url: str, toy_file: Path) -> str:
     with page.expect_download() as download:  # the user leaves with a model
         link.click()
     assert Path(download.value.path()).stat().st_size > 10_000
-    page.screenshot(path=str(SHOTS / "6-export.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "7-export.png"), full_page=True)
 
-    page.get_by_role("tab", name="7 · Runs").click()
+    page.get_by_role("tab", name="8 · Runs").click()
     page.wait_for_function(  # visible text only: the Runs tab lists the new run as finished
         "name => document.body.innerText.includes(name) && document.body.innerText.includes('30/30')",
         arg=run_name, timeout=30000)
-    page.screenshot(path=str(SHOTS / "7-runs.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "8-runs.png"), full_page=True)
 
     page.reload()  # a reloaded page reattaches to the last job
-    page.get_by_role("tab", name="3 · Train").click()
+    page.get_by_role("tab", name="4 · Train").click()
     page.locator("#train-status").get_by_text(f"{run_name}: finished").wait_for(timeout=30000)
+    page.get_by_role("tab", name="1 · Data").click()
+    page.locator("#data-upload input[type=file]").set_input_files(str(toy_file))  # the reloaded page's file
+    page.get_by_text("forum_posts.jsonl** (uploaded)", exact=False).or_(
+        page.get_by_text("Using forum_posts.jsonl")).first.wait_for(timeout=30000)
+    page.get_by_role("tab", name="2 · Labels").click()
+    page.click("#find-issues")  # the decision made before the reload is still there
+    page.locator("#decisions-summary").get_by_text("decisions saved", exact=False).wait_for(timeout=60000)
+    assert row and row in page.locator("#suspects").inner_text()
+    page.click("#download-cleaned")
+    page.locator("#cleaned-files").get_by_text("cleaned", exact=False).first.wait_for(timeout=30000)
     return run_name

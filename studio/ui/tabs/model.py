@@ -42,7 +42,8 @@ def build(ctx: UIContext, form: Form) -> dict:
         gr.Markdown("### Will it fit? GPU memory before training")
         with gr.Row():
             gpu = gr.Dropdown(choices=GPU_CHOICES, value="auto", label="GPU to plan for", scale=1,
-                              info="This machine's GPU, or the card you will train on (e.g. a free Colab T4).")
+                              info="This machine's GPU, or the card you will train on (e.g. a free Colab T4).",
+                              elem_id="gpu-choice")
             fit_chart = gr.Plot(show_label=False, scale=3)
         fit = gr.Markdown(elem_id="fit-estimate")
         with gr.Row():
@@ -52,25 +53,37 @@ def build(ctx: UIContext, form: Form) -> dict:
     with gr.Row():
         sanity = gr.Button("Sanity check: run the untrained model on a few rows")
     sanity_table = gr.Dataframe(label="Untrained model on Val A rows (the guide: check inference before "
-                                      "training)", interactive=False, visible=False)
+                                      "training). 'scored' picks among the codes; 'generated' is its free text, "
+                                      "'(invalid)' when that does not start with a code: teaching it to is what "
+                                      "training is for.", interactive=False, visible=False, wrap=False,
+                                column_widths=["14%", "14%", "9%", "14%", "14%", "35%"])
     settings = [form[k] for k in form.generated]  # the split settings of the Data tab, and this tab's
 
     preset.change(lambda name: PRESETS[name]["description"] if name else "", preset, preset_help,
                   api_visibility="private")
 
-    def fill(config: RunConfig) -> dict:
-        """Every generated setting shown as in ``config``."""
-        return form.updates(config, form.generated)
+    data_changed = gr.State(False)  # whether the last applied change touched the data settings (the Data tab rechecks)
+
+    def fill(old: RunConfig, new: RunConfig, what: str) -> dict:
+        """Every generated setting shown as in ``new``, and a message that lists what changed."""
+        changed = [k for k in form.changed(old, new) if k in form.generated]
+        listed = "; ".join(f"{form[k].label} ({k}): {_show(_value(old, k))} → {_show(_value(new, k))}"
+                           for k in changed) or "nothing (the settings already matched)"
+        gr.Info(f"{what} changed: {listed}")
+        return {**form.updates(new, form.generated), preset_help: f"**{what} changed:** {listed}",
+                data_changed: any(k.startswith("data.") for k in changed)}
 
     @ui_errors
     def apply_preset_values(data):
         name = data[preset]
         if not name:
             raise StudioError("Pick a preset first.")
-        return fill(apply_preset(form.config(data), name))
+        old = form.config(data)
+        return fill(old, apply_preset(old, name), f"Preset '{name}'")
 
     fn, inputs = form.bind(apply_preset_values, preset)
-    apply.click(fn, inputs, settings, api_name="apply_preset")
+    changes = [*settings, preset_help, data_changed]
+    preset_event = apply.click(fn, inputs, changes, api_name="apply_preset")
 
     def check(data):
         from studio.train.recipe import preview, time_estimate
@@ -97,9 +110,16 @@ def build(ctx: UIContext, form: Form) -> dict:
                 "No warnings for these settings."}
 
     def will_it_fit(data):
-        """Markdown, chart and advice for the form's settings (recomputed at every change)."""
+        """Markdown, chart and advice for the form's settings (recomputed at every change); on a machine without a
+        GPU, the CPU's view (what falls back, what it will take) unless a card is picked to plan for."""
+        from studio.train.recipe import device_guess
+
         try:
             config = form.config(data)
+            if data[gpu] in (None, "", "auto") and device_guess() == "cpu":
+                items = advise(config, None, train_rows=ctx.data_rows, class_counts=ctx.class_counts)
+                return {fit: cpu_markdown(config), fit_chart: charts.memory_estimate(None),
+                        advice: advice_markdown(items, ctx)}
             est, lengths = _estimate(ctx, config, data[gpu])
         except StudioError as err:
             return {fit: f"_Memory estimate unavailable: {err}_", fit_chart: charts.memory_estimate(None),
@@ -126,13 +146,13 @@ def build(ctx: UIContext, form: Form) -> dict:
         if not plan:
             raise StudioError("Nothing to apply: the run already fits, or no GPU size is known (pick one above), or "
                               "even all the levers are not enough.")
+        new = config
         for overrides in plan["overrides"]:
-            config = config.replace(overrides)
-        gr.Info("Applied: " + "; ".join(plan["steps"]))
-        return fill(config)
+            new = new.replace(overrides)
+        return fill(config, new, "The fitting plan")
 
     fn, inputs = form.bind(apply_fitting_plan, gpu)
-    apply_plan.click(fn, inputs, settings, api_name="apply_fitting_plan")
+    plan_event = apply_plan.click(fn, inputs, changes, api_name="apply_fitting_plan")
 
     @ui_errors
     def apply_recipe_advice(data):
@@ -144,11 +164,10 @@ def build(ctx: UIContext, form: Form) -> dict:
         items = advise(config, est, train_rows=ctx.data_rows, class_counts=ctx.class_counts, lengths=lengths)
         if not items:
             raise StudioError("No preset to apply: check the data first, or the defaults already suit it.")
-        gr.Info("Applied: " + ", ".join(a.preset for a in items))
-        return fill(apply_advice(config, items))
+        return fill(config, apply_advice(config, items), "The advice (" + ", ".join(a.preset for a in items) + ")")
 
     fn, inputs = form.bind(apply_recipe_advice, gpu)
-    apply_advice_button.click(fn, inputs, settings, api_name="apply_advice")
+    advice_event = apply_advice_button.click(fn, inputs, changes, api_name="apply_advice")
 
     @ui_errors
     def run_sanity(data):
@@ -161,7 +180,17 @@ def build(ctx: UIContext, form: Form) -> dict:
     sanity.click(fn, inputs, sanity_table, api_name="sanity_check")
 
     return {"check": check_fn, "check_inputs": check_inputs, "check_outputs": [estimate, warnings],
+            "changes": [preset_event, plan_event, advice_event], "data_changed": data_changed,
             "fit": fit_fn, "fit_inputs": fit_inputs, "fit_outputs": fit_outputs}
+
+
+def _value(config: RunConfig, key: str):
+    section, name = key.split(".", 1)
+    return getattr(getattr(config, section), name)
+
+
+def _show(value) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _estimate(ctx: UIContext, config: RunConfig, gpu_choice):
@@ -171,6 +200,26 @@ def _estimate(ctx: UIContext, config: RunConfig, gpu_choice):
     gpu_gb = None if gpu_choice in (None, "", "auto") else float(gpu_choice)
     gpu_name = next((label for label, value in GPU_CHOICES if value == gpu_choice), None) if gpu_gb else None
     return estimate_for_config(config, gpu_total_gb=gpu_gb, gpu_name=gpu_name, lengths=lengths), lengths
+
+
+def cpu_markdown(config: RunConfig) -> str:
+    """What training on this machine's CPU will do: the fallbacks (before Start, not only in the log), the compute,
+    the memory it has."""
+    import os
+
+    import psutil
+
+    from studio.models.loading import Backend, effective_settings
+
+    backend = Backend("transformers", "no CUDA GPU", "cpu")
+    effective_settings(config.model, config.train, backend)
+    lines = [f"**No GPU on this machine: training runs on its CPU** ({os.cpu_count()} cores, "
+             f"{psutil.virtual_memory().total / 2**30:.0f} GiB of RAM; a model of this size needs a few GiB). "
+             "Pick the card you will train on above to plan its GPU memory instead."]
+    lines += [f"- {n}" for n in backend.notices]
+    lines.append("- Gradient checkpointing is off on a CPU when left on auto (it costs ~30% more compute, and "
+                 "memory is plentiful here); compute runs in bfloat16 where the CPU has it (AVX-512 BF16, AMX).")
+    return "\n".join(lines)
 
 
 def advice_markdown(items, ctx: UIContext) -> str:

@@ -12,7 +12,7 @@ from studio.ui.context import UIContext, ui_errors
 
 def build(ctx: UIContext) -> dict:
     with gr.Row():
-        run = gr.Dropdown(label="Run", choices=ctx.run_choices(), elem_id="play-run", scale=3,
+        run = gr.Dropdown(label="Run", choices=ctx.run_choices(), value=ctx.newest_run(), elem_id="play-run", scale=3,
                           allow_custom_value=True)
     text = gr.Textbox(label="Text to classify", lines=4, elem_id="play-text",
                       placeholder="e.g. Am I allowed to post a link to my shop in my signature?")

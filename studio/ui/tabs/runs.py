@@ -4,6 +4,7 @@ runs' settings and metrics (the guide: change one knob at a time)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import gradio as gr
 import pandas as pd
 
@@ -18,7 +19,8 @@ KEY_SETTINGS = [("model", "name"), ("lora", "r"), ("lora", "lora_alpha"), ("lora
 
 def build(ctx: UIContext) -> dict:
     refresh = gr.Button("Refresh", size="sm")
-    table = gr.Dataframe(label="Runs", interactive=False, elem_id="runs-table")
+    table = gr.Dataframe(headers=["name", "state", "Val A macro-F1", "data"], label="Runs", interactive=False,
+                         elem_id="runs-table")
     with gr.Row():
         chosen = gr.Dropdown(label="Run", choices=[], scale=3, allow_custom_value=True)
         resume = gr.Button("Resume from last checkpoint", scale=1)
@@ -29,7 +31,8 @@ def build(ctx: UIContext) -> dict:
     with gr.Row():
         left = gr.Dropdown(label="Run A", choices=[], allow_custom_value=True)
         right = gr.Dropdown(label="Run B", choices=[], allow_custom_value=True)
-    comparison = gr.Dataframe(label="Settings and metrics that differ", interactive=False)
+    comparison = gr.Dataframe(headers=["setting", "run A", "run B"], label="Settings and metrics that differ",
+                              interactive=False)
 
     def rows():
         runs = list_runs(ctx.runs_dir, live_names=live_names())
@@ -37,16 +40,20 @@ def build(ctx: UIContext) -> dict:
         for r in runs:
             facts = _facts(r["path"])
             cfg = facts.get("config", {})
-            row = {"name": r["name"], "state": r["state"], "step": f"{r['step'] or 0}/{r['max_steps'] or '?'}",
+            summary = facts.get("eval_summary") or {}
+            # what decides between runs first: how good, on which data; then how it was trained
+            row = {"name": r["name"], "state": r["state"],
+                   "Val A macro-F1": _r(summary.get("val_a", {}).get("macro_f1")),
+                   "classic": _r(summary.get("classic_val_a", {}).get("macro_f1")),
+                   "Val B minority recall": _r(summary.get("val_b", {}).get("minority_recall")),
+                   "data": Path(cfg.get("data", {}).get("path", "")).name,
+                   "step": f"{r['step'] or 0}/{r['max_steps'] or '?'}",
                    "final loss": None if r["final_loss"] is None else round(r["final_loss"], 4)}
             for section, key in KEY_SETTINGS:
                 row[key if key != "name" else "model"] = cfg.get(section, {}).get(key)
-            summary = facts.get("eval_summary") or {}
-            row["Val A macro-F1"] = _r(summary.get("val_a", {}).get("macro_f1"))
-            row["Val B minority recall"] = _r(summary.get("val_b", {}).get("minority_recall"))
             out.append(row)
         names = [r["name"] for r in runs]
-        frame = pd.DataFrame(out) if out else pd.DataFrame(columns=["name", "state"])
+        frame = pd.DataFrame(out) if out else pd.DataFrame(columns=["name", "state", "Val A macro-F1", "data"])
         pick = lambda: gr.update(choices=names, value=names[0] if names else None)  # noqa: E731
         return frame, pick(), pick(), gr.update(choices=names, value=names[1] if len(names) > 1 else None)
 
@@ -102,7 +109,7 @@ def _r(value):
 
 def _facts(path: str) -> dict:
     try:
-        return RunDir(__import__("pathlib").Path(path)).read_run_json()
+        return RunDir(Path(path)).read_run_json()
     except StudioError:
         return {}
 

@@ -34,16 +34,16 @@ def build(ctx: UIContext, form: Form) -> dict:
     def poll():
         job = jobs.current()
         if job is None:
-            return progress_html(None), "", gr.skip(), gr.skip(), gr.skip(), ""
+            return progress_html(None), "", gr.skip(), gr.skip(), gr.skip(), "", gr.update(interactive=True)
         snap = job.snapshot()
-        records = job.stream.records()
+        records = job.earlier + job.stream.records()  # a resumed run's chart starts at its first step
         err = error_box(snap["error"], snap["levers"]) if snap["error"] else ""
         return (progress_html(snap), err, charts.loss(records),
                 charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"]), charts.eval_points(records),
-                job.log_tail(60))
+                job.log_tail(60), gr.update(interactive=job.done))  # no second Start while a run trains
 
-    timer.tick(poll, None, [status, error, loss, memory, evals, log], queue=False, show_progress="hidden",
-               api_name="training_status")
+    poll_outputs = [status, error, loss, memory, evals, log, start]
+    timer.tick(poll, None, poll_outputs, queue=False, show_progress="hidden", api_name="training_status")
 
     @ui_errors
     def do_stop():
@@ -68,7 +68,7 @@ def build(ctx: UIContext, form: Form) -> dict:
         n = visible_gpus()
         return gr.update(visible=n > 1, choices=list(range(1, n + 1)) if n > 1 else [1], value=1)
 
-    return {"poll": poll, "poll_outputs": [status, error, loss, memory, evals, log], "gpus": gpus,
+    return {"poll": poll, "poll_outputs": poll_outputs, "gpus": gpus,
             "show_gpus": show_gpus}
 
 
@@ -102,7 +102,10 @@ def progress_html(snap: dict | None) -> str:
     loss = "" if snap["loss"] is None else f" · loss {snap['loss']:.4f}"
     backend = snap["backend"].get("name")
     backend = f" · backend {backend} ({snap['backend'].get('device')})" if backend else ""
-    return (f"<div class='studio-progress'><b>{snap['run']}</b>: {snap['state']} ({snap['phase']}) · step "
+    state = snap["state"] if snap["phase"] == snap["state"] else f"{snap['state']} ({snap['phase']})"
+    if snap.get("best_eval") and snap["state"] in ("finished", "stopped"):
+        state += f" · kept the best adapter, step {snap['best_eval']['step']}"
+    return (f"<div class='studio-progress'><b>{snap['run']}</b>: {state} · step "
             f"{snap['step']}/{total or '?'}{loss}{tps}{eta} · {fmt_seconds(snap['elapsed_s'])} elapsed{backend}"
             f"<div class='bar'><div style='width:{pct:.1f}%'></div></div>{memory_line(snap.get('memory'))}</div>")
 
