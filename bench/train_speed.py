@@ -133,11 +133,13 @@ def studio_config(model_dir: str, bits: int, recipe: str, micro_batch: int | Non
     return config
 
 
-def run_studio(model_dir: str, bits: int, steps: int, timer, recipe: str = "default", micro_batch: int | None = None):
+def run_studio(model_dir: str, bits: int, steps: int, timer, recipe: str = "default", micro_batch: int | None = None,
+               optim: str | None = None):
     from studio.train.worker import start_training
 
     config = studio_config(model_dir, bits, recipe, micro_batch).replace({"train": {
-        "max_steps": steps, "save_steps": steps + 1, "eval_steps": 0, "early_stopping_patience": 0}})
+        "max_steps": steps, "save_steps": steps + 1, "eval_steps": 0, "early_stopping_patience": 0,
+        **({"optim": optim} if optim else {})}})
     job = start_training(config, tempfile.mkdtemp(prefix="studio-bench-"), callbacks=[timer])
     job.wait()
     if job.state != "finished":
@@ -162,8 +164,10 @@ def run_loop(model_dir: str, bits: int, steps: int, timer, micro_batch: int = 32
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4, fused=True)
     rows = []
     for example in text_rows(tokenizer, "prompt-completion"):
-        prompt = tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(example["prompt"] + example["completion"])
+        prompt = tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True, tokenize=True,
+                                               return_dict=True)["input_ids"]
+        full = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True,
+                                             return_dict=True)["input_ids"]
         rows.append((list(full), len(prompt)))
     pad = tokenizer.pad_token_id or 0
     for step in range(steps):
@@ -322,6 +326,7 @@ def main() -> int:
     parser.add_argument("--micro-batch", type=int, help="rows per step (loop: default 32; studio: instead of auto)")
     parser.add_argument("--epoch-rows", type=int, help="time one epoch over this many rows, Start to adapter saved")
     parser.add_argument("--profile", help="write a torch.profiler table of 3 steps here (studio variant)")
+    parser.add_argument("--optim", help="studio variant: this optimizer instead of the config's")
     parser.add_argument("--bits", type=int, choices=[4, 16], required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--steps", type=int, default=30)
@@ -333,7 +338,9 @@ def main() -> int:
 
     import torch
 
-    if args.variant not in ("plain", "loop"):
+    import importlib.util
+
+    if args.variant not in ("plain", "loop") and importlib.util.find_spec("unsloth"):
         import unsloth  # noqa: F401  (patches the stack before trl/peft are imported)
     if args.epoch_rows:
         result = {"variant": args.variant, "bits": args.bits, "epoch": epoch_wall_time(args.variant, args.model,
@@ -347,7 +354,8 @@ def main() -> int:
     run = {"studio": run_studio, "notebook": run_notebook, "plain": run_plain, "loop": run_loop}[args.variant]
     torch.cuda.reset_peak_memory_stats()
     extra = ({"fmt": args.format} if args.variant == "notebook" else
-             {"recipe": args.recipe, "micro_batch": args.micro_batch} if args.variant == "studio" else
+             {"recipe": args.recipe, "micro_batch": args.micro_batch, "optim": args.optim} if args.variant == "studio"
+             else
              {"micro_batch": args.micro_batch or 32} if args.variant == "loop" else {})
     if args.profile:
         timer = profiled(timer, args.profile, args.warmup)
@@ -367,7 +375,7 @@ def main() -> int:
         except metadata.PackageNotFoundError:
             pass
     result = {"variant": args.variant, "bits": args.bits, "backend": backend.get("name"), "steps": args.steps,
-              "recipe": args.recipe if args.variant == "studio" else None,
+              "recipe": args.recipe if args.variant == "studio" else None, "optim": args.optim,
               "resolved": backend.get("resolved"), "micro_batch": args.micro_batch,
               "measured_steps": len(times), "median_step_s": round(median, 4),
               "tokens_per_step": round(tokens_per_step, 1), "tokens_per_s": round(tokens_per_step / median, 1),

@@ -93,12 +93,13 @@ class ModelSpec:
                                   "Ignored on CPU, with a notice.", label="Load the model in 4-bit (GPU)")
     dtype: str = _f("auto", "Compute dtype; auto picks bfloat16 on GPUs that support it, else float16; on a CPU, "
                             "float32 weights with bfloat16 compute where the CPU has it (AVX-512 BF16, AMX), else "
-                            "float32.", choices=["auto", "bfloat16", "float16", "float32"], label="Number format")
+                            "float32.", choices=["auto", "bfloat16", "float16", "float32"], label="Number format",
+                            advanced=True)
     backend: str = _f("auto", "auto: Unsloth when CUDA and unsloth are available, else transformers + peft.",
-                      choices=["auto", "unsloth", "transformers"], label="Training engine")
+                      choices=["auto", "unsloth", "transformers"], label="Training engine", advanced=True)
     trust_remote_code: bool = _f(False, "Run Python code shipped with a LOCAL model folder (custom architectures). "
                                         "Only for folders you trust; never allowed for hub ids.",
-                                        label="Run code shipped with a local model folder")
+                                        label="Run code shipped with a local model folder", advanced=True)
 
 
 @dataclass
@@ -112,7 +113,7 @@ class LoraSpec:
     lora_dropout: float = _f(0.0, "Dropout on the LoRA path. 0 is fastest; 0.05 can curb overfitting on "
                                   "small datasets.", label="LoRA dropout")
     bias: str = _f("none", "Which biases to train; 'none' is fewest parameters and fastest.",
-                   choices=["none", "all", "lora_only"], label="Train biases")
+                   choices=["none", "all", "lora_only"], label="Train biases", advanced=True)
     target_modules: list = _f(ALL_PROJECTIONS, "Layers that get adapters. Attention + MLP is best quality; "
                                                "attention-only (q,k,v,o) saves memory.", widget="modules",
                                                label="Layers with adapters")
@@ -122,12 +123,12 @@ class LoraSpec:
                                                  "and compute is not).",
                                          choices=["auto", "unsloth", "true", "false"],
                                          label="Save memory by recomputing (checkpointing)")
-    random_state: int = _f(3407, "Seed for the adapter's initial weights.", label="Seed for the adapter")
+    random_state: int = _f(3407, "Seed for the adapter's initial weights.", label="Seed for the adapter", advanced=True)
     use_rslora: bool = _f(False, "Rank-stabilised LoRA: keeps higher ranks 'audible'. Recommended at r ≥ 32.",
                           label="Rank-stabilised LoRA (rsLoRA)")
     loftq_config: dict | None = _f(None, "LoftQ initialisation (e.g. {\"loftq_bits\": 4}) to reduce quantisation "
                                          "error; causes a one-time memory spike at start.",
-                                      placeholder='{"loftq_bits": 4}', label="LoftQ initialisation")
+                                      placeholder='{"loftq_bits": 4}', label="LoftQ initialisation", advanced=True)
 
 
 @dataclass
@@ -142,7 +143,8 @@ class TrainSpec:
     gradient_accumulation_steps: int = _f(0, "Micro-batches per optimizer step; raises the rows per step without "
                                              "memory. 0: auto (16 rows per step, or one micro-batch if larger).",
                                              label="Micro-batches per update (accumulation)")
-    warmup_steps: int = _f(5, "Steps over which the learning rate ramps up; 1–5% of all steps.", label="Warm-up steps")
+    warmup_steps: int = _f(5, "Steps over which the learning rate ramps up; 1–5% of all steps.", label="Warm-up steps",
+                           advanced=True)
     max_steps: int = _f(-1, "Optimizer steps to run; -1 uses num_train_epochs (and the time budget) instead.",
                         label="Updates to run (steps)")
     num_train_epochs: float = _f(2.0, "Full passes over the training set (used when max_steps is -1).",
@@ -152,30 +154,32 @@ class TrainSpec:
                               label="Learning rate", step=1e-4)
     optim: str = _f("adamw_8bit", "Optimizer. adamw_8bit saves memory (CUDA); falls back to adamw_torch on CPU.",
                     choices=["adamw_8bit", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "sgd"],
-                    label="Optimizer")
+                    label="Optimizer", advanced=True)
     lr_scheduler_type: str = _f("linear", "How the learning rate decays after warmup.",
                                 choices=["linear", "cosine", "constant", "constant_with_warmup"],
-                                label="Learning-rate schedule")
-    weight_decay: float = _f(0.001, "Weight decay on the adapter weights.", label="Weight decay")
-    logging_steps: int = _f(1, "Record loss, learning rate and memory every N steps.", label="Log every N steps")
-    seed: int = _f(3407, "Trainer seed (data order, dropout).", label="Seed for training")
+                                label="Learning-rate schedule", advanced=True)
+    weight_decay: float = _f(0.001, "Weight decay on the adapter weights.", label="Weight decay", advanced=True)
+    logging_steps: int = _f(1, "Record loss, learning rate and memory every N steps.", label="Log every N steps",
+                            advanced=True)
+    seed: int = _f(3407, "Trainer seed (data order, dropout).", label="Seed for training", advanced=True)
     packing: bool = _f(False, "Pack several short rows into one sequence: faster on short texts, can change "
-                              "behaviour; keep off at first.", label="Pack short rows together")
+                              "behaviour; keep off at first.", label="Pack short rows together", advanced=True)
     objective: str = _f("codes+next_token", "What the loss rewards, at the answer only: 'codes' = choosing the "
                                             "right class among the codes (what the scorer measures), 'next_token' = "
                                             "writing the code (what generation and GGUF need); the default, both.",
-                        choices=["codes+next_token", "next_token", "codes"], label="What the loss rewards")
+                        choices=["codes+next_token", "next_token", "codes"], label="What the loss rewards",
+                        advanced=True)
     share_prompt_prefix: bool = _f(True, "Run the rubric (the same in every row) once per micro-batch instead of once "
                                          "per row: same result, less compute. Used where the backend allows it "
                                          "(transformers, one process, no checkpointing).",
-                                         label="Run the rubric once per micro-batch")
+                                         label="Run the rubric once per micro-batch", advanced=True)
     save_steps: int = _f(0, "Save a checkpoint every N steps (0: about every tenth of the run); resume "
-                            "continues from the last one.", label="Checkpoint every N steps")
+                            "continues from the last one.", label="Checkpoint every N steps", advanced=True)
     eval_steps: int = _f(-1, "Evaluate on a sample of Val A every N steps (0: off; -1: about 6 times per run); "
                              "adds macro-F1 and minority recall to the live charts and drives early stopping.",
                              label="Validate every N steps")
     eval_max_rows: int = _f(150, "Val A rows used by the periodic evaluation (a stratified sample).",
-                            label="Rows per validation")
+                            label="Rows per validation", advanced=True)
     early_stopping_patience: int = _f(3, "Stop after this many periodic evaluations without a better Val A "
                                          "macro-F1 (0: never stop early). The best adapter is kept either way: it "
                                          "is what is saved, evaluated and exported.",

@@ -22,3 +22,13 @@ fetch .whl unsloth==2026.10.9 unsloth_zoo==2026.10.9 trl==1.15.0 datasets==4.8.5
   torchao==0.18.0 cut_cross_entropy==25.1.1 msgspec==0.22.0 tyro==1.0.17 docstring_parser==0.18.0 shtab==1.13.0 \
   typeguard==4.6.1 hf_transfer==0.1.9 structlog==26.1.0 json5==0.17.3 nest_asyncio==1.6.0
 du -sh .whl-bnb .whl
+# .whl-gpu: the same set in one folder that fits one call (59 MiB with the tree): unsloth's wheel carries its own
+# web app, a top-level package named `studio` (82 MB unpacked) that this project never imports; it is left out.
+mkdir -p .whl-gpu && rm -f .whl-gpu/*.whl
+grep -qx '/.whl-gpu/' .git/info/exclude 2>/dev/null || echo '/.whl-gpu/' >> .git/info/exclude
+cp .whl-bnb/*.whl .whl/*.whl .whl-gpu/
+slim=$(mktemp -d) && (cd "$slim" && unzip -q "$OLDPWD"/.whl/unsloth-*.whl && rm -rf studio \
+  && sed -i '/^studio\//d' unsloth-*.dist-info/RECORD && sed -i '/^studio$/d' unsloth-*.dist-info/top_level.txt \
+  && rm "$OLDPWD"/.whl-gpu/unsloth-*.whl && zip -q -r "$OLDPWD/.whl-gpu/$(basename "$OLDPWD"/.whl/unsloth-*.whl)" .)
+rm -rf "$slim"
+du -sh .whl-gpu

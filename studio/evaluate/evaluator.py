@@ -160,12 +160,13 @@ def class_priors(counts: dict, labels: list[str]) -> dict | None:
 def make_scorer(model, tokenizer, prepared: PreparedData, batch_size: int | None = None,
                 reuse_prefix: bool | None = None, fast: bool = True):
     """``fast``: bfloat16 compute on a CPU that has it (evaluation of many rows); False for exact comparisons.
-    ``batch_size`` None: 16 rows on a CPU, 128 on a GPU (where larger batches keep it busy)."""
+    ``batch_size`` None: 16 rows on a CPU, 256 on a GPU (1,426 rows/s at the 1.5B shape on an H100, against 965 at
+    128)."""
     from studio.models.loading import inference_autocast
 
     device = model.device.type
     return LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format,
-                       batch_size=batch_size or (128 if device == "cuda" else 16), reuse_prefix=reuse_prefix,
+                       batch_size=batch_size or (256 if device == "cuda" else 16), reuse_prefix=reuse_prefix,
                        autocast=inference_autocast(device) if fast else None)
 
 

@@ -122,8 +122,13 @@ def judged(report: dict) -> list[tuple[bool, str]]:
                                f"({gain:+.3f}). Train longer, or use the classic model."))
     base = (report.get("baseline") or {}).get("val_a")
     if base and base.get("macro_f1") is not None:
-        out.append((a["macro_f1"] > base["macro_f1"], f"Training moved Val A macro-F1 from {base['macro_f1']:.3f} "
-                                                      f"(untrained) to {a['macro_f1']:.3f}."))
+        before, after = base["macro_f1"], a["macro_f1"]
+        if round(after, 3) == round(before, 3):
+            text = f"Training left Val A macro-F1 unchanged ({after:.3f}, as untrained): train longer, or check the data."
+        else:
+            text = f"Training {'raised' if after > before else 'lowered'} Val A macro-F1 from {before:.3f} " \
+                   f"(untrained) to {after:.3f}."
+        out.append((after > before + 0.0005, text))
     return out
 
 

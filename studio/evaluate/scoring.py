@@ -22,6 +22,8 @@ import torch
 from studio.data.formatting import answer_ids, encode_prompt, prefix_ids, render_prompt
 from studio.evaluate.report import INVALID
 
+WIDTH_MULTIPLE = 16  # batch widths rounded up to this: fewer distinct shapes for the GPU kernels to plan for
+
 
 @dataclass
 class Scores:
@@ -37,13 +39,13 @@ class Scores:
 class LabelScorer:
     def __init__(self, model, tokenizer, codes: dict[str, str], rubric: str, prompt_format: str,
                  batch_size: int = 16, reuse_prefix: bool | None = None, autocast=None):
-        """``reuse_prefix`` None: reuse the rubric's KV cache on a CPU (4–5× the rows/s there) but not on a GPU,
-        where plain batching measured 3× faster (docs/benchmarks.md). ``autocast``: a torch dtype to compute in
-        (bfloat16 on a CPU that has it: 1.6× the rows/s), None for the weights' own dtype (exact comparisons)."""
+        """``reuse_prefix`` None: reuse the rubric's KV cache (4–5× the rows/s on a CPU, 2.5× on an H100 with
+        batches of 256–512 rows; docs/benchmarks.md). ``autocast``: a torch dtype to compute in (bfloat16 on a CPU
+        that has it: 1.6× the rows/s), None for the weights' own dtype (exact comparisons)."""
         self.model, self.tokenizer = model, tokenizer
         self.autocast = autocast
         if reuse_prefix is None:
-            reuse_prefix = model.device.type == "cpu"
+            reuse_prefix = True
         self.labels = list(codes)
         self.codes = codes
         self.rubric, self.fmt = rubric, prompt_format
@@ -57,13 +59,27 @@ class LabelScorer:
     def prompt_ids(self, text: str) -> list[int]:
         return encode_prompt(self.tokenizer, render_prompt(self.tokenizer, self.rubric, text, self.fmt), self.fmt)
 
+    def prompts_ids(self, texts: list[str]) -> list[list[int]]:
+        """Many prompts at once: rendered one by one, tokenised in one call (the fast tokenizer works in parallel:
+        per-row calls took as long as a GPU's whole scoring pass)."""
+        rendered = [render_prompt(self.tokenizer, self.rubric, t, self.fmt) for t in texts]
+        return [list(ids) for ids in self.tokenizer(rendered, add_special_tokens=self.fmt == "alpaca")["input_ids"]]
+
     # ---- scoring ----------------------------------------------------------------------------------------------
     def _compute(self):
-        if self.autocast is None:
-            import contextlib
+        """The compute settings of a scoring pass: the autocast dtype, and on a GPU attention kernels that need no
+        per-shape planning (cuDNN's builds a plan for every new batch shape: half a second each, measured)."""
+        import contextlib
 
-            return contextlib.nullcontext()
-        return torch.autocast(self.model.device.type, dtype=self.autocast)
+        stack = contextlib.ExitStack()
+        if self.autocast is not None:
+            stack.enter_context(torch.autocast(self.model.device.type, dtype=self.autocast))
+        if self.model.device.type == "cuda":
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            stack.enter_context(sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                                             SDPBackend.MATH]))
+        return stack
 
     @torch.inference_mode()
     def score(self, texts: list[str], progress=None) -> Scores:
@@ -73,7 +89,7 @@ class LabelScorer:
 
     def _score(self, texts: list[str], progress=None) -> Scores:
         self.model.eval()
-        rows = [self.prompt_ids(t) for t in texts]
+        rows = self.prompts_ids(texts)
         out = np.zeros((len(rows), len(self.labels)), dtype=np.float64)
         p = len(self.prefix_ids)
         reuse = self.reuse_prefix and self._cache_works()
@@ -108,7 +124,8 @@ class LabelScorer:
 
     def _score_batch(self, suffixes: list[list[int]], prefix: list[int]) -> np.ndarray:
         device = self.model.device
-        b, width, p = len(suffixes), max(len(s) for s in suffixes), len(prefix)
+        b, p = len(suffixes), len(prefix)
+        width = -(-max(len(s) for s in suffixes) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE  # few distinct shapes
         # Built on the host and sent at once (one copy per batch, not one per row).
         host_ids = np.full((b, width), self.pad_id, dtype=np.int64)
         host_mask = np.zeros((b, width), dtype=np.int64)

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 from studio.config import RunConfig, effective_checkpointing, total_steps
+from studio.errors import StudioError
 
 AUTO_LEARNING_RATES = [(3e8, 1e-3), (1.2e9, 5e-4), (math.inf, 2e-4)]  # (parameters below, learning rate)
 CPU_MICRO_BATCH = 16
@@ -192,8 +193,7 @@ def known_speed(model_name: str) -> dict | None:
 def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int] | None = None) -> Resolved:
     """The decisions as far as they can be made before the model loads (shown before Start by the UI and the CLI):
     the device guessed, the model's size read from its config.json (no weights), the GPU share from the estimate."""
-    from studio.errors import StudioError
-    from studio.estimate.model_shape import read_shape
+    from studio.estimate.model_shape import read_shape  # (estimate imports this module: a cycle at the top)
 
     device = device_guess()
     try:
@@ -225,8 +225,9 @@ def time_estimate(resolved: Resolved, model_name: str, train_rows: int) -> str:
     if not speed:
         return (f"{steps} steps × {rows // max(1, steps)} rows{budget}. Training time: measured in the first seconds "
                 "of the run (this model has not trained on this machine yet).")
-    minutes = rows * speed["row_seconds"] / 60
+    seconds = rows * speed["row_seconds"]
     if resolved.time_budget_s:
-        minutes = min(minutes, resolved.time_budget_s / 60)
-    return (f"{steps} steps × {rows // max(1, steps)} rows{budget}. About {minutes:.1f} minutes of training at "
+        seconds = min(seconds, resolved.time_budget_s)
+    took = f"{seconds:.0f} seconds" if seconds < 90 else f"{seconds / 60:.1f} minutes"
+    return (f"{steps} steps × {rows // max(1, steps)} rows{budget}. About {took} of training at "
             f"{1 / speed['row_seconds']:.1f} rows/s (measured on this machine with this model).")

@@ -28,6 +28,9 @@ def sft_args(config: RunConfig, *, output_dir: str | Path, optim: str, dtype: st
         logging_steps=train.logging_steps, seed=train.seed, packing=train.packing,
         max_length=config.model.max_seq_length, save_strategy="steps",
         save_steps=train.save_steps or max(1, total_steps // 10), save_total_limit=2, report_to="none",
+        # Rows stay rows (Unsloth would pack them "padding-free"): the loss re-pads them on the left and reads the
+        # logits at the answer only, and rows grouped by length leave little padding.
+        padding_free=False,
         disable_tqdm=True, bf16="bfloat16" in (dtype, autocast), fp16=dtype == "float16", use_cpu=device == "cpu",
         train_sampling_strategy="group_by_length",
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,

@@ -24,13 +24,25 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from studio.config import RunConfig, effective_checkpointing, rows_per_step, total_steps, validate_config
+from studio.config import (EMBEDDED_MODEL, RunConfig, effective_checkpointing, rows_per_step, total_steps,
+                           validate_config)
+from studio.data.formatting import answer_ids, prefix_ids
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError, is_disk_full
+from studio.estimate.model_shape import read_shape, shape_from_config
+from studio.estimate.vram import BANDS, detect_gpu, estimate_vram
+from studio.models.embedded import HUB_ID
+from studio.models.loading import choose_backend, has_module, load_for_training, load_tokenizer, resolve_source
 from studio.train import jobs
 from studio.train.distributed import broadcast, init_process_group, ranks
+from studio.train.recipe import budget_steps, eval_every, resolve, speed_key, write_speed
 from studio.train.runs import ADAPTER_META, CHECKPOINT_DONE, RunDir, default_run_name, write_json_atomic
+from studio.train.sft import Objective, sft_args, sft_trainer_class
 from studio.train.stream import MetricsStream
+
+# Imported inside the steps that need them, after the backend is chosen: torch, transformers, trl, datasets and the
+# evaluator (unsloth must patch the stack before any of them is imported, and the page imports this module's
+# neighbours without loading torch).
 
 OOM_LEVERS = [
     "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep rows per step)",
@@ -185,7 +197,6 @@ class TrainingJob(jobs.SnapshotMixin):
         self._finish(trainer, callback, result)
 
     def _choose_backend(self):
-        from studio.models.loading import choose_backend
 
         self.gpu_in_use_at_start_gb = _reset_peak_memory()
         backend = choose_backend(self.config.model.backend)
@@ -197,7 +208,6 @@ class TrainingJob(jobs.SnapshotMixin):
     def _prepare_data(self, backend) -> PreparedData:
         """1. Data: the table, label codes chosen with the model's tokenizer, the split, balanced training rows,
         texts fitted to max_seq_length."""
-        from studio.models.loading import load_tokenizer
 
         cfg = self.config
         self.phase = "reading the data"
@@ -214,7 +224,6 @@ class TrainingJob(jobs.SnapshotMixin):
 
     def _resolve(self, backend, prepared) -> None:
         """2. The settings left on auto, decided from the device, the model's size and the rows."""
-        from studio.train.recipe import resolve
 
         shape, fits = self._fits(backend, prepared)
         resolved = resolve(self.config, device=backend.device, params=shape.params if shape else None,
@@ -233,9 +242,6 @@ class TrainingJob(jobs.SnapshotMixin):
 
     def _fits(self, backend, prepared):
         """(shape, share-of-GPU function) for the auto micro-batch; (shape, None) off a GPU."""
-        from studio.estimate.model_shape import read_shape
-        from studio.estimate.vram import detect_gpu, estimate_vram
-        from studio.models.loading import has_module, resolve_source
 
         try:
             shape, pre_quantized = read_shape(resolve_source(self.config.model.name, log=self.log))
@@ -256,7 +262,6 @@ class TrainingJob(jobs.SnapshotMixin):
 
     def _load_model(self, backend):
         """3. The base model + tokenizer, the LoRA adapter attached."""
-        from studio.models.loading import load_for_training
 
         cfg = self.train_config
         self.phase = "loading model"
@@ -281,11 +286,14 @@ class TrainingJob(jobs.SnapshotMixin):
         from trl import SFTConfig
 
         from studio.train.metrics import SaveHook, StudioCallback
-        from studio.train.sft import sft_args, sft_trainer_class
+
+        import datasets
 
         cfg, prepared = self.train_config, self.prepared
         self.phase = "formatting data"
+        datasets.disable_progress_bars()  # the phase, the log and the UI say what happens; no bars in the terminal
         train_set = Dataset.from_list(prepared.examples(eos_token=loaded.tokenizer.eos_token))
+        self.log(f"Tokenizing {len(train_set)} training rows through the chat template.")
         gpus = self.ranks.world_size
         self.total_steps = total_steps(cfg.train, len(train_set), gpus)
         objective = self._objective(loaded, backend)
@@ -312,8 +320,6 @@ class TrainingJob(jobs.SnapshotMixin):
     def _objective(self, loaded, backend):
         """The loss's view of the task: each code's first answer token, and the shared prompt prefix where the
         backend can run it once per micro-batch."""
-        from studio.data.formatting import answer_ids, prefix_ids
-        from studio.train.sft import Objective
 
         cfg, prepared, tokenizer = self.train_config, self.prepared, loaded.tokenizer
         first = [answer_ids(tokenizer, prepared.rubric, prepared.prompt_format, code)[0]
@@ -344,7 +350,6 @@ class TrainingJob(jobs.SnapshotMixin):
             self.phase = "measuring speed"
             self._plan_for_budget(trainer, callback, loaded, rows)
         elif cfg.train.eval_steps < 0:
-            from studio.train.recipe import eval_every
 
             callback.eval_steps = eval_every(self.total_steps)
         self.run.write_run_json(self.config, resolved={**self.resolved.to_dict(), "max_steps": self.total_steps,
@@ -357,10 +362,8 @@ class TrainingJob(jobs.SnapshotMixin):
         return trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
 
     def _plan_for_budget(self, trainer, callback, loaded, rows: int) -> None:
-        """Time two training micro-steps on real rows, then fit the steps (and their evaluations) to the budget, so
-        the learning-rate schedule ends when the time does."""
-        from studio.train.recipe import budget_steps
-
+        """Time training micro-steps on real rows, then fit the steps (and their evaluations) to the budget, so the
+        learning-rate schedule ends when the time does."""
         cfg = self.train_config.train
         step_s = measure_step_seconds(trainer, loaded.autocast) * cfg.gradient_accumulation_steps
         row_s = step_s / max(1, cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps)
@@ -429,8 +432,6 @@ class TrainingJob(jobs.SnapshotMixin):
 
     def _estimate_memory(self, loaded, backend, prepared) -> None:
         """The estimate for what is about to train (real config, real row lengths), kept beside the measured peak."""
-        from studio.estimate.model_shape import shape_from_config
-        from studio.estimate.vram import BANDS, detect_gpu, estimate_vram
 
         try:
             gpu = detect_gpu() if backend.device == "cuda" else None
@@ -550,8 +551,6 @@ class TrainingJob(jobs.SnapshotMixin):
 def _name_the_hub_base(adapter: Path, model_name: str) -> None:
     """An adapter of the embedded model names its hub id as the base (not this machine's cache folder), so the
     export's "how to run it" works on another machine (the studio itself reloads from studio.json's base_source)."""
-    from studio.config import EMBEDDED_MODEL
-    from studio.models.embedded import HUB_ID
 
     path = adapter / "adapter_config.json"
     if model_name == EMBEDDED_MODEL and path.exists():
@@ -605,7 +604,6 @@ def measure_step_seconds(trainer, autocast: str | None) -> float:
 def record_speed(config: RunConfig, loaded, backend: dict, row_seconds: float) -> None:
     """Remember this machine's measured speed for this model and these settings, so the next run's time can be
     estimated before it starts (studio.train.recipe.known_speed)."""
-    from studio.train.recipe import speed_key, write_speed
 
     try:
         write_speed(speed_key(config.model.name, backend), row_seconds)

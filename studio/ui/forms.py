@@ -10,6 +10,7 @@ its one-line help; values go back through the same coercion as run.json and CLI 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from typing import Any, Callable
@@ -32,11 +33,11 @@ def component(f, value):
                            elem_id="model-name")
     if widget == "modules":
         return gr.Dropdown(choices=ALL_PROJECTIONS, value=value, multiselect=True, allow_custom_value=True,
-                           label=label, info=info)
+                           label=label, info=info, elem_id=f"field-{f.name}")
     if kind is bool:
-        return gr.Checkbox(value=value, label=label, info=info)
+        return gr.Checkbox(value=value, label=label, info=info, elem_id=f"field-{f.name}")
     if choices:
-        return gr.Dropdown(choices=choices, value=value, label=label, info=info)
+        return gr.Dropdown(choices=choices, value=value, label=label, info=info, elem_id=f"field-{f.name}")
     if kind in (int, float):
         # a float's arrows move by a step of its own size (the learning rate's by 1e-4, not by 1)
         step = 1 if kind is int else f.metadata.get("step", 10 ** round(math.log10(abs(value))) / 10 if value else 0.01)
@@ -44,8 +45,8 @@ def component(f, value):
                          elem_id=f"field-{f.name}")
     if kind is dict:
         return gr.Textbox(value=json.dumps(value) if value else "", label=label, info=info,
-                          placeholder=f.metadata.get("placeholder", ""))
-    return gr.Textbox(value=value, label=label, info=info)
+                          placeholder=f.metadata.get("placeholder", ""), elem_id=f"field-{f.name}")
+    return gr.Textbox(value=value, label=label, info=info, elem_id=f"field-{f.name}")
 
 
 def _field_to_config(f) -> Callable[[Any], Any]:
@@ -73,15 +74,22 @@ class Form:
 
     def add_fields(self, section: str, names: list[str] | None = None,
                    skip: tuple[str, ...] = ()) -> dict[str, gr.components.Component]:
-        """Generated widgets for a section's input fields (all, or ``names``), in declaration order."""
+        """Generated widgets for a section's input fields (all, or ``names``), in declaration order; the fields
+        marked advanced go into a closed "More settings" group below the others (a shorter page, the same config)."""
+        chosen = [f for f in input_fields(SECTIONS[section])
+                  if (names is None or f.name in names) and f.name not in skip]
         made = {}
-        for f in input_fields(SECTIONS[section]):
-            if (names is not None and f.name not in names) or f.name in skip:
+        for group in ([f for f in chosen if not f.metadata.get("advanced")],
+                      [f for f in chosen if f.metadata.get("advanced")]):
+            if not group:
                 continue
-            comp = component(f, getattr(getattr(self.base, section), f.name))
-            self.register(f"{section}.{f.name}", comp, _field_to_config(f), _field_from_config(f))
-            self.generated.append(f"{section}.{f.name}")
-            made[f.name] = comp
+            with (gr.Accordion("More settings", open=False) if group[0].metadata.get("advanced")
+                  else contextlib.nullcontext()):
+                for f in group:
+                    comp = component(f, getattr(getattr(self.base, section), f.name))
+                    self.register(f"{section}.{f.name}", comp, _field_to_config(f), _field_from_config(f))
+                    self.generated.append(f"{section}.{f.name}")
+                    made[f.name] = comp
         return made
 
     def register(self, key: str, comp, to_config: Callable | None = None, from_config: Callable | None = None):

@@ -222,3 +222,89 @@ def drive(page, url: str, toy_file: Path) -> str:
     page.click("#download-cleaned")
     page.locator("#cleaned-files").get_by_text("cleaned", exact=False).first.wait_for(timeout=30000)
     return run_name
+
+
+@pytest.mark.browser
+def test_first_use_in_a_real_browser(app, toy_file, tiny_model_dir, tmp_path):
+    """What a newcomer trips over: a bad upload's message stays in the page (and no other data is used instead), a
+    preset lists its changes and the Data view follows, the time is shown before Start, a collapsed model is called
+    one, the decision columns are in view at 1400 px, and the newest run is preselected."""
+    from playwright.sync_api import sync_playwright
+
+    from conftest import toy_config
+    from studio.train.worker import start_training
+
+    url, runs = app
+    fake = tmp_path / "photo.csv"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)  # an image renamed .csv
+    balanced = tmp_path / "balanced.csv"
+    pd.DataFrame(toy_rows(120, minority_every=2, seed=9), columns=["text", "label"]).to_csv(balanced, index=False)
+    collapsed = start_training(toy_config(tiny_model_dir, balanced, max_steps=1, learning_rate=1e-9).replace(
+        {"name": "planted-collapse"}), runs)  # an untrained model: one class for all
+    assert collapsed.wait(120) and collapsed.state == "finished", collapsed.error
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(url)
+            page.locator("#data-upload input[type=file]").set_input_files(str(fake))
+            error = page.locator("#data-error")
+            error.get_by_text("photo.csv", exact=False).first.wait_for(timeout=30000)
+            page.wait_for_timeout(11000)  # a toast would be gone by now; the message is not
+            assert "photo.csv" in error.inner_text() and error.is_visible()
+            page.click("#check-data")  # no quiet fall back to the sample data
+            error.get_by_text("No data file is in use", exact=False).wait_for(timeout=30000)
+            body = page.locator("body").inner_text()
+            assert "usable rows" not in body and "does not look like a text table" in body  # the reason stays
+            page.screenshot(path=str(SHOTS / "first-use-bad-upload.png"), full_page=True)
+
+            page.locator("#data-upload button[aria-label='Clear']").click()  # the file box's ×
+            page.locator("#data-upload input[type=file]").set_input_files(str(toy_file))
+            page.get_by_text("(uploaded)", exact=False).first.wait_for(timeout=30000)
+            page.get_by_text("Split and balancing", exact=False).click()
+            balance = page.locator("#field-balance input")
+            balance.fill("50/50")
+            balance.press("Enter")
+            page.click("#check-data")
+            summary = page.locator("#data-summary")
+            summary.get_by_text("usable rows", exact=False).wait_for(timeout=60000)
+            before = re.search(r"Training rows after balancing: (\d+)", summary.inner_text()).group(1)
+            page.get_by_role("tab", name="3 · Model & LoRA").click()
+            preset = page.locator("#preset input")
+            preset.fill("90/10 imbalance")
+            preset.press("Enter")
+            page.click("#apply-preset")
+            page.locator("#preset-help").get_by_text("50/50 → 70/30", exact=False).wait_for(timeout=30000)
+            page.get_by_role("tab", name="1 · Data").click()
+            page.wait_for_function(
+                "b => !document.querySelector('#data-summary').innerText.includes('after balancing: ' + b + ' ')",
+                arg=before, timeout=60000)  # the Data view follows the preset's new balance
+            page.get_by_role("tab", name="3 · Model & LoRA").click()
+            estimate = page.locator("#estimate")
+            estimate.get_by_text("steps ×", exact=False).wait_for(timeout=30000)
+            assert "training" in estimate.inner_text()  # the time before Start (or when it will be measured)
+            page.screenshot(path=str(SHOTS / "first-use-preset.png"), full_page=True)
+
+            page.get_by_role("tab", name="5 · Evaluate").click()
+            page.wait_for_timeout(1000)
+            assert page.locator("#eval-run input").input_value() == "planted-collapse"  # the newest run
+            page.click("#evaluate")
+            page.locator("#eval-summary").get_by_text("Collapse", exact=False).wait_for(timeout=120000)
+            header = page.locator("#disagreements").get_by_text("predicted", exact=True).first
+            box = header.bounding_box()
+            assert box and box["x"] + box["width"] <= 1400  # the decision columns are in view without scrolling
+            page.screenshot(path=str(SHOTS / "first-use-collapse.png"), full_page=True)
+
+            newer = start_training(toy_config(tiny_model_dir, balanced, max_steps=2).replace({"name": "newer-run"}),
+                                       runs)
+            assert newer.wait(120) and newer.state == "finished", newer.error
+            page.get_by_role("tab", name="6 · Playground").click()
+            page.get_by_role("tab", name="5 · Evaluate").click()
+            page.wait_for_function("() => document.querySelector('#eval-run input').value === 'newer-run'",
+                                   timeout=30000)  # a run trained since is preselected
+        except Exception:
+            page.screenshot(path=str(SHOTS / "first-use-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()

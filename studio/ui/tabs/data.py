@@ -54,7 +54,7 @@ def build(ctx: UIContext, form: Form) -> dict:
         with gr.Row():
             form.add_fields("data", names=SPLIT_FIELDS)
     check_button = gr.Button("Check data", variant="primary", elem_id="check-data")
-    summary = gr.Markdown()
+    summary = gr.Markdown(elem_id="data-summary")
     with gr.Row():
         with gr.Column(scale=2):
             codes = form.register("data.label_codes", gr.Dataframe(
@@ -84,8 +84,10 @@ def build(ctx: UIContext, form: Form) -> dict:
             kept = keep_upload(file, ctx.runs_dir)
         except StudioError as err:  # no file is in use now: Check data must not quietly use another one
             empty = gr.update(choices=[], value=None)
-            return {path: "", text_col: empty, label_col: empty, source: f"**{name}** cannot be used.",
-                    problem: error_box(for_the_page(str(err))), rubric: gr.skip(), codes: None}
+            reason = for_the_page(str(err))
+            return {path: "", text_col: empty, label_col: empty, problem: error_box(reason), rubric: gr.skip(),
+                    source: f"**{name}** cannot be used: {reason.split('. ')[0].removeprefix(name).strip()}.",
+                    codes: None}
         cols = table.columns
         return {path: str(kept), text_col: gr.update(choices=cols, value=table.text_column),
                 label_col: gr.update(choices=cols, value=table.label_column),
@@ -159,9 +161,10 @@ def difficulty_markdown(prepared, seed: int = 3407) -> str:
         result = classic.difficulty(prepared.table.frame, prepared.labels, folds=3, seed=seed)
     except ValueError:  # too few rows per class to cross-validate
         return ""
+    took = "under a second" if result["seconds"] < 1 else f"{result['seconds']:.0f} s"
     return (f"\n\n**How hard is this data?** A classic model (TF-IDF + logistic regression) reaches macro-F1 "
-            f"**{result['macro_f1']:.3f}** on it (3-fold cross-validation, {result['seconds']:.0f} s). The fine-tuned "
-            "model is worth its training when it beats that; the Evaluate tab shows both.")
+            f"**{result['macro_f1']:.3f}** on it (3-fold cross-validation, {took}). The fine-tuned model is worth its "
+            "training when it beats that; the Evaluate tab shows both.")
 
 
 def _columns(path: str, ctx: UIContext) -> tuple[list[str], str | None, str | None]:

@@ -138,15 +138,14 @@ def render(ev, threshold, normalized, run: RunDir):
             charts.pr_curve(pr_data, threshold), charts.reliability(report.get("calibration")), view, str(csv_path))
 
 
-GOOD, BAD = "studio-good", "studio-bad"
+GOOD, BAD = "✅", "⚠️"
 
 
 def summary_markdown(report: dict) -> str:
-    """The report's lines (the same the CLI prints); what the numbers mean stands out, green when it is good news
-    and red when it is not, whether or not a number went up."""
+    """The report's lines (the same the CLI prints); what the numbers mean stands out, marked as good news or bad
+    news by what it means, whether or not a number went up."""
     good = {text: ok for ok, text in judged(report)}
-    lines = [f"<div class='{GOOD if good[line] else BAD}'>{line}</div>" if line in good else line
-             for line in summary_lines(report)]
+    lines = [f"{GOOD if good[line] else BAD} **{line}**" if line in good else line for line in summary_lines(report)]
     if report.get("conflicts"):
         lines.append(f"{len(report['conflicts'])} texts appear in the data with different labels (see Data).")
     return as_markdown(lines)

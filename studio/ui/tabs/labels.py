@@ -10,6 +10,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from studio.data.edits import Decision, cleaned_copy, edits_table, load_decisions, save_decision
+from studio.data.prepare import DELIMITER_ALIASES, file_sha256, keep_upload, prepare_data
 from studio.errors import StudioError
 from studio.ui.context import UIContext, ui_errors
 from studio.ui.forms import Form
@@ -29,7 +31,7 @@ def build(ctx: UIContext, form: Form) -> dict:
                           info="2 is enough: each fold's model learns from the other half. Finished folds are kept.",
                           elem_id="llm-folds", scale=2)
         find = gr.Button("Find label issues", variant="primary", elem_id="find-issues", scale=1)
-        stop = gr.Button("Stop the LLM folds", variant="stop", scale=1)
+        stop = gr.Button("Stop the LLM folds", variant="secondary", size="sm", scale=1)
     status = gr.Markdown(elem_id="issues-status")
     suspects = gr.Dataframe(headers=COLUMNS, label="Suspects, most likely first (click a row to review it)",
                             interactive=False, max_height=360, elem_id="suspects", wrap=False,
@@ -52,7 +54,6 @@ def build(ctx: UIContext, form: Form) -> dict:
 
     @ui_errors
     def find_issues(data, progress=gr.Progress()):
-        from studio.data.prepare import prepare_data
         from studio.evaluate import label_issues
         from studio.models.loading import load_tokenizer
 
@@ -76,8 +77,7 @@ def build(ctx: UIContext, form: Form) -> dict:
                  "issues": result.table.to_dict("records")}
         s = result.to_dict(limit=0)["summary"]
         text = (f"**{s['issues_found']}** likely label issues in {s['rows_checked']} rows ({' + '.join(s['sources'])},"
-                f" {s['minutes'] * 60:.0f} s). Decisions are saved beside `{Path(config.data.path).name}` as you "
-                "make them.")
+                f" {s['minutes'] * 60:.0f} s). Decisions are saved beside the file as you make them.")
         return {found: state, status: text, suspects: table(state), decided: decisions_markdown(state),
                 new_label: gr.update(choices=prepared.labels)}
 
@@ -93,7 +93,6 @@ def build(ctx: UIContext, form: Form) -> dict:
 
     @ui_errors
     def save(state, row_number, choice, label):
-        from studio.data.edits import Decision, save_decision
 
         if not state:
             raise StudioError("Find the label issues first.")
@@ -108,7 +107,6 @@ def build(ctx: UIContext, form: Form) -> dict:
 
     @ui_errors
     def cleaned(state):
-        from studio.data.edits import cleaned_copy
 
         if not state:
             raise StudioError("Find the label issues and make some decisions first.")
@@ -120,8 +118,6 @@ def build(ctx: UIContext, form: Form) -> dict:
 
     @ui_errors
     def retrain_on_cleaned(data):
-        from studio.data.edits import cleaned_copy, edits_table
-        from studio.data.prepare import file_sha256
         from studio.ui.tabs.train import start_job
 
         state = data[found]
@@ -153,7 +149,6 @@ def build(ctx: UIContext, form: Form) -> dict:
 def reviewable(path: str, ctx: UIContext) -> Path:
     """The file whose labels are reviewed: an upload already kept beside the runs, else a kept copy (of the sample,
     say): decisions are written beside it, never into the studio's own assets."""
-    from studio.data.prepare import keep_upload
 
     path = Path(path)
     if path.resolve().parent == (Path(ctx.runs_dir) / ".uploads").resolve():
@@ -162,7 +157,6 @@ def reviewable(path: str, ctx: UIContext) -> Path:
 
 
 def table(state) -> pd.DataFrame:
-    from studio.data.edits import load_decisions
 
     decisions = load_decisions(state["data"])
     rows = []
@@ -177,7 +171,6 @@ def table(state) -> pd.DataFrame:
 
 
 def decisions_markdown(state) -> str:
-    from studio.data.edits import load_decisions
 
     decisions = load_decisions(state["data"])
     if not decisions:
@@ -197,7 +190,6 @@ def _header(state):
 
 
 def _delimiter(state):
-    from studio.data.prepare import DELIMITER_ALIASES
 
     value = state.get("delimiter") or ""
     return DELIMITER_ALIASES.get(value.lower(), value) or None

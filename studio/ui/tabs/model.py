@@ -26,9 +26,10 @@ def build(ctx: UIContext, form: Form) -> dict:
             form.add_fields("model")
         with gr.Column(scale=2):
             preset = gr.Dropdown(choices=list(PRESETS), value=None, label="Preset (from the guide)",
-                                 info="Sets several fields at once; change one knob at a time afterwards.")
-            preset_help = gr.Markdown()
-            apply = gr.Button("Apply preset", size="sm")
+                                 info="Sets several fields at once; change one knob at a time afterwards.",
+                                 elem_id="preset")
+            preset_help = gr.Markdown(elem_id="preset-help")
+            apply = gr.Button("Apply preset", size="sm", elem_id="apply-preset")
     with gr.Row():
         with gr.Column():
             gr.Markdown("### LoRA")

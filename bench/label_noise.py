@@ -1,0 +1,124 @@
+"""Label-issue finding against planted noise: 5% of the labels flipped at random (seeded) in a real file; how many of
+the flips come out within the top k (k = the number of flips) and the top 2k of the ranking, with the classic model
+alone and with LLM folds added, and the minutes each took on this machine.
+
+    python bench/label_noise.py --datasets fpb sample --llm-folds 2 --json docs/device-results/label-noise-cpu.json
+
+Runs `python -m studio label-issues` on the noisy copy as a user would (the LLM folds with the studio's defaults),
+then reads the full ranking from the same code path to score the top k and 2k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from quality import DATASETS  # noqa: E402  (the same datasets as bench/quality.py)
+
+
+def noisy_copy(path: Path, share: float, seed: int) -> tuple[Path, set[int]]:
+    """The file with ``share`` of its labels flipped to another label; returns (copy, flipped line numbers)."""
+    from studio.data.table import load_table
+
+    table = load_table(path)
+    frame = pd.read_csv(path) if path.suffix == ".csv" else None
+    if frame is None:
+        raise SystemExit(f"{path}: a CSV with a header is expected")
+    label = table.label_column
+    rng = random.Random(seed)
+    labels = sorted(frame[label].astype(str).unique())
+    flips = rng.sample(range(len(frame)), round(share * len(frame)))
+    for i in flips:
+        frame.loc[i, label] = rng.choice([lb for lb in labels if lb != str(frame.loc[i, label])])
+    out = Path(tempfile.mkdtemp(prefix="noisy-")) / f"noisy-{path.name}"
+    frame.to_csv(out, index=False)
+    return out, {i + 2 for i in flips}  # header on line 1
+
+
+def found(ranking_rows: list[int], flipped: set[int], kept: set[int]) -> dict:
+    """Recall and precision of the flips within the top k and 2k (k = flips among the rows the reader kept)."""
+    planted = flipped & kept
+    k = len(planted)
+    out = {"flips": k}
+    for name, n in (("k", k), ("2k", 2 * k)):
+        top = set(ranking_rows[:n])
+        hits = len(top & planted)
+        out[f"recall@{name}"] = round(hits / k, 3) if k else None
+        out[f"precision@{name}"] = round(hits / n, 3) if n else None
+    return out
+
+
+def one(name: str, path: Path, folds: int, seed: int) -> list[dict]:
+    from studio.config import DataRecipe, RunConfig
+    from studio.data.prepare import prepare_data
+    from studio.evaluate import label_issues
+    from studio.models.loading import load_tokenizer
+
+    noisy, flipped = noisy_copy(path, 0.05, seed)
+    results = []
+    started = time.perf_counter()
+    prepared = prepare_data(DataRecipe(path=str(noisy)))
+    classic = label_issues.find(prepared)
+    kept = set(prepared.table.frame["row"])
+    results.append({"dataset": name, "sources": "classic", "minutes": round((time.perf_counter() - started) / 60, 2),
+                    "rows": len(kept), **found(list(classic.ranking["row"]), flipped, kept)})
+    print(json.dumps(results[-1]), flush=True)
+    if folds:
+        started = time.perf_counter()
+        config = RunConfig()
+        config.data.path = str(noisy)
+        tokenizer = load_tokenizer(config.model.name)
+        prepared = prepare_data(config.data, tokenizer, config.model.max_seq_length)
+        workdir = Path(tempfile.mkdtemp(prefix="label-noise-folds-"))
+        llm = label_issues.llm_out_of_fold(prepared, config, folds, workdir, log=lambda m: print(m, file=sys.stderr))
+        llm_minutes = (time.perf_counter() - started) / 60
+        both = label_issues.find(prepared, llm_probs=llm)
+        results.append({"dataset": name, "sources": f"classic + {folds} LLM folds", "rows": len(kept),
+                        "minutes": round((time.perf_counter() - started) / 60, 2), **found(
+                            list(both.ranking["row"]), flipped, kept)})
+        print(json.dumps(results[-1]), flush=True)
+        # The combination rule, measured: each source alone and two ways of combining them.
+        for rule, probs in (("LLM folds alone", llm),
+                            ("geometric mean", _geometric(label_issues.classic.out_of_fold(
+                                prepared.table.frame, prepared.labels), llm))):
+            issues, ranking, _ = label_issues.rank(prepared.table.frame, prepared.labels, probs,
+                                                   prepared.table.conflicts, [rule])
+            results.append({"dataset": name, "sources": rule, "rows": len(kept), "minutes": round(llm_minutes, 2),
+                            **found(list(ranking["row"]), flipped, kept)})
+            print(json.dumps(results[-1]), flush=True)
+    return results
+
+
+def _geometric(a, b):
+    import numpy as np
+
+    out = np.sqrt(np.clip(a, 1e-12, 1) * np.clip(b, 1e-12, 1))
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=["fpb", "sample"], choices=list(DATASETS))
+    parser.add_argument("--llm-folds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    results = []
+    for name in args.datasets:
+        results += one(name, DATASETS[name](), args.llm_folds, args.seed)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
