@@ -124,7 +124,8 @@ def judged(report: dict) -> list[tuple[bool, str]]:
     if base and base.get("macro_f1") is not None:
         before, after = base["macro_f1"], a["macro_f1"]
         if round(after, 3) == round(before, 3):
-            text = f"Training left Val A macro-F1 unchanged ({after:.3f}, as untrained): train longer, or check the data."
+            text = (f"Training left Val A macro-F1 unchanged ({after:.3f}, as untrained): train longer, or check "
+                    "the data.")
         else:
             text = f"Training {'raised' if after > before else 'lowered'} Val A macro-F1 from {before:.3f} " \
                    f"(untrained) to {after:.3f}."
