@@ -22,6 +22,7 @@ import argparse
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -108,12 +109,15 @@ def main() -> None:
     parser.add_argument("--runs-dir", default="/tmp/studio-quality-runs")
     parser.add_argument("--curve", type=float, help="train with this time budget (minutes) to trace macro-F1 "
                                                     "against minutes")
+    parser.add_argument("--train-args", default="", help="more `studio train` flags for a variant, in one string "
+                                                         "(e.g. \"--objective next_token\")")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     runs = Path(args.runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
     extra = ["--time-budget-minutes", str(args.curve), "--early-stopping-patience", "0",
              "--num-train-epochs", "20"] if args.curve else []
+    extra += shlex.split(args.train_args)
     results = []
     for name in args.datasets:
         path = DATASETS[name]()

@@ -119,8 +119,9 @@ class LoraSpec:
                                                label="Layers with adapters")
     use_gradient_checkpointing: str = _f("auto", "Trade compute for memory (about 30% more compute). 'unsloth' is "
                                                  "Unsloth's memory-optimised variant (plain checkpointing elsewhere). "
-                                                 "auto: 'unsloth' on a GPU, off on a CPU (memory is plentiful there "
-                                                 "and compute is not).",
+                                                 "auto: off when the estimate says the run fits without it (on a "
+                                                 "GPU under 85% of the card, on a CPU under half the RAM), else on "
+                                                 "('unsloth' on a GPU).",
                                          choices=["auto", "unsloth", "true", "false"],
                                          label="Save memory by recomputing (checkpointing)")
     random_state: int = _f(3407, "Seed for the adapter's initial weights.", label="Seed for the adapter", advanced=True)
@@ -362,8 +363,8 @@ def apply_preset(config: RunConfig, name: str) -> RunConfig:
 
 
 def effective_checkpointing(choice: str, device: str) -> str:
-    """The gradient checkpointing a run really uses: 'auto' is Unsloth's variant on a GPU and off on a CPU, where
-    memory is plentiful and compute is what limits speed."""
+    """The gradient checkpointing a run uses when no memory estimate decides (studio/train/recipe.py decides when
+    one does): 'auto' is Unsloth's variant on a GPU and off on a CPU, where compute is what limits speed."""
     if choice == "auto":
         return "unsloth" if device == "cuda" else "false"
     return choice

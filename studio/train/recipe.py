@@ -3,8 +3,9 @@ data, with the reason for each (shown before Start, logged, and saved in run.jso
 
 Auto values (measured on a 2-core CPU with the embedded 135M model; docs/benchmarks.md):
 - learning rate: 1e-3 for models under 300M parameters, 5e-4 under 1.2B, 2e-4 above (the guide's LoRA default);
-- micro-batch: 16 rows on a CPU (12% more rows/s than 8, no memory concern); on a GPU the largest of 8–64 rows that
-  the "Will it fit?" estimate puts under 85% of the card, with checkpointing off when that fits;
+- micro-batch: on a CPU 16 rows (12% more rows/s than 8), fewer when the RAM estimate puts 16 over half the machine's
+  memory, checkpointing only when even one row does not fit; on a GPU the largest of 8–64 rows that the "Will it
+  fit?" estimate puts under 85% of the card, with checkpointing off when that fits;
 - gradient accumulation: enough micro-batches for 16 rows per optimizer step;
 - time budget: 7 minutes of training on a CPU (evaluations included, so train + eval stays under 10 minutes for a few
   thousand short rows), none on a GPU;
@@ -22,6 +23,8 @@ from studio.errors import StudioError
 
 AUTO_LEARNING_RATES = [(3e8, 1e-3), (1.2e9, 5e-4), (math.inf, 2e-4)]  # (parameters below, learning rate)
 CPU_MICRO_BATCH = 16
+CPU_MICRO_BATCHES = [16, 8, 4, 2, 1]
+CPU_RAM_SHARE = 0.5  # of the machine's memory (studio/estimate/ram.py)
 GPU_MICRO_BATCHES = [64, 32, 16, 8]
 TARGET_ROWS_PER_STEP = 16
 CPU_TIME_BUDGET_MIN = 7.0
@@ -55,7 +58,7 @@ def is_auto(config: RunConfig) -> bool:
 def resolve(config: RunConfig, *, device: str, params: int | None = None, train_rows: int | None = None,
             fits=None) -> Resolved:
     """A copy of ``config`` with every auto setting decided. ``fits(micro_batch, checkpointing) -> share``: the
-    estimated share of the GPU a choice needs (GPU only)."""
+    estimated share of the device's memory a choice needs (the GPU's, or the machine's RAM on a CPU)."""
     config = copy.deepcopy(config)
     t, lora = config.train, config.lora
     out = Resolved(config)
@@ -105,29 +108,34 @@ def budget_steps(budget_s: float, step_s: float, eval_rows: int, row_s: float, p
 def _micro_batch(config: RunConfig, device: str, fits, out: Resolved) -> None:
     t, lora = config.train, config.lora
     auto_batch = t.per_device_train_batch_size == 0
-    if device != "cuda" or fits is None:
+    if fits is None:  # nothing to measure against (the model's size or the memory is unknown)
         if auto_batch:
             t.per_device_train_batch_size = CPU_MICRO_BATCH
-            out.choices.append(f"micro-batch auto → {CPU_MICRO_BATCH} rows")
+            out.choices.append(f"micro-batch auto → {t.per_device_train_batch_size} rows")
         if lora.use_gradient_checkpointing == "auto":
             lora.use_gradient_checkpointing = effective_checkpointing("auto", device)
             out.choices.append(f"gradient checkpointing auto → {lora.use_gradient_checkpointing}"
-                               + (" (a CPU: memory is plentiful, compute is not)" if device == "cpu" else ""))
+                               + (" (a CPU: compute is what limits speed)" if device == "cpu" else ""))
         return
-    batches = GPU_MICRO_BATCHES if auto_batch else [t.per_device_train_batch_size]
-    modes = ["false", "unsloth"] if lora.use_gradient_checkpointing == "auto" else [lora.use_gradient_checkpointing]
+    gpu = device == "cuda"
+    memory, limit = ("the GPU", GPU_FIT_SHARE) if gpu else ("the RAM", CPU_RAM_SHARE)
+    batches = (GPU_MICRO_BATCHES if gpu else CPU_MICRO_BATCHES) if auto_batch else [t.per_device_train_batch_size]
+    checkpointed = "unsloth" if gpu else "true"
+    modes = ["false", checkpointed] if lora.use_gradient_checkpointing == "auto" else \
+        [lora.use_gradient_checkpointing]
     for mode in modes:  # checkpointing off first: the faster step, when the memory allows it
         for batch in batches:
             share = fits(batch, mode)
-            if share <= GPU_FIT_SHARE:
+            if share <= limit:
                 t.per_device_train_batch_size, lora.use_gradient_checkpointing = batch, mode
                 out.choices.append(f"micro-batch {'auto → ' if auto_batch else ''}{batch} rows, checkpointing "
-                                   f"{mode}: {100 * share:.0f}% of the GPU by the estimate")
+                                   f"{mode}: {100 * share:.0f}% of {memory} by the estimate")
                 return
     t.per_device_train_batch_size = min(batches)
     lora.use_gradient_checkpointing = modes[-1]
     out.choices.append(f"micro-batch {t.per_device_train_batch_size}, checkpointing {modes[-1]}: nothing fits under "
-                       f"{100 * GPU_FIT_SHARE:.0f}% of the GPU by the estimate (see Will it fit?)")
+                       f"{100 * limit:.0f}% of {memory} by the estimate"
+                       + (" (see Will it fit?)" if gpu else "; shorten the longest rows (max_seq_length)"))
 
 
 def device_guess() -> str:
@@ -192,7 +200,8 @@ def known_speed(model_name: str) -> dict | None:
 
 def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int] | None = None) -> Resolved:
     """The decisions as far as they can be made before the model loads (shown before Start by the UI and the CLI):
-    the device guessed, the model's size read from its config.json (no weights), the GPU share from the estimate."""
+    the device guessed, the model's size read from its config.json (no weights), the memory share from the estimate
+    (the GPU's, or the RAM on a CPU)."""
     from studio.estimate.model_shape import read_shape  # (estimate imports this module: a cycle at the top)
 
     device = device_guess()
@@ -201,6 +210,10 @@ def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int]
     except (StudioError, OSError):
         shape, pre_quantized = None, False
     fits = None
+    if device == "cpu" and shape is not None:
+        from studio.estimate.ram import ram_share
+
+        fits = ram_share(shape, lengths, config.model.max_seq_length)
     if device == "cuda" and shape is not None:
         from studio.estimate.vram import detect_gpu, estimate_vram
 
@@ -218,16 +231,26 @@ def time_estimate(resolved: Resolved, model_name: str, train_rows: int) -> str:
     """How long the training will take, in words, from this machine's last measured speed for the model."""
     t = resolved.config.train
     steps = total_steps(t, train_rows)
-    rows = steps * t.per_device_train_batch_size * t.gradient_accumulation_steps
-    budget = f"; the time budget stops it after {resolved.time_budget_s / 60:g} minutes" if resolved.time_budget_s \
-        else ""
+    per_step = t.per_device_train_batch_size * t.gradient_accumulation_steps
+    budget_s = resolved.time_budget_s
+    plan = f"{steps} steps × {per_step} rows"
     speed = known_speed(model_name)
     if not speed:
-        return (f"{steps} steps × {rows // max(1, steps)} rows{budget}. Training time: measured in the first seconds "
-                "of the run (this model has not trained on this machine yet).")
-    seconds = rows * speed["row_seconds"]
-    if resolved.time_budget_s:
-        seconds = min(seconds, resolved.time_budget_s)
-    took = f"{seconds:.0f} seconds" if seconds < 90 else f"{seconds / 60:.1f} minutes"
-    return (f"{steps} steps × {rows // max(1, steps)} rows{budget}. About {took} of training at "
-            f"{1 / speed['row_seconds']:.1f} rows/s (measured on this machine with this model).")
+        cap = f", for at most {budget_s / 60:g} minutes (the time budget)" if budget_s else ""
+        return (f"{plan}{cap}. Training time: measured in the first seconds of the run (this model has not trained "
+                "on this machine yet).")
+    seconds = steps * per_step * speed["row_seconds"]
+    rate = f"at {1 / speed['row_seconds']:.1f} rows/s (measured on this machine with this model)"
+    if budget_s and seconds > budget_s:
+        reached = int(budget_s / (per_step * speed["row_seconds"]))
+        return (f"{plan}; the time budget stops it after {budget_s / 60:g} minutes, near step {reached}, {rate}. "
+                "Its learning-rate schedule is planned for the steps it will reach.")
+    return f"{plan}. About {_duration(seconds)} of training {rate}."
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "a second"
+    if seconds < 90:
+        return f"{seconds:.0f} second{'s' if round(seconds) != 1 else ''}"
+    return f"{seconds / 60:.1f} minutes"

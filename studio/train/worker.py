@@ -30,6 +30,7 @@ from studio.data.formatting import answer_ids, prefix_ids
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError, is_disk_full
 from studio.estimate.model_shape import read_shape, shape_from_config
+from studio.estimate.ram import estimate_cpu_ram, machine_ram_gb, ram_share
 from studio.estimate.vram import BANDS, detect_gpu, estimate_vram
 from studio.models.embedded import HUB_ID
 from studio.models.loading import choose_backend, has_module, load_for_training, load_tokenizer, resolve_source
@@ -241,14 +242,18 @@ class TrainingJob(jobs.SnapshotMixin):
         self.run.write_run_json(self.config, resolved=resolved.to_dict())
 
     def _fits(self, backend, prepared):
-        """(shape, share-of-GPU function) for the auto micro-batch; (shape, None) off a GPU."""
+        """(shape, share-of-memory function) for the auto micro-batch: of the GPU, or of the RAM on a CPU."""
 
         try:
             shape, pre_quantized = read_shape(resolve_source(self.config.model.name, log=self.log))
         except Exception:  # the size is a hint for the learning rate; the run does not need it
             return None, None
+        if shape is None:
+            return None, None
+        if backend.device == "cpu":
+            return shape, ram_share(shape, prepared.train_lengths, self.config.model.max_seq_length)
         gpu = detect_gpu() if backend.device == "cuda" else None
-        if shape is None or gpu is None:
+        if gpu is None:
             return shape, None
         four_bit = pre_quantized or (self.config.model.load_in_4bit and has_module("bitsandbytes"))
 
@@ -443,7 +448,14 @@ class TrainingJob(jobs.SnapshotMixin):
             self.log(f"Memory estimate unavailable: {exc}")
             return
         self.memory_estimate = estimate.to_dict()
-        self.log(f"Memory estimate: {estimate.summary()}.")
+        if backend.device == "cuda":
+            self.log(f"Memory estimate: {estimate.summary()}.")
+        else:  # the GPU figure stays in run.json for planning; what matters here is the RAM
+            ram = estimate_cpu_ram(estimate.shape, self.train_config.train.per_device_train_batch_size,
+                                   prepared.train_lengths, self.train_config.model.max_seq_length,
+                                   self.backend["gradient_checkpointing"] != "false", machine_ram_gb())
+            self.memory_estimate["cpu_ram"] = {"peak_gb": ram.peak_gb, "total_gb": ram.total_gb}
+            self.log(f"Memory estimate (RAM): {ram.summary()}.")
         if estimate.share and estimate.share > BANDS[1][0]:
             self.warnings = _unique(self.warnings + [
                 f"Memory estimate {estimate.summary()}. If it runs out of memory, the Model & LoRA tab lists the "

@@ -195,7 +195,8 @@ def test_the_run_folder_keeps_estimate_and_measured_side_by_side(tiny_model_dir,
 
     from studio.ui.tabs.train import memory_line
 
-    assert "estimated peak" in memory_line(snap) and "on the CPU" in memory_line(snap)
+    cpu_line = memory_line(snap)
+    assert "on the CPU" in cpu_line and "GiB</b> of RAM" in cpu_line and "estimated peak" not in cpu_line
     line = memory_line({"estimate_gb": 2.0, "verdict": "fits", "measured_gb": 1.9})
     assert "measured peak <b>1.90 GiB</b> (95% of the estimate)" in line
 

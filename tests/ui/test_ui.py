@@ -151,7 +151,7 @@ def drive(page, url: str, toy_file: Path) -> str:
     page.wait_for_timeout(500)
     row = page.locator("#review-row input").input_value()
     page.click("#save-decision")
-    page.locator("#decisions-summary").get_by_text("1 decisions saved", exact=False).wait_for(timeout=30000)
+    page.locator("#decisions-summary").get_by_text("1 decision saved", exact=False).wait_for(timeout=30000)
     page.screenshot(path=str(SHOTS / "2-labels.png"), full_page=True)
 
     page.get_by_role("tab", name="3 · Model & LoRA").click()
@@ -217,7 +217,7 @@ def drive(page, url: str, toy_file: Path) -> str:
         page.get_by_text("Using forum_posts.jsonl")).first.wait_for(timeout=30000)
     page.get_by_role("tab", name="2 · Labels").click()
     page.click("#find-issues")  # the decision made before the reload is still there
-    page.locator("#decisions-summary").get_by_text("decisions saved", exact=False).wait_for(timeout=60000)
+    page.locator("#decisions-summary").get_by_text("decision saved", exact=False).wait_for(timeout=60000)
     assert row and row in page.locator("#suspects").inner_text()
     page.click("#download-cleaned")
     page.locator("#cleaned-files").get_by_text("cleaned", exact=False).first.wait_for(timeout=30000)

@@ -49,7 +49,7 @@ def build(ctx: UIContext, form: Form) -> dict:
         download = gr.Button("Download cleaned file", elem_id="download-cleaned")
         retrain = gr.Button("Retrain on the cleaned file", variant="primary", elem_id="retrain-cleaned")
     files = gr.File(label="Cleaned file and the edits (CSV)", file_count="multiple", interactive=False,
-                    elem_id="cleaned-files")
+                    elem_id="cleaned-files", visible=False)  # shown with the files, not as an empty box
     found = gr.State(None)  # {"data": path, "label_column", "labels", "issues": records}
 
     @ui_errors
@@ -113,7 +113,7 @@ def build(ctx: UIContext, form: Form) -> dict:
         target, edits, _ = cleaned_copy(state["data"], state["label_column"], Path(ctx.runs_dir) / ".uploads",
                                         header=_header(state), delimiter=_delimiter(state),
                                         max_mb=ctx.max_upload_mb)
-        return [str(target), str(edits)]
+        return gr.update(value=[str(target), str(edits)], visible=True)
 
 
     @ui_errors
@@ -176,8 +176,9 @@ def decisions_markdown(state) -> str:
     if not decisions:
         return "_No decisions yet: click a suspect, choose keep / relabel / drop, and save._"
     counts = {a: sum(1 for d in decisions.values() if d.action == a) for a in ("relabel", "drop", "keep")}
-    return (f"**{len(decisions)}** decisions saved: {counts['relabel']} relabelled, {counts['drop']} dropped, "
-            f"{counts['keep']} kept as they are.")
+    n = len(decisions)
+    return (f"**{n}** decision{'s' if n != 1 else ''} saved: {counts['relabel']} relabelled, {counts['drop']} "
+            f"dropped, {counts['keep']} kept as they are.")
 
 
 def review_markdown(issue: dict) -> str:

@@ -119,7 +119,8 @@ def build(ctx: UIContext, form: Form) -> dict:
             config = form.config(data)
             if data[gpu] in (None, "", "auto") and device_guess() == "cpu":
                 items = advise(config, None, train_rows=ctx.data_rows, class_counts=ctx.class_counts)
-                return {fit: cpu_markdown(config), fit_chart: charts.memory_estimate(None),
+                lengths = ctx.lengths_for(config.model.name, config.model.max_seq_length)
+                return {fit: cpu_markdown(config, lengths), fit_chart: charts.memory_estimate(None),
                         advice: advice_markdown(items, ctx)}
             est, lengths = _estimate(ctx, config, data[gpu])
         except StudioError as err:
@@ -203,23 +204,35 @@ def _estimate(ctx: UIContext, config: RunConfig, gpu_choice):
     return estimate_for_config(config, gpu_total_gb=gpu_gb, gpu_name=gpu_name, lengths=lengths), lengths
 
 
-def cpu_markdown(config: RunConfig) -> str:
+def cpu_markdown(config: RunConfig, lengths: list[int] | None = None) -> str:
     """What training on this machine's CPU will do: the fallbacks (before Start, not only in the log), the compute,
-    the memory it has."""
+    the memory it will take of what the machine has."""
     import os
 
-    import psutil
-
+    from studio.estimate.model_shape import read_shape
+    from studio.estimate.ram import estimate_cpu_ram, machine_ram_gb
     from studio.models.loading import Backend, effective_settings
+    from studio.train.recipe import preview
 
     backend = Backend("transformers", "no CUDA GPU", "cpu")
     effective_settings(config.model, config.train, backend)
-    lines = [f"**No GPU on this machine: training runs on its CPU** ({os.cpu_count()} cores, "
-             f"{psutil.virtual_memory().total / 2**30:.0f} GiB of RAM; a model of this size needs a few GiB). "
-             "Pick the card you will train on above to plan its GPU memory instead."]
+    total = machine_ram_gb()
+    lines = [f"**No GPU on this machine: training runs on its CPU** ({os.cpu_count()} cores"
+             + (f", {total:.0f} GiB of RAM)." if total else ").")
+             + " Pick the card you will train on above to plan its GPU memory instead."]
+    try:
+        shape, _ = read_shape(config.model.name)
+    except (StudioError, OSError):
+        shape = None
+    if shape is not None:
+        planned = preview(config, None, lengths).config
+        ram = estimate_cpu_ram(shape, planned.train.per_device_train_batch_size, lengths,
+                               config.model.max_seq_length, planned.lora.use_gradient_checkpointing != "false", total)
+        lines.append(f"- Memory: {ram.summary()}" + ("" if lengths else "; check the data for its real row lengths")
+                     + f", with micro-batches of {planned.train.per_device_train_batch_size} rows.")
     lines += [f"- {n}" for n in backend.notices]
-    lines.append("- Gradient checkpointing is off on a CPU when left on auto (it costs ~30% more compute, and "
-                 "memory is plentiful here); compute runs in bfloat16 where the CPU has it (AVX-512 BF16, AMX).")
+    lines.append("- Gradient checkpointing is off on a CPU when left on auto and the memory allows it (it costs ~30% "
+                 "more compute); compute runs in bfloat16 where the CPU has it (AVX-512 BF16, AMX).")
     return "\n".join(lines)
 
 

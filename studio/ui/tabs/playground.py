@@ -19,8 +19,8 @@ def build(ctx: UIContext) -> dict:
     go = gr.Button("Classify", variant="primary", elem_id="classify")
     verdict = gr.Markdown(elem_id="play-verdict")
     with gr.Row():
-        after = gr.Plot(charts.probabilities({}, "After training"))
-        before = gr.Plot(charts.probabilities({}, "Before training (same model, adapter off)"))
+        after = gr.Plot(charts.probabilities({}, "After training"), show_label=False)
+        before = gr.Plot(charts.probabilities({}, "Before training (same model, adapter off)"), show_label=False)
 
     @ui_errors
     def classify(run_name, value):

@@ -34,15 +34,17 @@ def build(ctx: UIContext, form: Form) -> dict:
     def poll():
         job = jobs.current()
         if job is None:
-            return progress_html(None), "", gr.skip(), gr.skip(), gr.skip(), "", gr.update(interactive=True)
+            return (progress_html(None), "", gr.skip(), gr.skip(), gr.skip(), "", gr.update(interactive=True),
+                    gr.update(interactive=False))
         snap = job.snapshot()
         records = job.earlier + job.stream.records()  # a resumed run's chart starts at its first step
         err = error_box(snap["error"], snap["levers"]) if snap["error"] else ""
         return (progress_html(snap), err, charts.loss(records),
                 charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"]), charts.eval_points(records),
-                job.log_tail(60), gr.update(interactive=job.done))  # no second Start while a run trains
+                job.log_tail(60), gr.update(interactive=job.done),  # no second Start while a run trains
+                gr.update(interactive=not job.done))  # and no Stop when nothing trains
 
-    poll_outputs = [status, error, loss, memory, evals, log, start]
+    poll_outputs = [status, error, loss, memory, evals, log, start, stop]
     timer.tick(poll, None, poll_outputs, queue=False, show_progress="hidden", api_name="training_status")
 
     @ui_errors
@@ -111,17 +113,21 @@ def progress_html(snap: dict | None) -> str:
 
 
 def memory_line(memory: dict | None) -> str:
-    """Estimated vs measured peak GPU memory, side by side (the run folder's memory.json keeps both)."""
-    if not memory or not memory.get("estimate_gb"):
+    """Estimated vs measured peak GPU memory, side by side (the run folder's memory.json keeps both); on a CPU run,
+    the process's memory alone (a GPU estimate means nothing there)."""
+    if not memory:
         return ""
-    line = f"GPU memory: estimated peak <b>{memory['estimate_gb']:.2f} GiB</b> ({memory.get('verdict')})"
-    if memory.get("measured_gb"):
-        ratio = memory["measured_gb"] / memory["estimate_gb"]
-        line += f" · measured peak <b>{memory['measured_gb']:.2f} GiB</b> ({100 * ratio:.0f}% of the estimate)"
-        if memory.get("in_use_at_start_gb"):
-            line += f", beyond the {memory['in_use_at_start_gb']:.2f} GiB other models held when the run started"
-    elif memory.get("rss_gb"):
-        line += f" · this run is on the CPU (process memory {memory['rss_gb']:.2f} GiB), so no GPU peak to compare"
+    if memory.get("rss_gb") and not memory.get("measured_gb"):
+        line = f"Memory: this run is on the CPU and its process uses <b>{memory['rss_gb']:.2f} GiB</b> of RAM"
+    elif memory.get("estimate_gb"):
+        line = f"GPU memory: estimated peak <b>{memory['estimate_gb']:.2f} GiB</b> ({memory.get('verdict')})"
+        if memory.get("measured_gb"):
+            ratio = memory["measured_gb"] / memory["estimate_gb"]
+            line += f" · measured peak <b>{memory['measured_gb']:.2f} GiB</b> ({100 * ratio:.0f}% of the estimate)"
+            if memory.get("in_use_at_start_gb"):
+                line += f", beyond the {memory['in_use_at_start_gb']:.2f} GiB other models held when the run started"
+    else:
+        return ""
     return f"<div class='studio-memory'>{line}</div>"
 
 

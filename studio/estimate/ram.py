@@ -1,0 +1,81 @@
+"""Training on a CPU: the process's peak memory (RAM), so that the auto micro-batch fits the machine. Without gradient
+checkpointing every layer keeps its activations for the backward pass: on this project's 2-core machine a micro-batch
+of 16 rows of 512 tokens took 14.2 GiB with the embedded 135M model, which a laptop with 8 or 16 GiB does not have.
+
+The formula is fitted on measured peaks (``bench/cpu_ram.py``; docs/benchmarks.md): SmolLM2-135M, LoRA r=16 on the 7
+projections, bfloat16 autocast over float32 weights, torch 2.13 on the CPU:
+- fixed: 0.9 GiB (interpreter, torch, allocator) + 6 bytes per parameter (float32 weights and their bfloat16 copies);
+- per token of the micro-batch and per layer: 4.15 bytes × (8 × hidden + 4.5 × intermediate) (the layer's inputs,
+  projections, MLP activations and their bfloat16 copies);
+- attention: 1.5 bytes per head, layer, token and key;
+- with checkpointing: each layer keeps 17 bytes × hidden per token (its input and a few float32 vectors around it) and
+  one layer's activations are alive at a time (16 rows of 512 tokens: 4.3 GiB instead of 13.8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from studio.estimate.model_shape import ModelShape
+
+GIB = 2**30
+FIXED_GB = 0.9
+BYTES_PER_PARAM = 6
+
+
+@dataclass
+class RamEstimate:
+    peak_gb: float
+    total_gb: float | None
+    tokens: int  # in the largest micro-batch
+    longest: int  # its longest row
+
+    @property
+    def share(self) -> float | None:
+        return self.peak_gb / self.total_gb if self.total_gb else None
+
+    def summary(self) -> str:
+        where = f" of {self.total_gb:.0f} GiB" if self.total_gb else ""
+        return (f"about {self.peak_gb:.1f} GiB{where} at the peak (the largest micro-batch: {self.tokens} tokens, "
+                f"rows up to {self.longest})")
+
+
+def machine_ram_gb() -> float | None:
+    try:
+        import psutil
+
+        return psutil.virtual_memory().total / GIB
+    except Exception:  # a hint; never a reason to fail
+        return None
+
+
+def estimate_cpu_ram(shape: ModelShape, batch: int, lengths: list[int] | None, max_seq_length: int,
+                     checkpointing: bool, total_gb: float | None = None) -> RamEstimate:
+    """The peak memory of training ``shape`` on the CPU with micro-batches of ``batch`` rows (grouped by length, so
+    the largest micro-batch holds the longest rows, padded to the longest)."""
+    rows = sorted(min(n, max_seq_length) for n in lengths) if lengths else [max_seq_length]
+    longest = rows[-1]
+    tokens = min(batch, max(1, len(rows))) * longest
+    layer_bytes = 4.15 * (8 * shape.hidden_size + 4.5 * shape.intermediate_size)  # per token
+    attention = 1.5 * shape.num_attention_heads * longest  # per token
+    layers = shape.num_hidden_layers
+    if checkpointing:
+        activations = tokens * (layers * 17 * shape.hidden_size + layer_bytes + attention)
+    else:
+        activations = tokens * layers * (layer_bytes + attention)
+    peak = FIXED_GB + (BYTES_PER_PARAM * shape.params + activations) / GIB
+    return RamEstimate(round(peak, 2), total_gb, tokens, longest)
+
+
+def ram_share(shape: ModelShape, lengths: list[int] | None, max_seq_length: int):
+    """``fits(micro_batch, checkpointing) -> share of this machine's RAM`` for the recipe; None when the machine's
+    memory is unknown."""
+    total = machine_ram_gb()
+    if not total:
+        return None
+
+    def share(batch: int, checkpointing: str) -> float:
+        return estimate_cpu_ram(shape, batch, lengths, max_seq_length, checkpointing not in ("false", ""),
+                                total).share
+
+    return share

@@ -1,0 +1,98 @@
+"""The auto recipe: what each setting left on auto becomes on a CPU and on a GPU, the time budget's plan, and the
+training time shown before Start."""
+
+from studio.config import RunConfig
+from studio.train.recipe import budget_steps, resolve, time_estimate, write_speed
+
+
+def test_on_a_cpu_auto_settings_follow_the_model_size_and_the_measured_recipe():
+    small = resolve(RunConfig(), device="cpu", params=135_000_000, train_rows=3000)
+    t, lora = small.config.train, small.config.lora
+    assert (t.learning_rate, t.per_device_train_batch_size, t.gradient_accumulation_steps) == (1e-3, 16, 1)
+    assert lora.use_gradient_checkpointing == "false" and small.time_budget_s == 7 * 60
+    assert any("135M-parameter" in c for c in small.choices)
+    assert resolve(RunConfig(), device="cpu", params=500_000_000).config.train.learning_rate == 5e-4
+    assert resolve(RunConfig(), device="cpu", params=7_000_000_000).config.train.learning_rate == 2e-4
+
+
+def test_settings_the_user_chose_are_kept():
+    config = RunConfig().replace({"train": {"learning_rate": 3e-4, "per_device_train_batch_size": 4,
+                                            "gradient_accumulation_steps": 2, "time_budget_minutes": 0,
+                                            "eval_steps": 0}, "lora": {"use_gradient_checkpointing": "true"}})
+    out = resolve(config, device="cpu", params=135_000_000)
+    t = out.config.train
+    assert (t.learning_rate, t.per_device_train_batch_size, t.gradient_accumulation_steps, t.eval_steps) == \
+        (3e-4, 4, 2, 0)
+    assert out.config.lora.use_gradient_checkpointing == "true" and out.time_budget_s is None and not out.choices
+
+
+def test_on_a_gpu_the_largest_micro_batch_that_fits_with_checkpointing_off_first():
+    share = {("false", 64): 0.95, ("false", 32): 0.60, ("unsloth", 64): 0.40}
+
+    def fits(batch, mode):
+        return share.get((mode, batch), 0.99)
+
+    out = resolve(RunConfig(), device="cuda", params=1_500_000_000, fits=fits)
+    t = out.config.train
+    assert (t.per_device_train_batch_size, out.config.lora.use_gradient_checkpointing) == (32, "false")
+    assert t.gradient_accumulation_steps == 1 and out.time_budget_s is None  # 32 rows already ≥ 16 per step
+    assert any("60% of the GPU" in c for c in out.choices)
+    nothing = resolve(RunConfig(), device="cuda", params=1_500_000_000, fits=lambda b, m: 0.99)
+    assert nothing.config.train.per_device_train_batch_size == 8
+    assert nothing.config.lora.use_gradient_checkpointing == "unsloth" and "nothing fits" in nothing.choices[1]
+
+
+def test_the_time_budget_leaves_room_for_its_evaluations():
+    # 420 s, 2 s a step, 100 rows scored per evaluation at 0.1 s a row × 0.7
+    steps, every = budget_steps(420, 2.0, 100, 0.1, planned=1000)
+    evaluations = steps // every + 1
+    assert steps * 2.0 + evaluations * 100 * 0.1 * 0.7 <= 420 < (steps + 5) * 2.0 + evaluations * 7
+    assert budget_steps(420, 2.0, 100, 0.1, planned=50) == (50, 10)  # a short plan is not stretched
+
+
+def test_the_training_time_is_shown_before_start_in_words(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
+    config = RunConfig().replace({"model": {"name": "m"}, "train": {"max_steps": 30}})
+    resolved = resolve(config, device="cpu", params=135_000_000)  # 16 rows a step, 7-minute budget
+    assert "measured in the first seconds" in time_estimate(resolved, "m", 99)
+    write_speed("m|cpu|x", 0.05)  # 20 rows/s: 480 rows take 24 seconds
+    assert time_estimate(resolved, "m", 99) == ("30 steps × 16 rows. About 24 seconds of training at 20.0 rows/s "
+                                                "(measured on this machine with this model).")
+    write_speed("m|cpu|x", 1.0)  # 480 s > 420 s: the budget stops it
+    text = time_estimate(resolved, "m", 99)
+    assert "the time budget stops it after 7 minutes, near step 26" in text
+
+
+def test_on_a_cpu_the_micro_batch_fits_half_the_ram(monkeypatch):
+    from studio.estimate import ram
+    from studio.estimate.model_shape import known_shape
+
+    shape = known_shape("embedded/SmolLM2-135M-Instruct")
+    long_rows = [500] * 300
+    monkeypatch.setattr(ram, "machine_ram_gb", lambda: 8.0)  # a laptop
+    out = resolve(RunConfig(), device="cpu", params=shape.params, fits=ram.ram_share(shape, long_rows, 2048))
+    t = out.config.train
+    chosen = t.per_device_train_batch_size
+    assert ram.estimate_cpu_ram(shape, chosen, long_rows, 2048, False, 8.0).share <= 0.5
+    assert chosen == 16 or ram.estimate_cpu_ram(shape, 2 * chosen, long_rows, 2048, False, 8.0).share > 0.5
+    assert chosen < 16 and t.gradient_accumulation_steps * chosen == 16  # the same rows per optimizer step
+    assert out.config.lora.use_gradient_checkpointing == "false" and "of the RAM" in out.choices[1]
+    monkeypatch.setattr(ram, "machine_ram_gb", lambda: 64.0)
+    roomy = resolve(RunConfig(), device="cpu", params=shape.params, fits=ram.ram_share(shape, long_rows, 2048))
+    assert roomy.config.train.per_device_train_batch_size == 16
+
+
+def test_the_ram_estimate_holds_on_the_measured_points():
+    """bench/cpu_ram.py's peaks on this project's CPU machine: the estimate within -5% / +15% of each."""
+    import json
+    from pathlib import Path
+
+    points = json.loads((Path(__file__).parents[2] / "docs/device-results/cpu-ram-smollm2.json").read_text())
+    assert {p["checkpointing"] for p in points} == {True, False}
+    from studio.estimate.model_shape import known_shape
+    from studio.estimate.ram import estimate_cpu_ram
+
+    shape = known_shape("embedded/SmolLM2-135M-Instruct")
+    for p in points:
+        estimate = estimate_cpu_ram(shape, p["batch"], [p["length"]] * p["batch"], p["length"], p["checkpointing"])
+        assert 0.95 <= estimate.peak_gb / p["peak_gb"] <= 1.15, p
