@@ -97,7 +97,8 @@ def build_snapshot(run: RunDir, stream: MetricsStream, live: LiveState) -> dict:
         "gpus": live.gpus, "rows_per_step": live.rows_per_step,
         "memory": {"estimate_gb": estimate.get("peak_reserved_gb"), "verdict": estimate.get("verdict"),
                    "measured_gb": None if peak is None else round(peak - live.gpu_in_use_at_start_gb, 3),
-                   "in_use_at_start_gb": live.gpu_in_use_at_start_gb, "rss_gb": last.get("rss_gb")},
+                   "in_use_at_start_gb": live.gpu_in_use_at_start_gb, "rss_gb": last.get("rss_gb"),
+                   "ram_estimate_gb": (estimate.get("cpu_ram") or {}).get("peak_gb")},
         "best_eval": live.best_eval, "time_budget_s": live.time_budget_s,
     }
 

@@ -355,7 +355,6 @@ class TrainingJob(jobs.SnapshotMixin):
             self.phase = "measuring speed"
             self._plan_for_budget(trainer, callback, loaded, rows)
         elif cfg.train.eval_steps < 0:
-
             callback.eval_steps = eval_every(self.total_steps)
         self.run.write_run_json(self.config, resolved={**self.resolved.to_dict(), "max_steps": self.total_steps,
                                                        "eval_steps": callback.eval_steps})
@@ -398,7 +397,7 @@ class TrainingJob(jobs.SnapshotMixin):
         # dtype again, as a reloaded adapter does.
         self.model = trainer.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)
         step = trainer.state.global_step
-        best = getattr(self, "best", None)
+        best = self.best
         kept = step
         if best is not None and best["step"] != step:
             import torch

@@ -113,12 +113,16 @@ def progress_html(snap: dict | None) -> str:
 
 
 def memory_line(memory: dict | None) -> str:
-    """Estimated vs measured peak GPU memory, side by side (the run folder's memory.json keeps both); on a CPU run,
-    the process's memory alone (a GPU estimate means nothing there)."""
+    """Estimated vs measured peak memory, side by side (the run folder's memory.json keeps both): the GPU's, or on a
+    CPU run the process's RAM beside the RAM estimate (a GPU estimate means nothing there)."""
     if not memory:
         return ""
     if memory.get("rss_gb") and not memory.get("measured_gb"):
         line = f"Memory: this run is on the CPU and its process uses <b>{memory['rss_gb']:.2f} GiB</b> of RAM"
+        if memory.get("ram_estimate_gb"):
+            ratio = memory["rss_gb"] / memory["ram_estimate_gb"]
+            line += (f" · estimated peak <b>{memory['ram_estimate_gb']:.2f} GiB</b> for the training "
+                     f"({100 * ratio:.0f}% of it in use now)")
     elif memory.get("estimate_gb"):
         line = f"GPU memory: estimated peak <b>{memory['estimate_gb']:.2f} GiB</b> ({memory.get('verdict')})"
         if memory.get("measured_gb"):
