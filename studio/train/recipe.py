@@ -29,7 +29,6 @@ GPU_MICRO_BATCHES = [64, 32, 16, 8]
 TARGET_ROWS_PER_STEP = 16
 CPU_TIME_BUDGET_MIN = 7.0
 EVALUATIONS_PER_RUN = 6
-EVAL_ROW_FACTOR = 0.7  # scoring a row against training on it
 MIN_EVAL_EVERY = 10
 GPU_FIT_SHARE = 0.85
 
@@ -92,15 +91,15 @@ def eval_every(steps: int) -> int:
     return max(MIN_EVAL_EVERY, steps // EVALUATIONS_PER_RUN) if steps else 0
 
 
-def budget_steps(budget_s: float, step_s: float, eval_rows: int, row_s: float, planned: int) -> tuple[int, int]:
-    """(steps, eval_every) that fit a time budget: training steps plus their periodic evaluations, at most the
-    planned steps. Scoring a row took 0.7 of training on it on a 2-core CPU (11 against 7.2 rows/s): one forward pass
-    of the whole prompt against a forward and backward pass with the rubric shared across the batch."""
+def budget_steps(budget_s: float, step_s: float, eval_rows: int, score_s: float, planned: int) -> tuple[int, int]:
+    """(steps, eval_every) that fit a time budget: training steps of ``step_s`` plus their periodic evaluations of
+    ``eval_rows`` rows at ``score_s`` seconds a row (both measured at the start of the run), at most the planned
+    steps."""
     steps = planned
     for _ in range(3):  # the evaluations' share depends on the steps, and the other way round
         every = eval_every(steps)
         evaluations = steps // every + 1 if every else 0
-        eval_s = evaluations * eval_rows * row_s * EVAL_ROW_FACTOR
+        eval_s = evaluations * eval_rows * score_s
         steps = max(1, min(planned, int((budget_s - eval_s) / step_s)))
     return steps, eval_every(steps)
 

@@ -171,7 +171,7 @@ def drive(page, url: str, toy_file: Path) -> str:
     run_name = re.search(r"Run (\S+) started in", page.locator("body").inner_text()).group(1)
     page.locator("#train-status").get_by_text(f"{run_name}: finished").wait_for(timeout=180000)
     assert "finished (finished)" not in page.locator("#train-status").inner_text()
-    assert "estimated peak" in page.locator("#train-status").inner_text()  # estimate beside what was measured
+    assert "RAM estimate" in page.locator("#train-status").inner_text()  # estimate beside what was measured
     page.wait_for_timeout(1500)  # one more poll paints the last points
     points = page.locator("#loss-chart .scatterlayer .trace path.js-line").count()
     assert points >= 1, "the loss chart has no line"

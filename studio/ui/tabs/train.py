@@ -121,7 +121,7 @@ def memory_line(memory: dict | None) -> str:
         line = f"Memory: this run is on the CPU and its process uses <b>{memory['rss_gb']:.2f} GiB</b> of RAM"
         if memory.get("ram_estimate_gb"):
             ratio = memory["rss_gb"] / memory["ram_estimate_gb"]
-            line += (f" · estimated peak <b>{memory['ram_estimate_gb']:.2f} GiB</b> for the training "
+            line += (f" · the RAM estimate for the training's peak: <b>{memory['ram_estimate_gb']:.2f} GiB</b> "
                      f"({100 * ratio:.0f}% of it in use now)")
     elif memory.get("estimate_gb"):
         line = f"GPU memory: estimated peak <b>{memory['estimate_gb']:.2f} GiB</b> ({memory.get('verdict')})"
