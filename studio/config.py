@@ -138,8 +138,8 @@ class TrainSpec:
     run starts, from the device, the model's size and the data (studio/train/recipe.py), and shown before Start."""
 
     per_device_train_batch_size: int = _f(0, "Rows per forward/backward pass (micro-batch); first lever when memory "
-                                             "is tight. 0: auto (16 on a CPU; on a GPU the largest of 64/32/16/8 "
-                                             "that fits in 85% of it).",
+                                             "is tight. 0: auto (on a CPU 16, fewer when the RAM or padding "
+                                             "says so; on a GPU the largest of 64/32/16/8 that fits in 85% of it).",
                                              label="Rows per step on the device (micro-batch)")
     gradient_accumulation_steps: int = _f(0, "Micro-batches per optimizer step; raises the rows per step without "
                                              "memory. 0: auto (16 rows per step, or one micro-batch if larger).",

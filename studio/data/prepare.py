@@ -54,6 +54,11 @@ class PreparedData:
             "val_b": class_counts(self.split.val_b, labels),
         }
 
+    def train_classes(self) -> list[int]:
+        """Each training row's class (its index in ``labels``), in the order of ``train`` and ``train_lengths``."""
+        index = {lb: k for k, lb in enumerate(self.labels)}
+        return [index[lb] for lb in self.train["label"]]
+
     def examples(self, frame: pd.DataFrame | None = None, eos_token: str | None = None) -> list[dict]:
         """TRL prompt-completion records for ``frame`` (default: the balanced training set)."""
         frame = self.train if frame is None else frame

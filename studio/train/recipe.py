@@ -3,9 +3,11 @@ data, with the reason for each (shown before Start, logged, and saved in run.jso
 
 Auto values (measured on a 2-core CPU with the embedded 135M model; docs/benchmarks.md):
 - learning rate: 1e-3 for models under 300M parameters, 5e-4 under 1.2B, 2e-4 above (the guide's LoRA default);
-- micro-batch: on a CPU 16 rows (12% more rows/s than 8), fewer when the RAM estimate puts 16 over half the machine's
-  memory, checkpointing only when even one row does not fit; on a GPU the largest of 8–64 rows that the "Will it
-  fit?" estimate puts under 85% of the card, with checkpointing off when that fits;
+- micro-batch: on a CPU the one of 16/8/4/2/1 rows that costs least compute per row (a micro-step's fixed cost is
+  ~100 tokens' worth, so 16 rows unless some classes' rows are much longer: every optimizer step holds every class,
+  and then smaller micro-batches pad less; studio.train.batching) among those the RAM estimate puts under half the
+  machine's memory, checkpointing only when even one row does not fit; on a GPU the largest of 8–64 rows that the
+  "Will it fit?" estimate puts under 85% of the card, with checkpointing off when that fits;
 - gradient accumulation: enough micro-batches for 16 rows per optimizer step;
 - time budget: 7 minutes of training on a CPU (evaluations included, so train + eval stays under 10 minutes for a few
   thousand short rows), none on a GPU;
@@ -55,9 +57,11 @@ def is_auto(config: RunConfig) -> bool:
 
 
 def resolve(config: RunConfig, *, device: str, params: int | None = None, train_rows: int | None = None,
-            fits=None) -> Resolved:
+            fits=None, cost=None) -> Resolved:
     """A copy of ``config`` with every auto setting decided. ``fits(micro_batch, checkpointing) -> share``: the
-    estimated share of the device's memory a choice needs (the GPU's, or the machine's RAM on a CPU)."""
+    estimated share of the device's memory a choice needs (the GPU's, or the machine's RAM on a CPU).
+    ``cost(micro_batch, step_rows) -> tokens``: the compute a training row costs in micro-batches of that size (its
+    padding and its share of the micro-step; studio.train.batching.cost_per_row), from the rows' lengths and classes."""
     config = copy.deepcopy(config)
     t, lora = config.train, config.lora
     out = Resolved(config)
@@ -67,7 +71,7 @@ def resolve(config: RunConfig, *, device: str, params: int | None = None, train_
         out.choices.append(f"learning rate auto → {t.learning_rate:g}" + (
             f" (a {n / 1e6:,.0f}M-parameter model)" if n else " (model size unknown)"))
     if t.per_device_train_batch_size == 0 or lora.use_gradient_checkpointing == "auto":
-        _micro_batch(config, device, fits, out)
+        _micro_batch(config, device, fits, out, cost)
     if t.gradient_accumulation_steps == 0:
         t.gradient_accumulation_steps = max(1, math.ceil(TARGET_ROWS_PER_STEP / t.per_device_train_batch_size))
         out.choices.append(f"gradient accumulation auto → {t.gradient_accumulation_steps} "
@@ -104,7 +108,7 @@ def budget_steps(budget_s: float, step_s: float, eval_rows: int, score_s: float,
     return steps, eval_every(steps)
 
 
-def _micro_batch(config: RunConfig, device: str, fits, out: Resolved) -> None:
+def _micro_batch(config: RunConfig, device: str, fits, out: Resolved, cost=None) -> None:
     t, lora = config.train, config.lora
     auto_batch = t.per_device_train_batch_size == 0
     if fits is None:  # nothing to measure against (the model's size or the memory is unknown)
@@ -123,13 +127,23 @@ def _micro_batch(config: RunConfig, device: str, fits, out: Resolved) -> None:
     modes = ["false", checkpointed] if lora.use_gradient_checkpointing == "auto" else \
         [lora.use_gradient_checkpointing]
     for mode in modes:  # checkpointing off first: the faster step, when the memory allows it
-        for batch in batches:
-            share = fits(batch, mode)
-            if share <= limit:
-                t.per_device_train_batch_size, lora.use_gradient_checkpointing = batch, mode
-                out.choices.append(f"micro-batch {'auto → ' if auto_batch else ''}{batch} rows, checkpointing "
-                                   f"{mode}: {100 * share:.0f}% of {memory} by the estimate")
-                return
+        fitting = [(batch, share) for batch in batches if (share := fits(batch, mode)) <= limit]
+        if not fitting:
+            continue
+        batch, share = fitting[0]  # the largest that fits
+        why = ""
+        if cost is not None and not gpu and len(fitting) > 1:  # on a CPU, the one that costs least per row
+            rows = TARGET_ROWS_PER_STEP if t.gradient_accumulation_steps == 0 else None
+            per_row = {b: cost(b, rows or b * t.gradient_accumulation_steps) for b, _ in fitting}
+            cheapest = min(per_row, key=per_row.get)
+            if cheapest != batch:
+                why = (f"; {cheapest} rows cost {per_row[cheapest]:.0f} tokens of compute a row against "
+                       f"{per_row[batch]:.0f} at {batch} (padding: some classes' rows are longer)")
+                batch, share = cheapest, dict(fitting)[cheapest]
+        t.per_device_train_batch_size, lora.use_gradient_checkpointing = batch, mode
+        out.choices.append(f"micro-batch {'auto → ' if auto_batch else ''}{batch} rows, checkpointing "
+                           f"{mode}: {100 * share:.0f}% of {memory} by the estimate{why}")
+        return
     t.per_device_train_batch_size = min(batches)
     lora.use_gradient_checkpointing = modes[-1]
     out.choices.append(f"micro-batch {t.per_device_train_batch_size}, checkpointing {modes[-1]}: nothing fits under "
@@ -197,10 +211,11 @@ def known_speed(model_name: str) -> dict | None:
     return max(mine, key=lambda v: v["measured"]) if mine else None
 
 
-def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int] | None = None) -> Resolved:
+def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int] | None = None,
+            classes: list[int] | None = None) -> Resolved:
     """The decisions as far as they can be made before the model loads (shown before Start by the UI and the CLI):
     the device guessed, the model's size read from its config.json (no weights), the memory share from the estimate
-    (the GPU's, or the RAM on a CPU)."""
+    (the GPU's, or the RAM on a CPU), the micro-batch's cost from the rows' lengths and classes when known."""
     from studio.estimate.model_shape import read_shape  # (estimate imports this module: a cycle at the top)
 
     device = device_guess()
@@ -223,7 +238,17 @@ def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int]
                                         "lora": {"use_gradient_checkpointing": checkpointing}})
                 return estimate_vram(trial, shape, lengths=lengths, load_in_4bit=pre_quantized or None,
                                      gpu_name=gpu[0], gpu_total_gb=gpu[1]).share
-    return resolve(config, device=device, params=shape.params if shape else None, train_rows=train_rows, fits=fits)
+    return resolve(config, device=device, params=shape.params if shape else None, train_rows=train_rows, fits=fits,
+                   cost=row_cost(lengths, classes, config.train.seed))
+
+
+def row_cost(lengths: list[int] | None, classes: list[int] | None, seed: int):
+    """``cost(micro_batch, step_rows)`` for the recipe, from the training rows' lengths and classes (None without)."""
+    if not lengths or not classes or len(lengths) != len(classes):
+        return None
+    from studio.train.batching import cost_per_row
+
+    return lambda micro_batch, step_rows: cost_per_row(lengths, classes, micro_batch, step_rows, seed)
 
 
 def time_estimate(resolved: Resolved, model_name: str, train_rows: int) -> str:

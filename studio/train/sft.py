@@ -18,7 +18,8 @@ def sft_args(config: RunConfig, *, output_dir: str | Path, optim: str, dtype: st
              total_steps: int, autocast: str | None = None) -> dict:
     """The keyword arguments of TRL's ``SFTConfig`` for a run: the trainer's settings from the run config, the
     effective optimizer and dtype (``autocast``: bfloat16 compute over float32 weights), checkpoints about every tenth
-    of the run unless ``save_steps`` says otherwise, rows grouped by length (less padding)."""
+    of the run unless ``save_steps`` says otherwise, rows grouped by length (less padding; the trainer class refines
+    this into class-stratified batches when it knows each row's class)."""
     train = config.train
     return dict(
         output_dir=str(output_dir), per_device_train_batch_size=train.per_device_train_batch_size,
@@ -46,6 +47,7 @@ class Objective:
     code_first_ids: list[int]
     pad_id: int
     prefix_ids: list[int] | None = None  # None: no prefix sharing
+    classes: list[int] | None = None  # each training row's class, in the dataset's order: class-stratified batches
 
 
 def sft_trainer_class():
@@ -60,6 +62,18 @@ def sft_trainer_class():
             self.objective = objective
             # The loss is a mean per micro-batch: the trainer divides it by the accumulation steps itself.
             self.model_accepts_loss_kwargs = False
+
+        def _get_train_sampler(self, train_dataset=None):
+            """Steps that hold every class in its share, each at one length quantile (studio.train.batching)."""
+            from studio.train.batching import StratifiedLengthSampler
+
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            if self.objective.classes is None or len(self.objective.classes) != len(dataset):
+                return super()._get_train_sampler(train_dataset)
+            micro_batch = self.args.per_device_train_batch_size
+            return StratifiedLengthSampler([len(ids) for ids in dataset["input_ids"]], self.objective.classes,
+                                           micro_batch, self.args.seed,
+                                           micro_batch * self.args.gradient_accumulation_steps)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             o = self.objective

@@ -36,7 +36,7 @@ from studio.models.embedded import HUB_ID
 from studio.models.loading import choose_backend, has_module, load_for_training, load_tokenizer, resolve_source
 from studio.train import jobs
 from studio.train.distributed import broadcast, init_process_group, ranks
-from studio.train.recipe import budget_steps, eval_every, resolve, speed_key, write_speed
+from studio.train.recipe import budget_steps, eval_every, resolve, row_cost, speed_key, write_speed
 from studio.train.runs import ADAPTER_META, CHECKPOINT_DONE, RunDir, default_run_name, write_json_atomic
 from studio.train.sft import Objective, sft_args, sft_trainer_class
 from studio.train.stream import MetricsStream
@@ -228,7 +228,8 @@ class TrainingJob(jobs.SnapshotMixin):
 
         shape, fits = self._fits(backend, prepared)
         resolved = resolve(self.config, device=backend.device, params=shape.params if shape else None,
-                           train_rows=len(prepared.train), fits=fits)
+                           train_rows=len(prepared.train), fits=fits,
+                           cost=row_cost(prepared.train_lengths, prepared.train_classes(), self.config.train.seed))
         if self.resume_from is not None:  # a resumed run keeps the plan it started with
             planned = self.run.read_run_json().get("resolved") or {}
             for key in ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
@@ -342,7 +343,7 @@ class TrainingJob(jobs.SnapshotMixin):
             self.log(f"The prompt prefix is run per row ({why_not} needs it).")
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         objective = Objective(name, first, pad, prefix_ids(tokenizer, prepared.rubric, prepared.prompt_format)
-                              if share else None)
+                              if share else None, classes=prepared.train_classes())
         self.backend.update(objective=name, shared_prefix_tokens=len(objective.prefix_ids or []))
         return objective
 
@@ -593,25 +594,27 @@ def measure_scoring_seconds(model, tokenizer, prepared: PreparedData, rows: int 
 
 
 def measure_step_seconds(trainer, autocast: str | None) -> float:
-    """Seconds of an average training micro-step, times the trainer's overhead. Two batches of real rows are timed,
-    at the 25th and the 75th percentile of the row lengths (each timed twice, the first a warm-up), and a step's cost
-    taken as a + b × length from them, at the mean length (rows are grouped by length, so a batch is about as long as
-    its rows): the compute grows with the tokens, but the per-step costs do not."""
+    """Seconds of an average training micro-step, times the trainer's overhead. The micro-batches are the ones the
+    trainer will draw (its sampler's order); two of them are timed, at the 25th and the 75th percentile of their
+    padded widths (each twice, the first a warm-up), and a step's cost taken as a + b × width from them, at the mean
+    width: the compute grows with the tokens, but the per-step costs do not."""
     import contextlib
 
     import torch
 
     model, data = trainer.model, trainer.train_dataset
     lengths = [len(ids) for ids in data["input_ids"]]
-    order = sorted(range(len(data)), key=lengths.__getitem__)
     size = trainer.args.per_device_train_batch_size
+    sampler = trainer._get_train_sampler()
+    order = list(sampler) if sampler is not None else list(range(len(data)))
+    batches = sorted((order[s:s + size] for s in range(0, len(order), size)),
+                     key=lambda b: max(lengths[i] for i in b))
     device = next(model.parameters()).device.type
     compute = torch.autocast(device, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     model.train()
     points = []
     for quantile in (0.25, 0.75):
-        first = min(max(0, int(quantile * len(order)) - size // 2), max(0, len(order) - size))
-        chosen = order[first:first + size]
+        chosen = batches[min(len(batches) - 1, int(quantile * len(batches)))]
         inputs = trainer._prepare_inputs(trainer.data_collator([data[i] for i in chosen]))
         seconds = []
         for _ in range(2):
@@ -626,7 +629,7 @@ def measure_step_seconds(trainer, autocast: str | None) -> float:
     model.zero_grad(set_to_none=True)
     (short, short_s), (long, long_s) = points
     slope = max(0.0, (long_s - short_s) / (long - short)) if long > short else 0.0
-    mean = sum(lengths) / len(lengths)
+    mean = sum(max(lengths[i] for i in b) for b in batches) / len(batches)
     return max(0.0, short_s + slope * (mean - short)) * STEP_OVERHEAD
 
 

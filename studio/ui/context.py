@@ -18,6 +18,7 @@ class UIContext:
     max_upload_mb: float = 200.0
     data_rows: int | None = None  # training rows after balancing, from the last data check
     train_lengths: list[int] | None = None  # tokens per formatted training row, from the last data check
+    train_classes: list[int] | None = None  # each training row's class, in the order of train_lengths
     lengths_key: tuple | None = None  # (model, max_seq_length) the lengths were counted with
     class_counts: dict | None = None  # input rows per class, from the last data check
     _tokenizers: dict = field(default_factory=dict)

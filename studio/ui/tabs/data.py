@@ -122,6 +122,7 @@ def build(ctx: UIContext, form: Form) -> dict:
         prepared = prepare_data(config.data, tokenizer, config.model.max_seq_length)
         ctx.data_rows = len(prepared.train)
         ctx.train_lengths = prepared.train_lengths or None
+        ctx.train_classes = prepared.train_classes()
         ctx.lengths_key = (model_name, config.model.max_seq_length)
         ctx.class_counts = prepared.counts()["input"]
         code_rows = [[r["label"], r["code"], r["tokens"] if r["tokens"] is not None else "", "; ".join(r["warnings"])]

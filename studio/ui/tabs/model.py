@@ -92,7 +92,8 @@ def build(ctx: UIContext, form: Form) -> dict:
         try:
             config = form.config(data)
             found = validate_config(config, ctx.data_rows)
-            resolved = preview(config, ctx.data_rows, ctx.lengths_for(config.model.name, config.model.max_seq_length))
+            resolved = preview(config, ctx.data_rows, ctx.lengths_for(config.model.name, config.model.max_seq_length),
+                               ctx.train_classes)
         except StudioError as err:
             return {estimate: "", warnings: f"<div class='studio-error'>{err}</div>"}
         train = resolved.config.train
@@ -120,7 +121,7 @@ def build(ctx: UIContext, form: Form) -> dict:
             if data[gpu] in (None, "", "auto") and device_guess() == "cpu":
                 items = advise(config, None, train_rows=ctx.data_rows, class_counts=ctx.class_counts)
                 lengths = ctx.lengths_for(config.model.name, config.model.max_seq_length)
-                return {fit: cpu_markdown(config, lengths), fit_chart: charts.memory_estimate(None),
+                return {fit: cpu_markdown(config, lengths, ctx.train_classes), fit_chart: charts.memory_estimate(None),
                         advice: advice_markdown(items, ctx)}
             est, lengths = _estimate(ctx, config, data[gpu])
         except StudioError as err:
@@ -204,7 +205,7 @@ def _estimate(ctx: UIContext, config: RunConfig, gpu_choice):
     return estimate_for_config(config, gpu_total_gb=gpu_gb, gpu_name=gpu_name, lengths=lengths), lengths
 
 
-def cpu_markdown(config: RunConfig, lengths: list[int] | None = None) -> str:
+def cpu_markdown(config: RunConfig, lengths: list[int] | None = None, classes: list[int] | None = None) -> str:
     """What training on this machine's CPU will do: the fallbacks (before Start, not only in the log), the compute,
     the memory it will take of what the machine has."""
     import os
@@ -225,7 +226,7 @@ def cpu_markdown(config: RunConfig, lengths: list[int] | None = None) -> str:
     except (StudioError, OSError):
         shape = None
     if shape is not None:
-        planned = preview(config, None, lengths).config
+        planned = preview(config, None, lengths, classes).config
         ram = estimate_cpu_ram(shape, planned.train.per_device_train_batch_size, lengths,
                                config.model.max_seq_length, planned.lora.use_gradient_checkpointing != "false", total)
         lines.append(f"- Memory: {ram.summary()}" + ("" if lengths else "; check the data for its real row lengths")
