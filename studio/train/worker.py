@@ -143,8 +143,11 @@ class TrainingJob(jobs.SnapshotMixin):
             self.log("Stop requested.")
 
     def wait(self, timeout: float | None = None) -> bool:
+        """True once the worker thread has ended, not merely once the state says done: the thread still records
+        memory and drops the trainer after that, and a CLI that exited then would kill a daemon thread inside
+        torch ("terminate called without an active exception", seen once in CI)."""
         self.thread.join(timeout)
-        return self.done
+        return self.done and not self.thread.is_alive()
 
     @property
     def done(self) -> bool:
