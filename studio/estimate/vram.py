@@ -338,13 +338,21 @@ def estimate_report(config: RunConfig, estimate: Estimate, lengths: list[int] | 
 
 
 
+def parameters(n: float) -> str:
+    """A parameter count in words: 1.54B, 135M, 0.2M."""
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M" if n >= 1e7 else f"{n / 1e6:.1f}M"
+
+
 def estimate_lines(report: dict, lengths: list[int] | None = None, advice: list | None = None) -> list[str]:
     """The estimate in words, written once: the CLI prints the lines, the UI joins them as Markdown (lines starting
     with "- " or "1. " are list items)."""
     e = report["estimate"]
     shape = e["shape"]
-    gpu = f"{e['gpu_name'] or 'GPU'} {e['gpu_total_gb']:.1f} GiB" if e["gpu_total_gb"] else None
-    lines = [f"Model: {shape['params'] / 1e9:.2f}B parameters ({shape['source']}), backend {e['backend']}.",
+    gpu = None
+    if e["gpu_total_gb"]:
+        size = f"{e['gpu_total_gb']:.1f} GiB"
+        gpu = e["gpu_name"] if e["gpu_name"] and size in e["gpu_name"] else f"{e['gpu_name'] or 'GPU'} {size}"
+    lines = [f"Model: {parameters(shape['params'])} parameters ({shape['source']}), backend {e['backend']}.",
              f"Rows: {len(lengths):,} training rows, the longest {max(lengths)} tokens (from the data check)."
              if lengths else "Rows: assumed to be max_seq_length tokens each (check the data to use the rows' real "
                              "lengths).",

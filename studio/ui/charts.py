@@ -148,7 +148,9 @@ def memory_estimate(estimate: dict | None, measured_gb: float | None = None) -> 
         fig.add_vline(x=total, line_color="red", annotation_text=f"{total:.0f} GiB", annotation_position="top")
     title = f"Estimated peak: {estimate['needed_gb']:.2f} GiB" + (
         f" of {total:.1f} GiB ({100 * estimate['share']:.0f}%): {estimate['verdict']}" if total else "")
-    fig.update_layout(title=title, barmode="stack", xaxis_title="GiB", **{**LAYOUT, "height": 240})
+    fig.update_layout(title=title, barmode="stack", xaxis_title="GiB",  # the legend below the axis title
+                      **{**LAYOUT, "height": 260, "legend": dict(orientation="h", y=-0.45),
+                         "margin": dict(l=40, r=20, t=40, b=70)})
     return fig
 
 

@@ -47,10 +47,10 @@ def build(ctx: UIContext, form: Form) -> dict:
                               elem_id="gpu-choice")
             fit_chart = gr.Plot(show_label=False, scale=3)
         fit = gr.Markdown(elem_id="fit-estimate")
-        with gr.Row():
-            apply_plan = gr.Button("Apply the levers that make it fit", size="sm", elem_id="apply-plan")
-            apply_advice_button = gr.Button("Apply the advice", size="sm", elem_id="apply-advice")
-        advice = gr.Markdown(elem_id="advice")
+    with gr.Row():  # outside the group, where buttons look like buttons
+        apply_plan = gr.Button("Apply the levers that make it fit", size="sm", elem_id="apply-plan")
+        apply_advice_button = gr.Button("Apply the advice", size="sm", elem_id="apply-advice")
+    advice = gr.Markdown(elem_id="advice")
     with gr.Row():
         sanity = gr.Button("Sanity check: run the untrained model on a few rows")
     sanity_table = gr.Dataframe(label="Untrained model on Val A rows (the guide: check inference before "
