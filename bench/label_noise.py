@@ -70,8 +70,8 @@ def one(name: str, path: Path, folds: int, seed: int) -> list[dict]:
     prepared = prepare_data(DataRecipe(path=str(noisy)))
     classic = label_issues.find(prepared)
     kept = set(prepared.table.frame["row"])
-    results.append({"dataset": name, "sources": "classic", "minutes": round((time.perf_counter() - started) / 60, 2),
-                    "rows": len(kept), **found(list(classic.ranking["row"]), flipped, kept)})
+    results.append({"dataset": name, "sources": "classic", "score": label_issues.SCORE_METHOD,
+                    "minutes": round((time.perf_counter() - started) / 60, 2), "rows": len(kept), **found(list(classic.ranking["row"]), flipped, kept)})
     print(json.dumps(results[-1]), flush=True)
     if folds:
         started = time.perf_counter()
@@ -83,19 +83,24 @@ def one(name: str, path: Path, folds: int, seed: int) -> list[dict]:
         llm = label_issues.llm_out_of_fold(prepared, config, folds, workdir, log=lambda m: print(m, file=sys.stderr))
         llm_minutes = (time.perf_counter() - started) / 60
         both = label_issues.find(prepared, llm_probs=llm)
-        results.append({"dataset": name, "sources": f"classic + {folds} LLM folds", "rows": len(kept),
+        results.append({"dataset": name, "sources": f"classic + {folds} LLM folds", "score": label_issues.SCORE_METHOD,
+                        "rows": len(kept),
                         "minutes": round((time.perf_counter() - started) / 60, 2), **found(
                             list(both.ranking["row"]), flipped, kept)})
         print(json.dumps(results[-1]), flush=True)
-        # The combination rule, measured: each source alone and two ways of combining them.
-        for rule, probs in (("LLM folds alone", llm),
-                            ("geometric mean", _geometric(label_issues.classic.out_of_fold(
-                                prepared.table.frame, prepared.labels), llm))):
-            issues, ranking, _ = label_issues.rank(prepared.table.frame, prepared.labels, probs,
-                                                   prepared.table.conflicts, [rule])
-            results.append({"dataset": name, "sources": rule, "rows": len(kept), "minutes": round(llm_minutes, 2),
-                            **found(list(ranking["row"]), flipped, kept)})
-            print(json.dumps(results[-1]), flush=True)
+        # The rules, measured: each source alone, two ways of combining them, and cleanlab's two usual scores
+        # (the studio's default first).
+        classic_probs = label_issues.classic.out_of_fold(prepared.table.frame, prepared.labels)
+        sources = (("classic", classic_probs), ("LLM folds alone", llm),
+                   (f"classic + {folds} LLM folds", label_issues.combine([classic_probs, llm])),
+                   ("geometric mean", _geometric(classic_probs, llm)))
+        for method in (label_issues.SCORE_METHOD, "normalized_margin"):
+            for rule, probs in sources:
+                _, ranking, _ = label_issues.rank(prepared.table.frame, prepared.labels, probs,
+                                                  prepared.table.conflicts, [rule], method=method)
+                results.append({"dataset": name, "sources": rule, "score": method, "rows": len(kept),
+                                "minutes": round(llm_minutes, 2), **found(list(ranking["row"]), flipped, kept)})
+                print(json.dumps(results[-1]), flush=True)
     return results
 
 

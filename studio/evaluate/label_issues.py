@@ -7,8 +7,10 @@ Sources of probabilities:
 - the LLM, when asked: K folds on a run's settings, each trained on the other rows (``start_training``, its own
   Val A for early stopping) and scoring its own rows; each finished fold is kept on disk, so a stop loses nothing done.
 
-Combination (measured with planted flips: bench/label_noise.py, docs/benchmarks.md): the average of the two sources'
-probabilities (``combine``).
+Combination and score (measured with planted flips: bench/label_noise.py, docs/benchmarks.md): the average of the two
+sources' probabilities (``combine``), each row scored by the probability of its given label (cleanlab's
+``self_confidence``). On two classes that ranks exactly as the normalized margin; on Financial PhraseBank's three it
+found 0.64 of the flips in the top k against 0.53 (classic alone: 0.49 against 0.43).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from studio.errors import StudioError
 from studio.evaluate import classic
 
 CLASSIC_FOLDS = 5
+SCORE_METHOD = "self_confidence"  # cleanlab's label-quality score; see the module's docstring for why
 
 
 @dataclass
@@ -56,15 +59,15 @@ def combine(sources: list[np.ndarray]) -> np.ndarray:
 
 
 def rank(frame: pd.DataFrame, labels: list[str], probs: np.ndarray, conflicts: list[dict],
-         sources: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+         sources: list[str], method: str = SCORE_METHOD) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """(flagged issues, every row ranked, flagged count). cleanlab flags rows whose given label is confidently
     contradicted (per-class thresholds: a minority class is not held to the majority's confidence) and scores each
-    row's label quality (normalized margin); conflicting duplicates (one text, several labels) lead."""
+    row's label quality (``method``); conflicting duplicates (one text, several labels) lead."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     y = np.array([labels.index(lb) for lb in frame["label"]])
-    quality = get_label_quality_scores(y, probs, method="normalized_margin")
+    quality = get_label_quality_scores(y, probs, method=method)
     flagged = find_label_issues(y, probs, filter_by="prune_by_noise_rate", min_examples_per_class=1)
     in_conflict = set()
     for conflict in conflicts:
