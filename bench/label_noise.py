@@ -71,7 +71,8 @@ def one(name: str, path: Path, folds: int, seed: int) -> list[dict]:
     classic = label_issues.find(prepared)
     kept = set(prepared.table.frame["row"])
     results.append({"dataset": name, "sources": "classic", "score": label_issues.SCORE_METHOD,
-                    "minutes": round((time.perf_counter() - started) / 60, 2), "rows": len(kept), **found(list(classic.ranking["row"]), flipped, kept)})
+                    "minutes": round((time.perf_counter() - started) / 60, 2), "rows": len(kept),
+                    **found(list(classic.ranking["row"]), flipped, kept)})
     print(json.dumps(results[-1]), flush=True)
     if folds:
         started = time.perf_counter()

@@ -348,10 +348,7 @@ def estimate_lines(report: dict, lengths: list[int] | None = None, advice: list 
     with "- " or "1. " are list items)."""
     e = report["estimate"]
     shape = e["shape"]
-    gpu = None
-    if e["gpu_total_gb"]:
-        size = f"{e['gpu_total_gb']:.1f} GiB"
-        gpu = e["gpu_name"] if e["gpu_name"] and size in e["gpu_name"] else f"{e['gpu_name'] or 'GPU'} {size}"
+    gpu = f"{e['gpu_name'] or 'GPU'} {e['gpu_total_gb']:.1f} GiB" if e["gpu_total_gb"] else None
     lines = [f"Model: {parameters(shape['params'])} parameters ({shape['source']}), backend {e['backend']}.",
              f"Rows: {len(lengths):,} training rows, the longest {max(lengths)} tokens (from the data check)."
              if lengths else "Rows: assumed to be max_seq_length tokens each (check the data to use the rows' real "

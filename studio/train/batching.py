@@ -48,9 +48,10 @@ def stratified_order(lengths: list[int], classes: list[int], micro_batch: int, s
             taken, pools[k] = pools[k][:len(where)], pools[k][len(where):]
             # within the window, a class's shortest rows go to its first slots: every step takes each class at the
             # same length quantile
-            order[start + where] = sorted(taken, key=lambda i: lengths[i])
-        for s in range(start, start + len(part), step):
-            order[s:s + step] = sorted(order[s:s + step], key=lambda i: lengths[i])
+            taken = np.asarray(taken, dtype=int)
+            order[start + where] = taken[np.argsort(lengths[taken], kind="stable")]
+        rows = order[start:start + len(part)]  # each step's rows sorted by length (stable: ties keep their order)
+        order[start:start + len(part)] = rows[np.lexsort((lengths[rows], np.arange(len(part)) // step))]
         full = len(part) // step  # a last, shorter step stays last
         steps = order[start:start + full * step].reshape(full, step)
         order[start:start + full * step] = steps[rng.permutation(full)].ravel()
@@ -67,8 +68,12 @@ def cost_per_row(lengths: list[int], classes: list[int], micro_batch: int, step_
     cost shared by its rows."""
     lengths = np.asarray(lengths)
     order = np.asarray(stratified_order(lengths, classes, micro_batch, seed, step_rows))
-    padded = sum(len(b) * lengths[b].max() for b in np.array_split(order, range(micro_batch, len(order), micro_batch)))
-    return padded / max(1, len(order)) + MICRO_BATCH_OVERHEAD_TOKENS / micro_batch
+    if not len(order):
+        return MICRO_BATCH_OVERHEAD_TOKENS / micro_batch
+    starts = np.arange(0, len(order), micro_batch)  # each micro-batch's widest row, times its rows
+    widths = np.maximum.reduceat(lengths[order], starts)
+    padded = float((widths * np.diff(np.append(starts, len(order)))).sum())
+    return padded / len(order) + MICRO_BATCH_OVERHEAD_TOKENS / micro_batch
 
 
 class StratifiedLengthSampler(Sampler):

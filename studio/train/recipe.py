@@ -73,7 +73,7 @@ def resolve(config: RunConfig, *, device: str, params: int | None = None, train_
     if t.per_device_train_batch_size == 0 or lora.use_gradient_checkpointing == "auto":
         _micro_batch(config, device, fits, out, cost)
     if t.gradient_accumulation_steps == 0:
-        t.gradient_accumulation_steps = max(1, math.ceil(TARGET_ROWS_PER_STEP / t.per_device_train_batch_size))
+        t.gradient_accumulation_steps = auto_accumulation(t.per_device_train_batch_size)
         out.choices.append(f"gradient accumulation auto → {t.gradient_accumulation_steps} "
                            f"({t.per_device_train_batch_size * t.gradient_accumulation_steps} rows per step)")
     if t.time_budget_minutes < 0:
@@ -108,6 +108,11 @@ def budget_steps(budget_s: float, step_s: float, eval_rows: int, score_s: float,
     return steps, eval_every(steps)
 
 
+def auto_accumulation(micro_batch: int) -> int:
+    """Gradient accumulation on auto: enough micro-batches for TARGET_ROWS_PER_STEP rows per optimizer step."""
+    return max(1, math.ceil(TARGET_ROWS_PER_STEP / micro_batch))
+
+
 def _micro_batch(config: RunConfig, device: str, fits, out: Resolved, cost=None) -> None:
     t, lora = config.train, config.lora
     auto_batch = t.per_device_train_batch_size == 0
@@ -133,8 +138,7 @@ def _micro_batch(config: RunConfig, device: str, fits, out: Resolved, cost=None)
         batch, share = fitting[0]  # the largest that fits
         why = ""
         if cost is not None and not gpu and len(fitting) > 1:  # on a CPU, the one that costs least per row
-            rows = TARGET_ROWS_PER_STEP if t.gradient_accumulation_steps == 0 else None
-            per_row = {b: cost(b, rows or b * t.gradient_accumulation_steps) for b, _ in fitting}
+            per_row = {b: cost(b, b * (t.gradient_accumulation_steps or auto_accumulation(b))) for b, _ in fitting}
             cheapest = min(per_row, key=per_row.get)
             if cheapest != batch:
                 why = (f"; {cheapest} rows cost {per_row[cheapest]:.0f} tokens of compute a row against "

@@ -201,7 +201,8 @@ def _estimate(ctx: UIContext, config: RunConfig, gpu_choice):
 
     lengths = ctx.lengths_for(config.model.name, config.model.max_seq_length)
     gpu_gb = None if gpu_choice in (None, "", "auto") else float(gpu_choice)
-    gpu_name = next((label for label, value in GPU_CHOICES if value == gpu_choice), None) if gpu_gb else None
+    label = next((label for label, value in GPU_CHOICES if value == gpu_choice), None) if gpu_gb else None
+    gpu_name = label.rsplit(" (", 1)[0] if label else None  # the card; the estimate states its size itself
     return estimate_for_config(config, gpu_total_gb=gpu_gb, gpu_name=gpu_name, lengths=lengths), lengths
 
 
