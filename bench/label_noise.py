@@ -61,6 +61,7 @@ def found(ranking_rows: list[int], flipped: set[int], kept: set[int]) -> dict:
 def one(name: str, path: Path, folds: int, seed: int) -> list[dict]:
     from studio.config import DataRecipe, RunConfig
     from studio.data.prepare import prepare_data
+    from studio.door.labels import llm_out_of_fold
     from studio.evaluate import label_issues
     from studio.models.loading import load_tokenizer
 
@@ -81,7 +82,7 @@ def one(name: str, path: Path, folds: int, seed: int) -> list[dict]:
         tokenizer = load_tokenizer(config.model.name)
         prepared = prepare_data(config.data, tokenizer, config.model.max_seq_length)
         workdir = Path(tempfile.mkdtemp(prefix="label-noise-folds-"))
-        llm = label_issues.llm_out_of_fold(prepared, config, folds, workdir, log=lambda m: print(m, file=sys.stderr))
+        llm = llm_out_of_fold(prepared, config, folds, workdir, log=lambda m: print(m, file=sys.stderr))
         llm_minutes = (time.perf_counter() - started) / 60
         both = label_issues.find(prepared, llm_probs=llm)
         results.append({"dataset": name, "sources": f"classic + {folds} LLM folds", "score": label_issues.SCORE_METHOD,

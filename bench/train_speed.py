@@ -144,7 +144,7 @@ def run_studio(model_dir: str, bits: int, steps: int, timer, recipe: str = "defa
     job.wait()
     if job.state != "finished":
         raise SystemExit(f"studio run {job.state}: {job.error}\n{job.log_tail(40)}")
-    return job.model, {**job.backend, "resolved": job.run.read_run_json().get("resolved")}
+    return job.model, {**job.backend, "resolved": job.run.record().get("resolved")}
 
 
 def run_loop(model_dir: str, bits: int, steps: int, timer, micro_batch: int = 32):
@@ -222,7 +222,7 @@ def epoch_wall_time(variant: str, model_dir: str, bits: int, rows: int) -> dict:
         job.wait()
         if job.state != "finished":
             raise SystemExit(f"studio run {job.state}: {job.error}\n{job.log_tail(40)}")
-        facts = job.run.read_run_json()
+        facts = job.run.record()
         return {"seconds": round(time.perf_counter() - started, 1), "steps": job.run.status().get("step"),
                 "resolved": facts.get("resolved"), "rows": rows}
     from unsloth import FastLanguageModel

@@ -49,7 +49,7 @@ def main() -> int:
     from studio.config import RunConfig
     from studio.models.tiny import build_tiny_model
     from studio.ui.app import build_app
-    from studio.train.jobs import current as current_job
+    from studio.runs.jobs import current as current_job
 
     tmp = Path(tempfile.mkdtemp())
     model = build_tiny_model(tmp / "tiny")

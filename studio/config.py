@@ -2,6 +2,10 @@
 come from. Field names follow the guide and the libraries (PEFT's LoraConfig, TRL's SFTConfig); each field's
 ``help`` is the one-line explanation shown next to it in the UI and in ``--help``.
 
+"The guide", here and throughout the code, is the Qwen + Unsloth LoRA fine-tuning guide the defaults come from
+(``qwen_training_guide.md`` beside the project; README, "Words used here"): its recommendations are the presets,
+defaults, warnings and help texts, except where a measurement here beat it (the help text then says so).
+
 A field's kind comes from its annotation (``dict | None``: a dict that may be None). Metadata keys: ``help`` (text),
 ``label`` (the plain words the UI shows first; the field's name is the secondary text), ``choices`` (allowed
 values), ``flag`` (a CLI alias), ``output`` (filled in by the studio, not an input: no flag, no form field),
@@ -24,6 +28,15 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_DATA = ASSETS / "sample_forum_posts.csv"
 SAMPLE_RUBRIC = ASSETS / "sample_rubric.txt"
 EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
+CURATED_MODELS = [
+    EMBEDDED_MODEL,
+    "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-3B-Instruct",
+    "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-14B-Instruct",
+    "unsloth/Qwen2.5-0.5B-Instruct-bnb-4bit", "unsloth/Qwen2.5-1.5B-Instruct-bnb-4bit",
+    "unsloth/Qwen2.5-3B-Instruct-bnb-4bit", "unsloth/Qwen2.5-7B-Instruct-bnb-4bit",
+    "unsloth/Qwen2.5-14B-Instruct-bnb-4bit",
+    "Qwen/Qwen3-0.6B", "Qwen/Qwen3-1.7B", "Qwen/Qwen3-4B-Instruct-2507",
+]  # the model picker's list; any hub id or local folder works too
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 ATTENTION_ONLY = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
@@ -363,7 +376,7 @@ def apply_preset(config: RunConfig, name: str) -> RunConfig:
 
 
 def effective_checkpointing(choice: str, device: str) -> str:
-    """The gradient checkpointing a run uses when no memory estimate decides (studio/train/recipe.py decides when
+    """The gradient checkpointing a run uses when no memory estimate decides (studio/estimate/recipe.py decides when
     one does): 'auto' is Unsloth's variant on a GPU and off on a CPU, where compute is what limits speed."""
     if choice == "auto":
         return "unsloth" if device == "cuda" else "false"
@@ -394,8 +407,10 @@ def remote_code_refusal(model: ModelSpec, source: str) -> str | None:
     return None
 
 
-def validate_config(config: RunConfig, train_rows: int | None = None, gpus: int = 1) -> list[str]:
-    """Raise StudioError for settings that cannot work; return the guide's warnings for risky ones."""
+def validate_config(config: RunConfig) -> list[str]:
+    """Raise StudioError for settings that cannot work; return the guide's warnings for risky ones. The warnings that
+    depend on the run's length (warm-up, passes over the data) come with the resolved recipe:
+    ``studio.estimate.recipe.step_warnings``."""
     lora, train, model = config.lora, config.train, config.model
     refusal = remote_code_refusal(model, model.name)
     checks = [
@@ -424,11 +439,6 @@ def validate_config(config: RunConfig, train_rows: int | None = None, gpus: int 
     for ok, message in checks:
         if not ok:
             raise StudioError(message)
-    if train_rows is not None:  # the step arithmetic below needs the values auto settings will take
-        from studio.train.recipe import device_guess, is_auto, resolve
-
-        if is_auto(config):
-            train = resolve(config, device=device_guess(), train_rows=train_rows).config.train
     warnings = []
     if lora.r >= 32 and not lora.use_rslora:
         warnings.append(f"r={lora.r}: rsLoRA (use_rslora) is recommended at r ≥ 32 so the higher rank stays "
@@ -445,19 +455,4 @@ def validate_config(config: RunConfig, train_rows: int | None = None, gpus: int 
     if train.learning_rate > 2e-3:
         warnings.append(f"learning_rate {train.learning_rate:g} is high for LoRA: the guide's default is 2e-4, and "
                         "1e-3 is the most that measured well (on a 135M model).")
-    if train_rows is not None:
-        steps = total_steps(train, train_rows, gpus)
-        per_step = rows_per_step(train, gpus)
-        low, high = max(1, round(0.01 * steps)), max(1, round(0.05 * steps))
-        budgeted = train.time_budget_minutes != 0 and train.max_steps <= 0  # the steps are planned at the start
-        if steps >= 100 and not budgeted and not low <= train.warmup_steps <= high:
-            warnings.append(f"warmup_steps={train.warmup_steps} is {100 * train.warmup_steps / steps:.1f}% of "
-                            f"{steps} steps; the guide suggests 1–5% ({low}–{high} steps).")
-        elif steps < 100 and train.warmup_steps > max(5, steps // 4):
-            warnings.append(f"warmup_steps={train.warmup_steps} is a large share of a {steps}-step run; "
-                            "a handful of steps is enough for short runs.")
-        epochs = steps * per_step / max(1, train_rows)
-        if epochs > 5:
-            warnings.append(f"{steps} steps × {per_step} rows is {epochs:.1f} passes over {train_rows} training "
-                            "rows: watch for overfitting (Val A/B scores falling while the loss keeps dropping).")
     return warnings

@@ -1,3 +1,6 @@
+import errno
+import shutil
+
 """One exception type for everything a user can fix.
 
 The UI shows ``str(err)`` in an error panel and the CLI prints it on one line and exits 2,
@@ -12,8 +15,6 @@ class StudioError(Exception):
 def is_disk_full(exc: BaseException, path=None) -> bool:
     """ENOSPC from Python or from the Rust writer (safetensors); torch.save only says "file write failed", so when a
     ``path`` is given, a write failure there with (almost) no free space left counts too."""
-    import errno
-    import shutil
 
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True

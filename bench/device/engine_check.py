@@ -35,7 +35,7 @@ def main() -> int:
     import torch
 
     from studio.config import RunConfig
-    from studio.evaluate.evaluator import adapter_meta, evaluate_run
+    from studio.evaluate.saved_run import evaluate_run
     from studio.export.exporter import export_run
     from studio.train.worker import start_training
 
@@ -59,10 +59,10 @@ def main() -> int:
         if job.state != "finished":
             print(job.log_tail(80), file=sys.stderr)
             return _finish(results, args.out, 1)
-        loaded = (job.model, job.tokenizer, adapter_meta(job.run))
+        loaded = (job.model, job.tokenizer, job.run.adapter_card())
         for name, kwargs in (("eval in memory", {"loaded": loaded}), ("eval from disk", {})):
             t = time.time()
-            _, report = evaluate_run(job.run.path, args.runs_dir, baseline=True, **kwargs)
+            _, report = evaluate_run(job.run.path, args.runs_dir, untrained=True, **kwargs)
             record = {"stage": name, "bits": bits, "seconds": round(time.time() - t, 1),
                       **{k: {m: report[k][m] for m in ("n", "accuracy", "macro_f1", "minority_recall")}
                          for k in ("val_a", "val_b")}}

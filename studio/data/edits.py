@@ -64,13 +64,6 @@ def save_decision(data_path: str | Path, decision: Decision, labels: list[str]) 
     return decisions
 
 
-def clear_decision(data_path: str | Path, row: int) -> dict[int, Decision]:
-    decisions = load_decisions(data_path)
-    decisions.pop(int(row), None)
-    _write(data_path, decisions)
-    return decisions
-
-
 def _write(data_path, decisions: dict[int, Decision]) -> None:
     path = decisions_path(data_path)
     tmp = path.with_name(path.name + ".tmp")

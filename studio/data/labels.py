@@ -13,8 +13,8 @@ from studio.errors import StudioError
 MAX_CODE_TOKENS = 3
 SHORT_LABEL_CHARS = 4
 WHOLE_WORD_CHARS = 14  # a one-word label up to this long may be its own code, when it is one token
-# Short English words that start an answer on their own: as a code, one of them starts with a huge prior (measured:
-# the code 'A' took 82–100% of every class's answers, untrained and after 20 steps). Compared ignoring case.
+# Short English words that start an answer on their own: as a code, one of them starts with a huge prior
+# (docs/benchmarks.md, "Numbers the code relies on"). Compared ignoring case.
 COMMON_WORDS = set("""a i o an as at be by do go he if in is it me my no of oh ok on or so to up us we am are but can
 did for had has her him his how its may not now our out she the too two was way who why yes you all and any few get
 got let new old one own per put say see set six ten use yet""".split()) - {"o"}  # 'O' is the guide's own code

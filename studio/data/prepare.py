@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,13 @@ import pandas as pd
 
 from studio.config import SAMPLE_DATA, SAMPLE_RUBRIC, DataRecipe
 from studio.data.formatting import fit_texts, resolve_prompt_format, to_example
-from studio.data.labels import code_report, code_token_ids, default_rubric, suggest_codes, validate_codes
+from studio.data.labels import (
+    code_report,
+    code_token_ids,
+    default_rubric,
+    suggest_codes,
+    validate_codes,
+)
 from studio.data.split import Split, balance_train, class_counts, split_table
 from studio.data.table import LabeledTable, load_table
 from studio.errors import StudioError
@@ -77,7 +84,6 @@ def file_sha256(path: str | Path) -> str:
 def keep_upload(path: str | Path, runs_dir: str | Path) -> Path:
     """Copy an uploaded file (which lives in a temporary folder) beside the runs, named by its content hash, so
     the run's recorded data path stays valid for resume and evaluation."""
-    import shutil
 
     path = Path(path)
     kept = Path(runs_dir) / ".uploads" / f"{file_sha256(path)[:12]}-{path.name}"

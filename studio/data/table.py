@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from studio.data.readers import DEFAULT_MAX_FILE_MB, DELIMITER_NAMES, ReadResult, read_table
+from studio.data.readers import (
+    DEFAULT_MAX_FILE_MB,
+    DELIMITER_NAMES,
+    ReadResult,
+    read_table,
+)
 from studio.errors import StudioError
 
 TEXT_NAMES = ["text", "message", "post", "content", "body", "sentence", "review", "comment", "input", "question",
@@ -96,6 +101,31 @@ def validate_table(
 ) -> LabeledTable:
     frame = source.frame
     columns = list(frame.columns)
+    text_column, label_column = _pick_columns(frame, text_column, label_column, name)
+    table, dropped = _usable_rows(source, text_column, label_column, drop_duplicates)
+    result = LabeledTable(frame=table, text_column=text_column, label_column=label_column, columns=columns,
+                          source=source, input_rows=len(frame) + len(source.bad_lines), dropped=dropped,
+                          warnings=list(source.warnings))
+    if table.empty:
+        raise StudioError(f"{name}: no usable rows: every row has an empty text or a missing label "
+                          f"(columns used: text='{text_column}', label='{label_column}').")
+    _check_classes(result, name, max_classes)
+    result.conflicts = find_conflicts(table)
+    if result.conflicts:
+        n_rows = sum(len(c["rows"]) for c in result.conflicts)
+        result.warnings.append(
+            f"{len(result.conflicts)} texts appear with different labels ({n_rows} rows): label-noise candidates. "
+            "They are kept together in one split; review them in the conflicts list.")
+    if source.format in ("csv", "tsv") and source.header is False:
+        result.warnings.append(f"No header row found: columns named {', '.join(columns)}; "
+                               f"using text='{text_column}', label='{label_column}'.")
+    return result
+
+
+def _pick_columns(frame: pd.DataFrame, text_column: str | None, label_column: str | None,
+                  name: str) -> tuple[str, str]:
+    """The text and label columns: as asked, else detected."""
+    columns = list(frame.columns)
     if len(columns) < 2:
         raise StudioError(f"{name} has a single column ({columns[0] if columns else 'none'}); a table needs a text "
                           "column and a label column.")
@@ -111,7 +141,13 @@ def validate_table(
         label_column = detect_label_column(frame, exclude=text_column)
     if text_column == label_column:
         raise StudioError(f"The text and label columns are both '{text_column}'; pick two different columns.")
+    return text_column, label_column
 
+
+def _usable_rows(source: ReadResult, text_column: str, label_column: str,
+                 drop_duplicates: bool) -> tuple[pd.DataFrame, list[dict]]:
+    """(text, label, row) of the rows that can be used, and what was dropped and why."""
+    frame = source.frame
     texts = [_strip(v) for v in frame[text_column]]
     labels = [_strip(v) for v in frame[label_column]]
     table = pd.DataFrame({"text": texts, "label": labels, "row": source.source_rows or range(1, len(frame) + 1)})
@@ -132,25 +168,7 @@ def validate_table(
             dropped.append(_drop_entry("exact duplicate (same text and label as an earlier row)",
                                        table.loc[dup, "row"].tolist()))
             table = table[~dup]
-    table = table.reset_index(drop=True)
-
-    result = LabeledTable(frame=table, text_column=text_column, label_column=label_column, columns=columns,
-                          source=source, input_rows=len(frame) + len(source.bad_lines), dropped=dropped,
-                          warnings=list(source.warnings))
-    if table.empty:
-        raise StudioError(f"{name}: no usable rows: every row has an empty text or a missing label "
-                          f"(columns used: text='{text_column}', label='{label_column}').")
-    _check_classes(result, name, max_classes)
-    result.conflicts = find_conflicts(table)
-    if result.conflicts:
-        n_rows = sum(len(c["rows"]) for c in result.conflicts)
-        result.warnings.append(
-            f"{len(result.conflicts)} texts appear with different labels ({n_rows} rows): label-noise candidates. "
-            "They are kept together in one split; review them in the conflicts list.")
-    if source.format in ("csv", "tsv") and source.header is False:
-        result.warnings.append(f"No header row found: columns named {', '.join(columns)}; "
-                               f"using text='{text_column}', label='{label_column}'.")
-    return result
+    return table.reset_index(drop=True), dropped
 
 
 def _strip(value):

@@ -7,8 +7,11 @@ offline (a live demo without internet).
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from studio.config import EMBEDDED_MODEL
 from studio.errors import StudioError
@@ -133,7 +136,7 @@ def read_shape(name: str) -> tuple[ModelShape, bool]:
     if path.exists():
         if not (path / "config.json").exists():
             raise StudioError(f"{path} has no config.json, so it is not a model folder.")
-        from transformers import AutoConfig
+        from transformers import AutoConfig  # (after unsloth's patches)
 
         try:
             config = AutoConfig.from_pretrained(path)
@@ -147,7 +150,7 @@ def read_shape(name: str) -> tuple[ModelShape, bool]:
         raise StudioError(f"Cannot read the config of '{name}': the model hub is not reachable from here. Pick a "
                           "local folder or a listed model, or check the internet connection.")
     try:
-        from transformers import AutoConfig
+        from transformers import AutoConfig  # (after unsloth's patches)
 
         config = AutoConfig.from_pretrained(name)
         return shape_from_config(config, f"{name} config.json (hub)"), pre_quantized_4bit(config)
@@ -158,9 +161,6 @@ def read_shape(name: str) -> tuple[ModelShape, bool]:
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """One quick TCP connection, so an offline machine answers at once instead of after the hub client's retries."""
-    import os
-    import socket
-    from urllib.parse import urlparse
 
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
         return False

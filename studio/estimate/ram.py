@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.estimate.model_shape import ModelShape
+from studio.machine import machine_ram_gb
 
 GIB = 2**30
 FIXED_GB = 0.9
@@ -38,15 +39,6 @@ class RamEstimate:
         where = f" of {self.total_gb:.0f} GiB" if self.total_gb else ""
         return (f"about {self.peak_gb:.1f} GiB{where} at the peak (the largest micro-batch: {self.tokens} tokens, "
                 f"rows up to {self.longest})")
-
-
-def machine_ram_gb() -> float | None:
-    try:
-        import psutil
-
-        return psutil.virtual_memory().total / GIB
-    except Exception:  # a hint; never a reason to fail
-        return None
 
 
 def estimate_cpu_ram(shape: ModelShape, batch: int, lengths: list[int] | None, max_seq_length: int,

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import time
 from dataclasses import dataclass, field
 
-from studio.config import ATTENTION_ONLY, RunConfig, effective_checkpointing
+from studio.config import ATTENTION_ONLY, LoraSpec, RunConfig, effective_checkpointing
 from studio.errors import StudioError
 from studio.estimate.model_shape import ModelShape, read_shape
+from studio.estimate.recipe import resolve
+from studio.machine import has_module
 
 GIB = 2**30
 NF4_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit values + 8-bit absmax per 64 + fp32 per 256 blocks
@@ -45,7 +48,7 @@ MARGIN = 1.03
 # estimate gets a wider margin because it rests on one shape.
 TRANSFORMERS_ACTIVATION_FACTOR = {16: 2.5, 4: 4.0}
 TRANSFORMERS_MARGIN = 1.08
-CUDA_CONTEXT_GIB = 0.67  # measured on the H100 (CUDA 13): used - reserved after cuBLAS is loaded
+CUDA_CONTEXT_GIB = 0.67  # the CUDA context: used − reserved after cuBLAS is loaded (docs/benchmarks.md)
 BANDS = ((0.95, "likely OOM"), (0.90, "close"))  # the guide: > 90% close, > 95% likely to OOM
 MLP = ("gate_proj", "up_proj", "down_proj")
 
@@ -122,8 +125,6 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
     """The estimate for ``config`` on a model of ``shape``; ``lengths`` are the formatted rows' token counts. A
     micro-batch or checkpointing left on auto is decided first, as the run will (the largest that fits)."""
     if config.train.per_device_train_batch_size == 0 or config.lora.use_gradient_checkpointing == "auto":
-        from studio.train.recipe import resolve
-
         def share(batch: int, checkpointing: str) -> float:
             trial = config.replace({"train": {"per_device_train_batch_size": batch},
                                     "lora": {"use_gradient_checkpointing": checkpointing}})
@@ -134,7 +135,6 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
     model, lora, train = config.model, config.lora, config.train
     four_bit = model.load_in_4bit if load_in_4bit is None else load_in_4bit
     width = 4 if model.dtype == "float32" else 2
-    h, i, layers = shape.hidden_size, shape.intermediate_size, shape.num_hidden_layers
     notes = []
 
     if four_bit:
@@ -151,17 +151,7 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
 
     tokens = micro_batch_tokens(train.per_device_train_batch_size, model.max_seq_length, lengths,
                                 padding_free=backend == "unsloth", packing=train.packing)
-    per_token = SAVED_INPUT_BYTES * layers * h + LAYER_WORKING_BYTES * (h + i)
-    checkpointing = effective_checkpointing(lora.use_gradient_checkpointing, "cuda")
-    if backend != "unsloth":
-        per_token *= TRANSFORMERS_ACTIVATION_FACTOR[4 if four_bit else 16]
-        checkpointing = "unsloth" if checkpointing != "false" else "false"  # the factor covers plain checkpointing
-    if checkpointing == "true":
-        per_token += PLAIN_CHECKPOINT_BYTES * layers * h
-    elif checkpointing == "false":
-        per_token += NO_CHECKPOINT_BYTES * layers * (h + i)
-    if not all(m in lora.target_modules for m in MLP):
-        per_token += MLP_WITHOUT_LORA_BYTES * i
+    per_token = activation_bytes_per_token(shape, lora, backend, four_bit)
     if backend != "unsloth":
         notes.append("transformers + peft backend: calibrated on fewer runs than Unsloth, so the margin is wider; "
                      "with Unsloth (pip install -r requirements-gpu.txt) the same run needs less.")
@@ -182,11 +172,29 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
                     config=config)
 
 
+def activation_bytes_per_token(shape: ModelShape, lora: LoraSpec, backend: str, four_bit: bool) -> float:
+    """Activation memory per token of the micro-batch: the saved layer inputs and one layer's working set, more
+    without checkpointing, more with transformers + peft than with Unsloth."""
+    h, i, layers = shape.hidden_size, shape.intermediate_size, shape.num_hidden_layers
+    per_token = SAVED_INPUT_BYTES * layers * h + LAYER_WORKING_BYTES * (h + i)
+    checkpointing = effective_checkpointing(lora.use_gradient_checkpointing, "cuda")
+    if backend != "unsloth":
+        per_token *= TRANSFORMERS_ACTIVATION_FACTOR[4 if four_bit else 16]
+        checkpointing = "unsloth" if checkpointing != "false" else "false"  # the factor covers plain checkpointing
+    if checkpointing == "true":
+        per_token += PLAIN_CHECKPOINT_BYTES * layers * h
+    elif checkpointing == "false":
+        per_token += NO_CHECKPOINT_BYTES * layers * (h + i)
+    if not all(m in lora.target_modules for m in MLP):
+        per_token += MLP_WITHOUT_LORA_BYTES * i
+    return per_token
+
+
 @functools.lru_cache(maxsize=1)
 def detect_gpu() -> tuple[str, float] | None:
     """(name, total GiB) of GPU 0, or None without CUDA."""
     try:
-        import torch
+        import torch  # (torch: not at the page's start)
     except ImportError:
         return None
     if not torch.cuda.is_available():
@@ -199,8 +207,6 @@ def assumed_backend(requested: str) -> str:
     """The backend a GPU run of this config would use: Unsloth unless the config or this CUDA machine says not."""
     if requested in ("unsloth", "transformers"):
         return requested
-    from studio.models.loading import has_module
-
     return "unsloth" if has_module("unsloth") or detect_gpu() is None else "transformers"
 
 
@@ -211,7 +217,6 @@ FAILURE_TTL_S = 60.0
 def cached_shape(name: str) -> tuple[ModelShape, bool]:
     """read_shape, remembered: the UI recomputes the estimate at every change of a setting. Failures (offline hub)
     are remembered for a minute, so a form does not wait on the network at each keystroke."""
-    import time
 
     now = time.monotonic()
     hit = _shapes.get(name)

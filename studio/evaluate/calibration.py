@@ -20,6 +20,30 @@ EPS = 1e-12
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.5, 20.0
 
 
+def class_priors(counts: dict, labels: list[str]) -> dict | None:
+    """Training mix and natural mix of the classes (shares in label order), from the prepared data's counts; None
+    when they are the same (no oversampling): then there is nothing to correct."""
+    train = np.array([counts["train_after"].get(lb, 0) for lb in labels], dtype=float)
+    natural = np.array([counts["train_before"].get(lb, 0) for lb in labels], dtype=float)
+    if train.sum() == 0 or natural.sum() == 0 or (natural == 0).any():
+        return None
+    train, natural = train / train.sum(), natural / natural.sum()
+    if np.allclose(train, natural, atol=1e-3):
+        return None
+    return {"train": train.round(6).tolist(), "natural": natural.round(6).tolist()}
+
+
+def apply_calibration(probs: np.ndarray, card: dict, raw: bool = False) -> np.ndarray:
+    """The scorer's probabilities as a run uses them: corrected to the natural class mix (the adapter card's
+    ``class_prior``) and temperature-scaled (its ``temperature``); ``raw``: unchanged."""
+    if raw:
+        return probs
+    prior = card.get("class_prior")
+    if prior:
+        probs = prior_correct(probs, np.array(prior["train"]), np.array(prior["natural"]))
+    return with_temperature(probs, float(card.get("temperature") or 1.0))
+
+
 def prior_correct(probs: np.ndarray, train_prior: np.ndarray, natural_prior: np.ndarray) -> np.ndarray:
     """Label-shift correction of each row's class probabilities (rows sum to 1 again)."""
     weights = np.asarray(natural_prior, dtype=float) / np.maximum(np.asarray(train_prior, dtype=float), EPS)

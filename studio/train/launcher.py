@@ -9,7 +9,6 @@ Stop sends Ctrl-C to the processes, whose ranks then stop together at the same s
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import subprocess
@@ -18,30 +17,32 @@ import threading
 import time
 from pathlib import Path
 
-from studio.config import RunConfig, rows_per_step, validate_config
-from studio.data.prepare import prepare_data
+import psutil
+
+from studio.config import RunConfig, rows_per_step
 from studio.errors import StudioError
-from studio.train import jobs
-from studio.train.runs import RunDir, default_run_name, effective_state
-from studio.train.stream import FileStream
+from studio.estimate.plan import preflight
+from studio.runs import jobs
+from studio.runs.folder import RunDir, default_run_name, effective_state
+from studio.runs.stream import FileStream
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def visible_gpus() -> int:
     try:
-        import torch
+        import torch  # (torch: not at the page's start)
 
         return torch.cuda.device_count()
     except ImportError:
         return 0
 
 
-def launch_command(config_path: Path, runs_dir: Path, run_dir: Path, processes: int) -> list[str]:
+def launch_command(train_args: list[str], processes: int) -> list[str]:
+    """``accelerate launch`` of ``python -m studio train`` with ``train_args`` on ``processes`` GPUs."""
     return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            "-m", "studio", "train", "--config", str(config_path), "--runs-dir", str(runs_dir),
-            "--into", str(run_dir), "--quiet"]
+            "-m", "studio", "train", *train_args, "--quiet"]
 
 
 class LaunchedJob(jobs.SnapshotMixin):
@@ -81,7 +82,6 @@ class LaunchedJob(jobs.SnapshotMixin):
         CLI asks its worker to stop, and the ranks agree on the step to stop at."""
         if self.done:
             return
-        import psutil
 
         self._stop_requested = True
         try:
@@ -105,7 +105,7 @@ class LaunchedJob(jobs.SnapshotMixin):
         return text
 
     def live(self) -> jobs.LiveState:
-        facts = self.run.read_run_json() if self.run.run_json.exists() else {}
+        record = self.run.record() if self.run.has_record() else {}
         status = self.run.status()
         state = self.state
         error = status.get("error")
@@ -115,41 +115,60 @@ class LaunchedJob(jobs.SnapshotMixin):
         return jobs.LiveState(
             state=state, phase="training" if state == "running" else state, started=self.started,
             finished=self.finished, total_steps=status.get("max_steps"),
-            backend={**facts.get("backend", {}), "device": f"{self.processes} GPUs (accelerate launch)"},
+            backend={**record.get("backend", {}), "device": f"{self.processes} GPUs (accelerate launch)"},
             warnings=self.warnings, error=error, error_kind=status.get("error_kind"),
             levers=status.get("levers") or [], stop_requested=self._stop_requested, gpus=self.processes,
-            rows_per_step=(facts.get("distributed") or {}).get("rows_per_step")
+            rows_per_step=(record.get("distributed") or {}).get("rows_per_step")
             or rows_per_step(self.config.train, self.processes),
-            memory_estimate=facts.get("memory_estimate"), best_eval=status.get("best_eval"),
-            time_budget_s=60 * budget if (budget := (facts.get("resolved") or {}).get("time_budget_minutes")) else None)
+            memory_estimate=record.get("memory_estimate"), best_eval=status.get("best_eval"),
+            time_budget_s=60 * budget if (budget := (record.get("resolved") or {}).get("time_budget_minutes"))
+            else None)
 
 
-def start_launched(config: RunConfig, runs_dir: str | Path, processes: int) -> LaunchedJob:
-    """Train ``config`` on ``processes`` GPUs in child processes; returns at once (like start_training)."""
+def start_launched(config: RunConfig | None, runs_dir: str | Path, processes: int,
+                   resume: str | Path | None = None) -> LaunchedJob:
+    """Train ``config`` (or resume the run at ``resume``) on ``processes`` GPUs in child processes; returns at once
+    (like start_training)."""
     if processes < 2:
         raise StudioError("Multi-GPU training needs at least 2 processes; 1 GPU trains in the app itself.")
     with jobs.claimed():
-        prepared = prepare_data(copy.deepcopy(config.data))  # bad data fails here, before any process starts
-        warnings = prepared.warnings + validate_config(config, len(prepared.train), processes)
-        run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name, config.data.path))
-        config_path = run.path.parent / f".{run.name}.launch.json"
-        config.replace({"name": run.name}).save(config_path)
-        log = open(run.path / "launcher.log", "w", encoding="utf-8")
-        env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}  # our `studio`
-        proc = subprocess.Popen(launch_command(config_path, Path(runs_dir), run.path, processes), cwd=REPO,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
-        job = LaunchedJob(config, run, processes, warnings, proc)
+        if resume is None:
+            warnings = preflight(config)  # bad data fails here, before any process starts
+            run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name, config.data.path))
+            config_path = run.path.parent / f".{run.name}.launch.json"
+            config.replace({"name": run.name}).save(config_path)
+            train_args = ["--config", str(config_path), "--runs-dir", str(runs_dir), "--into", str(run.path)]
+        else:
+            run = RunDir.open(resume, runs_dir)
+            if run.last_checkpoint() is None:
+                raise StudioError(f"Run '{run.name}' has no checkpoint to resume from; start a new run instead.")
+            config, warnings, config_path = run.config(), [], None
+            train_args = ["--resume", str(run.path), "--runs-dir", str(runs_dir)]
+        job = LaunchedJob(config, run, processes, warnings, _spawn(run, train_args, processes, resume is not None))
         jobs.set_current(job)
-
-        def release():
-            proc.wait()
-            log.close()
-            config_path.unlink(missing_ok=True)
-            job.finished = time.time()
-            if effective_state(run.status()) in ("interrupted", "running"):  # died without writing its end
-                run.set_status("failed", error=f"The training processes exited with code {proc.returncode}; see "
-                                                "launcher.log in the run folder.", finished=time.time())
-            jobs.release()
-
-        threading.Thread(target=release, name=f"studio-launch-{run.name}", daemon=True).start()
+        threading.Thread(target=_watch, args=(job, config_path), name=f"studio-launch-{run.name}",
+                         daemon=True).start()
         return job
+
+
+def _spawn(run: RunDir, train_args: list[str], processes: int, resumed: bool) -> subprocess.Popen:
+    """The ``accelerate launch`` child, its output in the run's launcher.log, in a process group of its own."""
+    log = open(run.path / "launcher.log", "a" if resumed else "w", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}  # our `studio`
+    try:
+        return subprocess.Popen(launch_command(train_args, processes), cwd=REPO, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    finally:
+        log.close()  # the child holds its own copy
+
+
+def _watch(job: LaunchedJob, config_path: Path | None) -> None:
+    """Wait for the child; a child that died without writing its end leaves a failed status; the slot is freed."""
+    job.proc.wait()
+    if config_path is not None:
+        config_path.unlink(missing_ok=True)
+    job.finished = time.time()
+    if effective_state(job.run.status()) in ("interrupted", "running"):
+        job.run.set_status("failed", error=f"The training processes exited with code {job.proc.returncode}; see "
+                                            "launcher.log in the run folder.", finished=time.time())
+    jobs.release()

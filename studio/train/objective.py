@@ -72,7 +72,7 @@ def answer_logits(model, batch: AnswerBatch, prefix_ids: list[int] | None = None
 def _shared_prefix_logits(model, batch: AnswerBatch, prefix_ids: list[int]) -> torch.Tensor | None:
     """The prefix once (batch 1, with gradients through the adapter), its keys/values broadcast to the batch (expand:
     no copy), then every row's own tokens after it. None when a row does not start with the prefix."""
-    from transformers import DynamicCache
+    from transformers import DynamicCache  # (after unsloth's patches)
 
     p, (b, t) = len(prefix_ids), batch.ids.shape
     prefix = torch.tensor([prefix_ids], device=batch.ids.device)

@@ -52,8 +52,9 @@ class Objective:
 
 def sft_trainer_class():
     """Built on first use: importing trl must wait until unsloth (if used) has patched it."""
-    from trl import SFTTrainer
+    from trl import SFTTrainer  # (after unsloth's patches)
 
+    from studio.train.batching import StratifiedLengthSampler  # (torch: after unsloth's patches, like trl)
     from studio.train.objective import answer_logits, classifier_loss, left_pad
 
     class StudioSFTTrainer(SFTTrainer):
@@ -63,17 +64,26 @@ def sft_trainer_class():
             # The loss is a mean per micro-batch: the trainer divides it by the accumulation steps itself.
             self.model_accepts_loss_kwargs = False
 
-        def _get_train_sampler(self, train_dataset=None):
-            """Steps that hold every class in its share, each at one length quantile (studio.train.batching)."""
-            from studio.train.batching import StratifiedLengthSampler
-
-            dataset = train_dataset if train_dataset is not None else self.train_dataset
+        def sampler_for(self, dataset):
+            """Steps that hold every class in its share, each at one length quantile (studio.data.order); None when
+            the rows' classes are unknown."""
             if self.objective.classes is None or len(self.objective.classes) != len(dataset):
-                return super()._get_train_sampler(train_dataset)
+                return None
             micro_batch = self.args.per_device_train_batch_size
             return StratifiedLengthSampler([len(ids) for ids in dataset["input_ids"]], self.objective.classes,
                                            micro_batch, self.args.seed,
                                            micro_batch * self.args.gradient_accumulation_steps)
+
+        def _get_train_sampler(self, train_dataset=None):
+            """transformers' hook for the training sampler (no public one exists; tests/train/test_batching.py fails
+            loudly if transformers renames it or stops using it)."""
+            sampler = self.sampler_for(train_dataset if train_dataset is not None else self.train_dataset)
+            return sampler if sampler is not None else super()._get_train_sampler(train_dataset)
+
+        def training_order(self) -> list[int]:
+            """The training rows' indices in the order the first epoch draws them."""
+            sampler = self.sampler_for(self.train_dataset)
+            return list(sampler) if sampler is not None else list(range(len(self.train_dataset)))
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             o = self.objective

@@ -3,78 +3,74 @@
 ``start_training`` checks the config and the data in the caller's thread (so bad input is an immediate, clear
 error), creates the run folder and starts a thread that runs the recipe in ``TrainingJob._train``:
 load the model (backend, base model, LoRA) → prepare the data → build the trainer → train → finish (save the adapter).
-Each phase writes what it learnt into ``run.json`` once. The UI and the CLI only read ``job.snapshot()`` and call
-``job.stop()``; the worker never touches either of them.
+Each phase records what it learnt in the run record once (``studio.runs.recorder``). The faces only read
+``job.snapshot()`` and call ``job.stop()``, through the door; the worker never touches either of them.
 """
 
 from __future__ import annotations
 
 import copy
-import gc
 import json
 import logging
-import os
-import platform
 import shutil
 import threading
 import time
 import traceback
 from collections import deque
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from studio.config import (EMBEDDED_MODEL, RunConfig, effective_checkpointing, rows_per_step, total_steps,
-                           validate_config)
+from studio.config import (
+    EMBEDDED_MODEL,
+    RunConfig,
+    effective_checkpointing,
+    rows_per_step,
+    total_steps,
+)
 from studio.data.formatting import answer_ids, prefix_ids
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError, is_disk_full
-from studio.estimate.model_shape import read_shape, shape_from_config
-from studio.estimate.ram import estimate_cpu_ram, machine_ram_gb, ram_share
+from studio.estimate.model_shape import read_shape
+from studio.estimate.plan import preflight, row_cost
+from studio.estimate.ram import ram_share
+from studio.estimate.recipe import budget_steps, eval_every, resolve, step_warnings
 from studio.estimate.vram import BANDS, detect_gpu, estimate_vram
+from studio.evaluate.calibration import class_priors
+from studio.evaluate.periodic import PeriodicEvaluator
+from studio.machine import device_description, has_module, library_versions, ranks
 from studio.models.embedded import HUB_ID
-from studio.models.loading import choose_backend, has_module, load_for_training, load_tokenizer, resolve_source
-from studio.train import jobs
-from studio.train.distributed import broadcast, init_process_group, ranks
-from studio.train.recipe import budget_steps, eval_every, resolve, row_cost, speed_key, write_speed
-from studio.train.runs import ADAPTER_META, CHECKPOINT_DONE, RunDir, default_run_name, write_json_atomic
+from studio.models.loading import (
+    choose_backend,
+    load_for_training,
+    load_tokenizer,
+    resolve_source,
+)
+from studio.runs import jobs
+from studio.runs.folder import (
+    CHECKPOINT_DONE,
+    RunDir,
+    default_run_name,
+    write_adapter_card,
+    write_json_atomic,
+)
+from studio.runs.recorder import RunRecorder
+from studio.runs.stream import MetricsStream
+from studio.train.distributed import broadcast, init_process_group
+from studio.train.memory import (
+    OOM_LEVERS,
+    drop_frames,
+    estimate_for_run,
+    free_memory,
+    is_out_of_memory,
+    measured_peak,
+    memory_record,
+    reset_peak_memory,
+)
 from studio.train.sft import Objective, sft_args, sft_trainer_class
-from studio.train.stream import MetricsStream
+from studio.train.timing import measure_step_seconds, record_speed
 
-# Imported inside the steps that need them, after the backend is chosen: torch, transformers, trl, datasets and the
-# evaluator (unsloth must patch the stack before any of them is imported, and the page imports this module's
-# neighbours without loading torch).
-
-OOM_LEVERS = [
-    "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep rows per step)",
-    "Lower max_seq_length",
-    "Use gradient checkpointing 'unsloth'",
-    "Keep load_in_4bit on",
-    "Use optim adamw_8bit",
-    "Use attention-only target modules (q_proj, k_proj, v_proj, o_proj)",
-]
-LIBRARIES = ["torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "unsloth_zoo",
-             "bitsandbytes", "gradio"]
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def device_description() -> dict:
-    import torch
-
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        return {"type": "cuda", "name": props.name, "count": torch.cuda.device_count(),
-                "memory_gb": round(props.total_memory / 2**30, 1), "cuda": torch.version.cuda}
-    return {"type": "cpu", "name": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+# Imported inside the steps that need them, after the backend is chosen: transformers, trl and datasets (unsloth must
+# patch the stack before any of them is imported).
 
 
 class _LogCapture(logging.Handler):
@@ -92,8 +88,10 @@ class TrainingJob(jobs.SnapshotMixin):
     def __init__(self, config: RunConfig, run: RunDir, warnings: list[str], resume_from: Path | None,
                  callbacks: list, evaluator_factory: Callable | None):
         self.config, self.run, self.warnings = config, run, warnings
-        self.resume_from, self.callbacks, self.evaluator_factory = resume_from, callbacks, evaluator_factory
+        self.resume_from, self.callbacks = resume_from, callbacks
+        self.evaluator_factory = evaluator_factory or PeriodicEvaluator
         self.ranks = ranks()
+        self.recorder = RunRecorder(run, config)
         self.stream = MetricsStream(run.metrics_path if self.ranks.main else None)
         self.earlier: list[dict] = []  # a resumed run's records up to its checkpoint: the charts show the whole run
         if resume_from is not None:
@@ -112,15 +110,16 @@ class TrainingJob(jobs.SnapshotMixin):
         self.model = self.tokenizer = None  # kept after training for evaluation in memory
         self.prepared: PreparedData | None = None
         self.memory_estimate: dict | None = None  # "Will it fit?" for this run, from the loaded model's config
-        self.resolved = None  # the recipe with the auto settings decided (studio.train.recipe)
+        self.resolved = None  # the recipe with the auto settings decided (studio.estimate.recipe)
         self.train_config = config  # the config as trained: the resolved one once decided
         self.best: dict | None = None  # the best periodic evaluation's step, macro-F1 and adapter weights
+        self.evaluator = None  # the periodic evaluation, built with the trainer
         self.gpu_in_use_at_start_gb = 0.0  # GPU memory the process held before this run (other models)
         self._log_lines: deque[str] = deque(maxlen=400)
         self._log_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"studio-train-{run.name}", daemon=True)
 
-    # ---- what the UI and CLI use ------------------------------------------------------------------------
+    # ---- what the faces use ------------------------------------------------------------------------------
     def log(self, message: str) -> None:
         line = f"{time.strftime('%H:%M:%S')} {message}"
         with self._log_lock:
@@ -145,7 +144,7 @@ class TrainingJob(jobs.SnapshotMixin):
     def wait(self, timeout: float | None = None) -> bool:
         """True once the worker thread has ended, not merely once the state says done: the thread still records
         memory and drops the trainer after that, and a CLI that exited then would kill a daemon thread inside
-        torch ("terminate called without an active exception", seen once in CI)."""
+        torch."""
         self.thread.join(timeout)
         return self.done and not self.thread.is_alive()
 
@@ -161,7 +160,9 @@ class TrainingJob(jobs.SnapshotMixin):
             gpus=self.ranks.world_size, rows_per_step=rows_per_step(self.train_config.train, self.ranks.world_size),
             memory_estimate=self.memory_estimate, gpu_in_use_at_start_gb=self.gpu_in_use_at_start_gb,
             best_eval=None if self.best is None else {k: v for k, v in self.best.items() if k != "weights"},
-            time_budget_s=self.resolved.time_budget_s if self.resolved else None)
+            time_budget_s=self.resolved.time_budget_s if self.resolved else None,
+            batch=(self.train_config.train.per_device_train_batch_size,
+                   self.train_config.train.gradient_accumulation_steps))
 
     # ---- the worker thread ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -201,18 +202,17 @@ class TrainingJob(jobs.SnapshotMixin):
         self._finish(trainer, callback, result)
 
     def _choose_backend(self):
-
-        self.gpu_in_use_at_start_gb = _reset_peak_memory()
+        self.gpu_in_use_at_start_gb = reset_peak_memory()
         backend = choose_backend(self.config.model.backend)
         if backend.name == "unsloth":
             import unsloth  # noqa: F401  (patches transformers/trl/peft: before anything below imports them)
         self.log(f"Backend: {backend.name} ({backend.reason}).")
+        self.recorder.phase("backend")
         return backend
 
     def _prepare_data(self, backend) -> PreparedData:
         """1. Data: the table, label codes chosen with the model's tokenizer, the split, balanced training rows,
         texts fitted to max_seq_length."""
-
         cfg = self.config
         self.phase = "reading the data"
         tokenizer = load_tokenizer(cfg.model.name, log=self.log)
@@ -222,19 +222,18 @@ class TrainingJob(jobs.SnapshotMixin):
         self.log(f"Data: {len(prepared.train)} training rows after balancing, {len(prepared.split.val_a)} in Val A, "
                  f"{len(prepared.split.val_b)} in Val B; codes " + ", ".join(f"{lb} → {c}" for lb, c in
                                                                            prepared.codes.items()) + ".")
-        self.run.write_run_json(cfg, rubric=prepared.rubric, prompt_format=prepared.prompt_format,
-                                warnings=self.warnings)
+        self.recorder.phase("data", rubric=prepared.rubric, prompt_format=prepared.prompt_format,
+                            warnings=self.warnings)
         return prepared
 
     def _resolve(self, backend, prepared) -> None:
         """2. The settings left on auto, decided from the device, the model's size and the rows."""
-
         shape, fits = self._fits(backend, prepared)
         resolved = resolve(self.config, device=backend.device, params=shape.params if shape else None,
                            train_rows=len(prepared.train), fits=fits,
                            cost=row_cost(prepared.train_lengths, prepared.train_classes(), self.config.train.seed))
         if self.resume_from is not None:  # a resumed run keeps the plan it started with
-            planned = self.run.read_run_json().get("resolved") or {}
+            planned = self.recorder.record.get("resolved") or {}
             for key in ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
                         "eval_steps", "max_steps"):
                 if planned.get(key) is not None:
@@ -243,11 +242,18 @@ class TrainingJob(jobs.SnapshotMixin):
         self.resolved, self.train_config = resolved, resolved.config
         for choice in resolved.choices:
             self.log(f"Recipe: {choice}.")
-        self.run.write_run_json(self.config, resolved=resolved.to_dict())
+        if not resolved.time_budget_s:  # with a budget the steps are known once planned (_plan_for_budget)
+            self._warn(step_warnings(resolved.config.train, len(prepared.train), self.ranks.world_size))
+        self.recorder.phase("recipe", resolved=resolved.to_dict())
+
+    def _warn(self, warnings: list[str]) -> None:
+        for warning in warnings:
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+                self.log(f"Warning: {warning}")
 
     def _fits(self, backend, prepared):
         """(shape, share-of-memory function) for the auto micro-batch: of the GPU, or of the RAM on a CPU."""
-
         try:
             shape, pre_quantized = read_shape(resolve_source(self.config.model.name, log=self.log))
         except Exception:  # the size is a hint for the learning rate; the run does not need it
@@ -271,7 +277,6 @@ class TrainingJob(jobs.SnapshotMixin):
 
     def _load_model(self, backend):
         """3. The base model + tokenizer, the LoRA adapter attached."""
-
         cfg = self.train_config
         self.phase = "loading model"
         loaded, optim = load_for_training(cfg.model, cfg.lora, cfg.train, backend, log=self.log)
@@ -283,40 +288,34 @@ class TrainingJob(jobs.SnapshotMixin):
                                                                           backend.device)}
         for notice in backend.notices:
             self.log(f"Notice: {notice}")
-        self._estimate_memory(loaded, backend, self.prepared)
-        self.run.write_run_json(self.config, backend=self.backend, memory_estimate=self.memory_estimate,
-                                warnings=self.warnings)
+        self._estimate_memory(loaded)
+        self.recorder.phase("model", backend=self.backend, memory_estimate=self.memory_estimate,
+                            warnings=self.warnings)
         return loaded, optim
 
     def _build_trainer(self, loaded, backend, optim):
         """4. Trainer (TRL SFTTrainer; the loss at the answer only)."""
-        from datasets import Dataset  # after unsloth's import, which patches the HF stack
+        import datasets  # after unsloth's import, which patches the HF stack
         from transformers.trainer_callback import PrinterCallback
         from trl import SFTConfig
 
-        from studio.train.metrics import SaveHook, StudioCallback
-
-        import datasets
+        from studio.train.callback import (  # (transformers: after unsloth's patches)
+            SaveHook,
+            StudioCallback,
+        )
 
         cfg, prepared = self.train_config, self.prepared
         self.phase = "formatting data"
         datasets.disable_progress_bars()  # the phase, the log and the UI say what happens; no bars in the terminal
-        train_set = Dataset.from_list(prepared.examples(eos_token=loaded.tokenizer.eos_token))
+        train_set = datasets.Dataset.from_list(prepared.examples(eos_token=loaded.tokenizer.eos_token))
         self.log(f"Tokenizing {len(train_set)} training rows through the chat template.")
         gpus = self.ranks.world_size
         self.total_steps = total_steps(cfg.train, len(train_set), gpus)
         objective = self._objective(loaded, backend)
-        self.run.write_run_json(self.config, backend=self.backend, distributed={
-            "processes": gpus, "rows_per_step": rows_per_step(cfg.train, gpus),
-            "formula": f"batch {cfg.train.per_device_train_batch_size} × grad accum "
-                       f"{cfg.train.gradient_accumulation_steps} × {gpus} process{'es' if gpus > 1 else ''}"})
         args = SFTConfig(**sft_args(cfg, output_dir=self.run.checkpoints, optim=optim, dtype=loaded.dtype,
                                     device=backend.device, total_steps=self.total_steps, autocast=loaded.autocast))
-        from studio.evaluate.evaluator import periodic_evaluator
-
-        callback = StudioCallback(self.stream, self.stop_event,
-                                  evaluator=(self.evaluator_factory or periodic_evaluator)(prepared, loaded.tokenizer,
-                                                                                         cfg),
+        self.evaluator = self.evaluator_factory(prepared, loaded.tokenizer, cfg)
+        callback = StudioCallback(self.stream, self.stop_event, evaluator=self.evaluator,
                                   eval_steps=max(0, cfg.train.eval_steps), log=self.log,
                                   patience=cfg.train.early_stopping_patience, on_best=self._keep_best,
                                   budget_s=self.resolved.time_budget_s)
@@ -324,12 +323,15 @@ class TrainingJob(jobs.SnapshotMixin):
                                       args=args, callbacks=[callback, SaveHook(self._on_checkpoint), *self.callbacks],
                                       objective=objective)
         trainer.remove_callback(PrinterCallback)  # the stream, the UI and the CLI's bar show progress instead
+        self.recorder.phase("trainer", backend=self.backend, distributed={
+            "processes": gpus, "rows_per_step": rows_per_step(cfg.train, gpus),
+            "formula": f"batch {cfg.train.per_device_train_batch_size} × grad accum "
+                       f"{cfg.train.gradient_accumulation_steps} × {gpus} process{'es' if gpus > 1 else ''}"})
         return trainer, callback
 
     def _objective(self, loaded, backend):
         """The loss's view of the task: each code's first answer token, and the shared prompt prefix where the
         backend can run it once per micro-batch."""
-
         cfg, prepared, tokenizer = self.train_config, self.prepared, loaded.tokenizer
         first = [answer_ids(tokenizer, prepared.rubric, prepared.prompt_format, code)[0]
                  for code in prepared.codes.values()]
@@ -360,8 +362,8 @@ class TrainingJob(jobs.SnapshotMixin):
             self._plan_for_budget(trainer, callback, loaded, rows)
         elif cfg.train.eval_steps < 0:
             callback.eval_steps = eval_every(self.total_steps)
-        self.run.write_run_json(self.config, resolved={**self.resolved.to_dict(), "max_steps": self.total_steps,
-                                                       "eval_steps": callback.eval_steps})
+        self.recorder.phase("plan", resolved={**self.resolved.to_dict(), "max_steps": self.total_steps,
+                                              "eval_steps": callback.eval_steps})
         self.phase = "training"
         self.log(f"Training {self.total_steps} steps × {rows_per_step(cfg.train, gpus)} rows per step"
                  + (f" (batch × grad accum × {gpus} GPUs)" if gpus > 1 else "") + f" on {rows} training rows"
@@ -373,8 +375,9 @@ class TrainingJob(jobs.SnapshotMixin):
         """Time training micro-steps on real rows, then fit the steps (and their evaluations) to the budget, so the
         learning-rate schedule ends when the time does."""
         cfg = self.train_config.train
-        eval_rows = min(cfg.eval_max_rows, len(self.prepared.split.val_a)) if cfg.eval_steps else 0
-        score_s = measure_scoring_seconds(loaded.model, loaded.tokenizer, self.prepared) if eval_rows else 0.0
+        timed = getattr(self.evaluator, "seconds_per_row", None)
+        eval_rows = min(cfg.eval_max_rows, len(self.prepared.split.val_a)) if cfg.eval_steps and timed else 0
+        score_s = timed(loaded.model) if eval_rows else 0.0
         step_s = measure_step_seconds(trainer, loaded.autocast) * cfg.gradient_accumulation_steps
         row_s = step_s / max(1, cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps)
         steps, every = budget_steps(self.resolved.time_budget_s, step_s, eval_rows, score_s, self.total_steps)
@@ -384,11 +387,14 @@ class TrainingJob(jobs.SnapshotMixin):
                  + (f" and {1 / score_s:.1f} rows/s scored" if score_s else "") + f": {steps} of {self.total_steps} "
                  f"planned steps fit the {self.resolved.time_budget_s / 60:g}-minute budget"
                  + (f" with an evaluation of {eval_rows} rows every {every} steps" if every else "") + ".")
-        record_speed(self.config, loaded, self.backend, row_s)
+        record_speed(self.config, self.backend, row_s)
         if steps < self.total_steps:
             trainer.args.max_steps = steps
             self.total_steps = steps
         callback.eval_steps = every if cfg.eval_steps else 0
+        planned = copy.deepcopy(self.train_config.train)
+        planned.max_steps = self.total_steps
+        self._warn(step_warnings(planned, rows, self.ranks.world_size))
 
     def _keep_best(self, model, step: int, metrics: dict) -> None:
         """The best adapter so far (by the periodic Val A macro-F1), kept in memory: it is what is saved at the end."""
@@ -403,18 +409,7 @@ class TrainingJob(jobs.SnapshotMixin):
         # dtype again, as a reloaded adapter does.
         self.model = trainer.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)
         step = trainer.state.global_step
-        best = self.best
-        kept = step
-        if best is not None and best["step"] != step:
-            import torch
-
-            with torch.no_grad():
-                params = dict(self.model.named_parameters())
-                for name, value in best["weights"].items():
-                    params[name].copy_(value.to(params[name].device))
-            kept = best["step"]
-            self.log(f"Keeping the best adapter: step {best['step']} (Val A sample macro-F1 {best['macro_f1']:.3f}), "
-                     f"not the last, step {step}.")
+        kept = self._restore_best(step)
         self.save_adapter()
         state = "stopped" if callback.stop_reason == "requested" else "finished"
         losses = [r["loss"] for r in self.stream.records("train") if r.get("loss") is not None]
@@ -422,12 +417,29 @@ class TrainingJob(jobs.SnapshotMixin):
                             train_runtime_s=round(result.metrics.get("train_runtime", 0), 2), finished=time.time(),
                             stop_reason=callback.stop_reason, adapter_step=kept,
                             best_eval={k: v for k, v in (callback.best or {}).items() if k != "weights"} or None)
+        self.recorder.phase("train")
         self.log(f"{state.capitalize()} at step {step}"
                  + (f" ({callback.stop_reason})" if callback.stop_reason not in (None, "requested") else "")
                  + f"; adapter (step {kept}) saved to {self.run.adapter}.")
         self.phase = state
         self.state = state
         self.model.eval()
+
+    def _restore_best(self, step: int) -> int:
+        """Put the best periodic evaluation's adapter weights back (when it is not the last step's); returns the step
+        whose adapter is kept."""
+        best = self.best
+        if best is None or best["step"] == step:
+            return step
+        import torch  # (loaded by the run already)
+
+        with torch.no_grad():
+            params = dict(self.model.named_parameters())
+            for name, value in best["weights"].items():
+                params[name].copy_(value.to(params[name].device))
+        self.log(f"Keeping the best adapter: step {best['step']} (Val A sample macro-F1 {best['macro_f1']:.3f}), "
+                 f"not the last, step {step}.")
+        return best["step"]
 
     def _stop_before_training(self) -> None:
         """Stop pressed before the first step: nothing trained, so no adapter; the run is kept as stopped."""
@@ -440,27 +452,16 @@ class TrainingJob(jobs.SnapshotMixin):
         free_memory()
         self.state = self.phase = "stopped"
 
-    def _estimate_memory(self, loaded, backend, prepared) -> None:
+    def _estimate_memory(self, loaded) -> None:
         """The estimate for what is about to train (real config, real row lengths), kept beside the measured peak."""
-
         try:
-            gpu = detect_gpu() if backend.device == "cuda" else None
-            estimate = estimate_vram(self.train_config, shape_from_config(loaded.model.config, "the loaded model"),
-                                     lengths=prepared.train_lengths, backend=backend.name,
-                                     load_in_4bit=loaded.load_in_4bit, gpu_name=gpu and gpu[0],
-                                     gpu_total_gb=gpu and gpu[1])
+            self.memory_estimate, estimate, ram = estimate_for_run(self.train_config, loaded, self.backend,
+                                                                   self.prepared.train_lengths)
         except Exception as exc:  # an estimate must never stop a run
             self.log(f"Memory estimate unavailable: {exc}")
             return
-        self.memory_estimate = estimate.to_dict()
-        if backend.device == "cuda":
-            self.log(f"Memory estimate: {estimate.summary()}.")
-        else:  # the GPU figure stays in run.json for planning; what matters here is the RAM
-            ram = estimate_cpu_ram(estimate.shape, self.train_config.train.per_device_train_batch_size,
-                                   prepared.train_lengths, self.train_config.model.max_seq_length,
-                                   self.backend["gradient_checkpointing"] != "false", machine_ram_gb())
-            self.memory_estimate["cpu_ram"] = {"peak_gb": ram.peak_gb, "total_gb": ram.total_gb}
-            self.log(f"Memory estimate (RAM): {ram.summary()}.")
+        self.log(f"Memory estimate: {estimate.summary()}." if ram is None else
+                 f"Memory estimate (RAM): {ram.summary()}.")
         if estimate.share and estimate.share > BANDS[1][0]:
             self.warnings = _unique(self.warnings + [
                 f"Memory estimate {estimate.summary()}. If it runs out of memory, the Model & LoRA tab lists the "
@@ -470,27 +471,9 @@ class TrainingJob(jobs.SnapshotMixin):
         """memory.json: the estimate and the measured peak side by side (every run, failed ones too)."""
         if not self.ranks.main:
             return
-        measured: dict = {}
-        try:
-            import torch
-
-            if torch.cuda.is_available() and self.backend.get("device") == "cuda":
-                peak = torch.cuda.max_memory_reserved() / 2**30
-                measured = {"device": "cuda", "peak_reserved_gb": round(peak, 3),
-                            "peak_allocated_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3),
-                            "in_use_at_start_gb": self.gpu_in_use_at_start_gb,
-                            "run_peak_reserved_gb": round(peak - self.gpu_in_use_at_start_gb, 3)}
-            else:
-                rss = [r["rss_gb"] for r in self.stream.records("train") if r.get("rss_gb")]
-                measured = {"device": "cpu", "peak_rss_gb": max(rss) if rss else None}
-        except Exception as exc:
-            measured = {"error": str(exc)}
-        estimate = self.memory_estimate or {}
-        record = {"estimate": estimate, "measured": measured, "state": self.state}
-        if estimate and measured.get("run_peak_reserved_gb"):
-            record["measured_over_estimate"] = round(measured["run_peak_reserved_gb"] / estimate["peak_reserved_gb"],
-                                                     3)
-        write_json_atomic(self.run.path / "memory.json", record)
+        rss = [r["rss_gb"] for r in self.stream.records("train") if r.get("rss_gb")]
+        measured = measured_peak(self.backend.get("device"), self.gpu_in_use_at_start_gb, rss)
+        self.run.write_memory(memory_record(self.memory_estimate, measured, self.state))
 
     def _on_checkpoint(self, step: int, max_steps: int, path: Path) -> None:
         """Mark the checkpoint complete (the trainer has saved all of it), and keep status.json's step current for
@@ -501,7 +484,7 @@ class TrainingJob(jobs.SnapshotMixin):
         self.run.set_status("running", step=step, max_steps=max_steps, last_checkpoint=str(path))
 
     def save_adapter(self) -> None:
-        """Adapter weights + config + tokenizer + label map, written to a temporary folder and renamed into place."""
+        """Adapter weights + config + tokenizer + adapter card, written to a temporary folder and renamed into place."""
         if not self.ranks.main:
             return
         tmp = self.run.path / "adapter.tmp"
@@ -510,9 +493,7 @@ class TrainingJob(jobs.SnapshotMixin):
         self.tokenizer.save_pretrained(tmp)
         _name_the_hub_base(tmp, self.config.model.name)
         prepared = self.prepared
-        from studio.evaluate.evaluator import class_priors
-
-        write_json_atomic(tmp / ADAPTER_META, {
+        write_adapter_card(tmp, {
             "label_codes": prepared.codes, "rubric": prepared.rubric, "prompt_format": prepared.prompt_format,
             "base_model": self.config.model.name, "base_source": self.backend.get("source"),
             "max_seq_length": self.config.model.max_seq_length,
@@ -523,32 +504,9 @@ class TrainingJob(jobs.SnapshotMixin):
         tmp.rename(self.run.adapter)
 
     def _fail(self, exc: Exception) -> None:
-        details = "".join(traceback.format_exception(exc))
-        self.log(details.rstrip())
-        if _is_oom(exc):
-            self.error_kind = "oom"
-            self.levers = OOM_LEVERS
-            cfg = self.train_config
-            self.error = (f"Out of GPU memory at step {self._step()} (batch {cfg.train.per_device_train_batch_size}, "
-                          f"max_seq_length {cfg.model.max_seq_length}, r={cfg.lora.r}). The app is still running; "
-                          "try these levers in order: " + "; ".join(f"{i + 1}. {lv}" for i, lv in
-                                                                     enumerate(OOM_LEVERS)) + ".")
-        elif is_disk_full(exc, self.run.path):
-            self.error_kind = "disk"
-            removed = self.run.remove_incomplete_checkpoints() if self.ranks.main else []
-            last = self.run.last_checkpoint()
-            self.error = (f"The disk holding {self.run.path.parent} is full (while {self.phase}). "
-                          + (f"The partial {', '.join(removed)} was removed. " if removed else "")
-                          + (f"The last complete checkpoint, {last.name}, is intact: free some space, then resume "
-                             "the run (Runs tab, or python -m studio train --resume " + self.run.name + ")."
-                             if last else "Free some space and start the run again."))
-        elif isinstance(exc, StudioError):
-            self.error_kind = "input"
-            self.error = str(exc)
-        else:
-            self.error_kind = "error"
-            self.error = f"{type(exc).__name__}: {exc}".strip()
-        _drop_frames(exc)  # frames hold the model, the batch and the optimizer: let that memory go
+        self.log("".join(traceback.format_exception(exc)).rstrip())
+        self.error_kind, self.error, self.levers = self._describe_failure(exc)
+        drop_frames(exc)  # frames hold the model, the batch and the optimizer: let that memory go
         self.model = None
         free_memory()
         checkpoint = self.run.last_checkpoint()
@@ -560,6 +518,27 @@ class TrainingJob(jobs.SnapshotMixin):
         except OSError as write_error:  # the disk may still be full: the UI has the error, the log tries too
             self.log(f"Could not write status.json: {write_error}")
 
+    def _describe_failure(self, exc: Exception) -> tuple[str, str, list[str]]:
+        """(kind, message for the person, levers): out of memory with the guide's levers, a full disk with what was
+        kept, a user error as it is, anything else by its type."""
+        if is_out_of_memory(exc):
+            cfg = self.train_config
+            return "oom", (f"Out of GPU memory at step {self._step()} (batch {cfg.train.per_device_train_batch_size}, "
+                           f"max_seq_length {cfg.model.max_seq_length}, r={cfg.lora.r}). The app is still running; "
+                           "try these levers in order: " + "; ".join(f"{i + 1}. {lv}" for i, lv in
+                                                                      enumerate(OOM_LEVERS)) + "."), OOM_LEVERS
+        if is_disk_full(exc, self.run.path):
+            removed = self.run.remove_incomplete_checkpoints() if self.ranks.main else []
+            last = self.run.last_checkpoint()
+            return "disk", (f"The disk holding {self.run.path.parent} is full (while {self.phase}). "
+                            + (f"The partial {', '.join(removed)} was removed. " if removed else "")
+                            + (f"The last complete checkpoint, {last.name}, is intact: free some space, then resume "
+                               "the run (Runs tab, or python -m studio train --resume " + self.run.name + ")."
+                               if last else "Free some space and start the run again.")), []
+        if isinstance(exc, StudioError):
+            return "input", str(exc), []
+        return "error", f"{type(exc).__name__}: {exc}".strip(), []
+
     def _step(self) -> int:
         last = self.stream.last("train")
         return last["step"] if last else 0
@@ -567,131 +546,12 @@ class TrainingJob(jobs.SnapshotMixin):
 
 def _name_the_hub_base(adapter: Path, model_name: str) -> None:
     """An adapter of the embedded model names its hub id as the base (not this machine's cache folder), so the
-    export's "how to run it" works on another machine (the studio itself reloads from studio.json's base_source)."""
-
+    export's "how to run it" works on another machine (the studio itself reloads from the card's base_source)."""
     path = adapter / "adapter_config.json"
     if model_name == EMBEDDED_MODEL and path.exists():
         config = json.loads(path.read_text(encoding="utf-8"))
         config["base_model_name_or_path"] = HUB_ID
         write_json_atomic(path, config)
-
-
-STEP_OVERHEAD = 1.05  # the trainer's own work around each step (data, the optimizer, clipping, logging): measured
-# 2.72 s per step over a whole run on Financial PhraseBank against 2.63 s timed here (2-core CPU, embedded model)
-
-
-def measure_scoring_seconds(model, tokenizer, prepared: PreparedData, rows: int = 16) -> float:
-    """Seconds to score one Val A row as the periodic evaluation does (a seeded sample of real rows, after a warm-up
-    batch that also builds the rubric's cache), so the time budget plans its evaluations from this machine."""
-    from studio.evaluate.evaluator import make_scorer
-
-    val_a = prepared.split.val_a
-    texts = list(val_a["text"].sample(n=min(rows, len(val_a)), random_state=0))
-    scorer = make_scorer(model, tokenizer, prepared)
-    scorer.score(texts[:4])
-    started = time.perf_counter()
-    scorer.score(texts)
-    seconds = (time.perf_counter() - started) / max(1, len(texts))
-    model.train()
-    return seconds
-
-
-def measure_step_seconds(trainer, autocast: str | None) -> float:
-    """Seconds of an average training micro-step, times the trainer's overhead. The micro-batches are the ones the
-    trainer will draw (its sampler's order); two of them are timed, at the 25th and the 75th percentile of their
-    padded widths (each twice, the first a warm-up), and a step's cost taken as a + b × width from them, at the mean
-    width: the compute grows with the tokens, but the per-step costs do not."""
-    import contextlib
-
-    import torch
-
-    model, data = trainer.model, trainer.train_dataset
-    lengths = [len(ids) for ids in data["input_ids"]]
-    size = trainer.args.per_device_train_batch_size
-    sampler = trainer._get_train_sampler()
-    order = list(sampler) if sampler is not None else list(range(len(data)))
-    batches = sorted((order[s:s + size] for s in range(0, len(order), size)),
-                     key=lambda b: max(lengths[i] for i in b))
-    device = next(model.parameters()).device.type
-    compute = torch.autocast(device, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
-    model.train()
-    points = []
-    for quantile in (0.25, 0.75):
-        chosen = batches[min(len(batches) - 1, int(quantile * len(batches)))]
-        inputs = trainer._prepare_inputs(trainer.data_collator([data[i] for i in chosen]))
-        seconds = []
-        for _ in range(2):
-            started = time.perf_counter()
-            with compute:
-                loss = trainer.compute_loss(model, inputs)
-            loss.backward()
-            if device == "cuda":
-                torch.cuda.synchronize()
-            seconds.append(time.perf_counter() - started)
-        points.append((max(lengths[i] for i in chosen), seconds[-1]))
-    model.zero_grad(set_to_none=True)
-    (short, short_s), (long, long_s) = points
-    slope = max(0.0, (long_s - short_s) / (long - short)) if long > short else 0.0
-    mean = sum(max(lengths[i] for i in b) for b in batches) / len(batches)
-    return max(0.0, short_s + slope * (mean - short)) * STEP_OVERHEAD
-
-
-def record_speed(config: RunConfig, loaded, backend: dict, row_seconds: float) -> None:
-    """Remember this machine's measured speed for this model and these settings, so the next run's time can be
-    estimated before it starts (studio.train.recipe.known_speed)."""
-
-    try:
-        write_speed(speed_key(config.model.name, backend), row_seconds)
-    except OSError:
-        pass
-
-
-def free_memory() -> None:
-    """Give a failed or replaced run's GPU memory back. torch.compile's caches (Unsloth compiles each decoder layer)
-    hold the modules they were traced on, so they are reset too."""
-    import sys
-
-    try:
-        dynamo = sys.modules.get("torch._dynamo")
-        if dynamo is not None:
-            dynamo.reset()
-    except Exception:
-        pass
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:
-        pass
-
-
-def _drop_frames(exc: BaseException) -> None:
-    """Clear the locals of every frame in the exception, its causes and contexts."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        traceback.clear_frames(exc.__traceback__)
-        exc = exc.__cause__ or exc.__context__
-
-
-def _reset_peak_memory() -> float:
-    """Start the peak counter for this run; returns the GPU memory (GiB) already reserved by the process (models
-    the UI keeps for evaluation or the playground), which the run's own peak is measured beyond."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return 0.0
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    return round(torch.cuda.memory_reserved() / 2**30, 3)
-
-
-def _is_oom(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -705,6 +565,7 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
     """Start a run (or resume one from its last checkpoint) in a background thread.
 
     Raises StudioError at once when another run is training, the config is invalid or the data is unusable.
+    ``evaluator_factory(prepared, tokenizer, config)``: the periodic evaluation (default: a Val A sample scored).
     ``into``: an empty run folder made beforehand (the UI's multi-GPU launcher names it before the processes start).
     Under ``accelerate launch`` every rank calls this; rank 0 makes the run folder and the others follow it.
     """
@@ -716,15 +577,12 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
             run, config, resume_from = _resume_target(resume, runs_dir)
         else:
             config, resume_from = copy.deepcopy(config or RunConfig()), None
-        # Fails fast on unusable data, before any model is loaded (on a copy: the label codes are chosen with the
-        # model's tokenizer once it is loaded).
-        prepared = prepare_data(copy.deepcopy(config.data))
-        warnings = _unique(prepared.warnings + validate_config(config, len(prepared.train), dist.world_size))
+        warnings = preflight(config)  # unusable data fails here, before any model is loaded
         if resume is None:
             run = _new_run_folder(config, runs_dir, into, dist)
             config.name = run.name
-            run.write_run_json(config, created=time.time(), versions=library_versions(),
-                               device=device_description(), warnings=warnings)
+            run.update_record(config, created=time.time(), versions=library_versions(),
+                              device=device_description(), warnings=warnings)
         run.set_status("running", step=run.status().get("step", 0), started=time.time(), error=None)
         previous = jobs.current()
         if previous is not None and previous.model is not None:
@@ -757,7 +615,7 @@ def _new_run_folder(config: RunConfig, runs_dir, into, dist) -> RunDir:
     """A fresh run folder (rank 0 makes it; the other ranks of a multi-GPU run follow rank 0's)."""
     if into is not None:
         run = RunDir(Path(into))
-        if dist.main and run.run_json.exists():
+        if dist.main and run.has_record():
             raise StudioError(f"{run.path} already holds a run; start a new one or resume it.")
     elif dist.main:
         run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name, config.data.path))

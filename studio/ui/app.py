@@ -5,11 +5,22 @@ from __future__ import annotations
 import logging
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from studio.config import RunConfig
-from studio.ui.context import UIContext
+from studio.door.passwords import read_auth_file
+from studio.ui import run_picker
 from studio.ui.forms import Form
-from studio.ui.tabs import data, evaluate, export, labels, model, playground, runs, train
+from studio.ui.page import Page, UIContext, Values
+from studio.ui.security import LoginGuard, LoginRequired, Sessions, audit, checker
+from studio.ui.tabs import data as data_tab
+from studio.ui.tabs import evaluate as evaluate_tab
+from studio.ui.tabs import export as export_tab
+from studio.ui.tabs import labels as labels_tab
+from studio.ui.tabs import model as model_tab
+from studio.ui.tabs import playground as playground_tab
+from studio.ui.tabs import runs as runs_tab
+from studio.ui.tabs import train as train_tab
 
 CSS = """
 .studio-error {border-left: 4px solid #d33; background: #fff0f0; padding: 8px 12px; border-radius: 4px;}
@@ -20,6 +31,10 @@ CSS = """
 .studio-progress .bar {height: 10px; background: #eee; border-radius: 5px; margin-top: 6px; overflow: hidden;}
 .studio-progress .bar div {height: 10px; background: #3b82f6;}
 """
+TABS = [("data", "1 · Data", data_tab), ("labels", "2 · Labels", labels_tab), ("model", "3 · Model & LoRA", model_tab),
+        ("train", "4 · Train", train_tab), ("evaluate", "5 · Evaluate", evaluate_tab),
+        ("playground", "6 · Playground", playground_tab), ("export", "7 · Export", export_tab),
+        ("runs", "8 · Runs", runs_tab)]
 INTRO = ("# Studio: fine-tune an LLM into a text classifier\n"
          "Data → Labels → Model & LoRA → Train → Evaluate → Playground → Export. Everything here is also a command: "
          "`python -m studio --help`.")
@@ -29,64 +44,56 @@ def build_app(runs_dir: str = "runs", max_upload_mb: float = 200.0, config: RunC
               logout: bool = False) -> gr.Blocks:
     """``config`` prefills every form (``launch.py --config run.json``); default: the embedded model + sample.
     ``logout``: a "Log out" control (the app has a password)."""
-    ctx = UIContext(runs_dir=runs_dir, max_upload_mb=max_upload_mb)
-    form = Form(config or RunConfig())
+    page = Page(UIContext(runs_dir=runs_dir, max_upload_mb=max_upload_mb), Form(config or RunConfig()))
     with gr.Blocks(title="Studio") as demo:
         with gr.Row():
             gr.Markdown(INTRO)
             if logout:
                 gr.Button("Log out", link="/logout", size="sm", scale=0, elem_id="logout")
         with gr.Tabs():
-            with gr.Tab("1 · Data", id="data"):
-                d = data.build(ctx, form)
-            with gr.Tab("2 · Labels", id="labels"):
-                lb = labels.build(ctx, form)
-            with gr.Tab("3 · Model & LoRA", id="model"):
-                m = model.build(ctx, form)
-            with gr.Tab("4 · Train", id="train"):
-                t = train.build(ctx, form)
-            with gr.Tab("5 · Evaluate", id="evaluate") as eval_tab:
-                e = evaluate.build(ctx)
-            with gr.Tab("6 · Playground", id="playground") as play_tab:
-                p = playground.build(ctx)
-            with gr.Tab("7 · Export", id="export") as export_tab:
-                x = export.build(ctx)
-            with gr.Tab("8 · Runs", id="runs") as runs_tab:
-                r = runs.build(ctx)
-
-        lb["wire"]()  # the Labels tab's events need the Model & LoRA settings, built after it
-        check_fn, check_inputs = form.bind(d["run_check"])
-
-        def recheck(data):  # a preset or plan that changed the data settings: the Data tab's counts follow
-            return d["run_check"](data) if data[m["data_changed"]] else {c: gr.skip() for c in d["check_outputs"]}
-
-        recheck_fn, recheck_inputs = form.bind(recheck, m["data_changed"])
-        for event in m["changes"]:
-            event.then(recheck_fn, recheck_inputs, d["check_outputs"], api_visibility="private").then(
-                m["check"], m["check_inputs"], m["check_outputs"], api_visibility="private")
-        d["check"].click(check_fn, check_inputs, d["check_outputs"], api_name="check_data").then(
-            m["check"], m["check_inputs"], m["check_outputs"], api_visibility="private").then(
-            m["fit"], m["fit_inputs"], m["fit_outputs"], api_visibility="private")
-
-        for tab, dropdown in ((eval_tab, e["run"]), (play_tab, p["run"]), (export_tab, x["run"])):
-            seen = gr.State(dropdown.value)  # per page: the newest run this picker has shown
-            tab.select(ctx.run_dropdown_update, [dropdown, seen], [dropdown, seen], queue=False,
-                       api_visibility="private")
-        runs_tab.select(r["refresh"], None, r["refresh_outputs"], queue=False, api_visibility="private")
-        # a reloaded page reattaches to the running job
-        demo.load(t["poll"], None, t["poll_outputs"], queue=False, api_visibility="private")
-        demo.load(t["show_gpus"], None, t["gpus"], queue=False, api_visibility="private")
-        demo.load(m["check"], m["check_inputs"], m["check_outputs"], queue=False, api_visibility="private")
-        demo.load(m["fit"], m["fit_inputs"], m["fit_outputs"], queue=False, api_visibility="private")
+            tabs = {}
+            for tab_id, title, module in TABS:
+                with gr.Tab(title, id=tab_id) as tabs[tab_id]:
+                    module.layout(page)
+        setting_changes = model_tab.wire(page)
+        for module in (data_tab, labels_tab, train_tab, evaluate_tab, playground_tab, export_tab, runs_tab):
+            module.wire(page)
+        wire_across_tabs(page, demo, tabs, setting_changes)
     return demo
+
+
+def wire_across_tabs(page: Page, demo: gr.Blocks, tabs: dict, setting_changes: dict) -> None:
+    """What ties the tabs together: a data check refreshes the Model & LoRA tab's plan and estimate, a preset that
+    changed the data settings checks the data again, the run pickers follow new runs, a reloaded page reattaches to
+    the running job."""
+    quiet = dict(api_visibility="private")
+    plan = dict(outputs=model_tab.PLAN_OUTPUTS, config=True, **quiet)
+    fit = dict(inputs=["model/gpu"], outputs=model_tab.FIT_OUTPUTS, config=True, **quiet)
+    checked = page.on(page["data/check"].click, data_tab.run_check, [], data_tab.CHECK_OUTPUTS, config=True,
+                      progress=True, api_name="check_data")
+    page.then(page.then(checked, model_tab.check, **plan), model_tab.will_it_fit, **fit)
+    for event in setting_changes.values():
+        rechecked = page.then(event, recheck_data, ["model/data_changed"], data_tab.CHECK_OUTPUTS, config=True,
+                              progress=True, **quiet)
+        page.then(rechecked, model_tab.check, **plan)
+    for tab_id, picker in (("evaluate", "evaluate/run"), ("playground", "playground/run"), ("export", "export/run")):
+        seen = gr.State(page[picker].value)  # per page: the newest run this picker has shown
+        tabs[tab_id].select(lambda current, newest: run_picker.refresh(page.ctx.runs_dir, current, newest),
+                            [page[picker], seen], [page[picker], seen], queue=False, **quiet)
+    page.on(tabs["runs"].select, runs_tab.refresh, [], runs_tab.REFRESH_OUTPUTS, queue=False, **quiet)
+    page.on(demo.load, train_tab.poll, [], train_tab.POLL_OUTPUTS, queue=False, **quiet)  # a reload reattaches
+    page.on(demo.load, train_tab.show_gpus, [], ["train/gpus"], queue=False, **quiet)
+    page.on(demo.load, model_tab.check, queue=False, **plan)
+    page.on(demo.load, model_tab.will_it_fit, queue=False, **fit)
+
+
+def recheck_data(ctx: UIContext, values: Values) -> dict:
+    """A preset or plan that changed the data settings: the Data tab's counts follow."""
+    return data_tab.run_check(ctx, values) if values["model/data_changed"] else {}
 
 
 def launch(args, block: bool = True):
     """Start the app from launch.py's arguments; ``block=False`` returns the running app (tests)."""
-    from starlette.middleware import Middleware
-
-    from studio.ui.security import LoginGuard, LoginRequired, Sessions, audit, checker, read_auth_file
-
     users = read_auth_file(args.auth_file) if getattr(args, "auth_file", None) else {}
     if args.auth:
         user, _, password = args.auth.partition(":")

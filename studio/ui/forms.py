@@ -1,11 +1,9 @@
 """The run config as the page shows it: every config-bearing component registered under its name, "section.field"
-(e.g. "train.learning_rate"). ``Form.bind`` wires a handler to the form's components (plus any others it needs) so it
-receives one dict {component: value}, and builds the config once from it with ``Form.config``; outputs go back by
-name with ``Form.updates``. (Inputs are passed as an ordered list, not a set, so the named API endpoints keep a
-stable argument order for gradio_client.)
+(e.g. "train.learning_rate"). ``Form.config`` builds the config once from the form's values by name; ``Form.updates``
+shows a config in the form, by name. The page (``studio.ui.page``) holds the form beside the other components.
 
 Generated fields get their widget from the field's kind, choices and widget hint, labelled with the field's name and
-its one-line help; values go back through the same coercion as run.json and CLI flags.
+its one-line help; values go back through the same coercion as the run record and CLI flags.
 """
 
 from __future__ import annotations
@@ -17,7 +15,15 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.config import ALL_PROJECTIONS, SECTIONS, RunConfig, field_kind, field_optional, input_fields
+from studio.config import (
+    ALL_PROJECTIONS,
+    CURATED_MODELS,
+    SECTIONS,
+    RunConfig,
+    field_kind,
+    field_optional,
+    input_fields,
+)
 
 
 def component(f, value):
@@ -27,8 +33,6 @@ def component(f, value):
     label, info = f.metadata.get("label") or f.name, f"{f.metadata['help']} · {f.name}"
     widget = f.metadata.get("widget")
     if widget == "model":  # curated choices, or any hub id / local folder typed in
-        from studio.models.loading import CURATED_MODELS
-
         return gr.Dropdown(choices=CURATED_MODELS, value=value, allow_custom_value=True, label=label, info=info,
                            elem_id="model-name")
     if widget == "modules":
@@ -106,23 +110,13 @@ class Form:
     def __getitem__(self, key: str):
         return self.components[key]
 
-    def bind(self, fn: Callable[[dict], Any], *extra) -> tuple[Callable, list]:
-        """(handler, inputs) for an event: ``fn`` gets {component: value} for ``extra`` and every form component."""
-        inputs = [*extra, *self.components.values()]
+    def __contains__(self, key: str) -> bool:
+        return key in self.components
 
-        def handler(*values):
-            return fn(dict(zip(inputs, values)))
-
-        handler.__name__ = getattr(fn, "__name__", "handler")
-        return handler, inputs
-
-    def values(self, data: dict) -> dict[str, Any]:
-        """The form's values by name, from a handler's {component: value} input."""
-        return {key: data[comp] for key, comp in self.components.items() if comp in data}
-
-    def config(self, data: dict) -> RunConfig:
-        """The run config the form shows (raises StudioError naming a setting whose value does not fit it)."""
-        values = self.values(data)
+    def config(self, values: dict) -> RunConfig:
+        """The run config the form shows, from its values by name (raises StudioError naming a setting whose value
+        does not fit it)."""
+        values = {key: value for key, value in values.items() if key in self.components}
         overrides: dict = {}
         for key, value in values.items():
             section, name = key.split(".", 1)
@@ -133,11 +127,8 @@ class Form:
         return config
 
     def updates(self, config: RunConfig, keys: list[str] | None = None) -> dict:
-        """{component: value} showing ``config`` in the form (every registered field, or ``keys``)."""
-        out = {}
-        for key in self.components if keys is None else keys:
-            out[self.components[key]] = self._from_config[key](_get(config, key))
-        return out
+        """{key: value} showing ``config`` in the form (every registered field, or ``keys``)."""
+        return {key: self._from_config[key](_get(config, key)) for key in (self.components if keys is None else keys)}
 
     def changed(self, old: RunConfig, new: RunConfig) -> list[str]:
         """The registered fields whose value differs between two configs."""

@@ -183,7 +183,7 @@ def test_the_run_folder_keeps_estimate_and_measured_side_by_side(tiny_model_dir,
                  train={"max_steps": 2, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1})
     job = start_training(config, tmp_path)
     assert job.wait(300) and job.state == "finished", job.error
-    facts = job.run.read_run_json()
+    facts = job.run.record()
     estimate = facts["memory_estimate"]
     assert estimate["peak_reserved_gb"] > 0 and estimate["backend"] == "transformers"
     assert estimate["shape"]["params"] > 0 and estimate["tokens_per_micro_batch"] <= 4 * 256

@@ -12,11 +12,13 @@ from conftest import toy_rows
 
 from studio.config import RunConfig
 from studio.errors import StudioError
-from studio.evaluate.evaluator import (evaluate_model, evaluate_run, load_run_model, predict_file,
-                                       save_threshold)
-from studio.evaluate.report import predict_with_threshold, set_metrics
+from studio.evaluate.evaluation import evaluate_model
+from studio.evaluate.predict import predict_file
+from studio.evaluate.saved_run import evaluate_run
+from studio.models.trained import load_run_model
+from studio.evaluate.metrics import predict_with_threshold, set_metrics
 from studio.evaluate.scoring import INVALID, LabelScorer, parse_answer
-from studio.train.runs import RunDir
+from studio.runs.folder import RunDir
 from studio.train.worker import start_training
 
 REPO = __import__("conftest").REPO
@@ -144,9 +146,9 @@ def test_eval_cli_json_and_generate_mode(trained):
         assert report[name]["confusion_matrix"]["labels"] == ["Other", "Rules Question"]
         assert set(report[name]["per_class"]["Other"]) == {"precision", "recall", "f1", "support"}
     assert (job.run.path / "eval.json").exists() and (job.run.path / "disagreements.csv").exists()
-    assert job.run.read_run_json()["eval_summary"]["val_a"]["macro_f1"] == report["val_a"]["macro_f1"]
+    assert job.run.record()["eval_summary"]["val_a"]["macro_f1"] == report["val_a"]["macro_f1"]
     loaded = load_run_model(job.run)
-    _, generated = evaluate_run(job.run.path, mode="generate", baseline=False, loaded=loaded)
+    _, generated = evaluate_run(job.run.path, mode="generate", untrained=False, loaded=loaded)
     assert "invalid" in generated and generated["val_a"]["accuracy"] >= 0.8
 
 
@@ -174,15 +176,15 @@ def test_threshold_is_saved_and_used_by_predict(trained, tmp_path):
     filled = out.dropna(subset=["predicted_label"])
     assert np.allclose(filled["p_Other"] + filled["p_Rules Question"], 1.0, atol=1e-3)
     assert list(filled["predicted_code"]) == ["R", "O", "R"]
-    save_threshold(job.run, 0.9999999)  # almost nothing reaches it: the minority vanishes
+    job.run.set_threshold(0.9999999)  # almost nothing reaches it: the minority vanishes
     strict = predict_file(job.run.path, src, tmp_path / "strict.csv", loaded=loaded)
     assert (strict["predicted_label"].dropna() == "Other").all()
     assert json.loads((job.run.adapter / "studio.json").read_text())["threshold"] == 0.9999999
-    _, report = evaluate_run(job.run.path, baseline=False, loaded=loaded)
+    _, report = evaluate_run(job.run.path, untrained=False, loaded=loaded)
     assert report["threshold"] == 0.9999999 and report["val_a"]["minority_recall"] == 0.0
-    save_threshold(job.run, None)
+    job.run.set_threshold(None)
     with pytest.raises(StudioError, match="between 0 and 1"):
-        save_threshold(job.run, 1.5)
+        job.run.set_threshold(1.5)
 
 
 def test_eval_on_a_separate_file_and_unknown_labels(trained, tmp_path):
@@ -191,7 +193,7 @@ def test_eval_on_a_separate_file_and_unknown_labels(trained, tmp_path):
     other = tmp_path / "holdout.csv"
     other.write_text("text,label\n" + "\n".join([f"rules glue {i},Rules Question" for i in range(4)] +
                                                  [f"project paint {i},Other" for i in range(12)]))
-    _, report = evaluate_run(job.run.path, data=str(other), baseline=False, loaded=loaded)
+    _, report = evaluate_run(job.run.path, data=str(other), untrained=False, loaded=loaded)
     assert report["val_a"]["n"] == 16 and report["val_b"]["n"] == 8
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\n" + "\n".join([f"x {i},Spam" for i in range(4)] + [f"y {i},Other" for i in
@@ -202,7 +204,7 @@ def test_eval_on_a_separate_file_and_unknown_labels(trained, tmp_path):
 
 def test_eval_refused_without_adapter(tmp_path):
     run = RunDir.create(tmp_path, "empty")
-    run.write_run_json(RunConfig())
+    run.update_record(RunConfig())
     with pytest.raises(StudioError, match="has no saved adapter"):
         evaluate_run(run.path)
 

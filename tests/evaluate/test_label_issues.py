@@ -18,6 +18,7 @@ from studio.data.edits import Decision, cleaned_copy, load_decisions, save_decis
 from studio.data.prepare import file_sha256, prepare_data
 from studio.data.readers import read_table
 from studio.errors import StudioError
+from studio.door.labels import llm_out_of_fold
 from studio.evaluate import label_issues
 
 
@@ -100,11 +101,11 @@ def test_llm_folds_find_planted_flips_and_a_stop_keeps_finished_folds(tiny_model
         if message.startswith("LLM fold 2"):
             stop.set()
 
-    assert label_issues.llm_out_of_fold(prepared, config, 2, workdir, progress=stop_after_the_first,
+    assert llm_out_of_fold(prepared, config, 2, workdir, progress=stop_after_the_first,
                                         stop=stop, log=lambda m: None) is None
     assert (workdir / "fold-0.npy").exists() and not (workdir / "fold-1.npy").exists()
     logs = []
-    probs = label_issues.llm_out_of_fold(prepared, config, 2, workdir, log=logs.append)  # continues
+    probs = llm_out_of_fold(prepared, config, 2, workdir, log=logs.append)  # continues
     assert "Fold 1 of 2: kept from an earlier run." in logs and not np.isnan(probs).any()
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
     result = label_issues.find(prepared, llm_probs=probs)
@@ -112,7 +113,7 @@ def test_llm_folds_find_planted_flips_and_a_stop_keeps_finished_folds(tiny_model
     planted = {i + 2 for i in flipped}
     assert len(set(result.ranking["row"].head(2 * len(planted))) & planted) >= 0.5 * len(planted)
     with pytest.raises(StudioError, match="at least 2 folds"):
-        label_issues.llm_out_of_fold(prepared, config, 1, workdir)
+        llm_out_of_fold(prepared, config, 1, workdir)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".json", ".parquet", ".xlsx"])

@@ -11,7 +11,8 @@ from conftest import toy_rows
 
 from studio.config import RunConfig
 from studio.errors import StudioError
-from studio.evaluate.evaluator import evaluate_run, load_run_model, save_threshold
+from studio.evaluate.saved_run import evaluate_run
+from studio.models.trained import load_run_model
 from studio.export import exporter, gguf
 from studio.export.exporter import export_run
 
@@ -81,11 +82,11 @@ def test_merged_16bit_round_trip(run):
 @pytest.mark.parametrize("fmt,target", [("gguf_f16", 0.98), ("gguf_q8_0", 0.98), ("gguf_q4_k_m", None)])
 def test_gguf_round_trips(run, fmt, target):
     run_dir, loaded = run
-    save_threshold(run_dir, 0.4)
+    run_dir.set_threshold(0.4)
     try:
         result = export_run(run_dir.path, fmt, loaded=loaded)
     finally:
-        save_threshold(run_dir, None)
+        run_dir.set_threshold(None)
     ggufs = [f for f in result.files if f.endswith(".gguf")]
     assert len(ggufs) == 1 and ggufs[0].startswith("export-test-v1-x-")  # sanitized name
     assert result.verified_rows >= 16 and result.agreement is not None
@@ -98,7 +99,8 @@ def test_gguf_round_trips(run, fmt, target):
     assert "ollama create" in result.commands
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(result.path / ggufs[0]), n_ctx=256, verbose=False)
+    with gguf.plain_cpu_buffers():  # llama.cpp's AMX path crashes on this project's CPUs (gguf.py says why)
+        llm = llama_cpp.Llama(model_path=str(result.path / ggufs[0]), n_ctx=256, verbose=False)
     answer = llm.create_chat_completion([{"role": "system", "content": "Answer RQ or O."},
                                          {"role": "user", "content": "rules glue paint drill lathe 4"}],
                                         temperature=0, max_tokens=4)["choices"][0]["message"]["content"]
@@ -140,7 +142,7 @@ def test_refuses_while_the_run_is_training(run, monkeypatch):
         done = False
         run = run_dir
 
-    monkeypatch.setattr("studio.train.jobs._current", Busy())
+    monkeypatch.setattr("studio.runs.jobs._current", Busy())
     with pytest.raises(StudioError, match="still training"):
         export_run(run_dir.path, "adapters", loaded=loaded)
 

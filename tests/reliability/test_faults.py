@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import REPO, raise_at, toy_config, wait_for
 
-from studio.train.runs import CHECKPOINT_DONE, RunDir, list_runs
+from studio.runs.folder import CHECKPOINT_DONE, RunDir, list_runs
 from studio.train.worker import start_training
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +61,7 @@ def test_kill_9_mid_run_then_resume(tiny_model_dir, toy_csv, tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
     # The folder is readable, says the run was interrupted, and keeps every logged step.
-    assert run.read_run_json()["config"]["train"]["max_steps"] == 60
+    assert run.record()["config"]["train"]["max_steps"] == 60
     listed = {r["name"]: r for r in list_runs(runs)}
     assert listed["killed"]["state"] == "interrupted"
     steps = [r["step"] for r in run.metrics() if r.get("kind") == "train"]

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import pytest
 from conftest import free_port
 
+from studio.door import passwords
 from studio.ui import security
 
 
@@ -45,7 +46,7 @@ def served(tmp_path, monkeypatch):
 
     monkeypatch.setattr(security, "LOCK_BASE_S", 2.0)
     auth_file = tmp_path / "users"
-    auth_file.write_text(f"# made by python -m studio hash-password\nbob:{security.hash_password('b0b-pw')}\n")
+    auth_file.write_text(f"# made by python -m studio hash-password\nbob:{passwords.hash_password('b0b-pw')}\n")
     records = []
     handler = logging.Handler()
     handler.emit = lambda record: records.append(record.getMessage())
@@ -115,10 +116,10 @@ def test_an_idle_session_ends_and_goes_back_to_the_login_page(served):
 
 
 def test_passwords_are_hashed_and_checked_in_constant_time(tmp_path):
-    stored = security.hash_password("pw")
+    stored = passwords.hash_password("pw")
     assert stored.startswith("scrypt$") and "pw" not in stored.split("$", 4)[-1]
-    assert security.check_password("pw", stored) and not security.check_password("pW", stored)
-    assert security.check_password("plain", "plain") and not security.check_password("plain", "plan")
+    assert passwords.check_password("pw", stored) and not passwords.check_password("pW", stored)
+    assert passwords.check_password("plain", "plain") and not passwords.check_password("plain", "plan")
     check = security.checker({"ann": stored})
     assert check("ann", "pw") and not check("ann", "x") and not check("nobody", "pw")
     bad = tmp_path / "bad"
@@ -126,7 +127,7 @@ def test_passwords_are_hashed_and_checked_in_constant_time(tmp_path):
     from studio.errors import StudioError
 
     with pytest.raises(StudioError, match="plain passwords are not accepted"):
-        security.read_auth_file(str(bad))
+        passwords.read_auth_file(str(bad))
 
 
 def test_hash_password_cli_and_launch_flags():
@@ -140,7 +141,7 @@ def test_hash_password_cli_and_launch_flags():
     out = subprocess.run([sys.executable, "-m", "studio", "hash-password", "ann", "--stdin"], input="s3cret\n",
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("ann:scrypt$")
-    assert security.check_password("s3cret", out.stdout.strip().split(":", 1)[1])
+    assert passwords.check_password("s3cret", out.stdout.strip().split(":", 1)[1])
     args = launch.parse_args(["--auth-file", "users.txt", "--session-hours", "1.5"])
     assert args.auth_file == "users.txt" and args.session_hours == 1.5
     assert launch.exposure_warning(launch.parse_args(["--host", "0.0.0.0", "--auth-file", "u"])) is None

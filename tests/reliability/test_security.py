@@ -185,8 +185,8 @@ def test_only_safetensors_weights_load_from_run_folders(trained_run, tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from studio.evaluate.evaluator import load_run_model
-    from studio.train.runs import RunDir
+    from studio.models.trained import load_run_model
+    from studio.runs.folder import RunDir
 
     _, run_path, _ = trained_run
     copy = tmp_path / "pickled"

@@ -28,7 +28,7 @@ def app(tiny_model_dir, tmp_path_factory):
 def test_two_sessions_share_one_live_run(app):
     from gradio_client import Client
 
-    from studio.train.jobs import current as current_job
+    from studio.runs.jobs import current as current_job
 
     url, runs = app
     alice, bob = Client(url, verbose=False), Client(url, verbose=False)  # two separate sessions

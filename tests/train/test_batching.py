@@ -4,7 +4,8 @@ trainer draws its batches that way."""
 import numpy as np
 
 from conftest import toy_config
-from studio.train.batching import StratifiedLengthSampler, class_slots, stratified_order
+from studio.data.order import class_slots, stratified_order
+from studio.train.batching import StratifiedLengthSampler
 
 
 def padding_share(order, lengths, size):
@@ -80,8 +81,8 @@ def test_the_trainer_draws_class_stratified_batches(tiny_model_dir, toy_csv, tmp
 
 def test_within_a_step_the_longer_class_shares_micro_batches_and_the_recipe_weighs_the_cost():
     from studio.config import RunConfig
-    from studio.train.batching import cost_per_row
-    from studio.train.recipe import resolve
+    from studio.data.order import cost_per_row
+    from studio.estimate.recipe import resolve
 
     rng = np.random.default_rng(0)
     classes = np.array([0] * 800 + [1] * 200)

@@ -7,8 +7,9 @@ import pytest
 from studio.cli import build_parser, config_from_args
 from studio.config import PRESETS, RunConfig, apply_preset, rows_per_step, total_steps, validate_config
 from studio.errors import StudioError
+from studio.estimate.plan import check_config
 from studio.models.loading import choose_backend, effective_settings, resolve_source
-from studio.train.runs import RunDir, effective_state, sanitize_name
+from studio.runs.folder import RunDir, effective_state, sanitize_name
 
 
 def test_config_round_trips_through_json(tmp_path):
@@ -57,8 +58,8 @@ def test_validation_errors_and_guide_warnings():
     loftq = RunConfig().replace({"lora": {"loftq_config": {"loftq_bits": 4}}, "model": {"load_in_4bit": True}})
     assert any("one-time memory spike" in w for w in validate_config(loftq))
     long_run = RunConfig().replace({"train": {"max_steps": 1000, "warmup_steps": 0}})
-    assert any("1–5%" in w and "10–50 steps" in w for w in validate_config(long_run, train_rows=50_000))
-    assert not any("warmup" in w for w in validate_config(RunConfig().replace(
+    assert any("1–5%" in w and "10–50 steps" in w for w in check_config(long_run, train_rows=50_000))
+    assert not any("warmup" in w for w in check_config(RunConfig().replace(
         {"train": {"max_steps": 1000, "warmup_steps": 20}}), train_rows=50_000))
 
 

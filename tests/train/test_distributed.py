@@ -11,7 +11,7 @@ from conftest import REPO, SAMPLE
 
 from studio.config import RunConfig
 from studio.errors import StudioError
-from studio.train.runs import CHECKPOINT_DONE, RunDir
+from studio.runs.folder import CHECKPOINT_DONE, RunDir
 
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
@@ -43,10 +43,10 @@ def test_the_cli_runs_unchanged_under_accelerate_launch(tiny_model_dir, tmp_path
     assert summary["state"] == "finished" and summary["step"] == 6
     assert sorted(p.name for p in runs.iterdir()) == ["one", "two"]  # rank 1 made no folder of its own
     run = RunDir(runs / "two")
-    facts = run.read_run_json()
+    facts = run.record()
     assert facts["distributed"] == {"processes": 2, "rows_per_step": 16,
                                     "formula": "batch 4 × grad accum 2 × 2 processes"}
-    assert RunDir(runs / "one").read_run_json()["distributed"]["rows_per_step"] == 8
+    assert RunDir(runs / "one").record()["distributed"]["rows_per_step"] == 8
     steps = [r["step"] for r in run.metrics() if r.get("kind") == "train"]
     assert steps == [1, 2, 3, 4, 5, 6]  # each step logged once, by rank 0
     tokens_two = [r["tokens_seen"] for r in run.metrics() if r.get("kind") == "train"][-1]
@@ -59,7 +59,7 @@ def test_the_cli_runs_unchanged_under_accelerate_launch(tiny_model_dir, tmp_path
 
 def test_the_ui_launcher_trains_in_two_processes_and_stops_them_together(tiny_model_dir, tmp_path):
     from studio.train.launcher import start_launched
-    from studio.train.jobs import current as current_job
+    from studio.runs.jobs import current as current_job
     from studio.train.worker import start_training
     from studio.ui.tabs.train import progress_html
 

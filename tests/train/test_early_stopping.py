@@ -69,7 +69,7 @@ def test_the_time_budget_plans_the_steps_and_stops_on_time(tiny_model_dir, toy_c
     started = time.time()
     job = start_training(config, tmp_path)
     assert job.wait(300) and job.state == "finished", job.error
-    facts = job.run.read_run_json()
+    facts = job.run.record()
     resolved = facts["resolved"]
     assert resolved["time_budget_minutes"] == budget_min and resolved["learning_rate"] == 1e-3  # a tiny model
     planned = resolved["max_steps"]

@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO, toy_config, wait_for
 
 from studio.errors import StudioError
-from studio.train import jobs
-from studio.train.runs import RunDir
+from studio.runs import jobs
+from studio.runs.folder import RunDir
 
 
 def drive(job, started_state=("starting", "running")) -> dict:
@@ -72,7 +72,7 @@ def test_the_slot_is_refused_while_held_and_free_after(tmp_path):
 
 
 def test_file_stream_reads_only_complete_lines(tmp_path):
-    from studio.train.stream import FileStream, MetricsStream
+    from studio.runs.stream import FileStream, MetricsStream
 
     path = tmp_path / "metrics.jsonl"
     writer = MetricsStream(path)

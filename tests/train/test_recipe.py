@@ -2,7 +2,8 @@
 training time shown before Start."""
 
 from studio.config import RunConfig
-from studio.train.recipe import budget_steps, resolve, time_estimate, write_speed
+from studio.estimate.recipe import budget_steps, resolve
+from studio.estimate.speed import time_estimate, write_speed
 
 
 def test_on_a_cpu_auto_settings_follow_the_model_size_and_the_measured_recipe():

@@ -9,8 +9,8 @@ from conftest import raise_at, toy_config, wait_for
 
 from studio.config import RunConfig
 from studio.errors import StudioError
-from studio.train.runs import RunDir, list_runs
-from studio.train.jobs import current as current_job
+from studio.runs.folder import RunDir, list_runs
+from studio.runs.jobs import current as current_job
 from studio.train.worker import OOM_LEVERS, start_training
 
 
@@ -29,7 +29,7 @@ def test_a_run_trains_and_the_loss_falls(tiny_model_dir, toy_csv, tmp_path):
     assert run.status()["state"] == "finished" and (run.adapter / "adapter_model.safetensors").exists()
     assert json.loads((run.adapter / "studio.json").read_text())["label_codes"] == {"Other": "O",
                                                                                    "Rules Question": "RQ"}
-    facts = run.read_run_json()
+    facts = run.record()
     assert facts["backend"]["name"] == "transformers" and "CPU" in facts["backend"]["reason"]
     assert any("adamw_8bit" in n for n in facts["backend"]["notices"])  # the guide's optimizer fell back, noted
     assert facts["versions"]["trl"] and facts["device"]["type"] == "cpu"
@@ -105,7 +105,7 @@ def test_resume_refuses_without_checkpoint_or_with_changed_data(tiny_model_dir, 
     with pytest.raises(StudioError, match="changed since run"):
         start_training(runs_dir=tmp_path / "runs", resume=job.run.name)
     bare = RunDir.create(tmp_path / "runs", "bare")
-    bare.write_run_json(RunConfig())
+    bare.update_record(RunConfig())
     with pytest.raises(StudioError, match="no checkpoint to resume from"):
         start_training(runs_dir=tmp_path / "runs", resume="bare")
 

@@ -44,7 +44,7 @@ def app(tiny_model_dir, tmp_path_factory):
 
 
 def wait_job_done(timeout=180):
-    from studio.train.jobs import current as current_job
+    from studio.runs.jobs import current as current_job
 
     end = time.time() + timeout
     while time.time() < end:

@@ -5,163 +5,112 @@ with a CSV of the edits; retrain on it."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from studio.data.edits import Decision, cleaned_copy, edits_table, load_decisions, save_decision
-from studio.data.prepare import DELIMITER_ALIASES, file_sha256, keep_upload, prepare_data
+from studio.door import labels as review
 from studio.errors import StudioError
-from studio.ui.context import UIContext, ui_errors
-from studio.ui.forms import Form
+from studio.ui.page import Page, UIContext, Values
 
 COLUMNS = ["row", "label", "suggested", "score", "decision", "text"]
 TEXT_PREVIEW = 140
 _stop = threading.Event()
 
 
-def build(ctx: UIContext, form: Form) -> dict:
+def layout(page: Page) -> None:
     gr.Markdown("Find likely wrong labels in the **whole file**: every row is judged by a model that never saw it "
                 "(cross-fitting), and cleanlab ranks the rows whose label the evidence contradicts. A classic model "
                 "takes seconds; LLM folds fine-tune the model of the Model & LoRA tab K times (minutes each) and "
                 "find more. Review the suspects, then download the cleaned file or retrain on it.")
     with gr.Row():
-        folds = gr.Number(value=0, precision=0, minimum=0, maximum=5, label="LLM folds (0: the classic model only)",
-                          info="2 is enough: each fold's model learns from the other half. Finished folds are kept.",
-                          elem_id="llm-folds", scale=2)
-        find = gr.Button("Find label issues", variant="primary", elem_id="find-issues", scale=1)
-        stop = gr.Button("Stop the LLM folds", variant="secondary", size="sm", scale=1)
-    status = gr.Markdown(elem_id="issues-status")
-    suspects = gr.Dataframe(headers=COLUMNS, label="Suspects, most likely first (click a row to review it)",
-                            interactive=False, max_height=360, elem_id="suspects", wrap=False,
-                            column_widths=["7%", "13%", "13%", "7%", "12%", "48%"])
+        page.add("labels/folds", gr.Number(
+            value=0, precision=0, minimum=0, maximum=5, label="LLM folds (0: the classic model only)", scale=2,
+            info="2 is enough: each fold's model learns from the other half. Finished folds are kept.",
+            elem_id="llm-folds"))
+        page.add("labels/find", gr.Button("Find label issues", variant="primary", elem_id="find-issues", scale=1))
+        page.add("labels/stop", gr.Button("Stop the LLM folds", variant="secondary", size="sm", scale=1))
+    page.add("labels/status", gr.Markdown(elem_id="issues-status"))
+    page.add("labels/suspects", gr.Dataframe(
+        headers=COLUMNS, label="Suspects, most likely first (click a row to review it)", interactive=False,
+        max_height=360, elem_id="suspects", wrap=False, column_widths=["7%", "13%", "13%", "7%", "12%", "48%"]))
     with gr.Row():
-        row = gr.Number(label="Row (as in the file)", precision=0, elem_id="review-row", scale=1)
-        action = gr.Radio(["keep", "relabel", "drop"], value="relabel", label="Decision", elem_id="review-action",
-                          scale=2)
-        new_label = gr.Dropdown(label="New label", choices=[], elem_id="review-label", scale=2,
-                                info="For relabel: the suggested label is preselected.")
-        decide = gr.Button("Save decision", elem_id="save-decision", scale=1)
-    review_text = gr.Markdown(elem_id="review-text")
-    decided = gr.Markdown(elem_id="decisions-summary")
+        page.add("labels/row", gr.Number(label="Row (as in the file)", precision=0, elem_id="review-row", scale=1))
+        page.add("labels/action", gr.Radio(["keep", "relabel", "drop"], value="relabel", label="Decision",
+                                           elem_id="review-action", scale=2))
+        page.add("labels/new_label", gr.Dropdown(label="New label", choices=[], elem_id="review-label", scale=2,
+                                                 info="For relabel: the suggested label is preselected."))
+        page.add("labels/decide", gr.Button("Save decision", elem_id="save-decision", scale=1))
+    page.add("labels/review_text", gr.Markdown(elem_id="review-text"))
+    page.add("labels/decided", gr.Markdown(elem_id="decisions-summary"))
     with gr.Row():
-        download = gr.Button("Download cleaned file", elem_id="download-cleaned")
-        retrain = gr.Button("Retrain on the cleaned file", variant="primary", elem_id="retrain-cleaned")
-    files = gr.File(label="Cleaned file and the edits (CSV)", file_count="multiple", interactive=False,
-                    elem_id="cleaned-files", visible=False)  # shown with the files, not as an empty box
-    found = gr.State(None)  # {"data": path, "label_column", "labels", "issues": records}
-
-    @ui_errors
-    def find_issues(data, progress=gr.Progress()):
-        from studio.evaluate import label_issues
-        from studio.models.loading import load_tokenizer
-
-        config = form.config(data)
-        config.data.path = str(reviewable(config.data.path, ctx))
-        k = int(data[folds] or 0)
-        tokenizer = load_tokenizer(config.model.name, log=lambda m: gr.Info(m)) if k else None
-        prepared = prepare_data(config.data, tokenizer, config.model.max_seq_length)
-        llm = None
-        if k:
-            _stop.clear()
-            llm = label_issues.llm_out_of_fold(
-                prepared, config, k, label_issues.workdir_for(config.data.path, config), log=lambda m: None,
-                progress=lambda message, fraction: progress(fraction, desc=message), stop=_stop)
-            if llm is None:
-                raise StudioError("Stopped: the finished LLM folds are kept; press Find label issues to continue.")
-        progress(0.95, desc="Classic model: 5 folds")
-        result = label_issues.find(prepared, llm_probs=llm)
-        state = {"data": config.data.path, "label_column": prepared.table.label_column, "labels": prepared.labels,
-                 "header": config.data.header, "delimiter": config.data.delimiter,
-                 "issues": result.table.to_dict("records")}
-        s = result.to_dict(limit=0)["summary"]
-        text = (f"**{s['issues_found']}** likely label issues in {s['rows_checked']} rows ({' + '.join(s['sources'])},"
-                f" {s['minutes'] * 60:.0f} s). Decisions are saved beside the file as you make them.")
-        return {found: state, status: text, suspects: table(state), decided: decisions_markdown(state),
-                new_label: gr.update(choices=prepared.labels)}
-
-    def stop_folds():
-        _stop.set()
-
-    def pick(state, evt: gr.SelectData):
-        if not state or evt is None or evt.index is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        issue = state["issues"][evt.index[0]]
-        return issue["row"], gr.update(value=issue["suggested"]), review_markdown(issue)
+        page.add("labels/download", gr.Button("Download cleaned file", elem_id="download-cleaned"))
+        page.add("labels/retrain", gr.Button("Retrain on the cleaned file", variant="primary",
+                                             elem_id="retrain-cleaned"))
+    page.add("labels/files", gr.File(label="Cleaned file and the edits (CSV)", file_count="multiple",
+                                     interactive=False, elem_id="cleaned-files", visible=False))  # shown with files
+    page.add("labels/found", gr.State(None))  # the review's state: the file, its columns, the suspects
 
 
-    @ui_errors
-    def save(state, row_number, choice, label):
-
-        if not state:
-            raise StudioError("Find the label issues first.")
-        issue = next((i for i in state["issues"] if int(i["row"]) == int(row_number or -1)), None)
-        if issue is None:
-            raise StudioError(f"Row {row_number} is not among the suspects: click one in the table.")
-        save_decision(state["data"], Decision(int(issue["row"]), choice, issue["label"],
-                                              label if choice == "relabel" else None, issue["text"]),
-                      state["labels"])
-        return table(state), decisions_markdown(state)
-
-
-    @ui_errors
-    def cleaned(state):
-
-        if not state:
-            raise StudioError("Find the label issues and make some decisions first.")
-        target, edits, _ = cleaned_copy(state["data"], state["label_column"], Path(ctx.runs_dir) / ".uploads",
-                                        header=_header(state), delimiter=_delimiter(state),
-                                        max_mb=ctx.max_upload_mb)
-        return gr.update(value=[str(target), str(edits)], visible=True)
+def wire(page: Page) -> None:
+    """Events (the LLM folds use the Model & LoRA tab's settings: wired once every form component exists)."""
+    page.on(page["labels/find"].click, find_issues, ["labels/folds"],
+            ["labels/found", "labels/status", "labels/suspects", "labels/decided", "labels/new_label"], config=True,
+            progress=True, api_name="find_label_issues")
+    page["labels/stop"].click(lambda: _stop.set(), None, None, api_name="stop_label_issues")
+    page.on(page["labels/suspects"].select, pick, ["labels/found"],
+            ["labels/row", "labels/new_label", "labels/review_text"], selected=True, api_visibility="private")
+    page.on(page["labels/decide"].click, save,
+            ["labels/found", "labels/row", "labels/action", "labels/new_label"],
+            ["labels/suspects", "labels/decided"], api_name="save_label_decision")
+    page.on(page["labels/download"].click, cleaned, ["labels/found"], ["labels/files"], api_name="download_cleaned")
+    page.on(page["labels/retrain"].click, retrain, ["labels/found"], ["labels/status"], config=True,
+            api_name="retrain_on_cleaned")
 
 
-    @ui_errors
-    def retrain_on_cleaned(data):
-        from studio.ui.tabs.train import start_job
-
-        state = data[found]
-        if not state:
-            raise StudioError("Find the label issues and make some decisions first.")
-        target, _, decisions = cleaned_copy(state["data"], state["label_column"], Path(ctx.runs_dir) / ".uploads",
-                                            header=_header(state), delimiter=_delimiter(state),
-                                            max_mb=ctx.max_upload_mb)
-        config = form.config(data)
-        config.data.path = str(target)
-        config.data.edits = {"source": state["data"], "source_sha256": file_sha256(state["data"]),
-                             "edits": edits_table(decisions).to_dict("records")}
-        return start_job(ctx, config)
-
-    def wire():
-        """Events, once every form component exists (the LLM folds use the Model & LoRA tab's settings)."""
-        fn, inputs = form.bind(find_issues, folds)
-        find.click(fn, inputs, [found, status, suspects, decided, new_label], api_name="find_label_issues")
-        stop.click(stop_folds, None, None, api_name="stop_label_issues")
-        suspects.select(pick, found, [row, new_label, review_text], api_visibility="private")
-        decide.click(save, [found, row, action, new_label], [suspects, decided], api_name="save_label_decision")
-        download.click(cleaned, found, files, api_name="download_cleaned")
-        fn, inputs = form.bind(retrain_on_cleaned, found)
-        retrain.click(fn, inputs, status, api_name="retrain_on_cleaned")
-
-    return {"found": found, "wire": wire}
+def find_issues(ctx: UIContext, values: Values) -> dict:
+    config = values.config
+    config.data.path = str(review.reviewable(config.data.path, ctx.runs_dir))
+    _stop.clear()
+    found = review.find_label_issues(config, int(values["labels/folds"] or 0), stop=_stop, log=lambda m: None,
+                                     progress=values.progress)
+    if found is None:
+        raise StudioError("Stopped: the finished LLM folds are kept; press Find label issues to continue.")
+    state = found.review_state()
+    return {"labels/found": state, "labels/status": found.markdown(), "labels/suspects": table(state),
+            "labels/decided": review.decisions_line(state), "labels/new_label": gr.update(choices=found.labels)}
 
 
-def reviewable(path: str, ctx: UIContext) -> Path:
-    """The file whose labels are reviewed: an upload already kept beside the runs, else a kept copy (of the sample,
-    say): decisions are written beside it, never into the studio's own assets."""
+def pick(ctx: UIContext, values: Values, evt=None) -> dict:
+    state = values["labels/found"]
+    if not state or evt is None or evt.index is None:
+        return {}
+    issue = state["issues"][evt.index[0]]
+    return {"labels/row": issue["row"], "labels/new_label": gr.update(value=issue["suggested"]),
+            "labels/review_text": review_markdown(issue)}
 
-    path = Path(path)
-    if path.resolve().parent == (Path(ctx.runs_dir) / ".uploads").resolve():
-        return path
-    return keep_upload(path, ctx.runs_dir)
+
+def save(ctx: UIContext, values: Values) -> dict:
+    state = values["labels/found"]
+    review.decide(state, values["labels/row"], values["labels/action"], values["labels/new_label"])
+    return {"labels/suspects": table(state), "labels/decided": review.decisions_line(state)}
+
+
+def cleaned(ctx: UIContext, values: Values) -> dict:
+    target, edits, _ = review.cleaned_file(values["labels/found"], ctx.runs_dir, ctx.max_upload_mb)
+    return {"labels/files": gr.update(value=[str(target), str(edits)], visible=True)}
+
+
+def retrain(ctx: UIContext, values: Values) -> dict:
+    started = review.retrain_on_cleaned(values.config, values["labels/found"], ctx.runs_dir, ctx.max_upload_mb)
+    return {"labels/status": started.markdown()}
 
 
 def table(state) -> pd.DataFrame:
-
-    decisions = load_decisions(state["data"])
+    made = review.decisions(state)
     rows = []
     for issue in state["issues"]:
-        d = decisions.get(int(issue["row"]))
+        d = made.get(int(issue["row"]))
         text = str(issue["text"])
         rows.append({"row": int(issue["row"]), "label": issue["label"], "suggested": issue["suggested"],
                      "score": round(float(issue["score"]), 3),
@@ -170,28 +119,6 @@ def table(state) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def decisions_markdown(state) -> str:
-
-    decisions = load_decisions(state["data"])
-    if not decisions:
-        return "_No decisions yet: click a suspect, choose keep / relabel / drop, and save._"
-    counts = {a: sum(1 for d in decisions.values() if d.action == a) for a in ("relabel", "drop", "keep")}
-    n = len(decisions)
-    return (f"**{n}** decision{'s' if n != 1 else ''} saved: {counts['relabel']} relabelled, {counts['drop']} "
-            f"dropped, {counts['keep']} kept as they are.")
-
-
 def review_markdown(issue: dict) -> str:
     return (f"**Row {issue['row']}** · given **{issue['label']}**, the evidence suggests **{issue['suggested']}** "
             f"(score {float(issue['score']):.2f}; {issue['source']})\n\n> {issue['text']}")
-
-
-def _header(state):
-    return {"auto": None, "yes": True, "no": False}.get(state.get("header") or "auto")
-
-
-def _delimiter(state):
-
-    value = state.get("delimiter") or ""
-    return DELIMITER_ALIASES.get(value.lower(), value) or None
-

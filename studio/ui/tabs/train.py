@@ -1,97 +1,74 @@
 """Train tab: start / stop, progress, live loss, memory and validation charts, the log, error panels.
-Polled with gr.Timer from the worker's snapshot; a reloaded page reattaches to the running job."""
+Polled with gr.Timer from the job's snapshot; a reloaded page reattaches to the running job."""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from studio.errors import StudioError
-from studio.train import jobs
+from studio.door import training
 from studio.ui import charts
-from studio.ui.context import UIContext, error_box, md_list, ui_errors
-from studio.ui.forms import Form
+from studio.ui.html import error_box, escape
+from studio.ui.page import Page, UIContext, Values
 
 POLL_SECONDS = 1.0
+POLL_OUTPUTS = ["train/status", "train/error", "train/loss", "train/memory", "train/evals", "train/log",
+                "train/start", "train/stop"]
 
 
-def build(ctx: UIContext, form: Form) -> dict:
+def layout(page: Page) -> None:
     with gr.Row():
-        gpus = gr.Dropdown(choices=[1], value=1, label="GPUs to use", visible=False, elem_id="gpus", scale=1,
-                           info="More than 1: trained by `accelerate launch` (DDP); rows per step = batch × grad "
-                                "accum × GPUs.")
-        start = gr.Button("Start training", variant="primary", elem_id="start-training", scale=2)
-        stop = gr.Button("Stop (saves the adapter)", variant="stop", elem_id="stop-training", scale=2)
-    status = gr.HTML(progress_html(None), elem_id="train-status")
-    error = gr.HTML()
+        page.add("train/gpus", gr.Dropdown(
+            choices=[1], value=1, label="GPUs to use", visible=False, elem_id="gpus", scale=1,
+            info="More than 1: trained by `accelerate launch` (DDP); rows per step = batch × grad accum × GPUs."))
+        page.add("train/start", gr.Button("Start training", variant="primary", elem_id="start-training", scale=2))
+        page.add("train/stop", gr.Button("Stop (saves the adapter)", variant="stop", elem_id="stop-training", scale=2))
+    page.add("train/status", gr.HTML(progress_html(None), elem_id="train-status"))
+    page.add("train/error", gr.HTML())
     with gr.Row():
-        loss = gr.Plot(charts.loss([]), label="Loss", elem_id="loss-chart")
-        memory = gr.Plot(charts.memory([]), label="Memory")
-    evals = gr.Plot(charts.eval_points([]), label="Validation during training")
-    log = gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, elem_id="train-log")
-    start_notes = gr.Markdown()
-    timer = gr.Timer(POLL_SECONDS)
-
-    def poll():
-        job = jobs.current()
-        if job is None:
-            return (progress_html(None), "", gr.skip(), gr.skip(), gr.skip(), "", gr.update(interactive=True),
-                    gr.update(interactive=False))
-        snap = job.snapshot()
-        records = job.earlier + job.stream.records()  # a resumed run's chart starts at its first step
-        err = error_box(snap["error"], snap["levers"]) if snap["error"] else ""
-        return (progress_html(snap), err, charts.loss(records),
-                charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"]), charts.eval_points(records),
-                job.log_tail(60), gr.update(interactive=job.done),  # no second Start while a run trains
-                gr.update(interactive=not job.done))  # and no Stop when nothing trains
-
-    poll_outputs = [status, error, loss, memory, evals, log, start, stop]
-    timer.tick(poll, None, poll_outputs, queue=False, show_progress="hidden", api_name="training_status")
-
-    @ui_errors
-    def do_stop():
-        job = jobs.current()
-        if job is None or job.done:
-            raise StudioError("No training run is in progress.")
-        job.stop()
-        gr.Info("Stopping after the current step; the adapter will be saved.")
-
-    stop.click(do_stop, None, None, api_name="stop_training")
-
-    @ui_errors
-    def start_from_form(data):
-        return start_job(ctx, form.config(data), data[gpus])
-
-    fn, inputs = form.bind(start_from_form, gpus)
-    start.click(fn, inputs, start_notes, api_name="start_training")
-
-    def show_gpus():
-        from studio.train.launcher import visible_gpus
-
-        n = visible_gpus()
-        return gr.update(visible=n > 1, choices=list(range(1, n + 1)) if n > 1 else [1], value=1)
-
-    return {"poll": poll, "poll_outputs": poll_outputs, "gpus": gpus,
-            "show_gpus": show_gpus}
+        page.add("train/loss", gr.Plot(charts.loss([]), label="Loss", elem_id="loss-chart"))
+        page.add("train/memory", gr.Plot(charts.memory([]), label="Memory"))
+    page.add("train/evals", gr.Plot(charts.eval_points([]), label="Validation during training"))
+    page.add("train/log", gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, elem_id="train-log"))
+    page.add("train/notes", gr.Markdown())
+    page.add("train/timer", gr.Timer(POLL_SECONDS))
 
 
-def start_job(ctx: UIContext, config, gpus: int = 1):
-    from studio.config import rows_per_step
-    from studio.train.recipe import preview
+def wire(page: Page) -> None:
+    page.on(page["train/timer"].tick, poll, [], POLL_OUTPUTS, queue=False, show_progress="hidden",
+            api_name="training_status")
+    page.on(page["train/stop"].click, stop, [], [], api_name="stop_training")
+    page.on(page["train/start"].click, start, ["train/gpus"], ["train/notes"], config=True,
+            api_name="start_training")
 
-    if int(gpus or 1) > 1:
-        from studio.train.launcher import start_launched
 
-        job = start_launched(config, ctx.runs_dir, int(gpus))
-    else:
-        from studio.train.worker import start_training
+def poll(ctx: UIContext, values: Values) -> dict:
+    status = training.status()
+    if status is None:
+        return {"train/status": progress_html(None), "train/error": "", "train/log": "",
+                "train/start": gr.update(interactive=True), "train/stop": gr.update(interactive=False)}
+    snap, records = status.snapshot, status.records  # a resumed run's chart starts at its first step
+    return {"train/status": progress_html(snap),
+            "train/error": error_box(snap["error"], snap["levers"]) if snap["error"] else "",
+            "train/loss": charts.loss(records),
+            "train/memory": charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"]),
+            "train/evals": charts.eval_points(records), "train/log": status.log,
+            "train/start": gr.update(interactive=status.done),  # no second Start while a run trains
+            "train/stop": gr.update(interactive=not status.done)}  # and no Stop when nothing trains
 
-        job = start_training(config, ctx.runs_dir)
-    t = preview(config, ctx.data_rows).config.train
-    per_step = (f"{rows_per_step(t, int(gpus or 1))} rows per step (batch {t.per_device_train_batch_size} × grad "
-                f"accum {t.gradient_accumulation_steps} × {int(gpus or 1)} GPU{'s' if int(gpus or 1) > 1 else ''})")
-    notes = [f"Run **{job.run.name}** started in `{job.run.path}`: {per_step}."] + [f"⚠ {w}" for w in job.warnings]
-    gr.Info(f"Training started: {job.run.name}")
-    return md_list(notes)
+
+def stop(ctx: UIContext, values: Values) -> None:
+    gr.Info(training.stop())
+
+
+def start(ctx: UIContext, values: Values) -> dict:
+    started = training.start(values.config, ctx.runs_dir, values["train/gpus"])
+    gr.Info(f"Training started: {started.run.name}")
+    return {"train/notes": started.markdown()}
+
+
+def show_gpus(ctx: UIContext, values: Values) -> dict:
+    n = training.visible_gpus()
+    return {"train/gpus": gr.update(visible=n > 1, choices=list(range(1, n + 1)) if n > 1 else [1], value=1)}
 
 
 def progress_html(snap: dict | None) -> str:
@@ -107,9 +84,10 @@ def progress_html(snap: dict | None) -> str:
     state = snap["state"] if snap["phase"] == snap["state"] else f"{snap['state']} ({snap['phase']})"
     if snap.get("best_eval") and snap["state"] in ("finished", "stopped"):
         state += f" · kept the best adapter, step {snap['best_eval']['step']}"
-    return (f"<div class='studio-progress'><b>{snap['run']}</b>: {state} · step "
-            f"{snap['step']}/{total or '?'}{loss}{tps}{eta} · {fmt_seconds(snap['elapsed_s'])} elapsed{backend}"
-            f"<div class='bar'><div style='width:{pct:.1f}%'></div></div>{memory_line(snap.get('memory'))}</div>")
+    return (f"<div class='studio-progress'><b>{escape(snap['run'])}</b>: {escape(state)} · step "
+            f"{snap['step']}/{total or '?'}{loss}{tps}{eta} · {fmt_seconds(snap['elapsed_s'])} elapsed"
+            f"{escape(backend)}<div class='bar'><div style='width:{pct:.1f}%'></div></div>"
+            f"{memory_line(snap.get('memory'))}</div>")
 
 
 def memory_line(memory: dict | None) -> str:
@@ -122,7 +100,8 @@ def memory_line(memory: dict | None) -> str:
         if memory.get("ram_estimate_gb"):  # the process also holds the app and any models kept for evaluation
             line += f" · the RAM estimate for the training's peak: <b>{memory['ram_estimate_gb']:.2f} GiB</b>"
     elif memory.get("estimate_gb"):
-        line = f"GPU memory: estimated peak <b>{memory['estimate_gb']:.2f} GiB</b> ({memory.get('verdict')})"
+        line = (f"GPU memory: estimated peak <b>{memory['estimate_gb']:.2f} GiB</b> "
+                f"({escape(memory.get('verdict'))})")
         if memory.get("measured_gb"):
             ratio = memory["measured_gb"] / memory["estimate_gb"]
             line += f" · measured peak <b>{memory['measured_gb']:.2f} GiB</b> ({100 * ratio:.0f}% of the estimate)"

@@ -1,11 +1,12 @@
 """The run's recipe made concrete: settings left on auto get their values from the device, the model's size and the
-data, with the reason for each (shown before Start, logged, and saved in run.json as ``resolved``).
+data, with the reason for each (shown before Start, logged, and saved in the run record as ``resolved``); and the
+guide's warnings that depend on the run's length, from the resolved values.
 
 Auto values (measured on a 2-core CPU with the embedded 135M model; docs/benchmarks.md):
 - learning rate: 1e-3 for models under 300M parameters, 5e-4 under 1.2B, 2e-4 above (the guide's LoRA default);
 - micro-batch: on a CPU the one of 16/8/4/2/1 rows that costs least compute per row (a micro-step's fixed cost is
   ~100 tokens' worth, so 16 rows unless some classes' rows are much longer: every optimizer step holds every class,
-  and then smaller micro-batches pad less; studio.train.batching) among those the RAM estimate puts under half the
+  and then smaller micro-batches pad less; studio.data.order) among those the RAM estimate puts under half the
   machine's memory, checkpointing only when even one row does not fit; on a GPU the largest of 8–64 rows that the
   "Will it fit?" estimate puts under 85% of the card, with checkpointing off when that fits;
 - gradient accumulation: enough micro-batches for 16 rows per optimizer step;
@@ -20,8 +21,13 @@ import copy
 import math
 from dataclasses import dataclass, field
 
-from studio.config import RunConfig, effective_checkpointing, total_steps
-from studio.errors import StudioError
+from studio.config import (
+    RunConfig,
+    TrainSpec,
+    effective_checkpointing,
+    rows_per_step,
+    total_steps,
+)
 
 AUTO_LEARNING_RATES = [(3e8, 1e-3), (1.2e9, 5e-4), (math.inf, 2e-4)]  # (parameters below, learning rate)
 CPU_MICRO_BATCH = 16
@@ -50,18 +56,12 @@ class Resolved:
                 "choices": self.choices}
 
 
-def is_auto(config: RunConfig) -> bool:
-    t = config.train
-    return (t.learning_rate <= 0 or t.per_device_train_batch_size == 0 or t.gradient_accumulation_steps == 0
-            or t.eval_steps < 0 or t.time_budget_minutes < 0 or config.lora.use_gradient_checkpointing == "auto")
-
-
 def resolve(config: RunConfig, *, device: str, params: int | None = None, train_rows: int | None = None,
             fits=None, cost=None) -> Resolved:
     """A copy of ``config`` with every auto setting decided. ``fits(micro_batch, checkpointing) -> share``: the
     estimated share of the device's memory a choice needs (the GPU's, or the machine's RAM on a CPU).
     ``cost(micro_batch, step_rows) -> tokens``: the compute a training row costs in micro-batches of that size (its
-    padding and its share of the micro-step; studio.train.batching.cost_per_row), from the rows' lengths and classes."""
+    padding and its share of the micro-step; studio.data.order.cost_per_row), from the rows' lengths and classes."""
     config = copy.deepcopy(config)
     t, lora = config.train, config.lora
     out = Resolved(config)
@@ -155,130 +155,22 @@ def _micro_batch(config: RunConfig, device: str, fits, out: Resolved, cost=None)
                        + (" (see Will it fit?)" if gpu else "; shorten the longest rows (max_seq_length)"))
 
 
-def device_guess() -> str:
-    """'cuda' or 'cpu' without importing torch when it is not loaded yet (the page asks this at start-up)."""
-    import os
-    import shutil
-    import sys
-
-    if "torch" in sys.modules:
-        return "cuda" if sys.modules["torch"].cuda.is_available() else "cpu"
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return "cpu"
-    return "cuda" if os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") else "cpu"
-
-
-# ---- this machine's measured speed ------------------------------------------------------------------------------
-def speed_key(model_name: str, backend: dict) -> str:
-    """What a row's training time depends on besides its length: the model, the device and the compute settings."""
-    import platform
-
-    device = backend.get("device")
-    where = platform.processor() or platform.machine() if device == "cpu" else backend.get("gpu", "cuda")
-    return "|".join(str(x) for x in (model_name, device, where, backend.get("autocast"), backend.get("dtype"),
-                                     backend.get("gradient_checkpointing"), backend.get("shared_prefix_tokens", 0) > 0))
-
-
-def _speed_file():
-    from studio.models.embedded import cache_dir
-
-    return cache_dir() / "speed.json"
-
-
-def write_speed(key: str, row_seconds: float) -> None:
-    import json
-    import os
-    import time
-
-    path = _speed_file()
-    try:
-        known = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = {}
-    known[key] = {"row_seconds": round(row_seconds, 4), "measured": time.time()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(known, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def known_speed(model_name: str) -> dict | None:
-    """The most recent measured speed on this machine for a model (any settings): {"row_seconds", "measured",
-    "key"}; None when the model never trained here."""
-    import json
-
-    try:
-        known = json.loads(_speed_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    mine = [{"key": k, **v} for k, v in known.items() if k.split("|", 1)[0] == model_name]
-    return max(mine, key=lambda v: v["measured"]) if mine else None
-
-
-def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int] | None = None,
-            classes: list[int] | None = None) -> Resolved:
-    """The decisions as far as they can be made before the model loads (shown before Start by the UI and the CLI):
-    the device guessed, the model's size read from its config.json (no weights), the memory share from the estimate
-    (the GPU's, or the RAM on a CPU), the micro-batch's cost from the rows' lengths and classes when known."""
-    from studio.estimate.model_shape import read_shape  # (estimate imports this module: a cycle at the top)
-
-    device = device_guess()
-    try:
-        shape, pre_quantized = read_shape(config.model.name)
-    except (StudioError, OSError):
-        shape, pre_quantized = None, False
-    fits = None
-    if device == "cpu" and shape is not None:
-        from studio.estimate.ram import ram_share
-
-        fits = ram_share(shape, lengths, config.model.max_seq_length)
-    if device == "cuda" and shape is not None:
-        from studio.estimate.vram import detect_gpu, estimate_vram
-
-        gpu = detect_gpu()
-        if gpu:
-            def fits(batch: int, checkpointing: str) -> float:
-                trial = config.replace({"train": {"per_device_train_batch_size": batch},
-                                        "lora": {"use_gradient_checkpointing": checkpointing}})
-                return estimate_vram(trial, shape, lengths=lengths, load_in_4bit=pre_quantized or None,
-                                     gpu_name=gpu[0], gpu_total_gb=gpu[1]).share
-    return resolve(config, device=device, params=shape.params if shape else None, train_rows=train_rows, fits=fits,
-                   cost=row_cost(lengths, classes, config.train.seed))
-
-
-def row_cost(lengths: list[int] | None, classes: list[int] | None, seed: int):
-    """``cost(micro_batch, step_rows)`` for the recipe, from the training rows' lengths and classes (None without)."""
-    if not lengths or not classes or len(lengths) != len(classes):
-        return None
-    from studio.train.batching import cost_per_row
-
-    return lambda micro_batch, step_rows: cost_per_row(lengths, classes, micro_batch, step_rows, seed)
-
-
-def time_estimate(resolved: Resolved, model_name: str, train_rows: int) -> str:
-    """How long the training will take, in words, from this machine's last measured speed for the model."""
-    t = resolved.config.train
-    steps = total_steps(t, train_rows)
-    per_step = t.per_device_train_batch_size * t.gradient_accumulation_steps
-    budget_s = resolved.time_budget_s
-    plan = f"{steps} steps × {per_step} rows"
-    speed = known_speed(model_name)
-    if not speed:
-        cap = f", for at most {budget_s / 60:g} minutes (the time budget)" if budget_s else ""
-        return (f"{plan}{cap}. Training time: measured in the first seconds of the run (this model has not trained "
-                "on this machine yet).")
-    seconds = steps * per_step * speed["row_seconds"]
-    rate = f"at {1 / speed['row_seconds']:.1f} rows/s (measured on this machine with this model)"
-    if budget_s and seconds > budget_s:
-        reached = int(budget_s / (per_step * speed["row_seconds"]))
-        return (f"{plan}; the time budget stops it after {budget_s / 60:g} minutes, near step {reached}, {rate}. "
-                "Its learning-rate schedule is planned for the steps it will reach.")
-    return f"{plan}. About {_duration(seconds)} of training {rate}."
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return "a second"
-    if seconds < 90:
-        return f"{seconds:.0f} second{'s' if round(seconds) != 1 else ''}"
-    return f"{seconds / 60:.1f} minutes"
+def step_warnings(train: TrainSpec, train_rows: int, gpus: int = 1) -> list[str]:
+    """The guide's warnings about the run's length, from the resolved trainer settings (the steps the run will take,
+    not the ones auto settings stand for): warm-up outside 1–5% of the steps, many passes over the rows."""
+    steps = total_steps(train, train_rows, gpus)
+    per_step = rows_per_step(train, gpus)
+    low, high = max(1, round(0.01 * steps)), max(1, round(0.05 * steps))
+    budgeted = train.time_budget_minutes != 0 and train.max_steps <= 0  # the steps are planned at the start
+    warnings = []
+    if steps >= 100 and not budgeted and not low <= train.warmup_steps <= high:
+        warnings.append(f"warmup_steps={train.warmup_steps} is {100 * train.warmup_steps / steps:.1f}% of "
+                        f"{steps} steps; the guide suggests 1–5% ({low}–{high} steps).")
+    elif steps < 100 and train.warmup_steps > max(5, steps // 4):
+        warnings.append(f"warmup_steps={train.warmup_steps} is a large share of a {steps}-step run; "
+                        "a handful of steps is enough for short runs.")
+    epochs = steps * per_step / max(1, train_rows)
+    if epochs > 5:
+        warnings.append(f"{steps} steps × {per_step} rows is {epochs:.1f} passes over {train_rows} training "
+                        "rows: watch for overfitting (Val A/B scores falling while the loss keeps dropping).")
+    return warnings

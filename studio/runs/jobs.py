@@ -1,9 +1,10 @@
 """Who is training: one job per process, owned here.
 
-A job is either a run trained in this process by the worker thread (``worker.TrainingJob``) or one trained by
-``accelerate launch`` child processes (``launcher.LaunchedJob``). Both satisfy ``Job`` and build their snapshot with
-the one ``build_snapshot`` below, from the run folder, the metrics stream and what only the job knows while it runs
-(``LiveState``). The UI and the CLI only read ``current()`` and its snapshot, and call ``stop()``.
+A job is either a run trained in this process by the worker thread (``studio.train.worker.TrainingJob``) or one
+trained by ``accelerate launch`` child processes (``studio.train.launcher.LaunchedJob``). Both satisfy ``Job`` and
+build their snapshot with the one ``build_snapshot`` below, from the run folder, the metrics stream and what only the
+job knows while it runs (``LiveState``). The faces read ``current()`` and its snapshot, and call ``stop()``, through
+the door.
 
 Light on purpose (no torch): the page imports it.
 """
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from studio.errors import StudioError
-from studio.train.runs import RunDir
-from studio.train.stream import MetricsStream
+from studio.runs.folder import RunDir
+from studio.runs.stream import MetricsStream
 
 _slot = threading.Lock()
 _current: "Job | None" = None
@@ -45,6 +46,7 @@ class LiveState:
     gpu_in_use_at_start_gb: float = 0.0  # GPU memory the process held before the run (models kept for evaluation)
     best_eval: dict | None = None  # the best periodic evaluation so far: {"step", "macro_f1", ...}
     time_budget_s: float | None = None
+    batch: tuple[int, int] | None = None  # (micro-batch, accumulation) as trained: the resolved values
 
 
 class Job(Protocol):
@@ -94,7 +96,7 @@ def build_snapshot(run: RunDir, stream: MetricsStream, live: LiveState) -> dict:
         "elapsed_s": round((live.finished or time.time()) - live.started, 1),
         "backend": live.backend, "warnings": live.warnings, "error": live.error, "error_kind": live.error_kind,
         "levers": live.levers, "stop_requested": live.stop_requested, "n_records": len(stream),
-        "gpus": live.gpus, "rows_per_step": live.rows_per_step,
+        "gpus": live.gpus, "rows_per_step": live.rows_per_step, "batch": live.batch,
         "memory": {"estimate_gb": estimate.get("peak_reserved_gb"), "verdict": estimate.get("verdict"),
                    "measured_gb": None if peak is None else round(peak - live.gpu_in_use_at_start_gb, 3),
                    "in_use_at_start_gb": live.gpu_in_use_at_start_gb, "rss_gb": last.get("rss_gb"),

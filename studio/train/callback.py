@@ -1,4 +1,4 @@
-"""The TrainerCallback that feeds a run's metrics stream (``studio.train.stream``): loss, learning rate, grad norm,
+"""The TrainerCallback that feeds a run's metrics stream (``studio.runs.stream``): loss, learning rate, grad norm,
 tokens/s, ETA, memory; it also checks for a stop request and runs the optional periodic evaluation.
 """
 
@@ -10,16 +10,18 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import psutil
+import torch
 from transformers import TrainerCallback
 
-from studio.train.stream import MetricsStream
+from studio.runs.stream import MetricsStream
+from studio.train.distributed import any_rank
 
 GIB = 2**30
 
 
 @functools.lru_cache(maxsize=1)
 def _process():
-    import psutil
 
     return psutil.Process()
 
@@ -27,9 +29,6 @@ def _process():
 def memory_snapshot() -> dict:
     """CUDA: allocated / reserved / peak reserved / total (GiB) and peak reserved %; CPU: process RSS.
     Runs at every logging step, so it only reads counters."""
-    import psutil
-    import torch
-
     rss = _process().memory_info().rss / GIB
     if torch.cuda.is_available():
         total = torch.cuda.get_device_properties(0).total_memory
@@ -72,8 +71,6 @@ class StudioCallback(TrainerCallback):
                   "time budget" if over_budget else None)
         requested = reason is not None
         if args.world_size > 1:  # all ranks stop at the same step (rank 0 alone evaluates)
-            from studio.train.distributed import any_rank
-
             requested = any_rank(requested)
         if requested and not self.stopped:
             self.stopped = True

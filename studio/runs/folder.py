@@ -1,5 +1,8 @@
-"""Run folders on disk: ``runs/<name>/`` holds run.json, metrics.jsonl, status.json, train.log, checkpoints/ and
-the final adapter/. Nothing a run wrote is deleted when it fails or stops.
+"""A run's room on disk: ``runs/<name>/`` holds the run record (run.json: the config and what each phase learnt),
+metrics.jsonl, status.json, train.log, checkpoints/, the final adapter/ with its adapter card (studio.json: label
+codes, rubric, prompt format, class priors, temperature, threshold), eval.json, disagreements and memory.json. Every
+read and write of run.json and studio.json goes through ``RunDir``; nothing a run wrote is deleted when it fails or
+stops, and every file is written to a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from pathlib import Path
 
 from studio.config import RunConfig
 from studio.errors import StudioError
+from studio.runs.stream import MetricsStream
 
 STATES = ("running", "finished", "stopped", "failed")
-ADAPTER_META = "studio.json"  # label map, rubric, prompt format and threshold beside the adapter weights
+RUN_RECORD = "run.json"  # the config and what each phase of the run learnt
+ADAPTER_CARD = "studio.json"  # beside the adapter weights: what turns them into a classifier (codes, rubric, ...)
 CHECKPOINT_DONE = "studio_checkpoint_complete"  # written after the trainer finished saving a checkpoint
 MAX_NAME = 80
 
@@ -39,9 +44,9 @@ def default_run_name(model_name: str, data_path: str = "") -> str:
     return "-".join(p for p in (stem, base, time.strftime("%Y%m%d-%H%M%S")) if p)
 
 
-def run_minority_label(facts: dict) -> str | None:
-    """The run's smallest class (in its input data), from run.json's facts; None when no counts were recorded."""
-    data = facts.get("config", {}).get("data", {})
+def minority_label(record: dict) -> str | None:
+    """The run's smallest class (in its input data), from its run record; None when no counts were recorded."""
+    data = record.get("config", {}).get("data", {})
     counts = data.get("counts", {}).get("input", {})
     labels = list(data.get("label_codes") or counts)
     return min(labels, key=lambda lb: counts.get(lb, 0)) if counts and labels else None
@@ -51,6 +56,23 @@ def write_json_atomic(path: Path, data) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_adapter_card(folder: Path, card: dict) -> None:
+    """The adapter card beside adapter weights being written (a run's adapter.tmp, an export's folder)."""
+    write_json_atomic(Path(folder) / ADAPTER_CARD, card)
+
+
+def read_adapter_card(folder: Path) -> dict | None:
+    """The adapter card of an adapter folder (a run's, an export's), None when it has none."""
+    path = Path(folder) / ADAPTER_CARD
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def is_run_folder(path: Path) -> bool:
+    return (Path(path) / RUN_RECORD).exists()
 
 
 @dataclass
@@ -64,7 +86,7 @@ class RunDir:
 
     @property
     def run_json(self) -> Path:
-        return self.path / "run.json"
+        return self.path / RUN_RECORD
 
     @property
     def metrics_path(self) -> Path:
@@ -104,30 +126,100 @@ class RunDir:
         """A run by folder path (CLI), or by name inside ``runs_dir`` (names cannot escape it). ``inside_only``
         (the web UI): names only, so a request can never reach a folder outside ``runs_dir``."""
         path = Path(path_or_name)
-        if inside_only or not (path / "run.json").exists():
+        if inside_only or not is_run_folder(path):
             path = Path(runs_dir) / sanitize_name(str(path_or_name))
-        if not (path / "run.json").exists():
+        if not is_run_folder(path):
             raise StudioError(f"No run at {path_or_name}: a run folder holds run.json. "
                               f"Runs in {runs_dir}: {', '.join(r['name'] for r in list_runs(runs_dir)) or 'none'}.")
         return cls(path)
 
-    # ---- contents --------------------------------------------------------------------------------------
-    def write_run_json(self, config: RunConfig, **facts) -> None:
-        if self.readonly:
-            return
-        data = self.read_run_json() if self.run_json.exists() else {}
-        data.update(facts)
-        data["config"] = config.to_dict()
-        write_json_atomic(self.run_json, data)
+    # ---- the run record (run.json) ---------------------------------------------------------------------
+    def has_record(self) -> bool:
+        return is_run_folder(self.path)
 
-    def read_run_json(self) -> dict:
+    def record(self) -> dict:
+        """The run record: the config and what each phase of the run (and its evaluation) learnt."""
         try:
             return json.loads(self.run_json.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise StudioError(f"{self.run_json} cannot be read ({exc}).") from None
 
+    def update_record(self, config: RunConfig | None = None, **fields) -> None:
+        """Merge ``fields`` (and the config, when given) into the run record, written atomically."""
+        if self.readonly:
+            return
+        data = self.record() if self.run_json.exists() else {}
+        data.update(fields)
+        if config is not None:
+            data["config"] = config.to_dict()
+        write_json_atomic(self.run_json, data)
+
     def config(self) -> RunConfig:
-        return RunConfig.from_dict(self.read_run_json()["config"])
+        return RunConfig.from_dict(self.record()["config"])
+
+    def copy_record_to(self, folder: Path, keys: tuple[str, ...]) -> None:
+        """The record's ``keys`` as a run record of their own in ``folder`` (an export carries its settings)."""
+        record = self.record()
+        write_json_atomic(Path(folder) / RUN_RECORD, {k: record[k] for k in keys if k in record})
+
+    def minority_label(self) -> str | None:
+        return minority_label(self.record())
+
+    def threshold(self) -> float | None:
+        return self.record().get("threshold")
+
+    def set_threshold(self, threshold: float | None) -> None:
+        """The minority class's decision threshold (two-class runs), kept in the record and on the adapter card."""
+        if threshold is not None and not 0.0 < threshold < 1.0:
+            raise StudioError(f"The threshold must be between 0 and 1 (got {threshold}).")
+        labels = list(self.config().data.label_codes)
+        if threshold is not None and len(labels) != 2:
+            raise StudioError("A decision threshold applies to two-class tasks only; this run has "
+                              f"{len(labels)} classes.")
+        self.update_record(threshold=threshold)
+        if self.has_adapter_card():
+            self.update_adapter_card(threshold=threshold)
+
+    # ---- the adapter card (adapter/studio.json) --------------------------------------------------------
+    def has_adapter_card(self) -> bool:
+        return (self.adapter / ADAPTER_CARD).exists()
+
+    def adapter_card(self) -> dict:
+        """Label codes, rubric, prompt format, base model, class priors, temperature: what turns the adapter into
+        a classifier. A run without a saved adapter says what to do."""
+        card = read_adapter_card(self.adapter)
+        if card is None:
+            state = self.status().get("state", "unknown")
+            raise StudioError(f"Run '{self.name}' has no saved adapter (state: {state}). Train it to the end, stop it "
+                              "(stopping saves the adapter), or resume it.")
+        return card
+
+    def update_adapter_card(self, **fields) -> None:
+        card = self.adapter_card()
+        card.update(fields)
+        write_adapter_card(self.adapter, card)
+
+    # ---- what evaluation and training leave beside them --------------------------------------------------
+    def write_evaluation(self, report: dict) -> None:
+        write_json_atomic(self.path / "eval.json", report)
+
+    def evaluation(self) -> dict | None:
+        """The last evaluation's report (eval.json), None before the first."""
+        try:
+            return json.loads((self.path / "eval.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def write_table(self, name: str, frame) -> Path:
+        """A CSV a person opens (disagreements), written to a temporary name and renamed into place."""
+        path = self.path / name
+        tmp = path.with_name(path.name + ".tmp")
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+        return path
+
+    def write_memory(self, record: dict) -> None:
+        write_json_atomic(self.path / "memory.json", record)
 
     def set_status(self, state: str, **fields) -> None:
         assert state in STATES, state
@@ -146,8 +238,6 @@ class RunDir:
             return {}
 
     def metrics(self) -> list[dict]:
-        from studio.train.stream import MetricsStream
-
         return MetricsStream.read(self.metrics_path)
 
     def checkpoint_folders(self) -> list[tuple[int, Path, bool]]:
@@ -226,21 +316,22 @@ def list_runs(runs_dir: str | Path, live_names: set[str] = frozenset()) -> list[
         return []
     out = []
     for path in runs_dir.iterdir():
-        if not (path / "run.json").exists():
+        if not is_run_folder(path):
             continue
         run = RunDir(path)
         try:
-            facts = run.read_run_json()
+            record = run.record()
         except StudioError:
             continue
         status = run.status()
-        config = facts.get("config", {})
+        config = record.get("config", {})
         out.append({
             "name": run.name, "path": str(path),
             "state": effective_state(status, live_names, run.name),
-            "created": facts.get("created"), "model": config.get("model", {}).get("name"),
-            "backend": facts.get("backend", {}).get("name"), "step": status.get("step"),
+            "created": record.get("created"), "model": config.get("model", {}).get("name"),
+            "backend": record.get("backend", {}).get("name"), "step": status.get("step"),
             "max_steps": status.get("max_steps"), "final_loss": status.get("final_loss"),
-            "error": status.get("error"), "metrics": facts.get("eval_summary"),
+            "error": status.get("error"), "metrics": record.get("eval_summary"),
+            "has_adapter": run.has_adapter_card(),
         })
     return sorted(out, key=lambda r: r.get("created") or 0, reverse=True)

@@ -1,0 +1,123 @@
+"""Evaluate a run on its Val A and Val B (or on another labelled file) beside the untrained model, the classic model
+and the majority label; save its decision threshold; sanity-check the untrained model before training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from studio.config import RunConfig
+from studio.door.result import Result, as_markdown
+from studio.door.runs import open_run
+from studio.errors import StudioError
+from studio.evaluate.verdicts import judged, summary_lines
+from studio.runs.folder import RunDir
+
+DECISION_COLUMNS = ["label", "predicted", "confidence", "p_label", "text", "set", "row"]
+SETS = (("val_a", "Val A (natural)"), ("val_b", "Val B (balanced)"), ("train", "Train"))
+GOOD, BAD = "✅", "⚠️"
+TEXT_PREVIEW = 160
+
+
+@dataclass
+class Evaluated(Result):
+    evaluation: object  # studio.evaluate.evaluation.Evaluation
+    report: dict
+    run: RunDir
+
+    @property
+    def binary(self) -> bool:
+        return len(self.evaluation.labels) == 2 and self.evaluation.mode == "score"
+
+    @property
+    def threshold(self) -> float | None:
+        return self.evaluation.threshold
+
+    def at(self, threshold: float | None) -> dict:
+        """The report with the minority class decided at ``threshold`` (two-class runs; None: the top class)."""
+        return self.evaluation.report(threshold if self.binary else None)
+
+    def lines(self) -> list[str]:
+        """What ``eval`` prints: the summary, each set's confusion matrix and per-class figures, the disagreements."""
+        r = self.report
+        lines = summary_lines(r)
+        for key, title in SETS:
+            if key in r and r[key]["confusion_matrix"]["counts"]:
+                lines += _confusion_lines(r[key], title)
+        if r["disagreements"]:
+            lines.append(f"\nMost confident disagreements ({r['disagreements_total']} in all; "
+                         "disagreements.csv in the run folder):")
+            for d in r["disagreements"][:10]:
+                text = d["text"] if len(d["text"]) <= 70 else d["text"][:67] + "..."
+                lines.append(f"  {d['confidence']:.2f}  given {d['label']!r}, model says {d['predicted']!r}: {text!r}")
+        return lines
+
+    def markdown(self, report: dict | None = None) -> str:
+        """The summary for a page: what the numbers mean stands out, marked as good news or bad news by what it
+        means, whether or not a number went up."""
+        report = report or self.report
+        good = {text: ok for ok, text in judged(report)}
+        lines = [f"{GOOD if good[line] else BAD} **{line}**" if line in good else line
+                 for line in summary_lines(report)]
+        if report.get("conflicts"):
+            lines.append(f"{len(report['conflicts'])} texts appear in the data with different labels (see Data).")
+        return as_markdown(lines)
+
+    def disagreements(self, threshold: float | None) -> tuple[pd.DataFrame, Path]:
+        """The disagreements at ``threshold``, decision columns first and texts shortened for a table, and the whole
+        list as a CSV in the run folder."""
+        flagged = self.evaluation.disagreements(threshold if self.binary else None)
+        path = self.run.write_table("disagreements-view.csv", flagged)
+        view = flagged.reindex(columns=DECISION_COLUMNS).head(200)
+        view["text"] = [t if len(t) <= TEXT_PREVIEW else t[:TEXT_PREVIEW - 1] + "…" for t in view["text"].astype(str)]
+        return view, path
+
+
+def _confusion_lines(metrics: dict, title: str) -> list[str]:
+    cm = metrics["confusion_matrix"]
+    lines = [f"\nConfusion matrix, {title} (rows: true, columns: predicted)"]
+    width = max(12, *(len(x) + 2 for x in cm["predicted"]))
+    lines.append(" " * width + "".join(f"{x:>{width}}" for x in cm["predicted"]))
+    for label, row in zip(cm["labels"], cm["counts"]):
+        lines.append(f"{label:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+    for label, m in metrics["per_class"].items():
+        lines.append(f"  {label}: precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
+                     f"support {m['support']}")
+    return lines
+
+
+def evaluate(run: str | Path, runs_dir: str | Path = "runs", *, data: str | None = None, mode: str = "score",
+             untrained: bool = True, include_train: bool = False, names_only: bool = False, log=print,
+             progress=None) -> Evaluated:
+    """Evaluate a run (the model kept in memory when it is the one just trained or used); on its own sets the
+    report, disagreements and calibration are kept with the run."""
+    from studio.evaluate.saved_run import evaluate_run  # (torch: only to evaluate)
+    from studio.models.trained import run_model
+
+    folder = open_run(run, runs_dir, names_only)
+    if progress:
+        progress("Loading the model", 0.0)
+    evaluation, report = evaluate_run(folder.path, runs_dir, data=data, mode=mode, untrained=untrained,
+                                      include_train=include_train, loaded=run_model(folder, log=log), log=log,
+                                      progress=progress)
+    return Evaluated(evaluation, report, folder)
+
+
+def save_threshold(run: str | Path, threshold: float | None, runs_dir: str | Path = "runs",
+                   names_only: bool = False) -> str:
+    """The minority-class threshold (two-class runs) that predict and the exports use; None clears it."""
+    folder = open_run(run, runs_dir, names_only)
+    folder.set_threshold(threshold)
+    return f"Threshold {threshold:.2f} saved with {folder.name}." if threshold is not None else \
+        f"Threshold cleared for {folder.name}."
+
+
+def sanity_check(config: RunConfig, log=print) -> pd.DataFrame:
+    """The untrained model on a few Val A rows: its constrained choice and what it generates."""
+    from studio.evaluate.sanity import sanity_check as check  # (torch: only to run the model)
+
+    if not config.data.path:
+        raise StudioError("No data file is in use: upload a file, or click 'Use the sample data'.")
+    return check(config, log=log)

@@ -1,0 +1,34 @@
+"""What every verb's result has: its lines for a terminal, the same lines as Markdown for a page."""
+
+from __future__ import annotations
+
+
+class Result:
+    def lines(self) -> list[str]:
+        raise NotImplementedError
+
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+    def markdown(self) -> str:
+        return as_markdown(self.lines())
+
+
+def as_markdown(lines: list[str]) -> str:
+    """Report lines (the same a terminal prints) as Markdown: list items and table rows stay together, other lines
+    become paragraphs."""
+    def kind(line: str) -> str | None:
+        if line.startswith("|"):
+            return "table"
+        return "list" if line.startswith("- ") or line.split(". ", 1)[0].isdigit() else None
+
+    out: list[str] = []
+    for line in lines:
+        if out and (kind(line) is None or kind(line) != kind(out[-1])):
+            out.append("")
+        out.append(line.replace("+ ", "\\+ ", 1) if line.startswith("+ ") else line)
+    return "\n".join(out)
+
+
+def md_list(items) -> str:
+    return "\n".join(f"- {i}" for i in items)

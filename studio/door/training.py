@@ -1,0 +1,154 @@
+"""Start, resume and stop training, and the status of the run that trains: one GPU (or the CPU) trains in this
+process's worker thread, several GPUs through an ``accelerate launch`` child (the choice is made here, for a new run
+from the GPUs asked for, for a resumed one from the processes it was started with)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.config import RunConfig
+from studio.door.plan import rows_per_step_words
+from studio.door.result import Result
+from studio.errors import StudioError
+from studio.estimate.plan import preview
+from studio.machine import ranks
+from studio.runs import jobs
+from studio.runs.folder import RunDir
+
+
+@dataclass
+class Started(Result):
+    job: object  # studio.runs.jobs.Job
+    per_step: str  # "16 rows per optimizer step (batch 16 × grad accum 1 × 1 GPU)"
+    resumed: bool = False
+
+    @property
+    def run(self) -> RunDir:
+        return self.job.run
+
+    def lines(self) -> list[str]:
+        verb = "resumed" if self.resumed else "started"
+        return [f"Run {self.run.name} {verb} in {self.run.path}: {self.per_step}."] + \
+            [f"warning: {w}" for w in self.job.warnings]
+
+    def markdown(self) -> str:
+        verb = "resumed" if self.resumed else "started"
+        notes = [f"Run **{self.run.name}** {verb} in `{self.run.path}`: {self.per_step}."] + \
+            [f"⚠ {w}" for w in self.job.warnings]
+        return "\n".join(f"- {n}" for n in notes)
+
+
+def start(config: RunConfig, runs_dir: str | Path = "runs", gpus: int = 1) -> Started:
+    """Start a run; raises StudioError at once for bad settings, unusable data, or a run already training."""
+    gpus = int(gpus or 1)
+    job = _launch(config, runs_dir, gpus)
+    return Started(job, _per_step(config, gpus))
+
+
+def resume(run: str | Path, runs_dir: str | Path = "runs", names_only: bool = False) -> Started:
+    """Resume a run from its last checkpoint, on as many processes as it was started with."""
+    folder = RunDir.open(run, runs_dir, inside_only=names_only)
+    processes = (folder.record().get("distributed") or {}).get("processes") or 1
+    if processes > 1:
+        from studio.train.launcher import (  # (torch: only to train)
+            start_launched,
+            visible_gpus,
+        )
+
+        if visible_gpus() < processes:
+            raise StudioError(f"Run '{folder.name}' trained on {processes} GPUs and this machine shows "
+                              f"{visible_gpus()}: resume it where it started, or with accelerate launch by hand.")
+        job = start_launched(None, runs_dir, processes, resume=folder.path)
+    else:
+        from studio.train.worker import start_training  # (torch: only to train)
+
+        job = start_training(runs_dir=runs_dir, resume=folder.path)
+    return Started(job, _per_step(job.config, processes), resumed=True)
+
+
+def train_here(config: RunConfig | None = None, runs_dir: str | Path = "runs", *, resume: str | Path | None = None,
+               into: str | Path | None = None):
+    """Train in this process, whatever the GPUs (the CLI; under ``accelerate launch`` this process is one rank of the
+    run, ``into`` the run folder the launcher made). Returns the job."""
+    from studio.train.worker import start_training  # (torch: only to train)
+
+    return start_training(config, runs_dir, resume=resume, into=into)
+
+
+def speaks() -> bool:
+    """Whether this process speaks for its run: always, but for the ranks other than 0 of a multi-GPU run."""
+    return ranks().main
+
+
+def _launch(config: RunConfig, runs_dir, gpus: int):
+    if gpus > 1:
+        from studio.train.launcher import start_launched  # (torch: only to train)
+
+        return start_launched(config, runs_dir, gpus)
+    from studio.train.worker import start_training  # (torch: only to train)
+
+    return start_training(config, runs_dir)
+
+
+def _per_step(config: RunConfig, gpus: int) -> str:
+    return rows_per_step_words(preview(config).config.train, gpus)
+
+
+def stop() -> str:
+    """Ask the run that trains to stop after its current step (it saves the adapter)."""
+    job = jobs.current()
+    if job is None or job.done:
+        raise StudioError("No training run is in progress.")
+    job.stop()
+    return "Stopping after the current step; the adapter will be saved."
+
+
+def current():
+    """The job of this process (training or last trained), None before the first."""
+    return jobs.current()
+
+
+@dataclass
+class Status:
+    snapshot: dict
+    records: list[dict]  # the whole run's metrics (a resumed run's from its first step)
+    log: str
+    done: bool
+
+
+def status(log_lines: int = 60) -> Status | None:
+    """What the Train tab shows: the snapshot, the metrics so far and the log's end; None before the first run."""
+    job = jobs.current()
+    if job is None:
+        return None
+    return Status(job.snapshot(), job.earlier + job.stream.records(), job.log_tail(log_lines), job.done)
+
+
+def visible_gpus() -> int:
+    from studio.train.launcher import visible_gpus as count  # (torch: asked once the page has loaded)
+
+    return count()
+
+
+@dataclass
+class Finished(Result):
+    snapshot: dict
+    adapter: str | None
+
+    def to_dict(self) -> dict:
+        s = self.snapshot
+        return {"run": s["run"], "run_dir": s["run_dir"], "state": s["state"], "step": s["step"],
+                "total_steps": s["total_steps"], "loss": s["loss"], "backend": s["backend"].get("name"),
+                "adapter": self.adapter, "error": s["error"]}
+
+    def lines(self) -> list[str]:
+        s = self.snapshot
+        loss = s["loss"] if s["loss"] is None else round(s["loss"], 4)
+        return [f"{s['state']}: run {s['run']} at step {s['step']}/{s['total_steps']}, loss {loss}; folder "
+                f"{s['run_dir']}"]
+
+
+def finished(job) -> Finished:
+    """How a run ended (the CLI's last line)."""
+    return Finished(job.snapshot(), str(job.run.adapter) if job.run.adapter.exists() else None)

@@ -1,0 +1,99 @@
+"""What this machine and this process have, asked without loading torch where torch is not loaded yet (the page asks
+at start-up): the device, the installed modules, the studio's cache folder, the machine's memory, this process's
+place among the ranks of a multi-GPU run, and the versions a run records.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import shutil
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+GIB = 2**30
+LIBRARIES = ["torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "unsloth_zoo",
+             "bitsandbytes", "gradio", "scikit-learn", "skops"]
+
+
+def cache_dir() -> Path:
+    """The studio's own cache (the converted embedded model, measured speeds, untrained scores, label-issue folds):
+    ``STUDIO_CACHE``, else ~/.cache/studio."""
+    return Path(os.environ.get("STUDIO_CACHE", Path.home() / ".cache" / "studio"))
+
+
+def has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def device_guess() -> str:
+    """'cuda' or 'cpu' without importing torch when it is not loaded yet."""
+    if "torch" in sys.modules:
+        return "cuda" if sys.modules["torch"].cuda.is_available() else "cpu"
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return "cpu"
+    return "cuda" if os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") else "cpu"
+
+
+def machine_ram_gb() -> float | None:
+    try:
+
+        return psutil.virtual_memory().total / GIB
+    except Exception:  # a hint; never a reason to fail
+        return None
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def device_description() -> dict:
+    import torch  # (torch: not at the page's start)
+
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return {"type": "cuda", "name": props.name, "count": torch.cuda.device_count(),
+                "memory_gb": round(props.total_memory / GIB, 1), "cuda": torch.version.cuda}
+    return {"type": "cpu", "name": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the processes ``accelerate launch`` (or torchrun) started: rank 0 alone writes the
+    run folder."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def ranks() -> Ranks:
+    def env(name: str, default: int) -> int:
+        try:
+            return int(os.environ.get(name, default))
+        except ValueError:
+            return default
+
+    return Ranks(env("RANK", 0), max(1, env("WORLD_SIZE", 1)), env("LOCAL_RANK", 0))

@@ -1,0 +1,29 @@
+"""The run record of a run being trained, written phase by phase: each phase of the recipe (data, recipe, model,
+trainer, plan, ...) records what it learnt once, atomically, with how long it took. The record is held here and
+written whole, so no phase re-reads the file another one wrote (torchtune's recipes build their collaborators once in
+``setup`` and hand them on; this is the same for the record).
+"""
+
+from __future__ import annotations
+
+import time
+
+from studio.config import RunConfig
+from studio.runs.folder import RunDir, write_json_atomic
+
+
+class RunRecorder:
+    def __init__(self, run: RunDir, config: RunConfig):
+        self.run, self.config = run, config
+        self.record: dict = run.record() if run.has_record() else {}
+        self._mark = time.time()
+
+    def phase(self, name: str, **facts) -> None:
+        """Record phase ``name`` as done: what it learnt (``facts``), and its seconds since the previous phase ended."""
+        now = time.time()
+        self.record.update(facts)
+        self.record.setdefault("phases", {})[name] = round(now - self._mark, 2)
+        self._mark = now
+        self.record["config"] = self.config.to_dict()
+        if not self.run.readonly:
+            write_json_atomic(self.run.run_json, self.record)
