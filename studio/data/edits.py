@@ -16,6 +16,7 @@ import pandas as pd
 
 from studio.data.readers import ReadResult, read_table
 from studio.errors import StudioError
+from studio.runs.sheets import write_csv
 
 ACTIONS = ("keep", "relabel", "drop")
 
@@ -132,6 +133,5 @@ def cleaned_copy(data_path: str | Path, label_column: str, out_dir: str | Path, 
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = data_path.name[:-len(data_path.suffix)] if data_path.suffix else data_path.name
     target = write_like(source, cleaned, out_dir / f"{stem}-cleaned{data_path.suffix or '.csv'}")
-    edits = out_dir / f"{stem}-label-edits.csv"
-    edits_table(decisions).to_csv(edits, index=False)
+    edits = write_csv(edits_table(decisions), out_dir / f"{stem}-label-edits.csv")
     return target, edits, decisions

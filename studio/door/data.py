@@ -12,7 +12,7 @@ import pandas as pd
 from studio.config import RunConfig
 from studio.data.prepare import PreparedData, keep_upload, prepare_data
 from studio.data.table import load_table
-from studio.door.result import Result, md_list
+from studio.door.result import Result, escape_markdown, md_list
 from studio.errors import StudioError
 
 _tokenizers: dict[str, object] = {}  # model name → tokenizer: a page checks the data again and again
@@ -108,18 +108,18 @@ class DataCheck(Result):
 
     def markdown(self) -> str:
         """The Data tab's summary."""
-        s, p = self.prepared.table.summary(), self.prepared
-        lines = [f"**{s['rows']}** usable rows of {s['input_rows']} · text column **{s['text_column']}** · label "
-                 f"column **{s['label_column']}** · {s['format']}, {s['encoding'] or ''} "
+        s, p, md = self.prepared.table.summary(), self.prepared, escape_markdown
+        lines = [f"**{s['rows']}** usable rows of {s['input_rows']} · text column **{md(s['text_column'])}** · label "
+                 f"column **{md(s['label_column'])}** · {s['format']}, {s['encoding'] or ''} "
                  f"{'header row' if s['header'] else 'no header row'}",
-                 "Classes: " + ", ".join(f"**{k}** {v}" for k, v in s["classes"].items()),
+                 "Classes: " + ", ".join(f"**{md(k)}** {v}" for k, v in s["classes"].items()),
                  f"Training rows after balancing: **{len(p.train)}** · Val A {len(p.split.val_a)} · "
                  f"Val B {len(p.split.val_b)}"]
         if s["dropped"]:
             lines.append("Dropped: " + "; ".join(f"{d['count']} × {d['reason']} (rows "
                                                   f"{', '.join(map(str, d['rows'][:8]))})" for d in s["dropped"]))
         if self.note:
-            lines.append(f"_{self.note}_")
+            lines.append(f"_{md(self.note)}_")
         text = "\n\n".join(lines) + ("\n\n**Warnings**\n" + md_list(p.warnings) if p.warnings else "")
         return text + self.difficulty_markdown()
 

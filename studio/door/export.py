@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.door.result import Result
+from studio.door.result import Result, page_line
 from studio.door.runs import open_run
 from studio.export.formats import FORMAT_HELP, FORMATS, unavailable
 from studio.export.gguf import setup_converter
@@ -38,7 +38,7 @@ class Exported(Result):
         r = self.result
         check = ("" if r.agreement is None else f"Label agreement with the trained model: **{r.agreement:.1%}** "
                  f"of {r.verified_rows} validation rows" + ("" if r.passed else " (below target!)") + ".")
-        warn = "\n".join(f"⚠ {w}" for w in r.warnings)
+        warn = "\n".join(f"⚠ {page_line(w)}" for w in r.warnings)
         return (f"### {r.format} exported\nFolder: `{r.path}`\n\n{check}\n\n{warn}\n\nFiles: "
                 f"{', '.join(r.files)}\n\n#### How to run it\n{r.commands}")
 

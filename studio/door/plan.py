@@ -7,9 +7,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from studio.config import PRESETS, RunConfig, TrainSpec, apply_preset, rows_per_step, total_steps
+from studio.config import (
+    PRESETS,
+    RunConfig,
+    TrainSpec,
+    apply_preset,
+    rows_per_step,
+    total_steps,
+)
 from studio.door.data import DataFacts, check_data
-from studio.door.result import Result, as_markdown, md_list
+from studio.door.result import Result, as_markdown, md_list, page_line
 from studio.errors import StudioError
 from studio.estimate.advisor import Advice, advise, apply_advice
 from studio.estimate.model_shape import read_shape
@@ -82,15 +89,15 @@ class Fit(Result):
 
     def markdown(self) -> str:
         if self.cpu_lines is not None:
-            return "\n".join(self.cpu_lines)
-        return f"**{self.report['summary']}**\n\n" + as_markdown(estimate_lines(self.report, self.lengths))
+            return "\n".join(page_line(line) for line in self.cpu_lines)
+        return f"**{page_line(self.report['summary'])}**\n\n" + as_markdown(estimate_lines(self.report, self.lengths))
 
     def advice_markdown(self) -> str:
         if not self.advice:
             return ("**Recipe advisor:** the current settings suit this data." if self.rows_known else
                     "**Recipe advisor:** check the data (tab 1) to get advice for its size and class ratio.")
         return "**Recipe advisor** (the guide's presets for your GPU and data):\n" + "\n".join(
-            f"- **{a.preset}**: {a.reason}" for a in self.advice)
+            f"- **{a.preset}**: {page_line(a.reason)}" for a in self.advice)
 
     @property
     def chart(self) -> dict | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from studio.door.result import Result
+from studio.door.result import Result, escape_markdown
 from studio.door.runs import open_run
 from studio.errors import StudioError
 
@@ -49,8 +49,9 @@ class Classified(Result):
                 f"{self.before_label} ({self.before_confidence:.1%})."]
 
     def markdown(self) -> str:
-        return (f"## {self.label}  (`{self.code}`, {self.confidence:.1%})\nBefore training the same model said "
-                f"**{self.before_label}** ({self.before_confidence:.1%}).")
+        md = escape_markdown
+        return (f"## {md(self.label)}  (code {md(self.code)}, {self.confidence:.1%})\nBefore training the same model "
+                f"said **{md(self.before_label)}** ({self.before_confidence:.1%}).")
 
 
 def classify(run: str | Path, text: str, runs_dir: str | Path = "runs", names_only: bool = False,

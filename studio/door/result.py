@@ -1,6 +1,9 @@
-"""What every verb's result has: its lines for a terminal, the same lines as Markdown for a page."""
+"""What every verb's result has: its lines for a terminal, the same lines as Markdown for a page (text from users
+and files in them made safe by ``studio.text``, whose helpers the faces use through here)."""
 
 from __future__ import annotations
+
+from studio.text import escape_html, escape_markdown, page_line  # noqa: F401 (the faces' escaping helpers)
 
 
 class Result:
@@ -16,7 +19,7 @@ class Result:
 
 def as_markdown(lines: list[str]) -> str:
     """Report lines (the same a terminal prints) as Markdown: list items and table rows stay together, other lines
-    become paragraphs."""
+    become paragraphs. The lines may quote a file's labels and names, so no HTML and no link in them is markup."""
     def kind(line: str) -> str | None:
         if line.startswith("|"):
             return "table"
@@ -26,9 +29,10 @@ def as_markdown(lines: list[str]) -> str:
     for line in lines:
         if out and (kind(line) is None or kind(line) != kind(out[-1])):
             out.append("")
+        line = page_line(line)
         out.append(line.replace("+ ", "\\+ ", 1) if line.startswith("+ ") else line)
     return "\n".join(out)
 
 
 def md_list(items) -> str:
-    return "\n".join(f"- {i}" for i in items)
+    return "\n".join(f"- {page_line(i)}" for i in items)

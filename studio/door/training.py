@@ -9,7 +9,7 @@ from pathlib import Path
 
 from studio.config import RunConfig
 from studio.door.plan import rows_per_step_words
-from studio.door.result import Result
+from studio.door.result import Result, md_list
 from studio.errors import StudioError
 from studio.estimate.plan import preview
 from studio.machine import ranks
@@ -36,7 +36,7 @@ class Started(Result):
         verb = "resumed" if self.resumed else "started"
         notes = [f"Run **{self.run.name}** {verb} in `{self.run.path}`: {self.per_step}."] + \
             [f"⚠ {w}" for w in self.job.warnings]
-        return "\n".join(f"- {n}" for n in notes)
+        return md_list(notes)
 
 
 def start(config: RunConfig, runs_dir: str | Path = "runs", gpus: int = 1) -> Started:

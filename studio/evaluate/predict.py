@@ -17,6 +17,7 @@ from studio.evaluate.scoring import LabelScorer
 from studio.models.trained import load_run_model
 from studio.runs.folder import RunDir
 from studio.runs.jobs import refuse_while_training
+from studio.runs.sheets import write_csv
 
 
 def predict_frame(model, tokenizer, card: dict, texts: list[str | None], threshold: float | None = None,
@@ -64,7 +65,5 @@ def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_di
     result = pd.concat([frame.reset_index(drop=True), predictions], axis=1)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    result.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    write_csv(result, out)
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -41,6 +42,7 @@ from studio.runs.folder import (
     write_json_atomic,
 )
 from studio.runs.jobs import refuse_while_training
+from studio.text import code_span, escape_markdown, page_line
 
 AGREEMENT_TARGET = {"adapters": 1.0, "merged_16bit": 0.98, "merged_4bit": 0.9, "gguf_f16": 0.98, "gguf_q8_0": 0.98,
                     "gguf_q4_k_m": None}  # q4_k_m: reported, no target
@@ -274,11 +276,13 @@ def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows,
     lines = [f"# {run.name}: text classifier", "",
              f"LoRA fine-tune of `{card.get('base_model')}` that answers with a label code. Export format: "
              f"**{fmt}** ({FORMAT_HELP[fmt]}).", "", "## Labels", "", "| code | label |", "|---|---|"]
-    lines += [f"| `{c}` | {lb} |" for lb, c in card["label_codes"].items()]
+    md = escape_markdown  # labels, codes and the rubric come from the user's file: text, never markup
+    lines += [f"| {code_span(c)} | {md(lb)} |" for lb, c in card["label_codes"].items()]
     if record.get("threshold") is not None:
-        lines += ["", f"Decision threshold: predict **{minority_label(record)}** when its probability "
+        lines += ["", f"Decision threshold: predict **{md(minority_label(record))}** when its probability "
                       f"is at least {record['threshold']}."]
-    lines += ["", "## Rubric (system prompt)", "", "```", card["rubric"], "```", "", "## Evaluation", ""]
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", card["rubric"])), default=0))
+    lines += ["", "## Rubric (system prompt)", "", fence, card["rubric"], fence, "", "## Evaluation", ""]
     report = run.evaluation()
     if report:
         lines += ["| set | rows | accuracy | macro-F1 | minority recall | untrained macro-F1 | classic macro-F1 |",
@@ -291,9 +295,9 @@ def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows,
                          f"{_f(m['minority_recall'])} | {_f(base)} | {_f(classic)} |")
         majority = (report.get("majority_baseline") or {}).get("val_a")
         if majority:
-            lines += ["", f"Always answering the majority label '{report['majority_baseline']['label']}' scores "
-                          f"accuracy {_f(majority['accuracy'])} on Val A."]
-        lines += [""] + [text for _, text in judged(report)]  # the same words as the CLI and the Evaluate tab
+            lines += ["", f"Always answering the majority label '{md(report['majority_baseline']['label'])}' "
+                          f"scores accuracy {_f(majority['accuracy'])} on Val A."]
+        lines += [""] + [page_line(text) for _, text in judged(report)]  # the words of the CLI and the Evaluate tab
         cal = report.get("calibration") or {}
         if cal.get("before", {}).get("ece") is not None:
             lines += ["", f"Calibration (Val A, held-out halves): expected calibration error "
@@ -301,7 +305,7 @@ def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows,
                           f"{cal['temperature']:.2f}."]
         lines += ["", "| label | precision (Val A) | recall (Val A) | F1 (Val A) | support |", "|---|---|---|---|---|"]
         for lb, m in report["val_a"]["per_class"].items():
-            lines.append(f"| {lb} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | {m['support']} |")
+            lines.append(f"| {md(lb)} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | {m['support']} |")
     else:
         lines.append("Not evaluated yet (`python -m studio eval RUN` writes the table used here).")
     if rows:

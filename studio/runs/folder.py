@@ -17,6 +17,7 @@ from pathlib import Path
 
 from studio.config import RunConfig
 from studio.errors import StudioError
+from studio.runs.sheets import write_csv
 from studio.runs.stream import MetricsStream
 
 STATES = ("running", "finished", "stopped", "failed")
@@ -211,12 +212,8 @@ class RunDir:
             return None
 
     def write_table(self, name: str, frame) -> Path:
-        """A CSV a person opens (disagreements), written to a temporary name and renamed into place."""
-        path = self.path / name
-        tmp = path.with_name(path.name + ".tmp")
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-        return path
+        """A CSV a person opens (disagreements), safe to open in a spreadsheet (``studio.runs.sheets``)."""
+        return write_csv(frame, self.path / name)
 
     def write_memory(self, record: dict) -> None:
         write_json_atomic(self.path / "memory.json", record)

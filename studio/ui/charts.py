@@ -1,9 +1,14 @@
-"""Plotly figures from engine data (metrics records, counts, evaluation reports). No Gradio here."""
+"""Plotly figures from engine data (metrics records, counts, evaluation reports). No Gradio here.
+
+Plotly draws its texts (titles, ticks, legends, hovers) with a little HTML of its own: every label that comes from a
+file is escaped first (plotly shows the escaped characters as they were)."""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from studio.door.result import escape_html as escape
 
 SET_TITLES = {"input": "All rows", "train_before": "Train (natural)", "train_after": "Train (balanced)",
               "val_a": "Val A (natural)", "val_b": "Val B (balanced)"}
@@ -23,7 +28,7 @@ def class_counts(counts: dict | None) -> go.Figure:
         return _empty("Class counts", "Load data to see class counts")
     sets = [s for s in SET_TITLES if s in counts]
     labels = list(counts[sets[0]])
-    fig = go.Figure([go.Bar(name=lb, x=[SET_TITLES[s] for s in sets], y=[counts[s].get(lb, 0) for s in sets],
+    fig = go.Figure([go.Bar(name=escape(lb), x=[SET_TITLES[s] for s in sets], y=[counts[s].get(lb, 0) for s in sets],
                             text=[counts[s].get(lb, 0) for s in sets], textposition="auto") for lb in labels])
     fig.update_layout(title="Class counts before and after balancing", barmode="group", **LAYOUT)
     return fig
@@ -92,7 +97,8 @@ def confusion(metrics: dict | None, title: str, normalized: bool = False) -> go.
     cm = metrics["confusion_matrix"]
     z = cm["normalized"] if normalized else cm["counts"]
     text = [[f"{v:.0%}" if normalized else str(v) for v in row] for row in z]
-    fig = go.Figure(go.Heatmap(z=z, x=cm["predicted"], y=cm["labels"], text=text, texttemplate="%{text}",
+    fig = go.Figure(go.Heatmap(z=z, x=[escape(x) for x in cm["predicted"]], y=[escape(y) for y in cm["labels"]],
+                               text=text, texttemplate="%{text}",
                                colorscale="Blues", showscale=False))
     fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true label", yaxis_autorange="reversed",
                       **LAYOUT)
@@ -108,7 +114,7 @@ def pr_curve(curve: dict | None, threshold: float | None) -> go.Figure:
         i = min(range(len(curve["thresholds"])), key=lambda k: abs(curve["thresholds"][k] - threshold))
         fig.add_trace(go.Scatter(x=[curve["recall"][i]], y=[curve["precision"][i]], mode="markers",
                                  marker=dict(size=12, color="red"), name=f"threshold {threshold:.2f}"))
-    fig.update_layout(title=f"Precision-recall of '{curve['positive']}' (Val A)", xaxis_title="recall",
+    fig.update_layout(title=f"Precision-recall of '{escape(curve['positive'])}' (Val A)", xaxis_title="recall",
                       yaxis_title="precision", xaxis_range=[0, 1.02], yaxis_range=[0, 1.05], **LAYOUT)
     return fig
 
@@ -116,7 +122,7 @@ def pr_curve(curve: dict | None, threshold: float | None) -> go.Figure:
 def probabilities(probs: dict[str, float], title: str) -> go.Figure:
     """One bar per class, tall enough that every class name and its percentage reads (a row per class)."""
     labels = list(probs)
-    fig = go.Figure(go.Bar(x=[probs[lb] for lb in labels], y=labels, orientation="h",
+    fig = go.Figure(go.Bar(x=[probs[lb] for lb in labels], y=[escape(lb) for lb in labels], orientation="h",
                            text=[f"{probs[lb]:.1%}" for lb in labels], textposition="outside", cliponaxis=False))
     fig.update_layout(title=title, xaxis_range=[0, 1.15], yaxis_autorange="reversed",
                       **{**LAYOUT, "height": 140 + 34 * max(2, len(labels)),

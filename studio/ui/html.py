@@ -1,15 +1,13 @@
-"""HTML the page builds by hand. Every piece of text that comes from a user or a file (file and column names,
-labels, codes, texts, the rubric, run names, error messages that quote them) goes through ``escape`` before it
-reaches HTML; the panels here escape what they are given."""
+"""HTML the page builds by hand, and its messages. Every piece of text that comes from a user or a file (file and
+column names, labels, codes, texts, the rubric, run names, error messages that quote them) goes through the door's
+one escaping helper (``studio.door.result``) before it reaches HTML or Markdown: the panels and the messages here
+escape what they are given (Gradio renders its messages as HTML)."""
 
 from __future__ import annotations
 
-import html
+import gradio as gr
 
-
-def escape(text) -> str:
-    """Text as HTML shows it, never as markup: <, >, &, and both quotes escaped."""
-    return html.escape("" if text is None else str(text), quote=True)
+from studio.door.result import escape_html as escape
 
 
 def error_box(message: str, levers: list[str] | None = None) -> str:
@@ -17,3 +15,13 @@ def error_box(message: str, levers: list[str] | None = None) -> str:
     if levers:
         text += "<ol>" + "".join(f"<li>{escape(lv)}</li>" for lv in levers) + "</ol>"
     return text + "</div>"
+
+
+def notify(message: str) -> None:
+    """A message in the page's corner (it fades), as text."""
+    gr.Info(escape(message))
+
+
+def failure(message: str) -> gr.Error:
+    """An error message that stays until it is closed, as text."""
+    return gr.Error(escape(message), duration=None)

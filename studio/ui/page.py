@@ -21,6 +21,7 @@ import gradio as gr
 from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.ui.forms import Form
+from studio.ui.html import failure
 
 # CLI flags in the engine's messages, as the page's controls are called.
 CONTROLS = {"--label-col": "the Label column picker (Data tab)", "--text-col": "the Text column picker (Data tab)",
@@ -101,7 +102,7 @@ class Page:
             try:
                 out = handler(self.ctx, Values(self, dict(zip(names, values)), tracker), **extra)
             except StudioError as err:
-                raise gr.Error(for_the_page(str(err)), duration=None) from None
+                raise failure(for_the_page(str(err))) from None
             return out if not isinstance(out, dict) else {self[k]: v for k, v in out.items()}
 
         def run(*args):  # Gradio passes the inputs, then what the signature below asks for

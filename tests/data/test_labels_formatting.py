@@ -66,9 +66,8 @@ def test_chat_example_through_the_template(tiny_tokenizer):
 def test_trl_masks_everything_but_the_code(tiny_tokenizer):
     """TRL's prompt-completion format: the loss covers the assistant's code (+ end of turn) only."""
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
     from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
 
     from studio.models.tiny import build_tiny_model
 

@@ -13,8 +13,7 @@ from studio.errors import StudioError
 from studio.estimate import vram
 from studio.estimate.advisor import advise, apply_advice
 from studio.estimate.model_shape import ModelShape, known_shape, read_shape
-from studio.estimate.vram import (GIB, Estimate, estimate_report, estimate_vram, fitting_plan, levers,
-                                  micro_batch_tokens)
+from studio.estimate.vram import GIB, Estimate, estimate_report, estimate_vram, fitting_plan, levers, micro_batch_tokens
 
 # H 64, I 128, 2 layers, 4 heads of 16, 2 KV heads, vocab 1000, tied embeddings, Qwen2 q/k/v biases.
 TINY = ModelShape(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,

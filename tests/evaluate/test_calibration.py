@@ -5,8 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from studio.evaluate.calibration import (best_threshold, cross_fitted_temperature, fit_temperature, prior_correct,
-                                         reliability, with_temperature)
+from studio.evaluate.calibration import (
+    best_threshold,
+    cross_fitted_temperature,
+    fit_temperature,
+    prior_correct,
+    reliability,
+    with_temperature,
+)
 
 
 def test_prior_correction_by_hand():

@@ -13,11 +13,11 @@ from conftest import toy_rows
 from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.evaluate.evaluation import evaluate_model
+from studio.evaluate.metrics import predict_with_threshold, set_metrics
 from studio.evaluate.predict import predict_file
 from studio.evaluate.saved_run import evaluate_run
-from studio.models.trained import load_run_model
-from studio.evaluate.metrics import predict_with_threshold, set_metrics
 from studio.evaluate.scoring import INVALID, LabelScorer, parse_answer
+from studio.models.trained import load_run_model
 from studio.runs.folder import RunDir
 from studio.train.worker import start_training
 
@@ -185,6 +185,19 @@ def test_threshold_is_saved_and_used_by_predict(trained, tmp_path):
     job.run.set_threshold(None)
     with pytest.raises(StudioError, match="between 0 and 1"):
         job.run.set_threshold(1.5)
+
+
+def test_predictions_csv_opens_safely_in_a_spreadsheet(trained, tmp_path):
+    """A text that starts like a formula comes back with a leading apostrophe in the CSV, so a spreadsheet shows it
+    rather than running it; what the program returns keeps the text as it was."""
+    job, _ = trained
+    src = tmp_path / "posts.csv"
+    pd.DataFrame({"text": ["=HYPERLINK(\"http://evil\",\"click\")", "rules glue paint"], "id": [1, 2]}).to_csv(
+        src, index=False)
+    out = predict_file(job.run.path, src, tmp_path / "pred.csv", loaded=load_run_model(job.run))
+    assert out["text"][0].startswith("=")
+    written = pd.read_csv(tmp_path / "pred.csv")
+    assert written["text"][0] == "'=HYPERLINK(\"http://evil\",\"click\")" and written["text"][1] == "rules glue paint"
 
 
 def test_eval_on_a_separate_file_and_unknown_labels(trained, tmp_path):

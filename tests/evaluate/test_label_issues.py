@@ -17,8 +17,8 @@ from studio.config import DataRecipe
 from studio.data.edits import Decision, cleaned_copy, load_decisions, save_decision
 from studio.data.prepare import file_sha256, prepare_data
 from studio.data.readers import read_table
-from studio.errors import StudioError
 from studio.door.labels import llm_out_of_fold
+from studio.errors import StudioError
 from studio.evaluate import label_issues
 
 

@@ -12,9 +12,9 @@ from conftest import toy_rows
 from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.evaluate.saved_run import evaluate_run
-from studio.models.trained import load_run_model
 from studio.export import exporter, gguf
 from studio.export.exporter import export_run
+from studio.models.trained import load_run_model
 
 REPO = __import__("conftest").REPO
 

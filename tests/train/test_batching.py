@@ -2,8 +2,8 @@
 trainer draws its batches that way."""
 
 import numpy as np
-
 from conftest import toy_config
+
 from studio.data.order import class_slots, stratified_order
 from studio.train.batching import StratifiedLengthSampler
 

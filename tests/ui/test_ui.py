@@ -229,9 +229,9 @@ def test_first_use_in_a_real_browser(app, toy_file, tiny_model_dir, tmp_path):
     """What a newcomer trips over: a bad upload's message stays in the page (and no other data is used instead), a
     preset lists its changes and the Data view follows, the time is shown before Start, a collapsed model is called
     one, the decision columns are in view at 1400 px, and the newest run is preselected."""
+    from conftest import toy_config
     from playwright.sync_api import sync_playwright
 
-    from conftest import toy_config
     from studio.train.worker import start_training
 
     url, runs = app
@@ -308,3 +308,118 @@ def test_first_use_in_a_real_browser(app, toy_file, tiny_model_dir, tmp_path):
             raise
         finally:
             browser.close()
+
+
+PAYLOADS = {
+    "file": "<img src=x onerror=document.title='pwned-file'>",
+    "header": "<img src=x onerror=document.title='pwned-header'>",
+    "label": "<img src=x onerror=document.title='pwned-label'>",
+    "script": "<script>document.title='pwned-script'</script>",
+    "text": "<img src=x onerror=document.title='pwned-text'>",
+    "link": "[see](javascript:document.title='pwned-link')",
+}
+
+
+@pytest.fixture(scope="module")
+def crafted_file(tmp_path_factory):
+    """A file someone else sent: script payloads in its name, its text column's header, its labels and its texts."""
+    rows = []
+    for i, (text, label) in enumerate(toy_rows(80, minority_every=3, seed=4)):
+        flipped = i in (1, 2, 4)  # 'project …' posts labelled as the other class: suspects for the Labels tab
+        label = PAYLOADS["label"] if (label == "Rules Question") != flipped else PAYLOADS["script"]
+        extra = [PAYLOADS["text"], PAYLOADS["link"], "=HYPERLINK(\"http://x\",\"y\")", ""][i % 4]
+        rows.append((f"{text} {extra}".strip(), label))
+    path = tmp_path_factory.mktemp("crafted") / f"{PAYLOADS['file']}.csv"
+    pd.DataFrame(rows, columns=[PAYLOADS["header"], "label"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.browser
+def test_crafted_files_cannot_run_script_in_the_page(app, crafted_file):
+    """Upload, check, find label issues, review one, train, evaluate, classify, export and look at the runs with a
+    file full of script payloads: the page's title never changes and the payloads show as text."""
+    from playwright.sync_api import sync_playwright
+
+    url, runs = app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+        def untouched(where: str):
+            assert page.title() == "Studio" and not dialogs, f"a payload ran ({where}): {page.title()!r} {dialogs}"
+
+        try:
+            walk_with_payloads(page, url, crafted_file, untouched)
+        except Exception:
+            page.screenshot(path=str(SHOTS / "payloads-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+def walk_with_payloads(page, url: str, crafted_file: Path, untouched) -> None:
+    page.goto(url)
+    page.locator("#data-upload input[type=file]").set_input_files(str(crafted_file))
+    page.get_by_text("(uploaded)", exact=False).first.wait_for(timeout=30000)
+    untouched("upload")
+    assert PAYLOADS["file"] in page.locator("body").inner_text()  # the file's name, as text
+    page.click("#check-data")
+    summary = page.locator("#data-summary")
+    summary.get_by_text("usable rows", exact=False).wait_for(timeout=60000)
+    untouched("check data")
+    assert PAYLOADS["header"] in summary.inner_text() and PAYLOADS["label"] in summary.inner_text()
+    assert PAYLOADS["text"] in page.locator("body").inner_text()  # the preview's texts, as text
+    page.screenshot(path=str(SHOTS / "payloads-1-data.png"), full_page=True)
+
+    page.get_by_role("tab", name="2 · Labels").click()
+    page.click("#find-issues")
+    page.locator("#issues-status").get_by_text("likely label issues").wait_for(timeout=60000)
+    page.locator("#suspects [data-testid='cell-0-1']").click()
+    page.locator("#review-text").get_by_text("given", exact=False).wait_for(timeout=30000)
+    untouched("label issues")
+    page.screenshot(path=str(SHOTS / "payloads-2-labels.png"), full_page=True)
+
+    page.get_by_role("tab", name="3 · Model & LoRA").click()
+    page.get_by_text("rows per optimizer step").wait_for(timeout=30000)
+    page.get_by_role("tab", name="4 · Train").click()
+    page.click("#start-training")
+    page.get_by_text("started in").wait_for(timeout=60000)
+    run_name = re.search(r"Run (\S+) started in", page.locator("body").inner_text()).group(1)
+    page.locator("#train-status").get_by_text(f"{run_name}: finished").wait_for(timeout=180000)
+    untouched("training")
+
+    page.get_by_role("tab", name="5 · Evaluate").click()
+    page.wait_for_timeout(1000)
+    page.click("#evaluate")
+    page.get_by_text("minority class").wait_for(timeout=120000)
+    page.locator("#cm-val-a .heatmaplayer").wait_for(timeout=30000)
+    page.wait_for_timeout(1000)
+    untouched("evaluate")
+    assert PAYLOADS["label"] in page.locator("#eval-summary").inner_text()
+    page.screenshot(path=str(SHOTS / "payloads-5-evaluate.png"), full_page=True)
+
+    page.get_by_role("tab", name="6 · Playground").click()
+    page.wait_for_timeout(1000)
+    page.fill("#play-text textarea", PAYLOADS["text"] + " " + PAYLOADS["link"])
+    page.click("#classify")
+    page.get_by_text("Before training the same model said").wait_for(timeout=60000)
+    page.wait_for_timeout(1000)
+    untouched("playground")
+    verdict = page.locator("#play-verdict").inner_text()
+    assert PAYLOADS["label"] in verdict or PAYLOADS["script"] in verdict
+
+    page.get_by_role("tab", name="7 · Export").click()
+    page.wait_for_timeout(1000)
+    page.click("#export-adapters")
+    page.get_by_text("adapters exported").wait_for(timeout=180000)
+    untouched("export")
+
+    page.get_by_role("tab", name="8 · Runs").click()
+    page.wait_for_function("name => document.body.innerText.includes(name)", arg=run_name, timeout=30000)
+    page.wait_for_timeout(1500)
+    untouched("runs")
+    assert PAYLOADS["header"] in page.locator("body").inner_text()  # in the run's record, as text
+    page.screenshot(path=str(SHOTS / "payloads-8-runs.png"), full_page=True)

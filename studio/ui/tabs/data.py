@@ -9,9 +9,10 @@ import pandas as pd
 
 from studio.config import SAMPLE_DATA, SAMPLE_RUBRIC, RunConfig
 from studio.door.data import check_data, file_columns, use_upload
+from studio.door.result import escape_markdown
 from studio.errors import StudioError
 from studio.ui import charts
-from studio.ui.html import error_box
+from studio.ui.html import error_box, notify
 from studio.ui.page import Page, UIContext, Values, for_the_page
 
 FILE_TYPES = [".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".parquet", ".xlsx", ".xls"]
@@ -35,7 +36,7 @@ def layout(page: Page) -> None:
             page.add("data/upload", gr.File(label="Data file (CSV, TSV, JSONL, JSON, Parquet, Excel)",
                                             file_types=FILE_TYPES, elem_id="data-upload"))
             page.add("data/sample", gr.Button("Use the sample data", size="sm"))
-            page.add("data/source", gr.Markdown(f"Using **{Path(recipe.path).name}**" +
+            page.add("data/source", gr.Markdown(f"Using **{escape_markdown(Path(recipe.path).name)}**" +
                                                 (" (sample)." if is_sample else ".")))
             # stays until the user acts: a new file, the sample, a check
             page.add("data/problem", gr.HTML(elem_id="data-error"))
@@ -103,10 +104,11 @@ def use_file(ctx: UIContext, values: Values) -> dict:
         reason = for_the_page(str(err))
         return {"data.path": "", "data.text_column": empty, "data.label_column": empty,
                 "data/problem": error_box(reason), "data.label_codes": None,
-                "data/source": f"**{name}** cannot be used: {reason.split('. ')[0].removeprefix(name).strip()}."}
+                "data/source": f"**{escape_markdown(name)}** cannot be used: "
+                               f"{escape_markdown(reason.split('. ')[0].removeprefix(name).strip())}."}
     return {"data.path": upload.path, "data.text_column": gr.update(choices=upload.columns, value=upload.text_column),
             "data.label_column": gr.update(choices=upload.columns, value=upload.label_column),
-            "data/source": f"Using **{name}** (uploaded).", "data/problem": "", "data.rubric": "",
+            "data/source": f"Using **{escape_markdown(name)}** (uploaded).", "data/problem": "", "data.rubric": "",
             "data.label_codes": None}
 
 
@@ -123,7 +125,7 @@ def run_check(ctx: UIContext, values: Values) -> dict:
     try:
         config = values.config
         checked = check_data(config, config.model.name, difficulty=True, progress=values.progress,
-                             log=lambda m: gr.Info(m))
+                             log=notify)
     except StudioError as err:
         return {"data/problem": error_box(for_the_page(str(err))), "data/summary": ""}
     ctx.data = checked.facts

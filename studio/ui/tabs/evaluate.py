@@ -15,6 +15,7 @@ from studio.door.evaluation import evaluate as evaluate_run
 from studio.door.predict import predict_file
 from studio.errors import StudioError
 from studio.ui import charts
+from studio.ui.html import notify
 from studio.ui.page import Page, UIContext, Values
 from studio.ui.run_picker import picker
 
@@ -89,7 +90,7 @@ def evaluate(ctx: UIContext, values: Values) -> dict:
         raise StudioError("Pick a run to evaluate (train one first).")
     mode = values["evaluate/mode"]
     evaluated = evaluate_run(values["evaluate/run"], ctx.runs_dir, mode=mode, names_only=True,
-                             include_train=values["evaluate/include_train"], log=lambda m: gr.Info(m),
+                             include_train=values["evaluate/include_train"], log=notify,
                              progress=values.progress)
     t = evaluated.threshold if evaluated.threshold is not None else 0.5
     binary = evaluated.binary
@@ -134,7 +135,7 @@ def save(ctx: UIContext, values: Values) -> None:
     evaluated, t = values["evaluate/state"], values["evaluate/threshold"]
     if evaluated is None or len(evaluated.evaluation.labels) != 2:
         raise StudioError("Evaluate a two-class run first.")
-    gr.Info(save_threshold(values["evaluate/run"], float(t), ctx.runs_dir, names_only=True))
+    notify(save_threshold(values["evaluate/run"], float(t), ctx.runs_dir, names_only=True))
     evaluated.evaluation.threshold = float(t)
 
 

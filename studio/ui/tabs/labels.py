@@ -10,6 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from studio.door import labels as review
+from studio.door.result import escape_markdown
 from studio.errors import StudioError
 from studio.ui.page import Page, UIContext, Values
 
@@ -120,5 +121,7 @@ def table(state) -> pd.DataFrame:
 
 
 def review_markdown(issue: dict) -> str:
-    return (f"**Row {issue['row']}** · given **{issue['label']}**, the evidence suggests **{issue['suggested']}** "
-            f"(score {float(issue['score']):.2f}; {issue['source']})\n\n> {issue['text']}")
+    md = escape_markdown
+    return (f"**Row {issue['row']}** · given **{md(issue['label'])}**, the evidence suggests "
+            f"**{md(issue['suggested'])}** (score {float(issue['score']):.2f}; {md(issue['source'])})\n\n"
+            f"> {md(issue['text'])}")

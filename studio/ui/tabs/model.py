@@ -8,9 +8,10 @@ import gradio as gr
 from studio.config import PRESETS, RunConfig
 from studio.door import plan as planning
 from studio.door.evaluation import sanity_check
+from studio.door.result import page_line
 from studio.errors import StudioError
 from studio.ui import charts
-from studio.ui.html import error_box
+from studio.ui.html import error_box, notify
 from studio.ui.page import Page, UIContext, Values
 
 # (label, GiB as the card reports it); "auto": this machine's GPU.
@@ -106,8 +107,8 @@ def fill(values: Values, new: RunConfig, what: str) -> dict:
     changed = [k for k in form.changed(old, new) if k in form.generated]
     listed = "; ".join(f"{form[k].label} ({k}): {_show(_value(old, k))} → {_show(_value(new, k))}"
                        for k in changed) or "nothing (the settings already matched)"
-    gr.Info(f"{what} changed: {listed}")
-    return {**form.updates(new, form.generated), "model/preset_help": f"**{what} changed:** {listed}",
+    notify(f"{what} changed: {listed}")
+    return {**form.updates(new, form.generated), "model/preset_help": f"**{what} changed:** {page_line(listed)}",
             "model/data_changed": any(k.startswith("data.") for k in changed)}
 
 
@@ -142,14 +143,15 @@ def will_it_fit(ctx: UIContext, values: Values) -> dict:
     try:
         fit = planning.will_it_fit(values.config, ctx.data, *_gpu(values["model/gpu"]))
     except StudioError as err:
-        return {"model/fit": f"_Memory estimate unavailable: {err}_", "model/fit_chart": charts.memory_estimate(None),
+        return {"model/fit": f"_Memory estimate unavailable: {page_line(str(err))}_",
+                "model/fit_chart": charts.memory_estimate(None),
                 "model/advice": ""}
     return {"model/fit": fit.markdown(), "model/fit_chart": charts.memory_estimate(fit.chart),
             "model/advice": fit.advice_markdown()}
 
 
 def run_sanity(ctx: UIContext, values: Values):
-    return {"model/sanity_table": gr.update(value=sanity_check(values.config, log=lambda m: gr.Info(m)),
+    return {"model/sanity_table": gr.update(value=sanity_check(values.config, log=notify),
                                             visible=True)}
 
 

@@ -6,6 +6,7 @@ import gradio as gr
 
 from studio.door.predict import classify as classify_text
 from studio.ui import charts
+from studio.ui.html import notify
 from studio.ui.page import Page, UIContext, Values
 from studio.ui.run_picker import picker
 
@@ -33,7 +34,7 @@ def wire(page: Page) -> None:
 
 def classify(ctx: UIContext, values: Values) -> dict:
     result = classify_text(values["playground/run"], values["playground/text"], ctx.runs_dir, names_only=True,
-                           log=lambda m: gr.Info(m))
+                           log=notify)
     return {"playground/verdict": result.markdown(),
             "playground/after": charts.probabilities(result.probabilities, AFTER),
             "playground/before": charts.probabilities(result.probabilities_before, BEFORE)}

@@ -11,6 +11,7 @@ import pandas as pd
 from studio.door import runs as history
 from studio.door import training
 from studio.errors import StudioError
+from studio.ui.html import notify
 from studio.ui.page import Page, UIContext, Values
 
 TABLE_HEAD = ["name", "state", "Val A macro-F1", "data"]
@@ -64,7 +65,7 @@ def show(ctx: UIContext, values: Values) -> dict:
 
 def resume(ctx: UIContext, values: Values) -> None:
     started = training.resume(values["runs/chosen"], ctx.runs_dir, names_only=True)
-    gr.Info(f"Resuming {started.run.name}; follow it in the Train tab.")
+    notify(f"Resuming {started.run.name}; follow it in the Train tab.")
 
 
 def delete(ctx: UIContext, values: Values) -> dict:
@@ -73,7 +74,7 @@ def delete(ctx: UIContext, values: Values) -> dict:
         raise StudioError("Pick a run.")
     if not values["runs/confirm"]:
         raise StudioError("Tick 'Yes, delete it' first: deleting removes the run folder and its adapter.")
-    gr.Info(history.delete(name, ctx.runs_dir, names_only=True))
+    notify(history.delete(name, ctx.runs_dir, names_only=True))
     return {**refresh(ctx, values), "runs/confirm": False}
 
 

@@ -7,7 +7,7 @@ import gradio as gr
 
 from studio.door import training
 from studio.ui import charts
-from studio.ui.html import error_box, escape
+from studio.ui.html import error_box, escape, notify
 from studio.ui.page import Page, UIContext, Values
 
 POLL_SECONDS = 1.0
@@ -57,12 +57,12 @@ def poll(ctx: UIContext, values: Values) -> dict:
 
 
 def stop(ctx: UIContext, values: Values) -> None:
-    gr.Info(training.stop())
+    notify(training.stop())
 
 
 def start(ctx: UIContext, values: Values) -> dict:
     started = training.start(values.config, ctx.runs_dir, values["train/gpus"])
-    gr.Info(f"Training started: {started.run.name}")
+    notify(f"Training started: {started.run.name}")
     return {"train/notes": started.markdown()}
 
 
