@@ -1,10 +1,12 @@
 """Quality of the studio's default flow against the classic baseline, on real labelled data.
 
 For each dataset: `python -m studio train --data F` with no other flag (the defaults a user gets), then
-`python -m studio eval RUN --json`, timed as a user would wait for them; the report holds the classic baseline (TF-IDF +
-logistic regression on the same split) and the majority baseline. Printed: Val A macro-F1, minority recall,
-accuracy, ECE after calibration, train and eval minutes, per seed (`--seeds 3407 1 2`: the split seed and the trainer
-seed together).
+`python -m studio eval RUN --json`, timed as a user would wait for them; the report holds the three candidates (the
+fine-tuned LLM, the classic model fitted on the same training rows, their blend; Val A cross-fitted) and the one in
+use, the untrained model and the majority baseline. Printed per seed (`--seeds 3407 1 2`: the split seed and the
+trainer seed together): Val A macro-F1 and minority recall of each candidate and of the chosen classifier, its Val B,
+train and eval minutes. `--blends`: also the blend as logistic stacking on the two models' log-probabilities, against
+the weighted average the studio uses (both cross-fitted on Val A halves, from the same probabilities).
 
 Datasets (never copied into the repo):
   fpb      ../shared/datasets/financial_phrasebank.csv (3 classes, 12% negative)
@@ -31,6 +33,7 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's `studio`
 SHARED = REPO.parent / "shared" / "datasets"
 CACHE = Path(os.environ.get("STUDIO_CACHE", Path.home() / ".cache" / "studio")) / "bench-data"
 
@@ -82,15 +85,21 @@ def one(name: str, path: Path, seed: int, runs: Path, extra: list[str]) -> dict:
                        cwd=REPO, stdout=fh, stderr=subprocess.DEVNULL, check=True)
     eval_s = time.perf_counter() - started
     report = json.loads(eval_out.read_text())
-    facts = json.loads((runs / run_name / "run.json").read_text())
+    record = json.loads((runs / run_name / "run.json").read_text())
     status = json.loads((runs / run_name / "status.json").read_text())
     evals = [json.loads(line) for line in (runs / run_name / "metrics.jsonl").read_text().splitlines()
              if '"kind": "eval"' in line]
     a, classic = report["val_a"], report["classic_baseline"]["val_a"]
+    keep = ("macro_f1", "accuracy", "minority_recall")
     return {
         "dataset": name, "seed": seed, "run": run_name,
-        "val_a": {k: a[k] for k in ("macro_f1", "accuracy", "minority_recall")},
-        "classic": {k: classic[k] for k in ("macro_f1", "accuracy", "minority_recall")},
+        "val_a": {k: a[k] for k in keep},
+        "classic": {k: classic[k] for k in keep},
+        "candidates": {n: {on: {k: c[on][k] for k in keep} for on in ("val_a", "val_b")}
+                       for n, c in report["candidates"].items()},
+        "chosen": {"name": report["chosen"]["name"], "why": report["chosen"]["why"],
+                   **{on: {k: report["chosen"][on][k] for k in keep} for on in ("val_a", "val_b")}},
+        "rules": {n: c["rule_words"] for n, c in report["candidates"].items()},
         "majority_accuracy": report["majority_baseline"]["val_a"]["accuracy"],
         "untrained_macro_f1": (report.get("baseline") or {}).get("val_a", {}).get("macro_f1"),
         "ece_before": report["calibration"]["before"]["ece"], "ece_after": report["calibration"]["after"]["ece"],
@@ -99,10 +108,34 @@ def one(name: str, path: Path, seed: int, runs: Path, extra: list[str]) -> dict:
         "train_min": round(train_s / 60, 2), "eval_min": round(eval_s / 60, 2),
         "total_min": round((train_s + eval_s) / 60, 2),
         "steps": status.get("step"), "adapter_step": status.get("adapter_step"), "stop": status.get("stop_reason"),
-        "resolved": facts.get("resolved"), "codes": report["codes"],
+        "resolved": record.get("resolved"), "codes": report["codes"], "phases": record.get("phases"),
         "curve": [{"step": e["step"], "minutes": round((e["time"] - began) / 60, 2), "macro_f1": e["macro_f1"],
                    "minority_recall": e.get("minority_recall"), "eval_rows": e.get("eval_rows")} for e in evals],
     }
+
+
+def blends(run_name: str, runs: Path) -> dict:
+    """The weighted average (the studio's blend) against logistic stacking on the two models' log-probabilities,
+    both cross-fitted on the same Val A halves from the same probabilities; Val A macro-F1 of each."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from studio.evaluate import choice
+    from studio.evaluate.calibration import halves
+    from studio.evaluate.saved_run import evaluate_run
+
+    evaluation, _ = evaluate_run(runs / run_name, runs, untrained=False, log=lambda m: None)
+    d = evaluation.decision
+    labels = evaluation.labels
+    y = np.array([labels.index(lb) for lb in evaluation.sets["val_a"].frame["label"]])
+    llm, classic = evaluation.sets["val_a"].raw, evaluation.references["probs"]["val_a"]
+    features = np.log(np.maximum(np.hstack([llm, classic]), 1e-9))
+    stacked = np.full(len(y), -1)
+    for fit_idx, apply_idx in halves(y, 3407):
+        model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(features[fit_idx], y[fit_idx])
+        stacked[apply_idx] = model.predict(features[apply_idx])
+    return {"weighted_average": round(d.scores["blend"], 4),
+            "stacking": round(choice.macro_f1(y, stacked, len(labels)), 4)}
 
 
 def main() -> None:
@@ -114,6 +147,7 @@ def main() -> None:
                                                     "against minutes")
     parser.add_argument("--train-args", default="", help="more `studio train` flags for a variant, in one string "
                                                          "(e.g. \"--objective next_token\")")
+    parser.add_argument("--blends", action="store_true", help="also compare the blend with logistic stacking")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     runs = Path(args.runs_dir)
@@ -126,12 +160,16 @@ def main() -> None:
         path = DATASETS[name]()
         for seed in args.seeds:
             r = one(name, path, seed, runs, extra)
+            if args.blends:
+                r["blends_val_a_macro_f1"] = blends(r["run"], runs)
             results.append(r)
-            print(f"{name} seed {seed}: macro-F1 {r['val_a']['macro_f1']:.3f} "
-                  f"(classic {r['classic']['macro_f1']:.3f}), "
-                  f"minority recall {r['val_a']['minority_recall']:.3f} ({r['classic']['minority_recall']:.3f}), "
-                  f"accuracy {r['val_a']['accuracy']:.3f}, ECE {r['ece_before']:.3f}→{r['ece_after']:.3f}, "
-                  f"train {r['train_min']} + eval {r['eval_min']} min", flush=True)
+            c = r["candidates"]
+            print(f"{name} seed {seed}: Val A macro-F1 LLM {c['llm']['val_a']['macro_f1']:.3f}, classic "
+                  f"{c['classic']['val_a']['macro_f1']:.3f}, blend {c['blend']['val_a']['macro_f1']:.3f}; chosen "
+                  f"{r['chosen']['name']} {r['chosen']['val_a']['macro_f1']:.3f} (minority recall "
+                  f"{r['chosen']['val_a']['minority_recall']:.3f}; Val B {r['chosen']['val_b']['macro_f1']:.3f}); "
+                  f"train {r['train_min']} + eval {r['eval_min']} min"
+                  + (f"; blends {r['blends_val_a_macro_f1']}" if args.blends else ""), flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps(results, indent=1))
 

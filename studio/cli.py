@@ -14,14 +14,7 @@ import time
 
 from tqdm import tqdm
 
-from studio.config import (
-    PRESETS,
-    SECTIONS,
-    RunConfig,
-    apply_preset,
-    field_kind,
-    input_fields,
-)
+from studio.config import PRESETS, SECTIONS, RunConfig, apply_preset, field_kind, input_fields
 from studio.door import evaluation, labels, plan, predict, training
 from studio.door import export as export_door
 from studio.door import runs as history
@@ -95,6 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         for warning in job.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     _follow_until_done(job, args.quiet)
+    training.done_here(job)
     ended = training.finished(job)
     if speak:
         print(json.dumps(ended.to_dict(), indent=2) if args.json else ended.text())
@@ -151,7 +145,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.threshold is not None:
         evaluation.save_threshold(args.run, None if args.threshold == 0 else args.threshold, args.runs_dir)
     evaluated = evaluation.evaluate(args.run, args.runs_dir, data=args.data, mode=args.mode,
-                                    untrained=not args.no_baseline, include_train=args.include_train,
+                                    untrained=not args.no_baseline, include_train=args.include_train, use=args.use,
                                     log=lambda m: print(m, file=sys.stderr))
     print(json.dumps(evaluated.report, indent=2, ensure_ascii=False) if args.json else evaluated.text())
     return 0
@@ -159,7 +153,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     predicted = predict.predict_file(args.run, args.file, args.output, args.runs_dir, text_column=args.text_col,
-                             log=lambda m: print(m, file=sys.stderr))
+                                     use=args.use, log=lambda m: print(m, file=sys.stderr))
     print(predicted.text())
     return 0
 
@@ -222,6 +216,9 @@ def cmd_setup_gguf(args: argparse.Namespace) -> int:
 
 
 # ---- entry point --------------------------------------------------------------------------------------------
+USE_CHOICES = ["auto", "llm", "classic", "blend"]
+
+
 def add_run_argument(parser: argparse.ArgumentParser) -> None:
     """The run a command works on: a folder, or a name inside --runs-dir."""
     parser.add_argument("run", help="run folder, or a run name inside --runs-dir")
@@ -282,6 +279,8 @@ def parse_eval(sub) -> None:
                                                    "(0 clears it)")
     p.add_argument("--no-baseline", action="store_true", help="skip the zero-shot baseline")
     p.add_argument("--include-train", action="store_true", help="also look for disagreements in the training rows")
+    p.add_argument("--use", choices=USE_CHOICES, help="the classifier to use from now on (kept with the run): "
+                                                      "llm, classic, blend, or auto (the best on held-out rows)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
@@ -310,6 +309,8 @@ def parse_predict(sub) -> None:
     p.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet or Excel file (labels not needed)")
     p.add_argument("-o", "--output", required=True, help="output CSV")
     p.add_argument("--text-col", help="column with the texts (default: detected)")
+    p.add_argument("--use", choices=USE_CHOICES, help="classify with this candidate instead of the run's classifier "
+                                                      "in use (llm, classic, blend; auto: the one chosen)")
     p.set_defaults(func=cmd_predict)
 
 

@@ -15,13 +15,7 @@ import pandas as pd
 
 from studio.config import SAMPLE_DATA, SAMPLE_RUBRIC, DataRecipe
 from studio.data.formatting import fit_texts, resolve_prompt_format, to_example
-from studio.data.labels import (
-    code_report,
-    code_token_ids,
-    default_rubric,
-    suggest_codes,
-    validate_codes,
-)
+from studio.data.labels import code_report, code_token_ids, default_rubric, suggest_codes, validate_codes
 from studio.data.split import Split, balance_train, class_counts, split_table
 from studio.data.table import LabeledTable, load_table
 from studio.errors import StudioError

@@ -11,12 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from studio.data.readers import (
-    DEFAULT_MAX_FILE_MB,
-    DELIMITER_NAMES,
-    ReadResult,
-    read_table,
-)
+from studio.data.readers import DEFAULT_MAX_FILE_MB, DELIMITER_NAMES, ReadResult, read_table
 from studio.errors import StudioError
 
 TEXT_NAMES = ["text", "message", "post", "content", "body", "sentence", "review", "comment", "input", "question",

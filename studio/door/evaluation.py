@@ -1,5 +1,6 @@
-"""Evaluate a run on its Val A and Val B (or on another labelled file) beside the untrained model, the classic model
-and the majority label; save its decision threshold; sanity-check the untrained model before training."""
+"""Evaluate a run on its Val A and Val B (or on another labelled file): the three candidates (the fine-tuned LLM, the
+classic model, their blend) with the one in use, beside the untrained model and the majority label; pick another
+candidate; save the decision threshold; sanity-check the untrained model before training."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from studio.config import RunConfig
 from studio.door.result import Result, as_markdown
 from studio.door.runs import open_run
 from studio.errors import StudioError
+from studio.evaluate.choice import CANDIDATES, NAMES
 from studio.evaluate.verdicts import judged, summary_lines
 from studio.runs.folder import RunDir
 
 DECISION_COLUMNS = ["label", "predicted", "confidence", "p_label", "text", "set", "row"]
 SETS = (("val_a", "Val A (natural)"), ("val_b", "Val B (balanced)"), ("train", "Train"))
-GOOD, BAD = "✅", "⚠️"
+GOOD, BAD = "✓", "⚠"  # glyphs every font has (no emoji font needed)
 TEXT_PREVIEW = 160
 
 
@@ -35,17 +37,50 @@ class Evaluated(Result):
     def threshold(self) -> float | None:
         return self.evaluation.threshold
 
+    @property
+    def candidates(self) -> list[str]:
+        """The candidates of this evaluation, the simplest first (none in generate mode)."""
+        decision = self.evaluation.decision
+        return [n for n in ("classic", "llm", "blend") if decision and n in decision.rules]
+
+    @property
+    def in_use(self) -> str | None:
+        decision = self.evaluation.decision
+        return decision.use if decision else None
+
+    @property
+    def chosen(self) -> str | None:
+        decision = self.evaluation.decision
+        return decision.auto if decision else None
+
     def at(self, threshold: float | None) -> dict:
-        """The report with the minority class decided at ``threshold`` (two-class runs; None: the top class)."""
+        """The report with the minority class decided at ``threshold`` (two-class runs; None: each rule's own)."""
         return self.evaluation.report(threshold if self.binary else None)
 
+    def figures(self, report: dict, on: str) -> dict:
+        """The metrics of the classifier in use on a set (the fine-tuned LLM's without candidates)."""
+        return (report.get("chosen") or report)[on]
+
+    def pr_curve(self, threshold: float | None) -> dict | None:
+        """The precision-recall curve of the classifier in use on Val A (two-class runs)."""
+        from studio.evaluate.metrics import pr_curve  # (numpy and scikit-learn: beside its one use)
+
+        ev = self.evaluation
+        if ev.decision is None or not self.binary:
+            return (self.report.get("pr_curve") or {}).get("val_a")
+        probs = ev.decision.outcome(ev.decision.use, "val_a").probs
+        return pr_curve(list(ev.sets["val_a"].frame["label"]), probs, ev.labels, ev.minority)
+
     def lines(self) -> list[str]:
-        """What ``eval`` prints: the summary, each set's confusion matrix and per-class figures, the disagreements."""
+        """What ``eval`` prints: the summary, each set's confusion matrix and per-class figures (of the classifier
+        in use), the disagreements."""
         r = self.report
         lines = summary_lines(r)
+        used = f", {NAMES[r['chosen']['name']]} (in use)" if r.get("chosen") else ""
         for key, title in SETS:
             if key in r and r[key]["confusion_matrix"]["counts"]:
-                lines += _confusion_lines(r[key], title)
+                lines += _confusion_lines(self.figures(r, key) if key in ("val_a", "val_b") else r[key],
+                                          title + (used if key in ("val_a", "val_b") else ""))
         if r["disagreements"]:
             lines.append(f"\nMost confident disagreements ({r['disagreements_total']} in all; "
                          "disagreements.csv in the run folder):")
@@ -89,20 +124,40 @@ def _confusion_lines(metrics: dict, title: str) -> list[str]:
 
 
 def evaluate(run: str | Path, runs_dir: str | Path = "runs", *, data: str | None = None, mode: str = "score",
-             untrained: bool = True, include_train: bool = False, names_only: bool = False, log=print,
-             progress=None) -> Evaluated:
+             untrained: bool = True, include_train: bool = False, use: str | None = None, names_only: bool = False,
+             log=print, progress=None) -> Evaluated:
     """Evaluate a run (the model kept in memory when it is the one just trained or used); on its own sets the
-    report, disagreements and calibration are kept with the run."""
+    report, the disagreements, the choice among the candidates and the classic model are kept with the run.
+    ``use``: "llm", "classic" or "blend" to use that candidate from now on, "auto" for the one the figures choose;
+    default: as before."""
     from studio.evaluate.saved_run import evaluate_run  # (torch: only to evaluate)
     from studio.models.trained import run_model
 
+    if use not in (None, "auto", *CANDIDATES):
+        raise StudioError(f"--use takes llm, classic, blend or auto (got '{use}').")
     folder = open_run(run, runs_dir, names_only)
     if progress:
         progress("Loading the model", 0.0)
     evaluation, report = evaluate_run(folder.path, runs_dir, data=data, mode=mode, untrained=untrained,
-                                      include_train=include_train, loaded=run_model(folder, log=log), log=log,
-                                      progress=progress)
+                                      include_train=include_train, use=... if use is None else use,
+                                      loaded=run_model(folder, log=log), log=log, progress=progress)
     return Evaluated(evaluation, report, folder)
+
+
+def use_classifier(evaluated: Evaluated, name: str) -> Evaluated:
+    """Use another candidate from now on ("auto": the one the figures choose), without scoring again; kept with the
+    run (predict, the Playground, serve and the bundle follow it)."""
+    decision = evaluated.evaluation.decision
+    if decision is None:
+        raise StudioError("Evaluate the run in score mode first: generate mode has no candidates to choose from.")
+    if name not in ("auto", *decision.rules):
+        raise StudioError(f"Pick one of: auto, {', '.join(decision.rules)}.")
+    decision.use = decision.auto if name == "auto" else name
+    decision.val_b["chosen"] = decision.val_b[decision.use]
+    evaluated.run.set_classifier(decision.to_record())
+    evaluated.report = evaluated.evaluation.report()
+    evaluated.run.write_evaluation(evaluated.report)
+    return evaluated
 
 
 def save_threshold(run: str | Path, threshold: float | None, runs_dir: str | Path = "runs",

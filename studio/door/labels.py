@@ -20,20 +20,8 @@ from typing import Callable
 import numpy as np
 
 from studio.config import RunConfig
-from studio.data.edits import (
-    Decision,
-    cleaned_copy,
-    edits_table,
-    load_decisions,
-    save_decision,
-)
-from studio.data.prepare import (
-    DELIMITER_ALIASES,
-    HEADER_CHOICES,
-    PreparedData,
-    file_sha256,
-    keep_upload,
-)
+from studio.data.edits import Decision, cleaned_copy, edits_table, load_decisions, save_decision
+from studio.data.prepare import DELIMITER_ALIASES, HEADER_CHOICES, PreparedData, file_sha256, keep_upload
 from studio.door.data import check_data
 from studio.door.result import Result
 from studio.door.training import start

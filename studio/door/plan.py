@@ -7,14 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from studio.config import (
-    PRESETS,
-    RunConfig,
-    TrainSpec,
-    apply_preset,
-    rows_per_step,
-    total_steps,
-)
+from studio.config import PRESETS, RunConfig, TrainSpec, apply_preset, rows_per_step, total_steps
 from studio.door.data import DataFacts, check_data
 from studio.door.result import Result, as_markdown, md_list, page_line
 from studio.errors import StudioError

@@ -76,6 +76,14 @@ def train_here(config: RunConfig | None = None, runs_dir: str | Path = "runs", *
     return start_training(config, runs_dir, resume=resume, into=into)
 
 
+def done_here(job) -> None:
+    """After a run trained in this process ended: a rank of a multi-GPU run leaves its process group cleanly."""
+    if ranks().distributed:
+        from studio.train.distributed import leave_process_group  # (torch: only in a process that trained)
+
+        leave_process_group()
+
+
 def speaks() -> bool:
     """Whether this process speaks for its run: always, but for the ranks other than 0 of a multi-GPU run."""
     return ranks().main

@@ -21,13 +21,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 
-from studio.config import (
-    RunConfig,
-    TrainSpec,
-    effective_checkpointing,
-    rows_per_step,
-    total_steps,
-)
+from studio.config import RunConfig, TrainSpec, effective_checkpointing, rows_per_step, total_steps
 
 AUTO_LEARNING_RATES = [(3e8, 1e-3), (1.2e9, 5e-4), (math.inf, 2e-4)]  # (parameters below, learning rate)
 CPU_MICRO_BATCH = 16

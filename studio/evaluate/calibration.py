@@ -1,20 +1,18 @@
-"""Probabilities that mean what they say.
+"""Probabilities that mean what they say: the pieces the candidates' rules are made of (``studio.evaluate.choice``
+decides which to use, on held-out rows).
 
 - Prior correction (label shift): a model trained on a 70/30 or 50/50 mix over-predicts the minority at the natural
-  ratio. Its class probabilities are moved back to the natural prior: p(y|x) ∝ p_train(y|x) · π_natural(y) / π_train(y).
-- Temperature scaling: one number T that divides the log-probabilities, fitted (by likelihood) on held-out rows that
-  are not the rows reported: the reported figures use 2-fold cross-fitting over Val A (each half is calibrated by a T
-  fitted on the other half); the T saved with the run is fitted on all of Val A. It never changes which class wins.
-- Expected calibration error (ECE) and the reliability diagram, before and after.
-- The binary decision threshold, chosen the same held-out way (never tuned on the rows it is reported on).
+  ratio. Its class probabilities are moved back toward the natural prior: p(y|x) ∝ p_train(y|x) · (π_natural(y) /
+  π_train(y))^s, where s (0, ½, 1) says how far.
+- Temperature scaling: one number T that divides the log-probabilities, fitted by likelihood. It never changes which
+  class wins.
+- Expected calibration error (ECE) and the reliability diagram.
+- Two stratified halves for cross-fitting: fit on one, apply on the other.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedKFold
 
 EPS = 1e-12
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.5, 20.0
@@ -34,19 +32,24 @@ def class_priors(counts: dict, labels: list[str]) -> dict | None:
 
 
 def apply_calibration(probs: np.ndarray, card: dict, raw: bool = False) -> np.ndarray:
-    """The scorer's probabilities as a run uses them: corrected to the natural class mix (the adapter card's
-    ``class_prior``) and temperature-scaled (its ``temperature``); ``raw``: unchanged."""
+    """The LLM's probabilities as its rule uses them: corrected toward the natural class mix (the adapter card's
+    ``class_prior``, ``prior_strength`` of the way: all of it on cards from before the rule was fitted) and
+    temperature-scaled (its ``temperature``); ``raw``: unchanged."""
     if raw:
         return probs
     prior = card.get("class_prior")
     if prior:
-        probs = prior_correct(probs, np.array(prior["train"]), np.array(prior["natural"]))
+        probs = prior_correct(probs, prior["train"], prior["natural"], float(card.get("prior_strength", 1.0)))
     return with_temperature(probs, float(card.get("temperature") or 1.0))
 
 
-def prior_correct(probs: np.ndarray, train_prior: np.ndarray, natural_prior: np.ndarray) -> np.ndarray:
-    """Label-shift correction of each row's class probabilities (rows sum to 1 again)."""
-    weights = np.asarray(natural_prior, dtype=float) / np.maximum(np.asarray(train_prior, dtype=float), EPS)
+def prior_correct(probs: np.ndarray, train_prior, natural_prior, strength: float = 1.0) -> np.ndarray:
+    """Label-shift correction of each row's class probabilities, ``strength`` of the way from the training mix to
+    the natural one (0: none); rows sum to 1 again."""
+    if not strength:
+        return np.asarray(probs, dtype=float)
+    weights = (np.asarray(natural_prior, dtype=float) / np.maximum(np.asarray(train_prior, dtype=float), EPS)) \
+        ** strength
     out = np.asarray(probs, dtype=float) * weights
     return out / np.maximum(out.sum(axis=1, keepdims=True), EPS)
 
@@ -66,6 +69,8 @@ def nll(probs: np.ndarray, y: np.ndarray) -> float:
 def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
     """The T that minimises the negative log-likelihood of the true classes, searched over log T in [0.5, 20]. On
     rows the model gets all right the likelihood only keeps rising as T falls (no best T exists): T stays 1."""
+    from scipy.optimize import minimize_scalar  # (scipy: not at the page's start)
+
     if len(y) < 2 or (np.asarray(probs).argmax(axis=1) == np.asarray(y)).all():
         return 1.0
     result = minimize_scalar(lambda log_t: nll(with_temperature(probs, float(np.exp(log_t))), y),
@@ -103,40 +108,9 @@ def halves(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         return []
     counts = np.bincount(y)
     if counts[counts > 0].min() >= 2:
+        from sklearn.model_selection import StratifiedKFold  # (scikit-learn: not at the page's start)
+
         return list(StratifiedKFold(n_splits=2, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
     order = np.random.default_rng(seed).permutation(len(y))
     a, b = np.sort(order[: len(y) // 2]), np.sort(order[len(y) // 2:])
     return [(a, b), (b, a)]
-
-
-def cross_fitted_temperature(probs: np.ndarray, y: np.ndarray, seed: int = 3407) -> tuple[np.ndarray, list[float]]:
-    """Every row's probabilities scaled by a temperature fitted on the other half (the reported numbers); returns
-    (calibrated probabilities, the two temperatures)."""
-    out, temps = np.array(probs, dtype=float, copy=True), []
-    for fit_idx, apply_idx in halves(y, seed):
-        t = fit_temperature(probs[fit_idx], y[fit_idx])
-        out[apply_idx] = with_temperature(probs[apply_idx], t)
-        temps.append(t)
-    return out, temps
-
-
-def best_threshold(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    """The minority-class threshold with the best F1 of that class; None when the rows cannot decide it."""
-    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
-    if positive.all() or not positive.any():
-        return None
-    candidates = np.unique(np.clip(scores, 0.01, 0.99))
-    f1s = [f1_score(positive, scores >= t, zero_division=0) for t in candidates]
-    return float(candidates[int(np.argmax(f1s))])
-
-
-def cross_fitted_threshold(scores: np.ndarray, positive: np.ndarray, seed: int = 3407) -> tuple[np.ndarray, list]:
-    """Binary decisions where each half's threshold was chosen on the other half; returns (decisions, thresholds)."""
-    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
-    decided, chosen = scores >= 0.5, []
-    for fit_idx, apply_idx in halves(positive.astype(int), seed):
-        t = best_threshold(scores[fit_idx], positive[fit_idx])
-        chosen.append(t)
-        if t is not None:
-            decided[apply_idx] = scores[apply_idx] >= t
-    return decided, chosen

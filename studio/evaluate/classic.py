@@ -49,22 +49,24 @@ def probabilities(model, texts: list[str], labels: list[str]) -> np.ndarray:
     return out
 
 
-def baselines(train: pd.DataFrame, sets: dict[str, pd.DataFrame], labels: list[str], minority: str) -> dict:
-    """Metrics of the classic model and of the majority baseline on each set, in the shape of the model's own
-    (``set_metrics``); plus the classic model's training time."""
+def baselines(train: pd.DataFrame, sets: dict[str, pd.DataFrame], labels: list[str], minority: str,
+              model=None) -> dict:
+    """Metrics of the classic model (its most probable class) and of the majority baseline on each set, in the shape
+    of the model's own (``set_metrics``); the classic model's training time; and, for the candidates, the fitted
+    model (``model``: one already fitted on these rows) and its probabilities on each set (``probs``)."""
     started = time.perf_counter()
-    model = fit(train["text"], train["label"])
+    model = model if model is not None else fit(train["text"], train["label"])
     seconds = time.perf_counter() - started
     majority = train["label"].value_counts().idxmax()
-    classic, always = {}, {}
+    classic, always, probs = {}, {}, {}
     for name, frame in sets.items():
         truth = list(frame["label"])
-        probs = probabilities(model, list(frame["text"]), labels)
-        predicted = [labels[i] for i in probs.argmax(axis=1)] if len(frame) else []
+        probs[name] = probabilities(model, list(frame["text"]), labels)
+        predicted = [labels[i] for i in probs[name].argmax(axis=1)] if len(frame) else []
         classic[name] = set_metrics(truth, predicted, labels, minority)
         always[name] = set_metrics(truth, [majority] * len(truth), labels, minority)
     return {"classic": classic, "majority": always, "majority_label": majority, "train_rows": len(train),
-            "classic_seconds": round(seconds, 2)}
+            "classic_seconds": round(seconds, 2), "model": model, "probs": probs}
 
 
 def out_of_fold(frame: pd.DataFrame, labels: list[str], folds: int = 5, seed: int = 3407) -> np.ndarray:

@@ -13,23 +13,9 @@ import pandas as pd
 
 from studio.data.prepare import PreparedData
 from studio.errors import StudioError
-from studio.evaluate import classic
-from studio.evaluate.calibration import (
-    best_threshold,
-    class_priors,
-    cross_fitted_temperature,
-    cross_fitted_threshold,
-    fit_temperature,
-    prior_correct,
-    reliability,
-    with_temperature,
-)
-from studio.evaluate.metrics import (
-    disagreements,
-    pr_curve,
-    predict_with_threshold,
-    set_metrics,
-)
+from studio.evaluate import choice, classic
+from studio.evaluate.calibration import class_priors, reliability
+from studio.evaluate.metrics import disagreements, pr_curve, predict_with_threshold, set_metrics
 from studio.evaluate.scoring import LabelScorer
 from studio.evaluate.verdicts import verdicts
 from studio.models.loading import inference_autocast
@@ -55,27 +41,37 @@ class Evaluation:
     codes: dict[str, str]
     minority: str
     mode: str
-    sets: dict[str, SetScores]
+    sets: dict[str, SetScores]  # the fine-tuned LLM's (its probabilities through its own rule)
     untrained: dict[str, SetScores] | None = None  # the same base model without the adapter
     conflicts: list[dict] = field(default_factory=list)
-    threshold: float | None = None
-    priors: dict | None = None  # {"train": [...], "natural": [...]} shares in label order: prior correction
-    temperature: float = 1.0  # fitted on all of Val A: what predict, the playground and the exports use
+    threshold: float | None = None  # the minority threshold set by hand (two classes)
+    priors: dict | None = None  # {"train": [...], "natural": [...]}: the LLM's training mix and the natural one
     calibration: dict = field(default_factory=dict)
-    references: dict | None = None  # the classic and majority models (studio.evaluate.classic.baselines)
+    references: dict | None = None  # the classic and majority models' figures (studio.evaluate.classic.baselines)
+    classic_model: object = None  # the classic model fitted on the run's training rows (a candidate)
+    decision: choice.Decision | None = None  # the three candidates, their rules and the classifier in use
+
+    @property
+    def temperature(self) -> float:
+        """The LLM's temperature as its rule keeps it (1.0 where the held-out halves said it did not help)."""
+        return self.decision.rules["llm"].temperature if self.decision else 1.0
 
     def predictions(self, name: str, threshold: float | None = None, untrained: bool = False,
                     raw: bool = False) -> list[str]:
+        """The LLM's labels on a set (``threshold`` None: its rule's decisions)."""
         scores = (self.untrained if untrained else self.sets)[name]
         if scores.generated is not None:
             return scores.generated
         probs = scores.raw if raw and scores.raw is not None else scores.probs
+        if threshold is None and not raw and not untrained and self.decision and name in ("val_a", "val_b"):
+            return [self.labels[i] for i in self.decision.outcome("llm", name).decided]
         return predict_with_threshold(probs, self.labels, self.minority, threshold)
 
     def report(self, threshold: float | None = ..., max_disagreements: int = 200) -> dict:
-        """JSON-ready metrics; ``threshold`` defaults to the one saved with the evaluation. The keys stay those of
-        earlier reports: ``baseline`` is the untrained model, ``classic_baseline`` and ``majority_baseline`` the
-        references."""
+        """JSON-ready metrics; ``threshold`` defaults to the one set by hand. ``val_a`` / ``val_b`` are the fine-tuned
+        LLM's (as in earlier reports); ``candidates`` and ``chosen`` the three candidates and the classifier in use.
+        The keys stay those of earlier reports: ``baseline`` is the untrained model, ``classic_baseline`` and
+        ``majority_baseline`` the references."""
         t = self.threshold if threshold is ... else threshold
         out = {"mode": self.mode, "labels": self.labels, "codes": self.codes, "minority_label": self.minority,
                "threshold": t}
@@ -84,7 +80,8 @@ class Evaluation:
         out["invalid"] = sum(out[name]["invalid"] for name in self.sets)
         if self.priors and self.mode == "score":
             out["prior_correction"] = {"train": dict(zip(self.labels, self.priors["train"])),
-                                       "natural": dict(zip(self.labels, self.priors["natural"]))}
+                                       "natural": dict(zip(self.labels, self.priors["natural"])),
+                                       "strength": self.decision.rules["llm"].prior_strength if self.decision else 1}
             out["without_prior_correction"] = {name: self._metrics(s, self.predictions(name, t, raw=True))
                                                for name, s in self.sets.items()}
         if self.untrained:
@@ -93,6 +90,8 @@ class Evaluation:
         if self.references:
             out["classic_baseline"] = self.references["classic"]
             out["majority_baseline"] = {**self.references["majority"], "label": self.references["majority_label"]}
+        if self.decision:
+            out.update(self._candidates(t))
         if self.calibration:
             out["calibration"] = {**self.calibration, "temperature": self.temperature}
         if self.mode == "score":
@@ -104,6 +103,24 @@ class Evaluation:
         out["disagreements"] = table.head(max_disagreements).to_dict("records")
         out["conflicts"] = self.conflicts
         return out
+
+    def _candidates(self, threshold: float | None) -> dict:
+        """``candidates``: each one's cross-fitted Val A, its Val B and its rule; ``chosen``: the classifier in use,
+        with the figures behind the choice and why."""
+        d = self.decision
+        d.threshold = threshold if len(self.labels) == 2 else None
+        truth = {name: list(self.sets[name].frame["label"]) for name in ("val_a", "val_b")}
+
+        def figures(candidate: str) -> dict:
+            return {on: set_metrics(truth[on], [self.labels[i] for i in d.outcome(candidate, on).decided],
+                                    self.labels, self.minority) for on in ("val_a", "val_b")}
+
+        candidates = {n: {**figures(n), "rule": d.rule(n).to_dict(), "rule_words": d.rule(n).words()}
+                      for n in d.rules}
+        chosen = figures("chosen" if not d.overridden else d.use)
+        return {"candidates": candidates,
+                "chosen": {"name": d.use, "auto": d.auto, "override": d.use if d.overridden else None, **chosen,
+                           "why": d.why(), "rule": d.rule().to_dict()}}
 
     def _metrics(self, scores: SetScores, predicted: list[str]) -> dict:
         return set_metrics(list(scores.frame["label"]), predicted, self.labels, self.minority)
@@ -118,41 +135,62 @@ class Evaluation:
         merged = pd.concat(parts, ignore_index=True)
         return merged.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
 
-    def calibrate(self, seed: int = 3407) -> None:
-        """Prior correction, then temperature scaling: cross-fitted on Val A for the reported figures, fitted on all of
-        Val A for use (the saved temperature)."""
-        for scores in self.sets.values():
-            scores.raw = scores.probs
-            if self.priors:
-                scores.probs = prior_correct(scores.probs, np.array(self.priors["train"]),
-                                             np.array(self.priors["natural"]))
-        val_a = self.sets.get("val_a")
-        if val_a is None or len(val_a.frame) < 4:
-            return
-        y = np.array([self.labels.index(lb) for lb in val_a.frame["label"]])
-        corrected = val_a.probs
-        calibrated, temps = cross_fitted_temperature(corrected, y, seed)  # the reported ECE: held-out halves
-        self.temperature = fit_temperature(corrected, y)  # what is used from now on
-        self.calibration = {"fitted_on": f"Val A, 2-fold cross-fitted ({len(y)} rows): each half is calibrated by a "
-                                         "temperature fitted on the other half",
-                            "cross_fitted_temperatures": [round(t, 4) for t in temps],
-                            "before": reliability(corrected, y), "after": reliability(calibrated, y)}
-        for scores in self.sets.values():
-            scores.probs = with_temperature(scores.probs, self.temperature)
-        if len(self.labels) == 2:
-            self._suggest_threshold(val_a, calibrated, seed)
+    def replay(self, record: dict, where: str) -> None:
+        """A run's saved decision applied to these sets (another labelled file): nothing is fitted on them."""
+        sources, y = self._sources()
+        self.decision = choice.replay(record, sources["val_a"], y, sources["val_b"], where,
+                                      threshold=self.threshold if len(self.labels) == 2 else None)
+        self._follow_llm_rule(sources, y)
 
-    def _suggest_threshold(self, val_a: SetScores, calibrated: np.ndarray, seed: int) -> None:
-        positive = np.array([lb == self.minority for lb in val_a.frame["label"]])
-        k = self.labels.index(self.minority)
-        decided, chosen = cross_fitted_threshold(calibrated[:, k], positive, seed)
-        other = self.labels[1 - k]
-        predicted = [self.minority if d else other for d in decided]
-        self.calibration["threshold"] = {
-            "suggested": best_threshold(calibrated[:, k], positive),
-            "cross_fitted": [None if c is None else round(c, 4) for c in chosen],
-            "val_a_with_cross_fitted_thresholds": set_metrics(list(val_a.frame["label"]), predicted,
-                                                              self.labels, self.minority)}
+    def _sources(self) -> tuple[dict, np.ndarray]:
+        for scores in self.sets.values():
+            if scores.raw is None:
+                scores.raw = scores.probs
+        classic_probs = (self.references or {}).get("probs", {})
+        sources = {name: choice.Sources(self.sets[name].raw, classic_probs.get(name)) for name in self.sets}
+        y = np.array([self.labels.index(lb) for lb in self.sets["val_a"].frame["label"]])
+        return sources, y
+
+    def _follow_llm_rule(self, sources: dict, y: np.ndarray) -> None:
+        """The LLM's probabilities as its rule makes them; its calibration report."""
+        d = self.decision
+        self.sets["val_a"].probs = d.val_a["llm"].probs
+        self.sets["val_b"].probs = d.val_b["llm"].probs
+        if "train" in self.sets:
+            self.sets["train"].probs = d.rules["llm"].probabilities(sources["train"], d.task)
+        self.calibration = calibration_report(self.sets["val_a"].raw, self.sets["val_a"].probs, y, d.rules["llm"])
+
+    def decide(self, use: str | None = None, seed: int = 3407) -> None:
+        """The candidates' rules fitted on Val A, their honest figures, the choice (``use``: the user's override);
+        the LLM's probabilities then follow its own rule (cross-fitted on Val A)."""
+        val_a = self.sets.get("val_a")
+        if val_a is None or not len(val_a.frame):
+            return
+        sources, y = self._sources()
+        task = task_for(self.labels, self.minority, self.priors)
+        self.decision = choice.decide(sources["val_a"], y, sources["val_b"], task, use=use, seed=seed)
+        self._follow_llm_rule(sources, y)
+
+
+def task_for(labels: list[str], minority: str, priors: dict | None) -> choice.Task:
+    """The class mixes the rules correct between: the natural one (the training rows before balancing), the LLM's
+    (after), and the classic model's (uniform: it weighs the classes as if balanced)."""
+    k = len(labels)
+    natural = list(priors["natural"]) if priors else [1 / k] * k
+    llm = list(priors["train"]) if priors else natural
+    return choice.Task(natural=natural, llm_train=llm, classic_train=[1 / k] * k, minority=labels.index(minority))
+
+
+def calibration_report(raw: np.ndarray, held_out: np.ndarray, y: np.ndarray, rule: choice.Rule) -> dict:
+    """The LLM's calibration on Val A: its own probabilities against its rule's, cross-fitted (each half by a rule
+    fitted on the other)."""
+    report = {"fitted_on": f"Val A, 2-fold cross-fitted ({len(y)} rows): each half is decided by a rule fitted on the "
+                           "other half", "before": reliability(raw, y), "after": reliability(held_out, y),
+              "applied": {"prior_correction": rule.prior_strength, "temperature": rule.temperature,
+                          "threshold": rule.threshold}}
+    if rule.threshold is not None:
+        report["threshold"] = {"suggested": rule.threshold}
+    return report
 
 
 def make_scorer(model, tokenizer, prepared: PreparedData, batch_size: int | None = None,
@@ -189,12 +227,14 @@ def score_sets(scorer: LabelScorer, frames: dict[str, pd.DataFrame], mode: str,
 
 def evaluate_model(model, tokenizer, prepared: PreparedData, *, mode: str = "score", untrained: bool = True,
                    include_train: bool = False, batch_size: int | None = None, threshold: float | None = None,
-                   priors: dict | None = ..., base_key: str | None = None, references: bool = True,
-                   progress=None) -> Evaluation:
-    """Score Val A and Val B (and optionally the un-oversampled training rows) with the model as it is; correct the
-    probabilities to the natural class mix (``priors``, default: from the prepared counts) and calibrate them; the
-    untrained model (its scores cached under ``base_key``, the base model's identity), the classic model and the
-    majority label beside it."""
+                   priors: dict | None = ..., base_key: str | None = None, reference_rows: pd.DataFrame | None = None,
+                   classic_model=None, use: str | None = None, decide: bool = True, progress=None) -> Evaluation:
+    """Score Val A and Val B (and optionally the un-oversampled training rows) with the model as it is; fit the
+    classic model on the training rows (or use ``classic_model``); decide the three candidates' rules and the
+    classifier in use (``use``: an override) on Val A (``priors``: the LLM's training and natural mix, default from
+    the prepared counts; ``decide`` False: leave the rules to ``Evaluation.replay``); the untrained model (its scores
+    cached under ``base_key``, the base model's identity) and the majority label beside them. ``reference_rows``:
+    the training rows of the classic and majority models (default: the prepared training rows)."""
     if mode not in MODES:
         raise StudioError(f"mode must be one of {', '.join(MODES)} (got '{mode}').")
     frames = {"val_a": prepared.split.val_a, "val_b": prepared.split.val_b}
@@ -210,13 +250,16 @@ def evaluate_model(model, tokenizer, prepared: PreparedData, *, mode: str = "sco
                                 cache_key=base_key if mode == "score" else None, progress=progress,
                                 what=" with the untrained model")
     if progress:
-        progress("Classic model, calibration and metrics", 1.0)
+        progress("Classic model, the three candidates and the metrics", 1.0)
     minority = prepared.table.minority_label
     evaluation = Evaluation(labels=prepared.labels, codes=prepared.codes, minority=minority, mode=mode, sets=sets,
                             untrained=before, conflicts=prepared.table.conflicts, threshold=threshold,
                             priors=class_priors(prepared.counts(), prepared.labels) if priors is ... else priors)
-    if mode == "score":
-        evaluation.calibrate()
-    if references and len(prepared.split.train):
-        evaluation.references = classic.baselines(prepared.split.train, frames, prepared.labels, minority)
+    rows = prepared.split.train if reference_rows is None else reference_rows
+    if len(rows):
+        found = classic.baselines(rows, frames, prepared.labels, minority, model=classic_model)
+        evaluation.classic_model = found.pop("model")
+        evaluation.references = found
+    if mode == "score" and decide:
+        evaluation.decide(use)
     return evaluation

@@ -1,5 +1,6 @@
-"""Batch predictions with a saved run: one output row per input text, the probabilities corrected to the natural
-class mix and calibrated as the run's evaluation saved them, the run's threshold applied."""
+"""Batch predictions with a saved run: one output row per input text by the run's classifier in use (the candidate
+its evaluation chose, or the one picked), the run's threshold applied; and the fine-tuned LLM's own view of a few
+texts (``predict_frame``: the Playground's after and before training)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from studio.data.table import detect_text_column, resolve_column
 from studio.evaluate.calibration import apply_calibration
 from studio.evaluate.metrics import predict_with_threshold
 from studio.evaluate.scoring import LabelScorer
-from studio.models.trained import load_run_model
+from studio.evaluate.classifier import RunClassifier
 from studio.runs.folder import RunDir
 from studio.runs.jobs import refuse_while_training
 from studio.runs.sheets import write_csv
@@ -49,8 +50,9 @@ def predict_frame(model, tokenizer, card: dict, texts: list[str | None], thresho
 
 
 def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_dir: str | Path = "runs", *,
-                 text_column: str | None = None, loaded=None, log=print) -> pd.DataFrame:
-    """Classify every row of a file (labels not needed) and write the input columns + predictions as CSV."""
+                 text_column: str | None = None, use: str | None = None, loaded=None, log=print) -> pd.DataFrame:
+    """Classify every row of a file (labels not needed) with the run's classifier in use (``use``: another candidate)
+    and write the input columns + predictions as CSV."""
     run = RunDir.open(run_dir, runs_dir)
     refuse_while_training(run, "use it to predict")
     config = run.config()
@@ -59,9 +61,8 @@ def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_di
     name = os.path.basename(str(file))
     column = resolve_column(text_column, list(frame.columns), name, "text", "--text-col") or (
         config.data.text_column if config.data.text_column in frame.columns else detect_text_column(frame))
-    model, tokenizer, card = loaded or load_run_model(run, log=log)
-    predictions = predict_frame(model, tokenizer, card, list(frame[column]), threshold=run.threshold(),
-                                minority=run.minority_label())
+    classifier = RunClassifier.of_run(run, use, loaded=loaded, log=log)
+    predictions = classifier.predict_frame(list(frame[column]))
     result = pd.concat([frame.reset_index(drop=True), predictions], axis=1)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ from pathlib import Path
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.data.split import Split
 from studio.errors import StudioError
-from studio.evaluate import classic
 from studio.evaluate.calibration import class_priors
 from studio.evaluate.evaluation import Evaluation, evaluate_model
 from studio.models.trained import load_run_model
@@ -51,44 +50,64 @@ def prepare_for_run(run: RunDir, tokenizer, data: str | None = None) -> tuple[Pr
 
 def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: str | None = None,
                  mode: str = "score", untrained: bool = True, include_train: bool = False,
-                 threshold: float | None = ..., loaded=None, log=print, progress=None) -> tuple[Evaluation, dict]:
-    """Evaluate a saved run; on its own sets the report (eval.json), the disagreements, a summary in the run record
-    and the calibration on the adapter card are kept with the run."""
+                 threshold: float | None = ..., use: str | None = ..., loaded=None, log=print,
+                 progress=None) -> tuple[Evaluation, dict]:
+    """Evaluate a saved run. On its own sets: the three candidates decided on Val A (``use``: "llm", "classic" or
+    "blend" to override the choice, "auto" to drop an override; default: the override saved before, if any), and the
+    report, the disagreements, the decision, the classic model and the LLM's rule kept with the run. On another
+    labelled file (``data``): the run's saved rules and choice applied to it, nothing fitted on it."""
     run = RunDir.open(run_dir, runs_dir)
     refuse_while_training(run, "evaluate it")
     model, tokenizer, card = loaded or load_run_model(run, log=log)
+    if data is not None and (run.classifier() is None and mode == "score"):
+        log("This run has not been evaluated on its own validation sets yet: doing that first (its rules and its "
+            "choice come from there).")
+        evaluate_run(run.path, runs_dir, mode=mode, untrained=False, loaded=(model, tokenizer, card), log=log,
+                     progress=progress)
     prepared, notes = prepare_for_run(run, tokenizer, data)
     t = run.threshold() if threshold is ... else threshold
+    saved = run.classifier()
+    if use is ...:
+        use = (saved or {}).get("override")
     config = run.config()
     priors = card["class_prior"] if "class_prior" in card else class_priors(config.data.counts, prepared.labels)
     log(f"Scoring {sum(len(f) for f in (prepared.split.val_a, prepared.split.val_b))} validation rows...")
+    own = prepare_for_run(run, tokenizer)[0] if data is not None else prepared
     evaluation = evaluate_model(model, tokenizer, prepared, mode=mode, untrained=untrained,
                                 include_train=include_train, threshold=t, priors=priors, base_key=base_identity(card),
-                                references=data is None, progress=progress)
-    if data is not None:  # the classic model learns from the run's own training rows, as the LLM did
-        own = prepare_for_run(run, tokenizer)[0]
-        evaluation.references = classic.baselines(own.split.train, {"val_a": prepared.split.val_a,
-                                                                    "val_b": prepared.split.val_b},
-                                                  prepared.labels, evaluation.minority)
+                                reference_rows=own.split.train, classic_model=run.load_classic(),
+                                use=None if use == "auto" else use, decide=data is None, progress=progress)
+    if data is not None and saved and mode == "score":
+        evaluation.replay(saved, where=f"on {Path(data).name}")
     report = evaluation.report()
     report["notes"] = notes
     report["data"] = str(data) if data else config.data.path
-    if data is None:
+    if data is not None:
+        report["set_names"] = {"val_a": f"{Path(data).name} (all rows)", "val_b": f"{Path(data).name} (balanced)"}
+    else:
         keep_with_run(run, evaluation, report)
     return evaluation, report
 
 
 def keep_with_run(run: RunDir, evaluation: Evaluation, report: dict) -> None:
-    """eval.json, disagreements.csv, the summary the Runs table shows, and the temperature and priors that predict,
-    the Playground and the exports apply."""
+    """eval.json, disagreements.csv, the summary the Runs table shows, the decision and the classic model that
+    predict, the Playground and the bundle use, and the LLM's rule that its own exports apply."""
     run.write_evaluation(report)
     run.write_table("disagreements.csv", evaluation.disagreements())
     summary = {name: {k: report[name][k] for k in SUMMARY_METRICS} for name in ("val_a", "val_b")}
     if "classic_baseline" in report:
         summary["classic_val_a"] = {k: report["classic_baseline"]["val_a"][k] for k in SUMMARY_METRICS}
+    if "chosen" in report:
+        summary["chosen_val_a"] = {"name": report["chosen"]["name"],
+                                   **{k: report["chosen"]["val_a"][k] for k in SUMMARY_METRICS}}
     run.update_record(eval_summary=summary)
-    if evaluation.mode == "score":
-        run.update_adapter_card(temperature=round(float(evaluation.temperature), 6), class_prior=evaluation.priors)
+    if evaluation.classic_model is not None:
+        run.save_classic(evaluation.classic_model)
+    if evaluation.decision is not None:
+        run.set_classifier(evaluation.decision.to_record())
+        llm = evaluation.decision.rules["llm"]
+        run.update_adapter_card(temperature=round(float(llm.temperature), 6), class_prior=evaluation.priors,
+                                prior_strength=llm.prior_strength)
 
 
 def base_identity(card: dict) -> str:

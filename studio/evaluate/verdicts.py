@@ -35,16 +35,7 @@ def judged(report: dict) -> list[tuple[bool, str]]:
             out.append((False, f"Collapse: the model predicts '{report['labels'][top]}' for {100 * share:.0f}% of "
                                f"Val A rows (the truth: {100 * true_share:.0f}%). Its minority recall and accuracy "
                                "mean little: train longer, or check the label codes."))
-    classic = (report.get("classic_baseline") or {}).get("val_a")
-    if classic and classic.get("macro_f1") is not None:
-        gain = a["macro_f1"] - classic["macro_f1"]
-        if gain >= 0:
-            out.append((True, f"The fine-tuned model adds {gain:+.3f} macro-F1 over a classic model (TF-IDF + "
-                              f"logistic regression, {classic['macro_f1']:.3f}) on Val A."))
-        else:
-            out.append((False, f"A classic model (TF-IDF + logistic regression) is better on this data: Val A "
-                               f"macro-F1 {classic['macro_f1']:.3f} against this model's {a['macro_f1']:.3f} "
-                               f"({gain:+.3f}). Train longer, or use the classic model."))
+    out += _against_classic(report, a)
     base = (report.get("baseline") or {}).get("val_a")
     if base and base.get("macro_f1") is not None:
         before, after = base["macro_f1"], a["macro_f1"]
@@ -58,22 +49,70 @@ def judged(report: dict) -> list[tuple[bool, str]]:
     return out
 
 
+def _against_classic(report: dict, a: dict) -> list[tuple[bool, str]]:
+    """The classifier in use against the other candidates (or, without candidates, the LLM against the classic
+    model)."""
+    candidates, chosen = report.get("candidates"), report.get("chosen")
+    if not candidates or not chosen:
+        classic = (report.get("classic_baseline") or {}).get("val_a")
+        if not classic or classic.get("macro_f1") is None:
+            return []
+        gain = a["macro_f1"] - classic["macro_f1"]
+        if gain >= 0:
+            return [(True, f"The fine-tuned model adds {gain:+.3f} macro-F1 over a classic model (TF-IDF + logistic "
+                           f"regression, {classic['macro_f1']:.3f}) on Val A.")]
+        return [(False, f"A classic model (TF-IDF + logistic regression) is better on this data: Val A macro-F1 "
+                        f"{classic['macro_f1']:.3f} against this model's {a['macro_f1']:.3f} ({gain:+.3f}). Train "
+                        "longer, or use the classic model.")]
+    f1 = {name: c["val_a"]["macro_f1"] for name, c in candidates.items()}
+    used, chosen_f1 = chosen["name"], chosen["val_a"]["macro_f1"]
+    if used == "classic":
+        return [(False, f"A classic model (TF-IDF + logistic regression) is better on this data, and it is the "
+                        f"classifier in use: cross-fitted Val A macro-F1 {f1['classic']:.3f} against the fine-tuned "
+                        f"LLM's {f1.get('llm', 0):.3f}. Train longer (Time budget, Model & LoRA tab) to give the LLM "
+                        "a chance.")]
+    others = [(name, value) for name, value in f1.items() if name != used]
+    gains = " and ".join(f"{chosen_f1 - value:+.3f} over {WORDS[name]}" for name, value in others)
+    return [(True, f"{WORDS[used].capitalize()} is the classifier in use: it adds {gains} (cross-fitted Val A "
+                   f"macro-F1 {chosen_f1:.3f}).")]
+
+
+WORDS = {"classic": "the classic model", "llm": "the fine-tuned LLM alone", "blend": "the blend of the two"}
 SETS = (("val_a", "Val A (natural)"), ("val_b", "Val B (balanced)"), ("train", "Train"))
 METRICS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("minority_recall", "minority recall"))
 
 
 def summary_lines(report: dict) -> list[str]:
-    """The evaluation in words and one table: the fine-tuned model beside the untrained model, a classic model and
-    always answering the majority label; the probabilities' calibration; what the numbers mean."""
+    """The evaluation in words and one table: the candidates (the fine-tuned LLM, the classic model, their blend)
+    with the one in use marked, beside the untrained model and always answering the majority label; the rules the
+    held-out rows kept; what the numbers mean."""
     sets = [(key, title) for key, title in SETS if key in report]
     lines = [f"Mode {report['mode']} · minority class '{report['minority_label']}'"
              + (f" · threshold {report['threshold']}" if report.get("threshold") is not None else "")
              + " · " + ", ".join(f"{report[k]['n']} {t.split(' (')[0]} rows" for k, t in sets)]
-    columns = [("fine-tuned", report)] + [(name, report[key]) for key, name in (
-        ("baseline", "untrained"), ("classic_baseline", "classic"), ("majority_baseline", "majority"))
-        if report.get(key)]
-    head = "| set | metric | " + " | ".join(name for name, _ in columns) + " |"
-    lines += [head, "|" + "---|" * (len(columns) + 2)]
+    chosen = report.get("chosen")
+    if chosen:
+        lines.append(f"In use: {WORDS[chosen['name']].replace(' alone', '')}"
+                     + (" (your choice)" if chosen.get("override") else " (chosen)") + f". {chosen['why']}")
+    lines += _table(report, sets)
+    lines += _rule_lines(report)
+    lines += report.get("verdicts") or []
+    if report.get("invalid"):
+        lines.append(f"Invalid generations (no label code): {report['invalid']}.")
+    lines += [f"Note: {n}" for n in report.get("notes", [])]
+    return lines
+
+
+def _table(report: dict, sets: list[tuple[str, str]]) -> list[str]:
+    """One row per set and metric: the candidates (Val A cross-fitted), the untrained model and the majority."""
+    candidates, used = report.get("candidates") or {}, (report.get("chosen") or {}).get("name")
+    columns = [(("★ " if name == used else "") + label, candidates[name]) for name, label in CANDIDATE_COLUMNS
+               if name in candidates] or [("fine-tuned", report)]
+    if not candidates and report.get("classic_baseline"):
+        columns.append(("classic", report["classic_baseline"]))
+    columns += [(name, report[key]) for key, name in (("baseline", "untrained"), ("majority_baseline", "majority"))
+                if report.get(key)]
+    lines = ["| set | metric | " + " | ".join(name for name, _ in columns) + " |", "|" + "---|" * (len(columns) + 2)]
     for key, title in sets:
         for metric, name in METRICS:
             cells = []
@@ -81,28 +120,31 @@ def summary_lines(report: dict) -> list[str]:
                 value = (source.get(key) or {}).get(metric)
                 cells.append("-" if value is None else f"{value:.3f}")
             lines.append(f"| {title} | {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+CANDIDATE_COLUMNS = (("llm", "fine-tuned LLM"), ("classic", "classic"), ("blend", "blend"))
+
+
+def _rule_lines(report: dict) -> list[str]:
+    """What the held-out rows kept of the corrections, for each candidate; the LLM's calibration."""
+    lines = []
+    for name, candidate in (report.get("candidates") or {}).items():
+        name = WORDS[name].replace(" alone", "")
+        lines.append(f"Rule of {name}, fitted on held-out rows: {candidate['rule_words']}.")
     raw = report.get("without_prior_correction")
-    if raw:
+    if raw and report["prior_correction"].get("strength"):
         natural = ", ".join(f"{lb} {share:.0%}" for lb, share in report["prior_correction"]["natural"].items())
-        lines.append(f"Probabilities corrected from the training mix to the natural mix ({natural}). Without the "
-                     f"correction: Val A macro-F1 {raw['val_a']['macro_f1']:.3f}, minority recall "
+        lines.append(f"The LLM's probabilities are corrected from its training mix toward the natural mix ({natural}). "
+                     f"Without the correction: Val A macro-F1 {raw['val_a']['macro_f1']:.3f}, minority recall "
                      f"{_f(raw['val_a']['minority_recall'])}; Val B minority recall "
                      f"{_f(raw.get('val_b', {}).get('minority_recall'))}.")
     cal = report.get("calibration")
     if cal and cal.get("before", {}).get("ece") is not None:
-        lines.append(f"Calibration on Val A (held-out halves): expected calibration error "
-                     f"{cal['before']['ece']:.3f} → {cal['after']['ece']:.3f} with temperature scaling; the "
-                     f"temperature used from now on is {cal['temperature']:.2f}.")
-        threshold = cal.get("threshold") or {}
-        if threshold.get("suggested") is not None:
-            held = threshold["val_a_with_cross_fitted_thresholds"]
-            lines.append(f"A minority threshold chosen on held-out halves gives Val A macro-F1 {held['macro_f1']:.3f}, "
-                         f"minority recall {_f(held['minority_recall'])}; chosen on all of Val A it is "
-                         f"{threshold['suggested']:.2f} (saved only when you save it).")
-    lines += report.get("verdicts") or []
-    if report.get("invalid"):
-        lines.append(f"Invalid generations (no label code): {report['invalid']}.")
-    lines += [f"Note: {n}" for n in report.get("notes", [])]
+        kept = (f"the temperature used from now on is {cal['temperature']:.2f}" if cal["temperature"] != 1.0 else
+                "no temperature is used: on held-out halves it did not lower the error")
+        lines.append(f"Calibration of the fine-tuned LLM on Val A (held-out halves): expected calibration error "
+                     f"{cal['before']['ece']:.3f} → {cal['after']['ece']:.3f}; {kept}.")
     return lines
 
 

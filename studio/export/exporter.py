@@ -22,6 +22,7 @@ import numpy as np
 from studio.config import EMBEDDED_MODEL
 from studio.errors import StudioError, is_disk_full
 from studio.evaluate.calibration import apply_calibration
+from studio.evaluate.choice import NAMES
 from studio.evaluate.metrics import predict_with_threshold
 from studio.evaluate.saved_run import prepare_for_run
 from studio.evaluate.scoring import LabelScorer
@@ -32,15 +33,8 @@ from studio.machine import has_module
 from studio.models.embedded import HUB_ID
 from studio.models.loading import load_base, load_with_adapter
 from studio.models.trained import load_run_model
-from studio.runs.folder import (
-    RunDir,
-    minority_label,
-    read_adapter_card,
-    require_safetensors,
-    sanitize_name,
-    write_adapter_card,
-    write_json_atomic,
-)
+from studio.runs.folder import (RunDir, minority_label, read_adapter_card, require_safetensors, sanitize_name,
+                                write_adapter_card, write_json_atomic)
 from studio.runs.jobs import refuse_while_training
 from studio.text import code_span, escape_markdown, page_line
 
@@ -108,6 +102,10 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None,
             if wanted is not None and agreement < wanted:
                 warnings.append(f"Only {agreement:.1%} of {rows} validation rows get the same label as the trained "
                                 f"model (target {wanted:.0%}). Prefer a higher-precision format.")
+        in_use = (run.classifier() or {}).get("use", "llm")
+        if in_use != "llm":
+            warnings.append(f"This {fmt} export is the fine-tuned LLM alone, while the run's classifier in use is "
+                            f"{NAMES[in_use]} (it did better on held-out rows): the classifier bundle carries that.")
         commands = run_commands(fmt, target, artifact, run.name, card)
         _write_metadata(run, card, fmt, tmp, agreement, rows, commands)
         files = sorted({str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()} | {"export.json"})
@@ -293,6 +291,7 @@ def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows,
             classic = (report.get("classic_baseline") or {}).get(name, {}).get("macro_f1")
             lines.append(f"| {title} | {m['n']} | {_f(m['accuracy'])} | {_f(m['macro_f1'])} | "
                          f"{_f(m['minority_recall'])} | {_f(base)} | {_f(classic)} |")
+        lines += _candidate_lines(report, fmt)
         majority = (report.get("majority_baseline") or {}).get("val_a")
         if majority:
             lines += ["", f"Always answering the majority label '{md(report['majority_baseline']['label'])}' "
@@ -320,6 +319,26 @@ def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows,
               "Probabilities: " + PROBABILITY_NOTE + " (values in `labels.json`).", "",
               "## How to run", "", commands]
     return "\n".join(lines) + "\n"
+
+
+def _candidate_lines(report: dict, fmt: str) -> list[str]:
+    """The three candidates beside each other (Val A cross-fitted), the one in use, and what this export holds."""
+    candidates, chosen = report.get("candidates"), report.get("chosen")
+    if not candidates or not chosen:
+        return []
+    lines = ["", "The run's three candidate classifiers (Val A: each half decided by rules fitted on the other half; "
+                 "Val B: rules fitted on Val A):", "",
+             "| candidate | Val A macro-F1 | Val A minority recall | Val B macro-F1 | Val B minority recall |",
+             "|---|---|---|---|---|"]
+    for name, c in candidates.items():
+        mark = " (in use)" if name == chosen["name"] else ""
+        lines.append(f"| {NAMES[name]}{mark} | {_f(c['val_a']['macro_f1'])} | {_f(c['val_a']['minority_recall'])} | "
+                     f"{_f(c['val_b']['macro_f1'])} | {_f(c['val_b']['minority_recall'])} |")
+    lines += ["", page_line(chosen["why"])]
+    if fmt != "classifier" and chosen["name"] != "llm":
+        lines += ["", f"This export ({fmt}) is the fine-tuned LLM alone, not {NAMES[chosen['name']]} in use: the "
+                      "classifier bundle (`--format classifier`) carries that."]
+    return lines
 
 
 def _f(value) -> str:

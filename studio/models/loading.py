@@ -14,14 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.config import (
-    EMBEDDED_MODEL,
-    LoraSpec,
-    ModelSpec,
-    TrainSpec,
-    effective_checkpointing,
-    remote_code_refusal,
-)
+from studio.config import EMBEDDED_MODEL, LoraSpec, ModelSpec, TrainSpec, effective_checkpointing, remote_code_refusal
 from studio.errors import StudioError
 from studio.machine import has_module, ranks
 
@@ -201,12 +194,7 @@ def _load_unsloth(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, d
 def _load_transformers(source, spec: ModelSpec, lora: LoraSpec, load_in_4bit: bool, dtype: str, device: str,
                        trust: bool = False):
     import torch  # (torch: not at the page's start)
-    from peft import (
-        LoftQConfig,
-        LoraConfig,
-        get_peft_model,
-        prepare_model_for_kbit_training,
-    )
+    from peft import LoftQConfig, LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"dtype": _torch_dtype(dtype), "trust_remote_code": trust}

@@ -79,13 +79,7 @@ def build_tiny_model(out_dir: str | Path, *, vocab_size: int = 1024, hidden_size
     random models of real shapes (speed and memory figures).
     """
     import torch  # (torch: not at the page's start)
-    from transformers import (
-        GenerationConfig,
-        LlamaConfig,
-        LlamaForCausalLM,
-        Qwen2Config,
-        Qwen2ForCausalLM,
-    )
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     out_dir = Path(out_dir)
     tokenizer = tokenizer or build_tokenizer(vocab_size)

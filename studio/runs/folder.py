@@ -23,6 +23,7 @@ from studio.runs.stream import MetricsStream
 STATES = ("running", "finished", "stopped", "failed")
 RUN_RECORD = "run.json"  # the config and what each phase of the run learnt
 ADAPTER_CARD = "studio.json"  # beside the adapter weights: what turns them into a classifier (codes, rubric, ...)
+CLASSIC_MODEL = "classic.skops"  # the classic model fitted on the run's training rows (a candidate)
 CHECKPOINT_DONE = "studio_checkpoint_complete"  # written after the trainer finished saving a checkpoint
 MAX_NAME = 80
 
@@ -170,16 +171,62 @@ class RunDir:
         return self.record().get("threshold")
 
     def set_threshold(self, threshold: float | None) -> None:
-        """The minority class's decision threshold (two-class runs), kept in the record and on the adapter card."""
+        """The minority class's decision threshold (two-class runs) set by hand: kept in the record (for the
+        classifier in use too) and on the adapter card."""
         if threshold is not None and not 0.0 < threshold < 1.0:
             raise StudioError(f"The threshold must be between 0 and 1 (got {threshold}).")
         labels = list(self.config().data.label_codes)
         if threshold is not None and len(labels) != 2:
             raise StudioError("A decision threshold applies to two-class tasks only; this run has "
                               f"{len(labels)} classes.")
-        self.update_record(threshold=threshold)
+        classifier = self.classifier()
+        if classifier is not None:
+            classifier["threshold"] = threshold
+        self.update_record(threshold=threshold, **({"classifier": classifier} if classifier else {}))
         if self.has_adapter_card():
             self.update_adapter_card(threshold=threshold)
+
+    # ---- the classifier in use (the best of the LLM, the classic model and their blend) ----------------------
+    def classifier(self) -> dict | None:
+        """The evaluation's decision (studio.evaluate.choice.Decision.to_record): the candidates' rules, the one in
+        use and why; None before the run's first evaluation."""
+        return self.record().get("classifier")
+
+    def set_classifier(self, decision: dict) -> None:
+        self.update_record(classifier=decision)
+
+    def save_classic(self, model) -> None:
+        """The classic model fitted on the run's training rows, in scikit-learn's own safe format (skops: no pickle),
+        written to a temporary name and renamed into place."""
+        import skops.io  # (scikit-learn's serializer: only where a classic model is saved or loaded)
+
+        if self.readonly:
+            return
+        path = self.path / CLASSIC_MODEL
+        tmp = path.with_name(path.name + ".tmp")
+        skops.io.dump(model, tmp)
+        os.replace(tmp, path)
+
+    def has_classic(self) -> bool:
+        return (self.path / CLASSIC_MODEL).exists()
+
+    def load_classic(self):
+        """The run's classic model, loaded without running any code from the run folder: only the types scikit-learn
+        vouches for are built (anything else is refused)."""
+        import skops.io  # (scikit-learn's serializer: only where a classic model is saved or loaded)
+
+        path = self.path / CLASSIC_MODEL
+        if not path.exists():
+            return None
+        try:
+            untrusted = skops.io.get_untrusted_types(file=path)
+            if untrusted:
+                raise StudioError(f"{path} holds types the studio does not load ({', '.join(untrusted[:5])}): it "
+                                  "was not written by the studio. Evaluate the run again to fit a new one.")
+            return skops.io.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise StudioError(f"The classic model in {path} cannot be read ({exc}); evaluate the run again to fit a "
+                              "new one.") from None
 
     # ---- the adapter card (adapter/studio.json) --------------------------------------------------------
     def has_adapter_card(self) -> bool:

@@ -39,3 +39,14 @@ def any_rank(flag: bool) -> bool:
     value = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def leave_process_group() -> None:
+    """Leave the process group before the process ends: its communication threads are joined here, not torn down
+    mid-flight while the interpreter exits (which aborts the process: "terminate called without an active
+    exception")."""
+    import torch.distributed as dist  # (torch: only in a process that trained)
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -20,13 +20,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
-from studio.config import (
-    EMBEDDED_MODEL,
-    RunConfig,
-    effective_checkpointing,
-    rows_per_step,
-    total_steps,
-)
+from studio.config import EMBEDDED_MODEL, RunConfig, effective_checkpointing, rows_per_step, total_steps
 from studio.data.formatting import answer_ids, prefix_ids
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.errors import StudioError, is_disk_full
@@ -39,33 +33,14 @@ from studio.evaluate.calibration import class_priors
 from studio.evaluate.periodic import PeriodicEvaluator
 from studio.machine import device_description, has_module, library_versions, ranks
 from studio.models.embedded import HUB_ID
-from studio.models.loading import (
-    choose_backend,
-    load_for_training,
-    load_tokenizer,
-    resolve_source,
-)
+from studio.models.loading import choose_backend, load_for_training, load_tokenizer, resolve_source
 from studio.runs import jobs
-from studio.runs.folder import (
-    CHECKPOINT_DONE,
-    RunDir,
-    default_run_name,
-    write_adapter_card,
-    write_json_atomic,
-)
+from studio.runs.folder import CHECKPOINT_DONE, RunDir, default_run_name, write_adapter_card, write_json_atomic
 from studio.runs.recorder import RunRecorder
 from studio.runs.stream import MetricsStream
 from studio.train.distributed import broadcast, init_process_group
-from studio.train.memory import (
-    OOM_LEVERS,
-    drop_frames,
-    estimate_for_run,
-    free_memory,
-    is_out_of_memory,
-    measured_peak,
-    memory_record,
-    reset_peak_memory,
-)
+from studio.train.memory import (OOM_LEVERS, drop_frames, estimate_for_run, free_memory, is_out_of_memory,
+                                 measured_peak, memory_record, reset_peak_memory)
 from studio.train.sft import Objective, sft_args, sft_trainer_class
 from studio.train.timing import measure_step_seconds, record_speed
 

@@ -131,6 +131,21 @@ def probabilities(probs: dict[str, float], title: str) -> go.Figure:
     return fig
 
 
+def probability_views(views: dict[str, dict[str, float]], title: str) -> go.Figure:
+    """Several models' probabilities for one text, one group of bars per class (a row per class)."""
+    if not views:
+        return probabilities({}, title)
+    labels = list(next(iter(views.values())))
+    fig = go.Figure([go.Bar(x=[probs[lb] for lb in labels], y=[escape(lb) for lb in labels], orientation="h",
+                            name=name, text=[f"{probs[lb]:.0%}" for lb in labels], textposition="outside",
+                            cliponaxis=False) for name, probs in views.items()])
+    fig.update_layout(title=title, barmode="group", xaxis_range=[0, 1.15], yaxis_autorange="reversed",
+                      **{**LAYOUT, "height": 160 + 22 * len(views) * max(2, len(labels)),
+                         "margin": dict(l=10, r=20, t=40, b=30)})
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
 def memory_estimate(estimate: dict | None, measured_gb: float | None = None) -> go.Figure:
     """The estimate as one stacked bar (parts + CUDA context) against the GPU, with the guide's 90%/95% bands."""
     if not estimate:
@@ -168,12 +183,12 @@ def reliability(calibration: dict | None) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="#999"),
                              name="perfectly calibrated"))
-    for key, name in (("before", "before"), ("after", "after temperature scaling")):
+    for key, name in (("before", "before"), ("after", "after its rule (held-out halves)")):
         bins = calibration[key]["bins"]
         fig.add_trace(go.Scatter(x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins],
                                  mode="lines+markers", name=f"{name} (ECE {calibration[key]['ece']:.3f})",
                                  text=[f"{b['count']} rows" for b in bins], marker=dict(size=8)))
-    fig.update_layout(title="Calibration on Val A: how often the model is right at each confidence",
+    fig.update_layout(title="The fine-tuned LLM's calibration on Val A: how often it is right at each confidence",
                       xaxis_title="confidence (the top class's probability)", yaxis_title="accuracy",
                       xaxis_range=[0, 1.02], yaxis_range=[0, 1.05], **LAYOUT)
     return fig

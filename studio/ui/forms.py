@@ -15,15 +15,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from studio.config import (
-    ALL_PROJECTIONS,
-    CURATED_MODELS,
-    SECTIONS,
-    RunConfig,
-    field_kind,
-    field_optional,
-    input_fields,
-)
+from studio.config import ALL_PROJECTIONS, CURATED_MODELS, SECTIONS, RunConfig, field_kind, field_optional, input_fields
 
 
 def component(f, value):

@@ -5,14 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from studio.evaluate.calibration import (
-    best_threshold,
-    cross_fitted_temperature,
-    fit_temperature,
-    prior_correct,
-    reliability,
-    with_temperature,
-)
+from studio.evaluate.calibration import fit_temperature, prior_correct, reliability, with_temperature
+from studio.evaluate.choice import Sources, Task, best_threshold, cross_fitted, fit_rule
 
 
 def test_prior_correction_by_hand():
@@ -36,8 +30,10 @@ def test_temperature_by_hand_and_recovered_from_data():
     y = np.array([rng.choice(3, p=p) for p in true])
     model = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     assert abs(fit_temperature(model, y) - 2.0) < 0.1
-    calibrated, temps = cross_fitted_temperature(model, y)
-    assert len(temps) == 2 and all(abs(t - 2.0) < 0.15 for t in temps)
+    task = Task(natural=[1 / 3] * 3, llm_train=[1 / 3] * 3, classic_train=[1 / 3] * 3, minority=0)
+    rule = fit_rule("llm", Sources(model, None), y, task)  # the temperature helps on held-out halves: it is kept
+    assert abs(rule.temperature - 2.0) < 0.15 and rule.prior_strength == 0.0
+    calibrated = cross_fitted("llm", Sources(model, None), y, task).probs  # each half by the other half's rule
     assert reliability(calibrated, y)["ece"] < reliability(model, y)["ece"] / 3
     assert (calibrated.argmax(axis=1) == model.argmax(axis=1)).all()  # calibration never changes the decision
     # All right on the fitting rows: no best temperature exists, so none is applied.
@@ -56,7 +52,8 @@ def test_expected_calibration_error_by_hand():
 def test_threshold_is_chosen_on_held_out_rows():
     scores = np.array([0.1, 0.2, 0.35, 0.4, 0.7, 0.8])
     positive = np.array([False, False, True, False, True, True])
-    # t = 0.35: 3 of 3 found, 1 false alarm (F1 0.857); t = 0.7: 2 of 3, none (F1 0.8)
+    # t = 0.35: 3 of 3 found, 1 false alarm (minority F1 0.857, macro-F1 0.829); t = 0.7: 2 of 3, none (0.8, 0.829):
+    # the same macro-F1, the lower threshold first
     assert best_threshold(scores, positive) == pytest.approx(0.35)
     assert best_threshold(scores, np.zeros(6, dtype=bool)) is None
 

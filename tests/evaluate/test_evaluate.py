@@ -12,6 +12,7 @@ from conftest import toy_rows
 
 from studio.config import RunConfig
 from studio.errors import StudioError
+from studio.evaluate.classifier import RunClassifier
 from studio.evaluate.evaluation import evaluate_model
 from studio.evaluate.metrics import predict_with_threshold, set_metrics
 from studio.evaluate.predict import predict_file
@@ -150,6 +151,60 @@ def test_eval_cli_json_and_generate_mode(trained):
     loaded = load_run_model(job.run)
     _, generated = evaluate_run(job.run.path, mode="generate", untrained=False, loaded=loaded)
     assert "invalid" in generated and generated["val_a"]["accuracy"] >= 0.8
+
+
+def test_three_candidates_the_one_in_use_and_the_override(trained, tmp_path):
+    """eval --json carries each candidate's figures and the one in use with why; the classic model is kept without
+    pickle and reloads to the same probabilities; predict uses the classifier in use; --use overrides and is kept."""
+    job, _ = trained
+    run = job.run
+    loaded = load_run_model(run)
+    evaluation, report = evaluate_run(run.path, untrained=False, use="auto", loaded=loaded)
+    assert set(report["candidates"]) == {"llm", "classic", "blend"}
+    for candidate in report["candidates"].values():
+        assert set(report["val_a"]) <= set(candidate["val_a"]) and set(report["val_b"]) <= set(candidate["val_b"])
+    chosen = report["chosen"]
+    assert chosen["name"] in report["candidates"] and chosen["override"] is None and chosen["why"]
+    record = run.classifier()
+    assert record["use"] == chosen["name"] and set(record["rules"]) == {"llm", "classic", "blend"}
+    assert run.record()["eval_summary"]["chosen_val_a"]["name"] == chosen["name"]
+    assert (run.path / "classic.skops").read_bytes()[:2] == b"PK"  # scikit-learn's own zip format, no pickle
+    texts = list(job.prepared.split.val_a["text"])
+    assert np.allclose(run.load_classic().predict_proba(texts), evaluation.classic_model.predict_proba(texts))
+    src = tmp_path / "posts.csv"
+    pd.DataFrame({"text": texts[:6], "id": range(6)}).to_csv(src, index=False)
+    in_use = predict_file(run.path, src, tmp_path / "in_use.csv", loaded=loaded)
+    expected = RunClassifier.of_run(run, loaded=loaded).predict_frame(texts[:6])
+    assert list(in_use["predicted_label"]) == list(expected["predicted_label"])
+    result = subprocess.run([sys.executable, "-m", "studio", "eval", str(run.path), "--json", "--use", "llm",
+                             "--no-baseline"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    overridden = json.loads(result.stdout)["chosen"]
+    assert overridden["name"] == "llm" and overridden["override"] == "llm" and run.classifier()["use"] == "llm"
+    as_llm = predict_file(run.path, src, tmp_path / "llm.csv", loaded=loaded)
+    by_card = RunClassifier.of_run(run, use="llm", loaded=loaded).predict_frame(texts[:6])
+    assert list(as_llm["predicted_label"]) == list(by_card["predicted_label"])
+    evaluate_run(run.path, untrained=False, use="auto", loaded=loaded)  # back to the one the figures choose
+    assert run.classifier()["override"] is None
+
+
+def test_a_classic_model_file_of_other_types_is_refused(trained, tmp_path):
+    """Loading a run never runs code from its folder: a classic.skops holding any type scikit-learn does not vouch
+    for (here a function that would run a shell command) is refused, not built."""
+    import os
+    import shutil
+
+    import skops.io
+    from sklearn.preprocessing import FunctionTransformer
+
+    from studio.runs.folder import RunDir
+
+    job, _ = trained
+    copy = tmp_path / "copied-run"
+    shutil.copytree(job.run.path, copy, ignore=shutil.ignore_patterns("checkpoints", "exports"))
+    skops.io.dump(FunctionTransformer(func=os.system), copy / "classic.skops")
+    with pytest.raises(StudioError, match="types the studio does not load"):
+        RunDir(copy).load_classic()
 
 
 def test_saved_run_matches_the_model_in_memory(trained):

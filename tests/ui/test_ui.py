@@ -182,6 +182,14 @@ def drive(page, url: str, toy_file: Path) -> str:
     page.click("#evaluate")
     page.get_by_text("minority class").wait_for(timeout=120000)
     page.locator("#cm-val-a .heatmaplayer").wait_for(timeout=30000)
+    summary = page.locator("#eval-summary")
+    table = summary.locator("table").first.inner_text()
+    assert all(name in table for name in ("fine-tuned LLM", "classic", "blend", "★"))  # the three, one in use
+    assert "In use:" in summary.inner_text()
+    page.locator("#eval-use").get_by_text("Fine-tuned LLM", exact=True).click()  # use another one
+    summary.get_by_text("(your choice)", exact=False).wait_for(timeout=30000)
+    page.locator("#eval-use").get_by_text("Best on held-out rows", exact=False).click()
+    summary.get_by_text("(chosen)", exact=False).wait_for(timeout=30000)
     page.screenshot(path=str(SHOTS / "5-evaluate.png"), full_page=True)
 
     page.get_by_role("tab", name="6 · Playground").click()

@@ -1,6 +1,8 @@
-"""Evaluate tab: Val A and Val B side by side (confusion heatmaps, per-class tables), the fine-tuned model beside the
-untrained model, a classic TF-IDF model and always answering the majority label, in words; calibration (reliability
-diagram); the threshold slider with the PR curve (binary tasks); disagreements and batch predictions."""
+"""Evaluate tab: the three candidates (the fine-tuned LLM, a classic TF-IDF model, their blend) side by side with
+the one in use marked, beside the untrained model and always answering the majority label, in words; a selector to
+use another; for the classifier in use, Val A and Val B side by side (confusion heatmaps, per-class tables) and the
+threshold slider with the PR curve (binary tasks); the LLM's calibration (reliability diagram); disagreements and
+batch predictions."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.door.evaluation import DECISION_COLUMNS, save_threshold
+from studio.door.evaluation import DECISION_COLUMNS, save_threshold, use_classifier
 from studio.door.evaluation import evaluate as evaluate_run
 from studio.door.predict import predict_file
 from studio.errors import StudioError
@@ -23,6 +25,8 @@ PER_CLASS = ["label", "precision", "recall", "f1", "support"]
 RENDERED = ["evaluate/summary", "evaluate/cm_a", "evaluate/cm_b", "evaluate/table_a", "evaluate/table_b",
             "evaluate/pr", "evaluate/reliability", "evaluate/disagreements", "evaluate/disagreements_file"]
 NAMES = {"val_a": "Val A (natural)", "val_b": "Val B (balanced)"}
+CLASSIFIERS = {"llm": "Fine-tuned LLM", "classic": "Classic model (TF-IDF)", "blend": "Blend of the two"}
+SHORT = {"llm": "the fine-tuned LLM", "classic": "the classic model", "blend": "the blend"}
 
 
 def layout(page: Page) -> None:
@@ -35,6 +39,10 @@ def layout(page: Page) -> None:
                                                        scale=2))
         page.add("evaluate/go", gr.Button("Evaluate", variant="primary", elem_id="evaluate", scale=1))
     page.add("evaluate/summary", gr.Markdown(elem_id="eval-summary"))
+    page.add("evaluate/use", gr.Radio(
+        [("Best on held-out rows", "auto")], value="auto", label="Classifier in use (predict, the Playground and the "
+        "bundle use it)", visible=False, elem_id="eval-use",
+        info="The studio picks the best candidate on held-out Val A rows; pick another to use it instead."))
     page.add("evaluate/normalized", gr.Checkbox(label="Row-normalised confusion matrices", value=False))
     with gr.Row():
         page.add("evaluate/cm_a", gr.Plot(charts.confusion(None, NAMES["val_a"]), elem_id="cm-val-a", show_label=False))
@@ -74,8 +82,10 @@ def _threshold_layout(page: Page) -> None:
 def wire(page: Page) -> None:
     page.on(page["evaluate/go"].click, evaluate,
             ["evaluate/run", "evaluate/mode", "evaluate/include_train", "evaluate/normalized"],
-            ["evaluate/state", *RENDERED, "evaluate/threshold", "evaluate/threshold_note", "evaluate/save"],
-            progress=True, api_name="evaluate")
+            ["evaluate/state", *RENDERED, "evaluate/threshold", "evaluate/threshold_note", "evaluate/save",
+             "evaluate/use"], progress=True, api_name="evaluate")
+    page.on(page["evaluate/use"].input, use, ["evaluate/state", "evaluate/use", "evaluate/threshold",
+                                              "evaluate/normalized"], RENDERED, api_name="use_classifier")
     redraw = ["evaluate/state", "evaluate/threshold", "evaluate/normalized"]
     page.on(page["evaluate/threshold"].release, rerender, redraw, RENDERED, api_visibility="private")
     page.on(page["evaluate/normalized"].change, rerender, redraw, RENDERED, api_visibility="private")
@@ -101,7 +111,27 @@ def evaluate(ctx: UIContext, values: Values) -> dict:
     return {"evaluate/state": evaluated, **render(evaluated, t if binary else None, values["evaluate/normalized"]),
             "evaluate/threshold": gr.update(value=t, visible=binary),
             "evaluate/threshold_note": gr.update(value=note, visible=not binary),
-            "evaluate/save": gr.update(visible=binary)}
+            "evaluate/save": gr.update(visible=binary), "evaluate/use": use_choices(evaluated)}
+
+
+def use_choices(evaluated) -> dict:
+    """The selector: the best on held-out rows (naming it), or each candidate."""
+    if not evaluated.candidates:
+        return gr.update(visible=False)
+    auto = f"Best on held-out rows ({SHORT[evaluated.chosen]})"
+    choices = [(auto, "auto")] + [(CLASSIFIERS[n], n) for n in ("llm", "classic", "blend") if n in evaluated.candidates]
+    return gr.update(choices=choices, value="auto" if evaluated.in_use == evaluated.chosen else evaluated.in_use,
+                     visible=True)
+
+
+def use(ctx: UIContext, values: Values) -> dict:
+    evaluated = values["evaluate/state"]
+    if evaluated is None:
+        raise StudioError("Evaluate a run first.")
+    evaluated = use_classifier(evaluated, values["evaluate/use"])
+    notify(f"{CLASSIFIERS[evaluated.in_use]} is the classifier in use for {evaluated.run.name}.")
+    t = values["evaluate/threshold"] if evaluated.binary and evaluated.threshold is not None else None
+    return render(evaluated, t, values["evaluate/normalized"])
 
 
 def rerender(ctx: UIContext, values: Values) -> dict:
@@ -113,14 +143,16 @@ def rerender(ctx: UIContext, values: Values) -> dict:
 
 
 def render(evaluated, threshold, normalized) -> dict:
+    """The summary, and the classifier in use's matrices, tables and precision-recall curve."""
     report = evaluated.at(threshold)
     view, csv_path = evaluated.disagreements(threshold)
-    pr_data = (report.get("pr_curve") or {}).get("val_a")
+    whose = f" · {CLASSIFIERS[evaluated.in_use]}" if evaluated.in_use else ""
+    a, b = evaluated.figures(report, "val_a"), evaluated.figures(report, "val_b")
     return {"evaluate/summary": evaluated.markdown(report),
-            "evaluate/cm_a": charts.confusion(report["val_a"], NAMES["val_a"], normalized),
-            "evaluate/cm_b": charts.confusion(report["val_b"], NAMES["val_b"], normalized),
-            "evaluate/table_a": per_class(report["val_a"]), "evaluate/table_b": per_class(report["val_b"]),
-            "evaluate/pr": charts.pr_curve(pr_data, threshold),
+            "evaluate/cm_a": charts.confusion(a, NAMES["val_a"] + whose, normalized),
+            "evaluate/cm_b": charts.confusion(b, NAMES["val_b"] + whose, normalized),
+            "evaluate/table_a": per_class(a), "evaluate/table_b": per_class(b),
+            "evaluate/pr": charts.pr_curve(evaluated.pr_curve(threshold), threshold),
             "evaluate/reliability": charts.reliability(report.get("calibration")),
             "evaluate/disagreements": view, "evaluate/disagreements_file": str(csv_path)}
 

@@ -10,7 +10,8 @@ from studio.ui.html import notify
 from studio.ui.page import Page, UIContext, Values
 from studio.ui.run_picker import picker
 
-AFTER, BEFORE = "After training", "Before training (same model, adapter off)"
+AFTER, BEFORE = "The classifier in use", "Each model (before training: the same model, adapter off)"
+VIEW_NAMES = {"llm": "fine-tuned LLM", "classic": "classic model", "blend": "blend", "untrained": "before training"}
 OUTPUTS = ["playground/verdict", "playground/after", "playground/before"]
 
 
@@ -23,7 +24,7 @@ def layout(page: Page) -> None:
     page.add("playground/verdict", gr.Markdown(elem_id="play-verdict"))
     with gr.Row():
         page.add("playground/after", gr.Plot(charts.probabilities({}, AFTER), show_label=False))
-        page.add("playground/before", gr.Plot(charts.probabilities({}, BEFORE), show_label=False))
+        page.add("playground/before", gr.Plot(charts.probability_views({}, BEFORE), show_label=False))
 
 
 def wire(page: Page) -> None:
@@ -36,5 +37,7 @@ def classify(ctx: UIContext, values: Values) -> dict:
     result = classify_text(values["playground/run"], values["playground/text"], ctx.runs_dir, names_only=True,
                            log=notify)
     return {"playground/verdict": result.markdown(),
-            "playground/after": charts.probabilities(result.probabilities, AFTER),
-            "playground/before": charts.probabilities(result.probabilities_before, BEFORE)}
+            "playground/after": charts.probabilities(result.probabilities,
+                                                     f"{AFTER}: {VIEW_NAMES[result.in_use]}"),
+            "playground/before": charts.probability_views(
+                {VIEW_NAMES[name]: probs for name, probs in result.views.items()}, BEFORE)}
