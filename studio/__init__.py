@@ -4,3 +4,14 @@ The engine (data, config, train, evaluate, export) never imports Gradio; ``studi
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["Classifier"]
+
+
+def __getattr__(name: str):
+    """``from studio import Classifier`` without loading the engine at ``import studio`` (the CLI starts fast)."""
+    if name == "Classifier":
+        from studio.door.classifier import Classifier  # (the classifier's stack: only when it is asked for)
+
+        return Classifier
+    raise AttributeError(f"module 'studio' has no attribute {name!r}")

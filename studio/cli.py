@@ -152,9 +152,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    predicted = predict.predict_file(args.run, args.file, args.output, args.runs_dir, text_column=args.text_col,
-                                     use=args.use, log=lambda m: print(m, file=sys.stderr))
-    print(predicted.text())
+    speak = training.speaks()  # under accelerate launch, rank 0 speaks for every process
+    bar = tqdm(total=100, unit="%", dynamic_ncols=True, file=sys.stderr, disable=args.quiet or not speak,
+               bar_format="{l_bar}{bar}| {desc}")
+
+    def show(message: str, fraction: float) -> None:
+        bar.n = round(100 * fraction, 1)
+        bar.set_description_str(message, refresh=True)
+
+    try:
+        predicted = predict.predict_file(args.run, args.file, args.output, args.runs_dir, text_column=args.text_col,
+                                         use=args.use, restart=args.restart, chunk_rows=args.chunk_rows,
+                                         log=lambda m: print(m, file=sys.stderr), progress=show)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"\nStopped: the rows done are kept in {args.output}.partial; run the same command again to go on.",
+              file=sys.stderr)
+        return 130
+    bar.close()
+    if speak:
+        print(predicted.text())
     return 0
 
 
@@ -195,7 +212,7 @@ def _progress_printer():
 # ---- export ---------------------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
     exported = export_door.export(args.run, args.format, args.output, args.runs_dir, overwrite=args.overwrite,
-                      verify=not args.no_verify, log=lambda m: print(m, file=sys.stderr))
+                                    verify=not args.no_verify, use=args.use, log=lambda m: print(m, file=sys.stderr))
     print(json.dumps(exported.to_dict(), indent=2) if args.json else exported.text())
     for warning in exported.result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -304,27 +321,76 @@ def parse_label_issues(sub) -> None:
 
 
 def parse_predict(sub) -> None:
-    p = sub.add_parser("predict", help="Classify every row of a file with a trained run; writes a CSV.")
-    add_run_argument(p)
+    p = sub.add_parser("predict", help="Classify every row of a file (any size) with a run or a classifier bundle; "
+                                       "writes as it goes, and a rerun continues after a stop.",
+                       description="The file is read and classified in chunks (constant memory); each chunk is "
+                                   "saved in OUTPUT.partial/ as it is done, so a stopped or killed run loses nothing: "
+                                   "the same command continues where it stopped (--restart: start over), and the "
+                                   "finished file is joined in input order and renamed to OUTPUT. Under accelerate "
+                                   "launch every process (GPU) classifies its share of the chunks.")
+    p.add_argument("run", help="run folder, run name inside --runs-dir, or classifier bundle folder")
+    add_runs_dir(p)
     p.add_argument("file", help="CSV, TSV, JSONL, JSON, Parquet or Excel file (labels not needed)")
-    p.add_argument("-o", "--output", required=True, help="output CSV")
-    p.add_argument("--text-col", help="column with the texts (default: detected)")
+    p.add_argument("-o", "--output", required=True, help="output file: .csv, .tsv, .jsonl or .parquet (CSV and TSV "
+                                                         "cells that start like a formula get a leading apostrophe)")
+    p.add_argument("--text-col", help="column with the texts (default: the run's, else detected)")
     p.add_argument("--use", choices=USE_CHOICES, help="classify with this candidate instead of the run's classifier "
                                                       "in use (llm, classic, blend; auto: the one chosen)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue a partial output (the default: said for "
+                                                             "scripts that want it said)")
+    again.add_argument("--restart", action="store_true", help="start over instead of continuing a partial output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--chunk-rows", type=int, help="rows classified and written at a time: what a stop can cost at "
+                                                  "most (default 256)")
     p.set_defaults(func=cmd_predict)
 
 
 def parse_export(sub) -> None:
     available = export_door.formats()
-    p = sub.add_parser("export", help="Export a run: adapters, merged model or GGUF, checked by reloading it.",
+    p = sub.add_parser("export", help="Export a run: the classifier bundle, adapters, merged model or GGUF, checked "
+                                      "by reloading it.",
                        description="Formats: " + "; ".join(f"{f.name}: {f.help}" for f in available))
     add_run_argument(p)
     p.add_argument("--format", required=True, choices=[f.name for f in available])
     p.add_argument("-o", "--output", help="output folder (default: RUN/exports/FORMAT)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output folder")
     p.add_argument("--no-verify", action="store_true", help="skip the reload-and-compare check")
+    p.add_argument("--use", choices=USE_CHOICES, help="classifier format: carry this candidate as the one in use "
+                                                      "(default: the run's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_export)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from studio.serve.app import Limits  # (FastAPI and uvicorn: only to serve)
+    from studio.serve.server import serve
+
+    if min(args.max_texts, args.max_chars, args.max_batch) < 1 or args.max_body_mb <= 0:
+        raise StudioError("--max-texts, --max-chars, --max-batch and --max-body-mb must be above 0.")
+    serve(args.run, args.runs_dir, host=args.host, port=args.port, token=args.token, use=args.use,
+          limits=Limits(args.max_texts, args.max_chars, args.max_body_mb, args.max_batch),
+          allow_anyone=args.allow_anyone, log=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
+def parse_serve(sub) -> None:
+    p = sub.add_parser("serve", help="Serve a run's or a bundle's classifier over HTTP (REST, JSON).",
+                       description="POST /v1/classify with {\"texts\": [...]} answers one prediction per text; GET "
+                                   "/v1/model describes the classifier, GET /healthz says it is up, /docs documents "
+                                   "it all. Concurrent requests are classified together in batches.")
+    p.add_argument("run", help="run folder, run name inside --runs-dir, or classifier bundle folder")
+    add_runs_dir(p)
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (or set STUDIO_SERVE_TOKEN)")
+    p.add_argument("--allow-anyone", action="store_true", help="listen on another --host without a token")
+    p.add_argument("--use", choices=USE_CHOICES, help="serve this candidate instead of the run's classifier in use")
+    p.add_argument("--max-texts", type=int, default=256, help="texts in one request (default 256)")
+    p.add_argument("--max-chars", type=int, default=20_000, help="characters in one text (default 20000)")
+    p.add_argument("--max-body-mb", type=float, default=8.0, help="request body size (default 8)")
+    p.add_argument("--max-batch", type=int, default=32, help="texts the model scores at once (default 32)")
+    p.set_defaults(func=cmd_serve)
 
 
 def parse_tools(sub) -> None:
@@ -343,7 +409,7 @@ def parse_tools(sub) -> None:
 
 
 COMMANDS = [parse_inspect, parse_train, parse_estimate, parse_eval, parse_label_issues, parse_predict, parse_export,
-            parse_tools]
+            parse_serve, parse_tools]
 
 
 def build_parser() -> argparse.ArgumentParser:

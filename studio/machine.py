@@ -97,3 +97,31 @@ def ranks() -> Ranks:
             return default
 
     return Ranks(env("RANK", 0), max(1, env("WORLD_SIZE", 1)), env("LOCAL_RANK", 0))
+
+
+def join_process_group() -> None:
+    """Join the ranks' process group now (NCCL on GPUs, gloo on CPUs), through Accelerate's state (the trainer reuses
+    it), so the ranks can agree on their folder before they start."""
+    import torch  # (torch: only with several processes)
+    from accelerate import PartialState
+
+    PartialState(cpu=not torch.cuda.is_available())
+
+
+def wait_for_all_ranks() -> None:
+    """Every rank reaches this point before any goes on (nothing to wait for in a single process)."""
+    import torch.distributed as dist  # (torch: only with several processes)
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def leave_process_group() -> None:
+    """Leave the process group before the process ends: its communication threads are joined here, not torn down
+    mid-flight while the interpreter exits (which aborts the process: "terminate called without an active
+    exception")."""
+    import torch.distributed as dist  # (torch: only with several processes)
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

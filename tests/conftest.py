@@ -4,6 +4,7 @@ built once per test session (no hub is reachable here or in CI)."""
 import os
 import random
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -82,6 +83,11 @@ def toy_config(model_dir, data, **train):
                   "gradient_accumulation_steps": 1, "logging_steps": 1, "eval_steps": 0, "time_budget_minutes": 0,
                   **train},
     })
+
+
+# Two processes through Accelerate on the CPU (gloo): the code path of a 2-GPU run.
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
 
 
 def wait_for(predicate, timeout=120.0):

@@ -265,18 +265,11 @@ def _check_bad_share(good: int, bad: list[tuple[int, str]], name: str, unit: str
                           "Fix the file or export it again.")
 
 
-def _read_delimited(text: str, name: str, *, delimiter: str | None, header: bool | None) -> ReadResult:
+def _read_delimited(text: str, name: str, *, delimiter: str | None, header: bool | None,
+                    min_columns: int = 2) -> ReadResult:
+    """``min_columns=1``: a file of texts alone (to classify) is a table too."""
     sample = text[:65536].rsplit("\n", 1)[0] if len(text) > 65536 else text
-    if delimiter is None:
-        delimiter = sniff_delimiter(sample)
-        if delimiter is None and not any(d in sample for d in DELIMITERS):
-            raise StudioError(f"{name} has a single column (no tab, comma, semicolon or pipe found); a table needs "
-                              "a text column and a label column.")
-        if delimiter is None:
-            raise StudioError(
-                f"{name}: could not find a column separator (tab, comma, semicolon or pipe) with a consistent "
-                "number of columns. A table needs at least a text column and a label column."
-            )
+    delimiter = delimiter or _sniffed(sample, name, min_columns)
     quoting = _quoting_for(sample, delimiter)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting, strict=False)
     rows: list[tuple[int, list[str]]] = []
@@ -299,7 +292,7 @@ def _read_delimited(text: str, name: str, *, delimiter: str | None, header: bool
         raise StudioError(f"{name} is empty: it has no rows to train on.")
 
     width = Counter(len(r) for _, r in rows).most_common(1)[0][0]
-    if width < 2:
+    if width < min_columns:
         raise StudioError(f"{name} has a single column; a table needs a text column and a label column "
                           f"(separated by tab or comma).")
     if header is None:
@@ -324,6 +317,17 @@ def _read_delimited(text: str, name: str, *, delimiter: str | None, header: bool
     fmt = "tsv" if delimiter == "\t" else "csv"
     return ReadResult(frame=frame, format=fmt, delimiter=delimiter, header=header,
                       source_rows=[n for n, _ in good], bad_lines=bad, warnings=warnings)
+
+
+def _sniffed(sample: str, name: str, min_columns: int) -> str:
+    delimiter = sniff_delimiter(sample) or ("," if min_columns == 1 else None)
+    if delimiter is None and not any(d in sample for d in DELIMITERS):
+        raise StudioError(f"{name} has a single column (no tab, comma, semicolon or pipe found); a table needs a text "
+                          "column and a label column.")
+    if delimiter is None:
+        raise StudioError(f"{name}: could not find a column separator (tab, comma, semicolon or pipe) with a "
+                          "consistent number of columns. A table needs at least a text column and a label column.")
+    return delimiter
 
 
 def _unclosed_quote_error(name: str, line: int) -> StudioError:

@@ -1,5 +1,5 @@
-"""Export a run in one of the formats (adapters, merged, GGUF), checked by reloading it; what this machine can
-build, and why not where it cannot."""
+"""Export a run in one of the formats (classifier bundle, adapters, merged, GGUF), checked by reloading it; what
+this machine can build, and why not where it cannot."""
 
 from __future__ import annotations
 
@@ -48,15 +48,16 @@ class Exported(Result):
 
 def export(run: str | Path, fmt: str, output: str | Path | None = None, runs_dir: str | Path = "runs", *,
            overwrite: bool = False, verify: bool = True, names_only: bool = False, zipped: bool = False,
-           log=print) -> Exported:
+           use: str | None = None, log=print) -> Exported:
     """Write ``fmt`` for the run (default folder: RUN/exports/FORMAT), reload it and compare its labels with the
-    trained model's; ``zipped``: also a zip of the folder for a download link (adapters)."""
+    trained model's; ``zipped``: also a zip of the folder for a download link; ``use``: the candidate a classifier
+    bundle carries as in use (default: the run's)."""
     from studio.export.exporter import export_run, zip_export  # (torch: only to export)
     from studio.models.trained import run_model
 
     folder = open_run(run, runs_dir, names_only)
     result = export_run(folder.path, fmt, output, runs_dir, overwrite=overwrite, verify=verify,
-                        loaded=run_model(folder, log=log), log=log)
+                        loaded=run_model(folder, log=log), use=use, log=log)
     return Exported(result, zip_export(result.path) if zipped else None)
 
 

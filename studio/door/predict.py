@@ -11,30 +11,48 @@ from studio.door.result import Result, escape_markdown
 from studio.door.runs import open_run
 from studio.errors import StudioError
 from studio.evaluate.choice import CANDIDATES, NAMES
+from studio.machine import leave_process_group, ranks
+from studio.runs.bundle import open_source
 
 
 @dataclass
 class Predicted(Result):
-    output: Path
-    frame: pd.DataFrame
+    written: object  # studio.evaluate.predict.PredictionRun
+
+    @property
+    def output(self) -> Path:
+        return self.written.output
+
+    @property
+    def preview(self) -> pd.DataFrame:
+        return self.written.preview
 
     def lines(self) -> list[str]:
-        counts = self.frame["predicted_label"].value_counts().to_dict()
-        return [f"Wrote {len(self.frame)} rows to {self.output}: " + ", ".join(f"{k} {v}" for k, v in counts.items())]
+        w = self.written
+        counts = ", ".join(f"{k} {v:,}" for k, v in sorted(w.counts.items(), key=lambda kv: -kv[1]))
+        resumed = f" (continued after the {w.resumed_from:,} rows a partial output held)" if w.resumed_from else ""
+        return [f"Wrote {w.rows:,} rows to {w.output}{resumed}. Classified here: {w.classified:,} rows, "
+                f"{w.rows_per_second:,.1f} rows/s ({counts or 'none'})."]
 
 
 def predict_file(run: str | Path, file: str | Path, output: str | Path, runs_dir: str | Path = "runs", *,
-                 text_column: str | None = None, use: str | None = None, names_only: bool = False,
-                 log=print) -> Predicted:
-    """Classify every row of ``file`` (labels not needed) with the run's classifier in use (``use``: another
-    candidate); the input columns and the predictions go to ``output``."""
+                 text_column: str | None = None, use: str | None = None, restart: bool = False,
+                 names_only: bool = False, chunk_rows: int | None = None, log=print, progress=None) -> Predicted:
+    """Classify every row of ``file`` (labels not needed) with the classifier in use of a run or a bundle (``use``:
+    another candidate); the input columns and the predictions are written to ``output`` as they are made, and a
+    partial output of the same input is continued (``restart``: start over)."""
     from studio.evaluate.predict import predict_file as predict  # (torch: only to run the model)
     from studio.models.trained import run_model
 
-    folder = open_run(run, runs_dir, names_only)
-    frame = predict(folder.path, file, output, runs_dir, text_column=text_column, use=use,
-                    loaded=lambda: run_model(folder, log=log), log=log)  # the LLM, loaded only if the rule needs it
-    return Predicted(Path(output), frame)
+    source = open_source(run, runs_dir, names_only)
+    if chunk_rows is not None and chunk_rows < 1:
+        raise StudioError("--chunk-rows must be at least 1.")
+    written = predict(source.path, file, output, runs_dir, text_column=text_column, use=use, restart=restart,
+                      loaded=lambda: run_model(source, log=log), log=log, progress=progress,  # the LLM if needed
+                      **({"chunk_rows": chunk_rows} if chunk_rows else {}))
+    if ranks().distributed:  # one of several processes (accelerate launch): leave the group cleanly
+        leave_process_group()
+    return Predicted(written)
 
 
 @dataclass

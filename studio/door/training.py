@@ -12,7 +12,7 @@ from studio.door.plan import rows_per_step_words
 from studio.door.result import Result, md_list
 from studio.errors import StudioError
 from studio.estimate.plan import preview
-from studio.machine import ranks
+from studio.machine import leave_process_group, ranks
 from studio.runs import jobs
 from studio.runs.folder import RunDir
 
@@ -79,8 +79,6 @@ def train_here(config: RunConfig | None = None, runs_dir: str | Path = "runs", *
 def done_here(job) -> None:
     """After a run trained in this process ended: a rank of a multi-GPU run leaves its process group cleanly."""
     if ranks().distributed:
-        from studio.train.distributed import leave_process_group  # (torch: only in a process that trained)
-
         leave_process_group()
 
 

@@ -1,6 +1,7 @@
 """The classifier a run uses from now on: the candidate its evaluation chose (or the one the user picked), made of
 the fine-tuned LLM's and/or the classic model's probabilities through that candidate's rule (``studio.evaluate.
-choice``). A run not evaluated yet uses the fine-tuned LLM with its adapter card's calibration.
+choice``). A run not evaluated yet uses the fine-tuned LLM with its adapter card's calibration. A classifier bundle
+(``studio.runs.bundle``) is read the same way as the run it came from.
 
 What each text needs is computed only where the rule needs it: a run whose classifier is the classic model answers
 without loading the LLM."""
@@ -15,9 +16,9 @@ import pandas as pd
 
 from studio.errors import StudioError
 from studio.evaluate import classic, choice
-from studio.evaluate.scoring import LabelScorer
 from studio.models.loading import inference_autocast
 from studio.models.trained import load_run_model
+from studio.runs.bundle import Bundle
 from studio.runs.folder import RunDir
 
 USES = ("llm", "classic", "blend")
@@ -36,9 +37,10 @@ class RunClassifier:
     _llm: tuple | None = field(default=None, repr=False)
 
     @classmethod
-    def of_run(cls, run: RunDir, use: str | None = None, loaded=None, log=print) -> "RunClassifier":
-        """The run's classifier in use (``use``: another candidate, for this call only); ``loaded``: the LLM already
-        in memory (model, tokenizer, card), or a function that gives it (called only if the rule needs the LLM)."""
+    def of_run(cls, run: RunDir | Bundle, use: str | None = None, loaded=None, log=print) -> "RunClassifier":
+        """The classifier in use of a run or a bundle (``use``: another candidate, for this call only); ``loaded``:
+        the LLM already in memory (model, tokenizer, card), or a function that gives it (called only if the rule
+        needs the LLM)."""
         if use not in (None, "auto", *USES):
             raise StudioError(f"--use takes llm, classic, blend or auto (got '{use}').")
         card = run.adapter_card()
@@ -56,7 +58,8 @@ class RunClassifier:
             rule, task = saved
         classic_model = run.load_classic() if rule.candidate in ("classic", "blend") else None
         if rule.candidate in ("classic", "blend") and classic_model is None:
-            raise StudioError(f"Run '{run.name}' has lost its classic model (classic.skops): evaluate it again.")
+            raise StudioError(f"'{run.name}' has lost its classic model (classic.skops): evaluate the run again, or "
+                              "export the bundle again.")
         return cls(labels, dict(card["label_codes"]), rule.candidate, rule, task,
                    load_llm=loaded if callable(loaded) else (lambda: loaded) if loaded else
                    (lambda: load_run_model(run, log=log)),
@@ -70,6 +73,8 @@ class RunClassifier:
         """Each model's own probabilities for the texts, where the rule uses it."""
         llm = classic_probs = None
         if self.needs_llm:
+            from studio.evaluate.scoring import LabelScorer  # (torch: only where the LLM is used)
+
             if self._llm is None:
                 self._llm = self.load_llm()
             model, tokenizer, card = self._llm

@@ -1,24 +1,36 @@
-"""Batch predictions with a saved run: one output row per input text by the run's classifier in use (the candidate
-its evaluation chose, or the one picked), the run's threshold applied; and the fine-tuned LLM's own view of a few
-texts (``predict_frame``: the Playground's after and before training)."""
+"""Batch predictions: one output row per input row, in order, by the classifier in use of a run or a bundle (the
+candidate its evaluation chose, or the one picked), the run's threshold applied, in chunks written as they are made
+(files of any size, a kill loses nothing: ``studio.data.output``; several processes share the chunks under
+``accelerate launch``); and the fine-tuned LLM's own view of a few texts
+(``predict_frame``: the Playground's before and after training)."""
 
 from __future__ import annotations
 
-import os
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from studio.data.readers import read_table
+from studio.data.output import ChunkedOutput
+from studio.data.stream import NOTE, fingerprint, open_table
 from studio.data.table import detect_text_column, resolve_column
+from studio.errors import StudioError
 from studio.evaluate.calibration import apply_calibration
+from studio.evaluate.classifier import RunClassifier
 from studio.evaluate.metrics import predict_with_threshold
 from studio.evaluate.scoring import LabelScorer
-from studio.evaluate.classifier import RunClassifier
+from studio.machine import join_process_group, ranks, wait_for_all_ranks
+from studio.runs.bundle import open_source
 from studio.runs.folder import RunDir
 from studio.runs.jobs import refuse_while_training
-from studio.runs.sheets import write_csv
+
+CHUNK_ROWS = 256  # rows classified and written at a time: what a kill can cost, at most
+PREVIEW_ROWS = 50
 
 
 def predict_frame(model, tokenizer, card: dict, texts: list[str | None], threshold: float | None = None,
@@ -49,22 +61,134 @@ def predict_frame(model, tokenizer, card: dict, texts: list[str | None], thresho
     return out
 
 
+@dataclass
+class PredictionRun:
+    """What a batch prediction wrote (in a sharded run: this process's share, and the file once all are done)."""
+
+    output: Path
+    rows: int  # rows in the input: the output has one per input row
+    resumed_from: int  # input rows a partial output already held when this call started
+    counts: dict[str, int]  # predicted labels of the rows classified by this call
+    seconds: float
+    preview: pd.DataFrame  # the first rows this call classified
+    classified: int = 0  # rows this call (this process) classified
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.classified / max(self.seconds, 1e-9)
+
+
 def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_dir: str | Path = "runs", *,
-                 text_column: str | None = None, use: str | None = None, loaded=None, log=print) -> pd.DataFrame:
-    """Classify every row of a file (labels not needed) with the run's classifier in use (``use``: another candidate)
-    and write the input columns + predictions as CSV."""
-    run = RunDir.open(run_dir, runs_dir)
-    refuse_while_training(run, "use it to predict")
-    config = run.config()
-    source = read_table(file, max_mb=config.data.max_file_mb)
-    frame = source.frame
-    name = os.path.basename(str(file))
-    column = resolve_column(text_column, list(frame.columns), name, "text", "--text-col") or (
-        config.data.text_column if config.data.text_column in frame.columns else detect_text_column(frame))
-    classifier = RunClassifier.of_run(run, use, loaded=loaded, log=log)
-    predictions = classifier.predict_frame(list(frame[column]))
-    result = pd.concat([frame.reset_index(drop=True), predictions], axis=1)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(result, out)
-    return result
+                 text_column: str | None = None, use: str | None = None, loaded=None, log=print, progress=None,
+                 restart: bool = False, chunk_rows: int = CHUNK_ROWS) -> PredictionRun:
+    """Classify every row of a file (labels not needed) with the classifier in use of a run or a bundle (``use``:
+    another candidate), chunk by chunk in constant memory; the input columns and the predictions go to ``out``
+    (.csv, .tsv, .jsonl or .parquet) through a partial folder that a rerun continues (``restart``: start over).
+    Under ``accelerate launch`` every process classifies its share of the chunks, and rank 0 joins the file.
+    ``progress(message, fraction)``."""
+    source = open_source(run_dir, runs_dir)
+    if isinstance(source, RunDir):
+        refuse_while_training(source, "use it to predict")
+    me = ranks()
+    if me.distributed:
+        join_process_group()
+    output, table, classifier, column = _prepared(source, file, out, text_column, use, loaded, restart, chunk_rows,
+                                                  me, log)
+    chunks = -(-table.rows // output.chunk_rows)
+    done = output.done
+    mine = [c for c in range(chunks) if c % me.world_size == me.rank]
+    resumed = sum(_rows_in(c, table.rows, output.chunk_rows) for c in done)
+    if done and me.main:
+        log(f"Continuing {output.folder.name}: {resumed:,} of {table.rows:,} rows were done.")
+    counts: Counter = Counter()
+    classified, started, preview = 0, time.perf_counter(), []
+    for number, chunk in enumerate(table.chunks()):
+        if number not in mine or number in done:
+            continue
+        result = _classified(chunk, column, classifier)
+        output.write(number, result)
+        classified += len(chunk)
+        counts.update(result["predicted_label"].dropna())
+        if sum(len(p) for p in preview) < PREVIEW_ROWS:
+            preview.append(result.head(PREVIEW_ROWS))
+        if progress:
+            seconds = time.perf_counter() - started
+            finished = resumed + classified * me.world_size
+            progress(_progress_words(min(finished, table.rows), table.rows, classified * me.world_size / seconds),
+                     min(finished, table.rows) / max(1, table.rows))
+    seconds = time.perf_counter() - started
+    wait_for_all_ranks()
+    path = output.finish(chunks) if me.main else output.path
+    wait_for_all_ranks()
+    return PredictionRun(path, table.rows, resumed, dict(counts), seconds,
+                         pd.concat(preview, ignore_index=True).head(PREVIEW_ROWS) if preview else pd.DataFrame(),
+                         classified)
+
+
+def _prepared(source, file, out, text_column, use, loaded, restart, chunk_rows, me, log):
+    """The output folder (set up by rank 0, joined by the others), the input stream, the classifier, the column."""
+    classifier = RunClassifier.of_run(source, use, loaded=loaded, log=log)
+    table = open_table(file, chunk_rows)
+    column = _text_column(source, table, text_column, Path(file).name)
+    numbers = {"confidence", *(f"p_{lb}" for lb in classifier.labels)}
+    settings = {"input": fingerprint(file), "text_column": column, "classifier": _identity(source, classifier)}
+    output = None
+    if me.main:
+        output = ChunkedOutput(out, settings, chunk_rows, restart=restart, numbers=numbers)
+    wait_for_all_ranks()
+    if not me.main:
+        output = ChunkedOutput(out, settings, chunk_rows, numbers=numbers, create=False)
+    if output.chunk_rows != chunk_rows:  # a resume keeps the chunk size the partial output was started with
+        table = open_table(file, output.chunk_rows)
+    return output, table, classifier, column
+
+
+def _rows_in(chunk: int, rows: int, chunk_rows: int) -> int:
+    return max(0, min(chunk_rows, rows - chunk * chunk_rows))
+
+
+def _text_column(source, table, asked: str | None, name: str) -> str:
+    """The column to classify: as asked, else the run's text column when the file has it, else detected."""
+    column = resolve_column(asked, table.columns, name, "text", "--text-col")
+    if column:
+        return column
+    trained = source.config().data.text_column if isinstance(source, RunDir) else \
+        source.record.get("text_column", "")
+    if trained in table.columns:
+        return trained
+    first = next(table.chunks(), None)
+    if first is None or first.empty:
+        raise StudioError(f"{name} has no rows to classify.")
+    return detect_text_column(first.drop(columns=[NOTE], errors="ignore"))
+
+
+def _classified(chunk: pd.DataFrame, column: str, classifier: RunClassifier) -> pd.DataFrame:
+    """The chunk's columns and the predictions; a row the reader could not read whole keeps its note."""
+    notes = chunk.pop(NOTE) if NOTE in chunk else None
+    predictions = classifier.predict_frame(list(chunk[column]))
+    if notes is not None:
+        predictions["note"] = [n if n else p for n, p in zip(notes, predictions["note"])]
+    return pd.concat([chunk.reset_index(drop=True), predictions], axis=1)
+
+
+def _identity(source, classifier: RunClassifier) -> str:
+    """What the predictions depend on: the source, its adapter's weights, the rule in use."""
+    weights = source.adapter / "adapter_model.safetensors"
+    stamp = weights.stat().st_mtime_ns if weights.exists() else 0
+    rule = json.dumps(classifier.rule.to_dict(), sort_keys=True)
+    return hashlib.sha256(f"{Path(source.path).resolve()}|{stamp}|{rule}".encode()).hexdigest()[:16]
+
+
+def _progress_words(done: int, total: int, rate: float) -> str:
+    left = (total - done) / rate if rate else 0
+    return (f"Classified {done:,} of {total:,} rows ({100 * done / max(1, total):.0f}%), {rate:,.1f} rows/s, "
+            f"about {_duration(left)} left")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

@@ -1,4 +1,4 @@
-"""Export a trained run: adapters, merged 16-bit, merged 4-bit, GGUF (f16, q8_0, q4_k_m).
+"""Export a trained run: the classifier bundle, adapters, merged 16-bit, merged 4-bit, GGUF (f16, q8_0, q4_k_m).
 
 Every export carries the label map (code → label), the rubric, the threshold, the run config and a model card
 (README.md) with the evaluation table; GGUF exports also get an Ollama Modelfile. Each is written to a temporary
@@ -9,6 +9,7 @@ renamed into place only when complete.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 import shutil
@@ -33,13 +34,14 @@ from studio.machine import has_module
 from studio.models.embedded import HUB_ID
 from studio.models.loading import load_base, load_with_adapter
 from studio.models.trained import load_run_model
-from studio.runs.folder import (RunDir, minority_label, read_adapter_card, require_safetensors, sanitize_name,
-                                write_adapter_card, write_json_atomic)
+from studio.runs.bundle import Bundle, write_bundle
+from studio.runs.folder import (PICKLE_WEIGHTS, RunDir, minority_label, read_adapter_card, require_safetensors,
+                                sanitize_name, write_adapter_card, write_json_atomic)
 from studio.runs.jobs import refuse_while_training
 from studio.text import code_span, escape_markdown, page_line
 
-AGREEMENT_TARGET = {"adapters": 1.0, "merged_16bit": 0.98, "merged_4bit": 0.9, "gguf_f16": 0.98, "gguf_q8_0": 0.98,
-                    "gguf_q4_k_m": None}  # q4_k_m: reported, no target
+AGREEMENT_TARGET = {"classifier": 1.0, "adapters": 1.0, "merged_16bit": 0.98, "merged_4bit": 0.9, "gguf_f16": 0.98,
+                    "gguf_q8_0": 0.98, "gguf_q4_k_m": None}  # q4_k_m: reported, no target
 VERIFY_ROWS = 64
 PROBABILITY_NOTE = ("Class probabilities p (softmax over the codes' summed log-probabilities) are used as "
                     "p * natural / train (class_prior; then renormalised), then softened by the temperature: "
@@ -69,7 +71,10 @@ class ExportResult:
 
 
 def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None, runs_dir: str | Path = "runs", *,
-               overwrite: bool = False, verify: bool = True, loaded=None, log=print) -> ExportResult:
+               overwrite: bool = False, verify: bool = True, loaded=None, use: str | None = None,
+               log=print) -> ExportResult:
+    """Write ``fmt`` into ``out_dir`` (default RUN/exports/FORMAT), reload it and compare its labels with the
+    run's; ``use``: the candidate a classifier bundle carries as in use (default: the run's)."""
     if fmt not in FORMATS:
         raise StudioError(f"Unknown export format '{fmt}'. Formats: {', '.join(FORMATS)}.")
     run = RunDir.open(run_dir, runs_dir)
@@ -88,24 +93,18 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None,
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        write = {"adapters": _write_adapters, "merged_16bit": _write_merged, "merged_4bit": _write_merged_4bit}
+        write = {"adapters": _write_adapters, "merged_16bit": _write_merged, "merged_4bit": _write_merged_4bit,
+                 "classifier": functools.partial(_write_classifier, use=use)}
         if fmt.startswith("gguf"):
             artifact = _write_gguf(run, model, tokenizer, card, fmt, tmp, log)
         else:
             artifact = write[fmt](run, model, tokenizer, tmp, log)
         agreement, rows = (None, 0)
-        warnings = []
         if verify:
             log("Checking the export predicts the same labels as the trained model...")
-            agreement, rows = _verify(run, model, tokenizer, card, fmt, tmp, artifact)
-            wanted = AGREEMENT_TARGET[fmt]
-            if wanted is not None and agreement < wanted:
-                warnings.append(f"Only {agreement:.1%} of {rows} validation rows get the same label as the trained "
-                                f"model (target {wanted:.0%}). Prefer a higher-precision format.")
-        in_use = (run.classifier() or {}).get("use", "llm")
-        if in_use != "llm":
-            warnings.append(f"This {fmt} export is the fine-tuned LLM alone, while the run's classifier in use is "
-                            f"{NAMES[in_use]} (it did better on held-out rows): the classifier bundle carries that.")
+            agreement, rows = (_verify_bundle(run, (model, tokenizer, card), tmp, use) if fmt == "classifier" else
+                               _verify(run, model, tokenizer, card, fmt, tmp, artifact))
+        warnings = _warnings(run, fmt, agreement, rows)
         commands = run_commands(fmt, target, artifact, run.name, card)
         _write_metadata(run, card, fmt, tmp, agreement, rows, commands)
         files = sorted({str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()} | {"export.json"})
@@ -124,6 +123,19 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None,
         raise
     log(f"Exported {fmt} to {target}" + (f" ({agreement:.1%} label agreement on {rows} rows)" if rows else ""))
     return result
+
+
+def _warnings(run: RunDir, fmt: str, agreement: float | None, rows: int) -> list[str]:
+    warnings = []
+    wanted = AGREEMENT_TARGET[fmt]
+    if agreement is not None and wanted is not None and agreement < wanted:
+        warnings.append(f"Only {agreement:.1%} of {rows} validation rows get the same label as the trained model "
+                        f"(target {wanted:.0%}). Prefer a higher-precision format.")
+    in_use = (run.classifier() or {}).get("use", "llm")
+    if in_use != "llm" and fmt != "classifier":
+        warnings.append(f"This {fmt} export is the fine-tuned LLM alone, while the run's classifier in use is "
+                        f"{NAMES[in_use]} (it did better on held-out rows): the classifier bundle carries that.")
+    return warnings
 
 
 def _require_cuda_bnb() -> None:
@@ -151,6 +163,14 @@ def _write_adapters(run: RunDir, model, tokenizer, out: Path, log) -> str:
         if item.is_file():
             shutil.copy2(item, out / item.name)
     return "adapter_model.safetensors"
+
+
+def _write_classifier(run: RunDir, model, tokenizer, out: Path, log, use: str | None = None) -> str:
+    """The classifier bundle: the adapter (with its card), the decision, the classic model when it is in use."""
+    shutil.copytree(run.adapter, out / "adapter", ignore=shutil.ignore_patterns(*PICKLE_WEIGHTS))
+    record = write_bundle(out, run, use)
+    log(f"Classifier bundle: {record['info']['classifier']} in use, labels {', '.join(record['labels'])}")
+    return "classifier.json"
 
 
 def _merged_model(model):
@@ -226,6 +246,21 @@ def _verify(run: RunDir, model, tokenizer, card: dict, fmt: str, folder: Path, a
     return float(np.mean([a == b for a, b in zip(reference, exported)])), len(texts)
 
 
+def _verify_bundle(run: RunDir, loaded: tuple, folder: Path, use: str | None) -> tuple[float, int]:
+    """Fraction of (up to VERIFY_ROWS) Val A rows where the bundle, loaded on its own (its adapter, its classic
+    model, its rules), predicts the run's label."""
+    from studio.evaluate.classifier import RunClassifier  # (the bundle as a user loads it)
+
+    prepared, _ = prepare_for_run(run, loaded[1])
+    frame = prepared.split.val_a
+    texts = list(frame.sample(n=min(len(frame), VERIFY_ROWS), random_state=0)["text"])
+    reference = RunClassifier.of_run(run, use, loaded=loaded).predict_frame(texts)["predicted_label"]
+    bundle = Bundle(folder)
+    exported = RunClassifier.of_run(bundle, loaded=lambda: load_run_model(bundle, log=lambda m: None))
+    return float(np.mean(reference.to_numpy() == exported.predict_frame(texts)["predicted_label"].to_numpy())), \
+        len(texts)
+
+
 def _export_probs(fmt, folder: Path, artifact: str, run: RunDir, prepared, texts, scorer: LabelScorer):
     if fmt.startswith("gguf"):
         reader = gguf.GGUFScorer(folder / artifact, scorer.code_ids,
@@ -259,7 +294,7 @@ def _write_metadata(run: RunDir, card: dict, fmt: str, out: Path, agreement, row
                                             "how_to_use": PROBABILITY_NOTE})
     (out / "rubric.txt").write_text(card["rubric"] + "\n", encoding="utf-8")
     run.copy_record_to(out, ("config", "backend", "versions", "device", "threshold", "rubric", "prompt_format"))
-    if read_adapter_card(out) is None:
+    if fmt != "classifier" and read_adapter_card(out) is None:  # (a bundle's card is in adapter/)
         write_adapter_card(out, {**card, "threshold": record.get("threshold"), "format": fmt})
     (out / "README.md").write_text(model_card(run, record, card, fmt, agreement, rows, commands), encoding="utf-8")
 
@@ -348,6 +383,8 @@ def _f(value) -> str:
 def run_commands(fmt: str, folder: Path, artifact: str, name: str, card: dict) -> str:
     """The exact commands that run this export (shown in the UI and in the model card)."""
     folder = str(folder)
+    if fmt == "classifier":
+        return bundle_commands(folder, card)
     score = ('msgs = [{"role": "system", "content": open(f"{path}/rubric.txt").read()},\n'
              '        {"role": "user", "content": "Your text here"}]\n'
              'ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt")\n'
@@ -375,6 +412,18 @@ def run_commands(fmt: str, folder: Path, artifact: str, name: str, card: dict) -
             "                                  {\"role\": \"user\", \"content\": \"Your text here\"}],\n"
             "                                 temperature=0, max_tokens=8)\n"
             "print(out[\"choices\"][0][\"message\"][\"content\"])  # a code; labels.json maps it back\n```")
+
+
+def bundle_commands(folder: str, card: dict) -> str:
+    base = _hub_name(card.get("base_model"))
+    return (f"Python (with the studio installed: pip install -r requirements.txt):\n```python\nfrom studio import "
+            f"Classifier\nclf = Classifier.load({folder!r})\nprint(clf.predict([\"Your text here\"]))  "
+            "# [{'label': ..., 'probabilities': {...}}]\nclf.predict_file(\"new.csv\", \"labelled.csv\")  "
+            "# any size; a rerun continues\n```\nCommand line:\n```bash\n"
+            f"python -m studio predict {folder} new.csv -o labelled.csv\n"
+            f"python -m studio serve {folder} --port 8000   # POST /v1/classify {{\"texts\": [...]}}\n```\n"
+            f"The base model `{base}` must be available (hub id or local folder; the embedded default is made on "
+            "this machine from its PyPI package).")
 
 
 def _hub_name(model_name: str | None) -> str | None:

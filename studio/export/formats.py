@@ -4,8 +4,10 @@ importing torch)."""
 from studio.export.gguf import converter_dir
 from studio.machine import device_guess, has_module
 
-FORMATS = ["adapters", "merged_16bit", "merged_4bit", "gguf_f16", "gguf_q8_0", "gguf_q4_k_m"]
+FORMATS = ["classifier", "adapters", "merged_16bit", "merged_4bit", "gguf_f16", "gguf_q8_0", "gguf_q4_k_m"]
 FORMAT_HELP = {
+    "classifier": "the run's classifier in use (fine-tuned LLM, classic model or their blend) in one folder: "
+                  "Classifier.load, python -m studio predict / serve; needs the studio and the base model",
     "adapters": "LoRA adapter only (small); needs the base model to run",
     "merged_16bit": "adapter merged into the base weights, float16: one standalone transformers model",
     "merged_4bit": "merged and quantised to 4-bit with bitsandbytes (CUDA only)",

@@ -297,7 +297,10 @@ def inference_autocast(device: str):
 
 
 def _placement(device: str) -> dict:
-    return {"device_map": {"": 0}} if device == "cuda" else {}
+    import torch  # (torch: with the model)
+
+    # the current GPU: a rank of a multi-GPU process group uses its own (Accelerate sets it)
+    return {"device_map": {"": torch.cuda.current_device()}} if device == "cuda" else {}
 
 
 def load_base(name: str, *, log=print, dtype=None, device: str | None = None, trust_remote_code: bool = False):

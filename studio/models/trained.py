@@ -14,13 +14,14 @@ _lock = threading.Lock()
 _kept: dict = {"key": None, "value": None}
 
 
-def load_run_model(run: RunDir, log=print):
-    """Base model + the run's adapter, on the GPU when there is one; returns (model, tokenizer, adapter card)."""
+def load_run_model(run, log=print):
+    """Base model + the adapter of a run (or of a classifier bundle), on the GPU when there is one; returns (model,
+    tokenizer, adapter card). The base model is the card's: a hub id loads by name, the embedded default from this
+    machine's converted copy (made if needed), and the folder it was trained from when that still exists."""
     card = run.adapter_card()
-    # A hub id loads by name; the embedded default is converted into this machine's cache if needed.
-    model, tokenizer = load_with_adapter(require_safetensors(run.adapter),
-                                         card.get("base_model") or run.config().model.name,
-                                         base_source=card.get("base_source"), log=log)
+    base = card.get("base_model") or run.config().model.name
+    model, tokenizer = load_with_adapter(require_safetensors(run.adapter), base, base_source=card.get("base_source"),
+                                         log=log)
     return model, tokenizer, card
 
 

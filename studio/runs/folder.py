@@ -211,22 +211,17 @@ class RunDir:
         return (self.path / CLASSIC_MODEL).exists()
 
     def load_classic(self):
-        """The run's classic model, loaded without running any code from the run folder: only the types scikit-learn
-        vouches for are built (anything else is refused)."""
-        import skops.io  # (scikit-learn's serializer: only where a classic model is saved or loaded)
+        """The run's classic model (None when it has none), loaded without running code from the run folder."""
+        return load_classic_file(self.path / CLASSIC_MODEL)
 
-        path = self.path / CLASSIC_MODEL
-        if not path.exists():
-            return None
-        try:
-            untrusted = skops.io.get_untrusted_types(file=path)
-            if untrusted:
-                raise StudioError(f"{path} holds types the studio does not load ({', '.join(untrusted[:5])}): it "
-                                  "was not written by the studio. Evaluate the run again to fit a new one.")
-            return skops.io.load(path)
-        except (OSError, ValueError, KeyError) as exc:
-            raise StudioError(f"The classic model in {path} cannot be read ({exc}); evaluate the run again to fit a "
-                              "new one.") from None
+    def info(self) -> dict:
+        """What a classifier made from this run says about itself: its model, the candidate in use and its figures."""
+        record = self.record()
+        summary = record.get("eval_summary") or {}
+        return {"name": self.name, "model": record.get("config", {}).get("model", {}).get("name"),
+                "labels": list(self.adapter_card()["label_codes"]) if self.has_adapter_card() else None,
+                "classifier": (self.classifier() or {}).get("use", "llm"), "threshold": self.threshold(),
+                "val_a": summary.get("chosen_val_a") or summary.get("val_a"), "created": record.get("created")}
 
     # ---- the adapter card (adapter/studio.json) --------------------------------------------------------
     def has_adapter_card(self) -> bool:
@@ -320,6 +315,24 @@ class RunDir:
 
 
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.ckpt")
+
+
+def load_classic_file(path: Path):
+    """A classic model saved by the studio (skops), loaded without running any code from the folder it is in: only
+    the types scikit-learn vouches for are built, anything else is refused. None when there is no file."""
+    import skops.io  # (scikit-learn's serializer: only where a classic model is saved or loaded)
+
+    if not Path(path).exists():
+        return None
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+        if untrusted:
+            raise StudioError(f"{path} holds types the studio does not load ({', '.join(untrusted[:5])}): it was "
+                              "not written by the studio. Evaluate the run again to fit a new one.")
+        return skops.io.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise StudioError(f"The classic model in {path} cannot be read ({exc}); evaluate the run again to fit a "
+                          "new one.") from None
 
 
 def require_safetensors(folder: Path) -> Path:

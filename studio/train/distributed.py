@@ -8,14 +8,7 @@ One optimizer step then covers batch × grad_accum × N rows, and that number is
 
 from __future__ import annotations
 
-
-def init_process_group() -> None:
-    """Join the process group now (NCCL on GPUs, gloo on CPUs) so the ranks can agree on the run folder before the
-    trainer starts; the trainer reuses the same Accelerate state."""
-    import torch  # (torch: not at the page's start)
-    from accelerate import PartialState
-
-    PartialState(cpu=not torch.cuda.is_available())
+# Joining and leaving the ranks' process group: studio.machine (batch predictions shard over the same ranks).
 
 
 def broadcast(value):
@@ -39,14 +32,3 @@ def any_rank(flag: bool) -> bool:
     value = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
-
-
-def leave_process_group() -> None:
-    """Leave the process group before the process ends: its communication threads are joined here, not torn down
-    mid-flight while the interpreter exits (which aborts the process: "terminate called without an active
-    exception")."""
-    import torch.distributed as dist  # (torch: only in a process that trained)
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()

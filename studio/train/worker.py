@@ -38,7 +38,8 @@ from studio.runs import jobs
 from studio.runs.folder import CHECKPOINT_DONE, RunDir, default_run_name, write_adapter_card, write_json_atomic
 from studio.runs.recorder import RunRecorder
 from studio.runs.stream import MetricsStream
-from studio.train.distributed import broadcast, init_process_group
+from studio.machine import join_process_group
+from studio.train.distributed import broadcast
 from studio.train.memory import (OOM_LEVERS, drop_frames, estimate_for_run, free_memory, is_out_of_memory,
                                  measured_peak, memory_record, reset_peak_memory)
 from studio.train.sft import Objective, sft_args, sft_trainer_class
@@ -547,7 +548,7 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
     with jobs.claimed():
         dist = ranks()
         if dist.distributed:
-            init_process_group()
+            join_process_group()
         if resume is not None:
             run, config, resume_from = _resume_target(resume, runs_dir)
         else:

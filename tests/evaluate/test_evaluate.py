@@ -173,7 +173,7 @@ def test_three_candidates_the_one_in_use_and_the_override(trained, tmp_path):
     assert np.allclose(run.load_classic().predict_proba(texts), evaluation.classic_model.predict_proba(texts))
     src = tmp_path / "posts.csv"
     pd.DataFrame({"text": texts[:6], "id": range(6)}).to_csv(src, index=False)
-    in_use = predict_file(run.path, src, tmp_path / "in_use.csv", loaded=loaded)
+    in_use = predict_file(run.path, src, tmp_path / "in_use.csv", loaded=loaded).preview
     expected = RunClassifier.of_run(run, loaded=loaded).predict_frame(texts[:6])
     assert list(in_use["predicted_label"]) == list(expected["predicted_label"])
     result = subprocess.run([sys.executable, "-m", "studio", "eval", str(run.path), "--json", "--use", "llm",
@@ -181,7 +181,7 @@ def test_three_candidates_the_one_in_use_and_the_override(trained, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     overridden = json.loads(result.stdout)["chosen"]
     assert overridden["name"] == "llm" and overridden["override"] == "llm" and run.classifier()["use"] == "llm"
-    as_llm = predict_file(run.path, src, tmp_path / "llm.csv", loaded=loaded)
+    as_llm = predict_file(run.path, src, tmp_path / "llm.csv", loaded=loaded).preview
     by_card = RunClassifier.of_run(run, use="llm", loaded=loaded).predict_frame(texts[:6])
     assert list(as_llm["predicted_label"]) == list(by_card["predicted_label"])
     evaluate_run(run.path, untrained=False, use="auto", loaded=loaded)  # back to the one the figures choose
@@ -224,7 +224,7 @@ def test_threshold_is_saved_and_used_by_predict(trained, tmp_path):
                                        "rules solder garden"], "id": [1, 2, 3, 4, 5]})
     src = tmp_path / "new_posts.jsonl"
     inputs.to_json(src, orient="records", lines=True)
-    out = predict_file(job.run.path, src, tmp_path / "pred.csv", loaded=loaded)
+    out = predict_file(job.run.path, src, tmp_path / "pred.csv", loaded=loaded).preview
     assert len(out) == len(inputs) == len(pd.read_csv(tmp_path / "pred.csv"))
     assert list(out["id"]) == ["1", "2", "3", "4", "5"]  # input columns come back as read
     assert out.loc[[1, 3], "predicted_label"].isna().all() and out.loc[1, "note"].startswith("empty text")
@@ -232,7 +232,7 @@ def test_threshold_is_saved_and_used_by_predict(trained, tmp_path):
     assert np.allclose(filled["p_Other"] + filled["p_Rules Question"], 1.0, atol=1e-3)
     assert list(filled["predicted_code"]) == ["R", "O", "R"]
     job.run.set_threshold(0.9999999)  # almost nothing reaches it: the minority vanishes
-    strict = predict_file(job.run.path, src, tmp_path / "strict.csv", loaded=loaded)
+    strict = predict_file(job.run.path, src, tmp_path / "strict.csv", loaded=loaded).preview
     assert (strict["predicted_label"].dropna() == "Other").all()
     assert json.loads((job.run.adapter / "studio.json").read_text())["threshold"] == 0.9999999
     _, report = evaluate_run(job.run.path, untrained=False, loaded=loaded)
@@ -249,7 +249,7 @@ def test_predictions_csv_opens_safely_in_a_spreadsheet(trained, tmp_path):
     src = tmp_path / "posts.csv"
     pd.DataFrame({"text": ["=HYPERLINK(\"http://evil\",\"click\")", "rules glue paint"], "id": [1, 2]}).to_csv(
         src, index=False)
-    out = predict_file(job.run.path, src, tmp_path / "pred.csv", loaded=load_run_model(job.run))
+    out = predict_file(job.run.path, src, tmp_path / "pred.csv", loaded=load_run_model(job.run)).preview
     assert out["text"][0].startswith("=")
     written = pd.read_csv(tmp_path / "pred.csv")
     assert written["text"][0] == "'=HYPERLINK(\"http://evil\",\"click\")" and written["text"][1] == "rules glue paint"

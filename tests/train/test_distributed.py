@@ -7,14 +7,12 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, SAMPLE
+from conftest import LAUNCH, REPO, SAMPLE
 
 from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.runs.folder import CHECKPOINT_DONE, RunDir
 
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
 
 
 def config_for(model_dir, **train) -> RunConfig:

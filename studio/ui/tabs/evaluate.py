@@ -92,7 +92,7 @@ def wire(page: Page) -> None:
     page.on(page["evaluate/save"].click, save, ["evaluate/state", "evaluate/threshold", "evaluate/run"], [],
             api_name="save_threshold")
     page.on(page["evaluate/predict_in"].upload, predict, ["evaluate/predict_in", "evaluate/run"],
-            ["evaluate/predict_out", "evaluate/predict_preview"], api_name="predict_file")
+            ["evaluate/predict_out", "evaluate/predict_preview"], progress=True, api_name="predict_file")
 
 
 def evaluate(ctx: UIContext, values: Values) -> dict:
@@ -178,5 +178,5 @@ def predict(ctx: UIContext, values: Values) -> dict:
     if not run:
         raise StudioError("Pick a run first.")
     out = Path(tempfile.mkdtemp(prefix="studio-predict-")) / f"{Path(file).stem}-predictions.csv"
-    predicted = predict_file(run, file, out, ctx.runs_dir, names_only=True)
-    return {"evaluate/predict_out": str(out), "evaluate/predict_preview": predicted.frame.head(50)}
+    predicted = predict_file(run, file, out, ctx.runs_dir, names_only=True, progress=values.progress)
+    return {"evaluate/predict_out": str(out), "evaluate/predict_preview": predicted.preview}

@@ -44,6 +44,7 @@ def export_format(ctx: UIContext, values: Values, fmt: str) -> dict:
     if not run:
         raise StudioError("Pick a run to export (train one first).")
     values.progress(f"Exporting {fmt}: building it, then reloading it to check its answers", 0.0)
-    exported = export(run, fmt, None, ctx.runs_dir, names_only=True, zipped=fmt == "adapters", log=lambda m: None)
+    exported = export(run, fmt, None, ctx.runs_dir, names_only=True, zipped=fmt in ("classifier", "adapters"),
+                      log=lambda m: None)
     return {"export/result": exported.markdown(),
             "export/archive": str(exported.download) if exported.download else None}
