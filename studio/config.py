@@ -187,8 +187,11 @@ class TrainSpec:
                                          "per row: same result, less compute. Used where the backend allows it "
                                          "(transformers, one process, no checkpointing).",
                                          label="Run the rubric once per micro-batch", advanced=True)
-    save_steps: int = _f(0, "Save a checkpoint every N steps (0: about every tenth of the run); resume "
+    save_steps: int = _f(0, "Also save a checkpoint every N steps (0: by time only, checkpoint_minutes); resume "
                             "continues from the last one.", label="Checkpoint every N steps", advanced=True)
+    checkpoint_minutes: float = _f(1.0, "Save a checkpoint after this many minutes of training since the last one "
+                                        "(the newest two are kept): a crash costs at most this much training "
+                                        "(0: by steps only).", label="Checkpoint every N minutes", advanced=True)
     eval_steps: int = _f(-1, "Evaluate on a sample of Val A every N steps (0: off; -1: about 6 times per run); "
                              "adds macro-F1 and minority recall to the live charts and drives early stopping.",
                              label="Validate every N steps")
@@ -199,8 +202,9 @@ class TrainSpec:
                                          "is what is saved, evaluated and exported.",
                                          label="Stop after N validations without progress")
     time_budget_minutes: float = _f(-1.0, "Train for at most this many minutes (0: no limit; -1: auto, 7 on a CPU "
-                                          "and none on a GPU). The steps are planned from the measured step time, "
-                                          "so the learning-rate schedule ends on time.", label="Time budget (minutes)")
+                                          "and none on a GPU). The steps are planned from the measured step time "
+                                          "and re-planned as the speed changes, so the run and its learning-rate "
+                                          "schedule end on time.", label="Time budget (minutes)")
 
 
 @dataclass
@@ -272,6 +276,17 @@ def _build(cls, data: Any, where: str):
 
 
 KINDS = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+
+
+def setting_label(key: str) -> str:
+    """The words a setting goes by on the page ("train.learning_rate" → "Learning rate"); the key itself when it
+    has none."""
+    section, _, name = key.partition(".")
+    holder = {"data": DataRecipe, "model": ModelSpec, "lora": LoraSpec, "train": TrainSpec}.get(section)
+    if holder is None or not name:
+        return key
+    found = next((f for f in dataclasses.fields(holder) if f.name == name), None)
+    return (found.metadata.get("label") if found is not None else None) or key
 
 
 def field_kind(f: dataclasses.Field) -> type:
@@ -435,6 +450,7 @@ def validate_config(config: RunConfig) -> list[str]:
         (model.max_seq_length >= 32, "max_seq_length below 32 tokens cannot hold a prompt and a label."),
         (refusal is None, refusal),
         (train.save_steps >= 0, "save_steps cannot be negative."),
+        (train.checkpoint_minutes >= 0, "checkpoint_minutes cannot be negative."),
     ]
     for ok, message in checks:
         if not ok:

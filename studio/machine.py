@@ -10,6 +10,7 @@ import os
 import platform
 import shutil
 import sys
+import threading
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -125,3 +126,17 @@ def leave_process_group() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+_STACK_LOCK = threading.Lock()
+
+
+def import_stack() -> None:
+    """Import torch and transformers (with the names every part of the studio takes from it) once, under one lock.
+    Two threads importing transformers for the first time at once (the web app's training thread and a page
+    request) can find its lazily loaded names half made: "cannot import name 'AutoTokenizer' from 'transformers'".
+    Call it where a thread may be the first to use transformers; after unsloth, where unsloth is used."""
+    with _STACK_LOCK:
+        import torch  # noqa: F401 (the stack, once)
+        from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer,  # noqa: F401
+                                  PreTrainedModel, TrainerCallback)

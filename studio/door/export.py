@@ -8,19 +8,20 @@ from pathlib import Path
 
 from studio.door.result import Result, page_line
 from studio.door.runs import open_run
-from studio.export.formats import FORMAT_HELP, FORMATS, unavailable
+from studio.export.formats import FORMAT_HELP, FORMAT_TITLES, FORMATS, unavailable
 from studio.export.gguf import setup_converter
 
 
 @dataclass
 class Format:
-    name: str
+    name: str  # as the CLI's --format takes it
+    title: str  # as the page shows it
     help: str
     unavailable: str | None  # why this machine cannot build it, and what to do (None: it can)
 
 
 def formats() -> list[Format]:
-    return [Format(fmt, FORMAT_HELP[fmt], unavailable(fmt)) for fmt in FORMATS]
+    return [Format(fmt, FORMAT_TITLES[fmt], FORMAT_HELP[fmt], unavailable(fmt)) for fmt in FORMATS]
 
 
 @dataclass

@@ -6,14 +6,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.config import setting_label
 from studio.door.result import Result
 from studio.errors import StudioError
 from studio.runs.folder import RunDir, list_runs
 from studio.runs.jobs import live_names
 
-KEY_SETTINGS = [("model", "name", "model"), ("lora", "r", "r"), ("lora", "lora_alpha", "lora_alpha"),
-                ("lora", "use_rslora", "use_rslora"), ("train", "learning_rate", "learning_rate"),
-                ("train", "max_steps", "max_steps"), ("data", "balance", "balance")]
+KEY_SETTINGS = [("model", "name"), ("lora", "r"), ("lora", "lora_alpha"), ("lora", "use_rslora"),
+                ("train", "learning_rate"), ("data", "balance")]
+SETS = {"val_a": "Val A", "val_b": "Val B", "classic_val_a": "Val A, classic model",
+        "chosen_val_a": "Val A, classifier in use"}
+METRICS = {"macro_f1": "macro-F1", "accuracy": "accuracy", "minority_recall": "minority recall", "n": "rows"}
 
 
 def open_run(run: str | Path, runs_dir: str | Path = "runs", names_only: bool = False) -> RunDir:
@@ -63,8 +66,8 @@ class RunList(Result):
                    "data": Path(config.get("data", {}).get("path", "")).name,
                    "step": f"{r['step'] or 0}/{r['max_steps'] or '?'}",
                    "final loss": None if r["final_loss"] is None else round(r["final_loss"], 4)}
-            for section, key, title in KEY_SETTINGS:
-                row[title] = config.get(section, {}).get(key)
+            for section, key in KEY_SETTINGS:
+                row[setting_label(f"{section}.{key}")] = _used(record, section, key)
             rows.append(row)
         return rows
 
@@ -106,17 +109,28 @@ def _record(path: str) -> dict:
         return {}
 
 
+def _used(record: dict, section: str, key: str):
+    """A setting as the run used it: an auto value with what it became ("auto → 0.001")."""
+    value = record.get("config", {}).get(section, {}).get(key)
+    resolved = (record.get("resolved") or {}).get(key) if section == "train" else None
+    if resolved is not None and resolved != value and value in (-1, -1.0, 0, "auto"):
+        return f"auto → {resolved:g}" if isinstance(resolved, float) else f"auto → {resolved}"
+    return value
+
+
 def _flatten(record: dict) -> dict:
-    """A run's settings ("section.setting") and its evaluation summary ("eval.set.metric"), one value each."""
+    """A run's settings and its evaluation summary, one value each, under the words the page uses for them
+    ("Learning rate", "Val A macro-F1")."""
     out = {}
     for section, values in record.get("config", {}).items():
         if isinstance(values, dict):
             for k, v in values.items():
                 if k not in ("sha256", "counts"):
-                    out[f"{section}.{k}"] = json.dumps(v) if isinstance(v, (dict, list)) else v
+                    v = _used(record, section, k)
+                    out[setting_label(f"{section}.{k}")] = json.dumps(v) if isinstance(v, (dict, list)) else v
         elif section != "name":
             out[section] = values
     for name, metrics in (record.get("eval_summary") or {}).items():
         for k, v in metrics.items():
-            out[f"eval.{name}.{k}"] = _round(v)
+            out[f"{SETS.get(name, name)} {METRICS.get(k, k)}"] = _round(v) if isinstance(v, float) else v
     return out

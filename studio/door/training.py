@@ -9,12 +9,12 @@ from pathlib import Path
 
 from studio.config import RunConfig
 from studio.door.plan import rows_per_step_words
-from studio.door.result import Result, md_list
+from studio.door.result import Result, escape_html, md_list
 from studio.errors import StudioError
 from studio.estimate.plan import preview
 from studio.machine import leave_process_group, ranks
 from studio.runs import jobs
-from studio.runs.folder import RunDir
+from studio.runs.folder import RunDir, list_runs
 
 
 @dataclass
@@ -129,6 +129,37 @@ def status(log_lines: int = 60) -> Status | None:
     if job is None:
         return None
     return Status(job.snapshot(), job.earlier + job.stream.records(), job.log_tail(log_lines), job.done)
+
+
+@dataclass
+class Interrupted:
+    """The newest run, when it was interrupted (the app or the machine stopped while it trained)."""
+
+    name: str
+    step: int  # the last step it logged
+    max_steps: int | None
+    checkpoint_step: int | None  # where Resume continues from (None: no complete checkpoint)
+
+    def html_words(self) -> str:
+        where = f"step {self.step}/{self.max_steps or '?'}"
+        if self.checkpoint_step is None:
+            return (f"Run <b>{escape_html(self.name)}</b> was interrupted at {where} before its first checkpoint: "
+                    "start it again.")
+        return (f"Run <b>{escape_html(self.name)}</b> was interrupted at {where} (the app or the machine stopped). "
+                f"Its last checkpoint is step {self.checkpoint_step}: Resume continues from there, with the time "
+                "budget it had left.")
+
+
+def interrupted(runs_dir: str | Path = "runs") -> Interrupted | None:
+    """The newest run of the runs folder if it was interrupted and no run trains in this process now."""
+    if jobs.current() is not None:
+        return None
+    newest = next(iter(list_runs(runs_dir)), None)
+    if newest is None or newest["state"] != "interrupted":
+        return None
+    last = RunDir(Path(newest["path"])).last_checkpoint()
+    return Interrupted(newest["name"], newest["step"] or 0, newest["max_steps"],
+                       int(last.name.rsplit("-", 1)[-1]) if last else None)
 
 
 def visible_gpus() -> int:

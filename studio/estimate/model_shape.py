@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from studio.config import EMBEDDED_MODEL
 from studio.errors import StudioError
+from studio.machine import import_stack
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ def read_shape(name: str) -> tuple[ModelShape, bool]:
     if path.exists():
         if not (path / "config.json").exists():
             raise StudioError(f"{path} has no config.json, so it is not a model folder.")
+        import_stack()  # a page request, perhaps while a training thread imports transformers too
         from transformers import AutoConfig  # (after unsloth's patches)
 
         try:

@@ -12,6 +12,7 @@ from studio.data.split import Split
 from studio.errors import StudioError
 from studio.evaluate.calibration import class_priors
 from studio.evaluate.evaluation import Evaluation, evaluate_model
+from studio.evaluate.verdicts import verdicts
 from studio.models.trained import load_run_model
 from studio.runs.folder import RunDir
 from studio.runs.jobs import refuse_while_training
@@ -81,12 +82,28 @@ def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: st
         evaluation.replay(saved, where=f"on {Path(data).name}")
     report = evaluation.report()
     report["notes"] = notes
+    report["training"] = training_facts(run)
+    report["verdicts"] = verdicts(report)
     report["data"] = str(data) if data else config.data.path
     if data is not None:
         report["set_names"] = {"val_a": f"{Path(data).name} (all rows)", "val_b": f"{Path(data).name} (balanced)"}
     else:
         keep_with_run(run, evaluation, report)
     return evaluation, report
+
+
+def training_facts(run: RunDir) -> dict:
+    """How far training went: passes over the training rows, and whether the time budget ended it (a paced run that
+    stopped before the trainer's own last step, or the budget's stop)."""
+    record, status = run.record(), run.status()
+    trained = [r for r in run.metrics() if r.get("kind") == "train"]
+    pace = (record.get("resolved") or {}).get("pace") or {}
+    step = status.get("step") or 0
+    ended_by_budget = status.get("stop_reason") == "time budget" or (bool(pace) and step < pace.get("limit", 0)
+                                                                      and status.get("stop_reason") is None)
+    return {"epochs": trained[-1].get("epoch") if trained else None, "steps": step,
+            "budget_minutes": (record.get("resolved") or {}).get("time_budget_minutes"),
+            "ended_by_budget": ended_by_budget}
 
 
 def keep_with_run(run: RunDir, evaluation: Evaluation, report: dict) -> None:

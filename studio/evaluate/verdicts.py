@@ -46,7 +46,17 @@ def judged(report: dict) -> list[tuple[bool, str]]:
             text = f"Training {'raised' if after > before else 'lowered'} Val A macro-F1 from {before:.3f} " \
                    f"(untrained) to {after:.3f}."
         out.append((after > before + 0.0005, text))
+    out += _budget(report.get("training") or {})
     return out
+
+
+def _budget(training: dict) -> list[tuple[bool, str]]:
+    """When the time budget ended training before one pass over the training rows, the setting that would help."""
+    epochs, minutes = training.get("epochs"), training.get("budget_minutes")
+    if not training.get("ended_by_budget") or epochs is None or epochs >= 1 or not minutes:
+        return []
+    return [(False, f"The {minutes:g}-minute time budget ended training after {epochs:.1f} of one pass over the "
+                    "training rows: train longer (Time budget, Model & LoRA tab) if the model should see every row.")]
 
 
 def _against_classic(report: dict, a: dict) -> list[tuple[bool, str]]:

@@ -5,6 +5,9 @@ from studio.export.gguf import converter_dir
 from studio.machine import device_guess, has_module
 
 FORMATS = ["classifier", "adapters", "merged_16bit", "merged_4bit", "gguf_f16", "gguf_q8_0", "gguf_q4_k_m"]
+FORMAT_TITLES = {"classifier": "Classifier (ready to use)", "adapters": "LoRA adapter",
+                 "merged_16bit": "Merged model, 16-bit", "merged_4bit": "Merged model, 4-bit (GPU)",
+                 "gguf_f16": "GGUF, 16-bit", "gguf_q8_0": "GGUF, 8-bit", "gguf_q4_k_m": "GGUF, 4-bit"}
 FORMAT_HELP = {
     "classifier": "the run's classifier in use (fine-tuned LLM, classic model or their blend) in one folder: "
                   "Classifier.load, python -m studio predict / serve; needs the studio and the base model",

@@ -279,6 +279,11 @@ class RunDir:
     def metrics(self) -> list[dict]:
         return MetricsStream.read(self.metrics_path)
 
+    def last_logged(self) -> dict:
+        """The last training record (its step, the planned last step, the loss): where a run stood when it stopped
+        writing, crash or not."""
+        return next((r for r in reversed(self.metrics()) if r.get("kind") == "train"), {})
+
     def checkpoint_folders(self) -> list[tuple[int, Path, bool]]:
         """(step, folder, complete) for every checkpoint folder. Complete: the studio's marker, written once the
         trainer had saved everything (a save cut short by a crash or a full disk has none)."""
@@ -382,12 +387,13 @@ def list_runs(runs_dir: str | Path, live_names: set[str] = frozenset()) -> list[
             continue
         status = run.status()
         config = record.get("config", {})
+        state = effective_state(status, live_names, run.name)
+        last = run.last_logged() if state in ("running", "interrupted") else {}  # status.json moves at checkpoints
         out.append({
-            "name": run.name, "path": str(path),
-            "state": effective_state(status, live_names, run.name),
+            "name": run.name, "path": str(path), "state": state,
             "created": record.get("created"), "model": config.get("model", {}).get("name"),
-            "backend": record.get("backend", {}).get("name"), "step": status.get("step"),
-            "max_steps": status.get("max_steps"), "final_loss": status.get("final_loss"),
+            "backend": record.get("backend", {}).get("name"), "step": last.get("step", status.get("step")),
+            "max_steps": last.get("max_steps", status.get("max_steps")), "final_loss": status.get("final_loss"),
             "error": status.get("error"), "metrics": record.get("eval_summary"),
             "has_adapter": run.has_adapter_card(),
         })

@@ -1,5 +1,6 @@
 """The TrainerCallback that feeds a run's metrics stream (``studio.runs.stream``): loss, learning rate, grad norm,
-tokens/s, ETA, memory; it also checks for a stop request and runs the optional periodic evaluation.
+tokens/s, ETA, memory; it also checks for a stop request, runs the optional periodic evaluation, paces a time
+budget (``studio.train.pacing``) and asks for a checkpoint every ``checkpoint_s`` seconds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch
 from transformers import TrainerCallback
 
 from studio.runs.stream import MetricsStream
-from studio.train.distributed import any_rank
+from studio.train.distributed import agreed_min, any_rank
+from studio.train.pacing import REPLAN_STEPS, Pacer, follow_schedule
 
 GIB = 2**30
 
@@ -44,29 +46,71 @@ def memory_snapshot() -> dict:
 class StudioCallback(TrainerCallback):
     """Feeds the stream at every logging step; honours stop requests; runs the periodic evaluation hook and stops
     early when Val A's macro-F1 has not improved for ``patience`` evaluations (``on_best(model, step, metrics)`` is
-    called at every new best); stops when the time budget is spent."""
+    called at every new best); stops when the time budget is spent; ``pacer``: re-plans the last step as the speed
+    changes (``on_replan(last_step)`` is told)."""
 
     def __init__(self, stream: MetricsStream, stop_event: threading.Event,
                  evaluator: Callable[[object, int], dict] | None = None, eval_steps: int = 0,
                  log: Callable[[str], None] = print, patience: int = 0,
-                 on_best: Callable[[object, int, dict], None] | None = None, budget_s: float | None = None):
+                 on_best: Callable[[object, int, dict], None] | None = None, budget_s: float | None = None,
+                 checkpoint_s: float = 0.0):
         self.stream, self.stop_event, self.evaluator, self.eval_steps = stream, stop_event, evaluator, eval_steps
         self.log, self.patience, self.on_best, self.budget_s = log, patience, on_best, budget_s
+        self.checkpoint_s = checkpoint_s
+        self.pacer: Pacer | None = None
+        self.on_replan: Callable[[int], None] = lambda last: None
         self.stopped = False
         self.stop_reason: str | None = None  # "requested", "early stopping", "time budget"
         self.best: dict | None = None  # {"step", "macro_f1", ...} of the best periodic evaluation
         self._since_best = 0
         self._early = False
-        self._start = self._last_time = None
+        self._start = self._last_time = self._last_save = None
         self._start_step = self._last_tokens = 0
+        self._eval_s = 0.0  # seconds of periodic evaluation in this process
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._start = self._last_time = time.perf_counter()
+    def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
+        self._start = self._last_time = self._last_save = time.perf_counter()
         self._start_step = state.global_step  # > 0 after a resume
         self._last_tokens = state.num_input_tokens_seen or 0
+        if self.pacer is not None:
+            self._replan(args, state, self.pacer.plan(state.global_step, 0.0), lr_scheduler)
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        over_budget = self.budget_s is not None and time.perf_counter() - self._start >= self.budget_s
+    def spent_s(self) -> float:
+        """Budget spent so far: before this process (a resumed run) and in it (training and evaluations)."""
+        used = self.pacer.used_s if self.pacer else 0.0
+        return used + (time.perf_counter() - self._start if self._start is not None else 0.0)
+
+    def on_step_end(self, args, state, control, model=None, lr_scheduler=None, **kwargs):
+        now = time.perf_counter()
+        if self.pacer is not None:
+            self.pacer.stepped(state.global_step, now - self._start - self._eval_s)
+            if state.global_step % REPLAN_STEPS == 0:
+                last = self.pacer.plan(state.global_step, now - self._start)
+                self._replan(args, state, agreed_min(last) if args.world_size > 1 else last, lr_scheduler)
+                if state.global_step < state.max_steps:  # transformers' flow callback stopped at the old last step
+                    control.should_training_stop = False
+        self._stop_if_asked(args, state, control)
+        save = bool(self.checkpoint_s) and now - self._last_save >= self.checkpoint_s
+        if (any_rank(save) if args.world_size > 1 else save) and not self.stopped:
+            control.should_save = True
+        evaluate_now = self.evaluator and self.eval_steps and state.global_step % self.eval_steps == 0
+        if evaluate_now and state.is_world_process_zero and not self.stopped:  # rank 0 evaluates; no collectives
+            self._evaluate(model, state)
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        self._last_save = time.perf_counter()
+
+    def _replan(self, args, state, last: int, lr_scheduler) -> None:
+        """The trainer stops at ``last`` (transformers' flow callback reads state.max_steps), and the learning-rate
+        schedule ends there."""
+        if last != state.max_steps:
+            state.max_steps = last
+            follow_schedule(lr_scheduler, last)
+            self.on_replan(last)
+
+    def _stop_if_asked(self, args, state, control) -> None:
+        over_budget = self.budget_s is not None and self.spent_s() >= self.budget_s
         reason = ("requested" if self.stop_event.is_set() else "early stopping" if self._early else
                   "time budget" if over_budget else None)
         requested = reason is not None
@@ -78,10 +122,6 @@ class StudioCallback(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True
             self.log(self._stop_message(state.global_step))
-        evaluate_now = self.evaluator and self.eval_steps and state.global_step % self.eval_steps == 0
-        if evaluate_now and state.is_world_process_zero and not self.stopped:  # rank 0 evaluates; no collectives
-            self._evaluate(model, state)
-        return control
 
     def _stop_message(self, step: int) -> str:
         if self.stop_reason == "early stopping" and self.best:
@@ -114,6 +154,9 @@ class StudioCallback(TrainerCallback):
         self.stream.append({"kind": "eval", "step": state.global_step, **result, "eval_seconds": round(took, 2),
                             "best": better})
         self._last_time += took  # evaluation time is not training throughput
+        self._eval_s += took
+        if self.pacer is not None:
+            self.pacer.evaluated(took)
         if better:
             self.best, self._since_best = {"step": state.global_step, **result}, 0
             if self.on_best:
@@ -137,11 +180,18 @@ class StudioCallback(TrainerCallback):
             "learning_rate": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
             "tokens_seen": tokens, "elapsed_s": round(elapsed, 2),
             "tokens_per_s": round((tokens - self._last_tokens) / max(now - self._last_time, 1e-9), 1),
-            "eta_s": round(elapsed / done * remaining, 1) if done else None,
+            "eta_s": self._eta(elapsed, done, remaining),
             **memory_snapshot(),
         }
         self._last_time, self._last_tokens = now, tokens
         self.stream.append(record)
+
+
+    def _eta(self, elapsed: float, done: int, remaining: int) -> float | None:
+        """Seconds left: with a paced budget, the budget's rest (the plan ends there); else from the steps' pace."""
+        if self.pacer is not None:
+            return round(max(0.0, self.budget_s - self.spent_s()), 1)
+        return round(elapsed / done * remaining, 1) if done else None
 
 
 class SaveHook(TrainerCallback):

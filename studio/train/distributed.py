@@ -32,3 +32,17 @@ def any_rank(flag: bool) -> bool:
     value = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def agreed_min(value: int) -> int:
+    """The smallest of the ranks' ``value``s, on every rank (the ranks' re-planned last steps: they must stop
+    together)."""
+    import torch  # (torch: not at the page's start)
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    box = torch.tensor([int(value)], device=device)
+    dist.all_reduce(box, op=dist.ReduceOp.MIN)
+    return int(box.item())

@@ -84,11 +84,7 @@ class LaunchedJob(jobs.SnapshotMixin):
             return
 
         self._stop_requested = True
-        try:
-            ranks = [p for p in psutil.Process(self.proc.pid).children(recursive=True)
-                     if "studio" in " ".join(p.cmdline())]
-        except psutil.Error:
-            ranks = []
+        ranks = training_processes(self.proc.pid)
         for rank in ranks:
             try:
                 rank.send_signal(signal.SIGINT)
@@ -123,6 +119,32 @@ class LaunchedJob(jobs.SnapshotMixin):
             memory_estimate=record.get("memory_estimate"), best_eval=status.get("best_eval"),
             time_budget_s=60 * budget if (budget := (record.get("resolved") or {}).get("time_budget_minutes"))
             else None)
+
+
+def training_processes(pid: int) -> list[psutil.Process]:
+    """The processes that train, under ``pid`` (the launcher, or the CLI itself): each runs ``python -m studio``, and
+    its parent does not (a process forked by a rank, a data-loading worker, has the rank's command line; a signal
+    meant for the rank must not go to it instead)."""
+    def trains(process) -> bool:
+        try:
+            argv = process.cmdline() if process is not None else []
+            return "-m" in argv and argv[argv.index("-m") + 1:argv.index("-m") + 2] == ["studio"]  # python [-u] -m
+        except psutil.Error:
+            return False
+
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+    return [p for p in tree if trains(p) and not (p.pid != pid and trains(_parent(p)))]
+
+
+def _parent(process):
+    try:
+        return process.parent()
+    except psutil.Error:
+        return None
 
 
 def start_launched(config: RunConfig | None, runs_dir: str | Path, processes: int,

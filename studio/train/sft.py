@@ -13,13 +13,15 @@ from pathlib import Path
 
 from studio.config import RunConfig
 
+NEVER = 10**9  # steps: checkpoints come by time (studio.train.callback) unless save_steps asks for step-based ones
+
 
 def sft_args(config: RunConfig, *, output_dir: str | Path, optim: str, dtype: str, device: str,
-             total_steps: int, autocast: str | None = None) -> dict:
+             autocast: str | None = None) -> dict:
     """The keyword arguments of TRL's ``SFTConfig`` for a run: the trainer's settings from the run config, the
-    effective optimizer and dtype (``autocast``: bfloat16 compute over float32 weights), checkpoints about every tenth
-    of the run unless ``save_steps`` says otherwise, rows grouped by length (less padding; the trainer class refines
-    this into class-stratified batches when it knows each row's class)."""
+    effective optimizer and dtype (``autocast``: bfloat16 compute over float32 weights), checkpoints by time (the
+    callback asks for them; ``save_steps`` adds step-based ones), rows grouped by length (less padding; the trainer
+    class refines this into class-stratified batches when it knows each row's class)."""
     train = config.train
     return dict(
         output_dir=str(output_dir), per_device_train_batch_size=train.per_device_train_batch_size,
@@ -28,7 +30,7 @@ def sft_args(config: RunConfig, *, output_dir: str | Path, optim: str, dtype: st
         optim=optim, lr_scheduler_type=train.lr_scheduler_type, weight_decay=train.weight_decay,
         logging_steps=train.logging_steps, seed=train.seed, packing=train.packing,
         max_length=config.model.max_seq_length, save_strategy="steps",
-        save_steps=train.save_steps or max(1, total_steps // 10), save_total_limit=2, report_to="none",
+        save_steps=train.save_steps or NEVER, save_total_limit=2, report_to="none",
         # Rows stay rows (Unsloth would pack them "padding-free"): the loss re-pads them on the left and reads the
         # logits at the answer only, and rows grouped by length leave little padding.
         padding_free=False,

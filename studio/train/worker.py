@@ -31,18 +31,18 @@ from studio.estimate.recipe import budget_steps, eval_every, resolve, step_warni
 from studio.estimate.vram import BANDS, detect_gpu, estimate_vram
 from studio.evaluate.calibration import class_priors
 from studio.evaluate.periodic import PeriodicEvaluator
-from studio.machine import device_description, has_module, library_versions, ranks
+from studio.machine import device_description, has_module, import_stack, join_process_group, library_versions, ranks
 from studio.models.embedded import HUB_ID
 from studio.models.loading import choose_backend, load_for_training, load_tokenizer, resolve_source
 from studio.runs import jobs
 from studio.runs.folder import CHECKPOINT_DONE, RunDir, default_run_name, write_adapter_card, write_json_atomic
 from studio.runs.recorder import RunRecorder
 from studio.runs.stream import MetricsStream
-from studio.machine import join_process_group
 from studio.train.distributed import broadcast
 from studio.train.memory import (OOM_LEVERS, drop_frames, estimate_for_run, free_memory, is_out_of_memory,
                                  measured_peak, memory_record, reset_peak_memory)
 from studio.train.sft import Objective, sft_args, sft_trainer_class
+from studio.train.pacing import Pacer
 from studio.train.timing import measure_step_seconds, record_speed
 
 # Imported inside the steps that need them, after the backend is chosen: transformers, trl and datasets (unsloth must
@@ -90,6 +90,7 @@ class TrainingJob(jobs.SnapshotMixin):
         self.train_config = config  # the config as trained: the resolved one once decided
         self.best: dict | None = None  # the best periodic evaluation's step, macro-F1 and adapter weights
         self.evaluator = None  # the periodic evaluation, built with the trainer
+        self.callback = None  # the trainer's StudioCallback (its time budget, its pace)
         self.gpu_in_use_at_start_gb = 0.0  # GPU memory the process held before this run (other models)
         self._log_lines: deque[str] = deque(maxlen=400)
         self._log_lock = threading.Lock()
@@ -191,6 +192,7 @@ class TrainingJob(jobs.SnapshotMixin):
         texts fitted to max_seq_length."""
         cfg = self.config
         self.phase = "reading the data"
+        import_stack()  # this thread may be the process's first to use transformers (the web app)
         tokenizer = load_tokenizer(cfg.model.name, log=self.log)
         prepared = prepare_data(cfg.data, tokenizer, cfg.model.max_seq_length)
         self.prepared = prepared
@@ -214,7 +216,10 @@ class TrainingJob(jobs.SnapshotMixin):
                         "eval_steps", "max_steps"):
                 if planned.get(key) is not None:
                     setattr(resolved.config.train, key, planned[key])
-            resolved.time_budget_s = None
+            if planned.get("pace"):  # a paced budget: the trainer's limit again, and the budget's rest (_fit)
+                resolved.config.train.max_steps = planned["pace"]["limit"]
+            else:
+                resolved.time_budget_s = None
         self.resolved, self.train_config = resolved, resolved.config
         for choice in resolved.choices:
             self.log(f"Recipe: {choice}.")
@@ -289,12 +294,14 @@ class TrainingJob(jobs.SnapshotMixin):
         self.total_steps = total_steps(cfg.train, len(train_set), gpus)
         objective = self._objective(loaded, backend)
         args = SFTConfig(**sft_args(cfg, output_dir=self.run.checkpoints, optim=optim, dtype=loaded.dtype,
-                                    device=backend.device, total_steps=self.total_steps, autocast=loaded.autocast))
+                                    device=backend.device, autocast=loaded.autocast))
         self.evaluator = self.evaluator_factory(prepared, loaded.tokenizer, cfg)
         callback = StudioCallback(self.stream, self.stop_event, evaluator=self.evaluator,
                                   eval_steps=max(0, cfg.train.eval_steps), log=self.log,
                                   patience=cfg.train.early_stopping_patience, on_best=self._keep_best,
-                                  budget_s=self.resolved.time_budget_s)
+                                  budget_s=self.resolved.time_budget_s, checkpoint_s=60 * cfg.train.checkpoint_minutes)
+        callback.on_replan = self._replanned
+        self.callback = callback
         trainer = sft_trainer_class()(model=loaded.model, processing_class=loaded.tokenizer, train_dataset=train_set,
                                       args=args, callbacks=[callback, SaveHook(self._on_checkpoint), *self.callbacks],
                                       objective=objective)
@@ -336,10 +343,13 @@ class TrainingJob(jobs.SnapshotMixin):
         if self.resolved.time_budget_s and self.resume_from is None:
             self.phase = "measuring speed"
             self._plan_for_budget(trainer, callback, loaded, rows)
+        elif self.resolved.time_budget_s:
+            self._pace_resumed(callback)
         elif cfg.train.eval_steps < 0:
             callback.eval_steps = eval_every(self.total_steps)
+        pace = {"pace": callback.pacer.to_dict()} if callback.pacer else {}
         self.recorder.phase("plan", resolved={**self.resolved.to_dict(), "max_steps": self.total_steps,
-                                              "eval_steps": callback.eval_steps})
+                                              "eval_steps": callback.eval_steps, **pace})
         self.phase = "training"
         self.log(f"Training {self.total_steps} steps × {rows_per_step(cfg.train, gpus)} rows per step"
                  + (f" (batch × grad accum × {gpus} GPUs)" if gpus > 1 else "") + f" on {rows} training rows"
@@ -364,13 +374,29 @@ class TrainingJob(jobs.SnapshotMixin):
                  f"planned steps fit the {self.resolved.time_budget_s / 60:g}-minute budget"
                  + (f" with an evaluation of {eval_rows} rows every {every} steps" if every else "") + ".")
         record_speed(self.config, self.backend, row_s)
-        if steps < self.total_steps:
-            trainer.args.max_steps = steps
-            self.total_steps = steps
+        # The trainer keeps its own last step (the epochs: the most the plan can reach); the pacer moves the run's
+        # end, and the schedule's, as the measured speed changes.
+        callback.pacer = Pacer(self.resolved.time_budget_s, self.total_steps, step_s, eval_rows * score_s,
+                               every if cfg.eval_steps else 0)
+        self.total_steps = steps
         callback.eval_steps = every if cfg.eval_steps else 0
         planned = copy.deepcopy(self.train_config.train)
         planned.max_steps = self.total_steps
         self._warn(step_warnings(planned, rows, self.ranks.world_size))
+
+    def _pace_resumed(self, callback) -> None:
+        """A resumed run with a time budget goes on with the budget it has left, paced as it was."""
+        pace = (self.recorder.record.get("resolved") or {}).get("pace") or {}
+        marker = self.resume_from / CHECKPOINT_DONE
+        used = json.loads(marker.read_text(encoding="utf-8")).get("budget_used_s", 0.0) if marker.exists() else 0.0
+        callback.pacer = Pacer(self.resolved.time_budget_s, self.total_steps, pace.get("step_s") or 1.0,
+                               pace.get("eval_s", 0.0), pace.get("every", 0), used_s=used)
+        callback.eval_steps = pace.get("every", callback.eval_steps)
+        self.log(f"Resuming with {max(0.0, self.resolved.time_budget_s - used) / 60:.1f} of the "
+                 f"{self.resolved.time_budget_s / 60:g}-minute budget left.")
+
+    def _replanned(self, last: int) -> None:
+        self.total_steps = last
 
     def _keep_best(self, model, step: int, metrics: dict) -> None:
         """The best adapter so far (by the periodic Val A macro-F1), kept in memory: it is what is saved at the end."""
@@ -456,7 +482,9 @@ class TrainingJob(jobs.SnapshotMixin):
         other processes (the Runs table)."""
         if not self.ranks.main:
             return
-        (path / CHECKPOINT_DONE).write_text(json.dumps({"step": step, "time": time.time()}), encoding="utf-8")
+        spent = self.callback.spent_s() if self.callback is not None else None
+        (path / CHECKPOINT_DONE).write_text(json.dumps({"step": step, "time": time.time(), "budget_used_s": spent}),
+                                            encoding="utf-8")
         self.run.set_status("running", step=step, max_steps=max_steps, last_checkpoint=str(path))
 
     def save_adapter(self) -> None:

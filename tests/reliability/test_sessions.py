@@ -32,7 +32,7 @@ def test_two_sessions_share_one_live_run(app):
 
     url, runs = app
     alice, bob = Client(url, verbose=False), Client(url, verbose=False)  # two separate sessions
-    assert "started" in alice.predict(api_name="/start_training")
+    assert "started" in alice.predict(api_name="/start_training")[0]
     job = current_job()
     end = time.time() + 120
     while len(job.stream.records("train")) < 3 and time.time() < end:

@@ -91,17 +91,16 @@ def test_file_stream_reads_only_complete_lines(tmp_path):
 
 
 def test_trainer_settings_come_from_the_run_config(tiny_model_dir, toy_csv):
-    from studio.train.sft import sft_args
+    from studio.train.sft import NEVER, sft_args
 
     config = toy_config(tiny_model_dir, toy_csv, max_steps=50, save_steps=0)
-    args = sft_args(config, output_dir=Path("/x/checkpoints"), optim="adamw_torch", dtype="float32", device="cpu",
-                    total_steps=50)
+    args = sft_args(config, output_dir=Path("/x/checkpoints"), optim="adamw_torch", dtype="float32", device="cpu")
     assert args["per_device_train_batch_size"] == 8 and args["gradient_accumulation_steps"] == 1
     assert args["learning_rate"] == 5e-3 and args["max_steps"] == 50 and args["optim"] == "adamw_torch"
-    assert args["save_steps"] == 5 and args["output_dir"] == "/x/checkpoints"  # about every tenth of the run
+    assert args["save_steps"] == NEVER and args["output_dir"] == "/x/checkpoints"  # by time (the callback asks)
     assert args["use_cpu"] and not args["bf16"] and not args["fp16"] and args["max_length"] == 256
     gpu = sft_args(config.replace({"train": {"save_steps": 7}}), output_dir="o", optim="adamw_8bit",
-                   dtype="bfloat16", device="cuda", total_steps=50)
+                   dtype="bfloat16", device="cuda")
     assert gpu["bf16"] and not gpu["use_cpu"] and gpu["save_steps"] == 7
     from trl import SFTConfig
 

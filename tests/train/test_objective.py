@@ -27,7 +27,7 @@ def setup(tiny_model_dir, toy_csv, tmp_path_factory):
                                              init_lora_weights=False, task_type="CAUSAL_LM"))
     first = [answer_ids(tokenizer, prepared.rubric, prepared.prompt_format, c)[0] for c in prepared.codes.values()]
     args = SFTConfig(**sft_args(config, output_dir=tmp_path_factory.mktemp("objective"), optim="adamw_torch",
-                                dtype="float32", device="cpu", total_steps=1))
+                                dtype="float32", device="cpu"))
     trainer = sft_trainer_class()(model=model, processing_class=tokenizer, args=args,
                                   train_dataset=Dataset.from_list(prepared.examples(eos_token=tokenizer.eos_token)),
                                   objective=Objective("next_token", first, tokenizer.pad_token_id))

@@ -86,7 +86,7 @@ def test_wiring_through_gradio_client(app):
         client.predict("7.6", api_name="/apply_fitting_plan")
     with pytest.raises(Exception, match="Pick a run"):
         client.predict(None, "some text", api_name="/classify")
-    notes = client.predict(api_name="/start_training")
+    notes = client.predict(api_name="/start_training")[0]  # (the notes; then the poll's pace)
     assert "started" in notes
     job = wait_job_done()
     assert job.state == "finished"

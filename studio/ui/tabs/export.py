@@ -18,10 +18,10 @@ def layout(page: Page) -> None:
     available = formats()
     with gr.Row():
         for f in available:
-            page.add(f"export/{f.name}", gr.Button(f.name, elem_id=f"export-{f.name}", size="sm",
+            page.add(f"export/{f.name}", gr.Button(f.title, elem_id=f"export-{f.name}", size="sm",
                                                    interactive=f.unavailable is None))
-    gr.Markdown("\n".join(f"- **{f.name}**: {f.help}" + (f" — _not on this machine: {f.unavailable}_"
-                                                          if f.unavailable else "") for f in available))
+    gr.Markdown("\n".join(f"- **{f.title}** (`--format {f.name}`): {f.help}" + (
+        f" — _not on this machine: {f.unavailable}_" if f.unavailable else "") for f in available))
     page.add("export/result", gr.Markdown(elem_id="export-result"))
     page.add("export/download", gr.File(label="Download", interactive=False, elem_id="export-download"))
     page.add("export/archive", gr.State(None))

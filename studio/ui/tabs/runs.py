@@ -31,7 +31,8 @@ def layout(page: Page) -> None:
     with gr.Row():
         page.add("runs/left", gr.Dropdown(label="Run A", choices=[], allow_custom_value=True))
         page.add("runs/right", gr.Dropdown(label="Run B", choices=[], allow_custom_value=True))
-    page.add("runs/comparison", gr.Dataframe(headers=["setting", "run A", "run B"],
+    page.add("runs/comparison", gr.Dataframe(headers=["setting", "run A", "run B"], wrap=True,
+                                             column_widths=["30%", "35%", "35%"], elem_id="runs-comparison",
                                              label="Settings and metrics that differ", interactive=False))
 
 

@@ -1,18 +1,24 @@
 """Train tab: start / stop, progress, live loss, memory and validation charts, the log, error panels.
-Polled with gr.Timer from the job's snapshot; a reloaded page reattaches to the running job."""
+Polled with gr.Timer from the job's snapshot; a reloaded page reattaches to the running job.
+
+The page shares the CPU with the training it watches (the web app trains in its own process): a poll sends only what
+changed (the charts when new records arrived, the log when it grew), and the poll slows down while nothing trains
+(docs/benchmarks.md, "The browser and the CLI")."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from studio.door import training
+from studio.errors import StudioError
 from studio.ui import charts
 from studio.ui.html import error_box, escape, notify
 from studio.ui.page import Page, UIContext, Values
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 1.0  # while a run trains
+IDLE_POLL_SECONDS = 5.0  # while none does (a run started elsewhere, the CLI, still shows up)
 POLL_OUTPUTS = ["train/status", "train/error", "train/loss", "train/memory", "train/evals", "train/log",
-                "train/start", "train/stop"]
+                "train/start", "train/stop", "train/seen", "train/timer", "train/resume"]
 
 
 def layout(page: Page) -> None:
@@ -22,6 +28,8 @@ def layout(page: Page) -> None:
             info="More than 1: trained by `accelerate launch` (DDP); rows per step = batch × grad accum × GPUs."))
         page.add("train/start", gr.Button("Start training", variant="primary", elem_id="start-training", scale=2))
         page.add("train/stop", gr.Button("Stop (saves the adapter)", variant="stop", elem_id="stop-training", scale=2))
+        page.add("train/resume", gr.Button("Resume the interrupted run", elem_id="resume-training", scale=2,
+                                           visible=False))
     page.add("train/status", gr.HTML(progress_html(None), elem_id="train-status"))
     page.add("train/error", gr.HTML())
     with gr.Row():
@@ -31,29 +39,68 @@ def layout(page: Page) -> None:
     page.add("train/log", gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, elem_id="train-log"))
     page.add("train/notes", gr.Markdown())
     page.add("train/timer", gr.Timer(POLL_SECONDS))
+    page.add("train/seen", gr.State({}))  # what this page shows already: (run, records, log) it was sent
 
 
 def wire(page: Page) -> None:
-    page.on(page["train/timer"].tick, poll, [], POLL_OUTPUTS, queue=False, show_progress="hidden",
+    page.on(page["train/timer"].tick, poll, ["train/seen"], POLL_OUTPUTS, queue=False, show_progress="hidden",
             api_name="training_status")
     page.on(page["train/stop"].click, stop, [], [], api_name="stop_training")
-    page.on(page["train/start"].click, start, ["train/gpus"], ["train/notes"], config=True,
+    page.on(page["train/start"].click, start, ["train/gpus"], ["train/notes", "train/timer"], config=True,
             api_name="start_training")
+    page.on(page["train/resume"].click, resume, ["train/seen"], ["train/notes", "train/timer", "train/resume"],
+            api_name="resume_interrupted")
 
 
 def poll(ctx: UIContext, values: Values) -> dict:
+    """What changed since this page's last poll (``train/seen``): the status line always, the charts when records
+    arrived, the log when it grew, the buttons and the poll's pace when the run's state changed."""
+    seen = values["train/seen"] or {}
     status = training.status()
     if status is None:
-        return {"train/status": progress_html(None), "train/error": "", "train/log": "",
-                "train/start": gr.update(interactive=True), "train/stop": gr.update(interactive=False)}
-    snap, records = status.snapshot, status.records  # a resumed run's chart starts at its first step
-    return {"train/status": progress_html(snap),
-            "train/error": error_box(snap["error"], snap["levers"]) if snap["error"] else "",
-            "train/loss": charts.loss(records),
-            "train/memory": charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"]),
-            "train/evals": charts.eval_points(records), "train/log": status.log,
-            "train/start": gr.update(interactive=status.done),  # no second Start while a run trains
-            "train/stop": gr.update(interactive=not status.done)}  # and no Stop when nothing trains
+        return idle(ctx, seen)
+    snap = status.snapshot
+    now = {"run": snap["run"], "records": snap["n_records"], "log": status.log[-200:], "state": snap["state"],
+           "error": snap["error"]}
+    out = {"train/status": progress_html(snap), "train/seen": now}
+    if (seen.get("run"), seen.get("records")) != (now["run"], now["records"]):
+        records = status.records  # a resumed run's chart starts at its first step
+        out.update({"train/loss": charts.loss(records), "train/evals": charts.eval_points(records),
+                    "train/memory": charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"])})
+    if seen.get("log") != now["log"]:
+        out["train/log"] = status.log
+    if (seen.get("run"), seen.get("state"), seen.get("error")) != (now["run"], now["state"], now["error"]):
+        out.update({"train/error": error_box(snap["error"], snap["levers"]) if snap["error"] else "",
+                    "train/start": gr.update(interactive=status.done),  # no second Start while a run trains
+                    "train/stop": gr.update(interactive=not status.done),  # and no Stop when nothing trains
+                    "train/timer": gr.Timer(IDLE_POLL_SECONDS if status.done else POLL_SECONDS),
+                    "train/resume": gr.update(visible=False)})
+    return out
+
+
+def idle(ctx: UIContext, seen: dict) -> dict:
+    """No run in this process: the newest run if it was interrupted (a crash, a restart), with Resume."""
+    stopped = training.interrupted(ctx.runs_dir)
+    now = {"state": "none", "interrupted": stopped.name if stopped else None}
+    if (seen.get("state"), seen.get("interrupted")) == (now["state"], now["interrupted"]):
+        return {"train/seen": now}
+    resumable = stopped is not None and stopped.checkpoint_step is not None
+    return {"train/status": f"<div class='studio-progress'>{stopped.html_words()}</div>" if stopped else
+            progress_html(None), "train/error": "", "train/log": "",
+            "train/start": gr.update(interactive=True), "train/stop": gr.update(interactive=False),
+            "train/resume": gr.update(visible=resumable, value=f"Resume {stopped.name} from step "
+                                      f"{stopped.checkpoint_step}" if resumable else "Resume"),
+            "train/timer": gr.Timer(IDLE_POLL_SECONDS), "train/seen": now}
+
+
+def resume(ctx: UIContext, values: Values) -> dict:
+    name = (values["train/seen"] or {}).get("interrupted")
+    if not name:
+        raise StudioError("No interrupted run to resume here; the Runs tab resumes any run with a checkpoint.")
+    started = training.resume(name, ctx.runs_dir, names_only=True)
+    notify(f"Resuming {started.run.name}.")
+    return {"train/notes": started.markdown(), "train/timer": gr.Timer(POLL_SECONDS),
+            "train/resume": gr.update(visible=False)}
 
 
 def stop(ctx: UIContext, values: Values) -> None:
@@ -63,7 +110,7 @@ def stop(ctx: UIContext, values: Values) -> None:
 def start(ctx: UIContext, values: Values) -> dict:
     started = training.start(values.config, ctx.runs_dir, values["train/gpus"])
     notify(f"Training started: {started.run.name}")
-    return {"train/notes": started.markdown()}
+    return {"train/notes": started.markdown(), "train/timer": gr.Timer(POLL_SECONDS)}
 
 
 def show_gpus(ctx: UIContext, values: Values) -> dict:

@@ -1,0 +1,122 @@
+"""Does the browser get what the engine makes? The defaults on one dataset, trained twice on this machine in one
+benchmark run: from the CLI (`python -m studio train --data F`), and from the web app in Debian's chromium with the
+Train tab open for the whole run (Start clicked, the page left polling). Both runs are then evaluated the same way
+(`python -m studio eval RUN --json`). Reported side by side: steps, tokens trained, median tokens/s, the time budget
+used, Val A macro-F1 (the fine-tuned LLM and the classifier in use), and the browser's ratio to the CLI.
+
+    python bench/browser_vs_cli.py --data ../shared/datasets/financial_phrasebank.csv --json browser.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+CHROMIUM = "/usr/bin/chromium"
+
+
+def facts(run_dir: Path, eval_s: float) -> dict:
+    from studio.runs.folder import RunDir
+
+    run = RunDir(run_dir)
+    train = [r for r in run.metrics() if r.get("kind") == "train"]
+    report = json.loads((run.path / "eval.json").read_text())
+    budget = (run.record().get("resolved") or {}).get("time_budget_minutes")
+    candidates = report.get("candidates") or {}
+    return {"run": run.name, "steps": train[-1]["step"], "tokens": train[-1]["tokens_seen"],
+            "median_tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in train[1:] or train), 1),
+            "train_s": train[-1]["elapsed_s"], "budget_s": 60 * budget if budget else None,
+            "epochs": train[-1]["epoch"],
+            "llm_macro_f1": (candidates.get("llm") or {}).get("val_a", {}).get("macro_f1"),
+            "chosen": (report.get("chosen") or {}).get("name"),
+            "chosen_macro_f1": (report.get("chosen") or {}).get("val_a", {}).get("macro_f1"),
+            "classic_macro_f1": (candidates.get("classic") or {}).get("val_a", {}).get("macro_f1"),
+            "eval_s": round(eval_s, 1)}
+
+
+def evaluate(run_dir: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "studio", "eval", str(run_dir), "--json"], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def from_cli(data: Path, runs: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "studio", "train", "--data", str(data), "--runs-dir", str(runs), "--name",
+                    "cli", "--quiet"], cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return runs / "cli"
+
+
+def from_browser(data: Path, runs: Path, port: int, shots: Path) -> Path:
+    """The web app with the defaults and the data file; Start clicked in chromium, the Train tab open until the run
+    ends."""
+    from playwright.sync_api import sync_playwright
+
+    from studio.config import RunConfig
+
+    config = RunConfig().replace({"data": {"path": str(data)}})
+    config_path = runs.parent / "browser-config.json"
+    config.save(config_path)
+    app = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--runs-dir", str(runs), "--config",
+                            str(config_path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    try:
+        time.sleep(8)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_role("tab", name="4 · Train").click()
+            page.click("#start-training")
+            page.get_by_text("started in").wait_for(timeout=120000)
+            status = page.locator("#train-status")
+            status.get_by_text(": finished", exact=False).wait_for(timeout=3600_000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(shots / "browser-vs-cli-train.png"), full_page=True)
+            browser.close()
+    finally:
+        app.terminate()
+        app.wait(60)
+    return max((p for p in runs.iterdir() if (p / "run.json").exists()), key=lambda p: p.stat().st_mtime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--port", type=int, default=7899)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="browser-vs-cli-"))
+    shots = REPO / "test-artifacts" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data).resolve()
+    cli_run = from_cli(data, work / "cli-runs")
+    cli = facts(cli_run, evaluate(cli_run))
+    browser_run = from_browser(data, work / "browser-runs", args.port, shots)
+    browser = facts(browser_run, evaluate(browser_run))
+    result = {"device": f"{os.cpu_count()}-core CPU", "data": data.name, "cli": cli, "browser": browser,
+              "ratio_tokens_per_s": round(browser["median_tokens_per_s"] / cli["median_tokens_per_s"], 3),
+              "ratio_tokens": round(browser["tokens"] / cli["tokens"], 3)}
+    print("| | CLI | browser (Train tab open) | browser / CLI |\n|---|---|---|---|")
+    for key in ("steps", "tokens", "median_tokens_per_s", "train_s", "budget_s", "epochs", "llm_macro_f1",
+                "chosen_macro_f1", "classic_macro_f1"):
+        a, b = cli[key], browser[key]
+        ratio = f"{b / a:.2f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else ""
+        print(f"| {key} | {a} | {b} | {ratio} |")
+    print(json.dumps(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
