@@ -166,20 +166,32 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     results = {"device": platform.processor() or platform.machine(), "run": args.run,
                "offline": offline(args.run, texts, args.use, folder)}
+    progress(f"offline: {results['offline']}")
     server, url = start_server(args.run, args.use, args.max_batch)
+    results["server"] = []
     try:
         load_test(url, texts[:64], 8, 1)  # warm
-        results["server"] = [load_test(url, texts if per == 1 else texts * 2, clients, per)
-                             for per in (1, 32) for clients in (1, 8, 32)]
+        for per in (1, 32):
+            for clients in (1, 8, 32):
+                results["server"].append(load_test(url, texts if per == 1 else texts * 2, clients, per))
+                progress(f"server: {results['server'][-1]}")
     finally:
         server.terminate()
         server.wait(30)
-    results["large"] = [large_file(args.run, texts, rows, use, folder)
-                        for rows, use in ((args.big_rows, args.big_use), (args.llm_rows, "llm")) if rows]
+    results["large"] = []
+    for rows, use in ((args.big_rows, args.big_use), (args.llm_rows, "llm")):
+        if rows:
+            results["large"].append(large_file(args.run, texts, rows, use, folder))
+            progress(f"large: {results['large'][-1]}")
     report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     print(json.dumps(results))
+
+
+def progress(line: str) -> None:
+    """Each measurement as it ends, so a run cut short still leaves what it measured."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def report(results: dict) -> None:

@@ -112,9 +112,17 @@ def text_rows(tokenizer, fmt: str = "text") -> list[dict]:
 
     prepared = prepare_data(DataRecipe(balance="natural"), tokenizer, 512)
     if fmt == "prompt-completion":
-        return prepared.examples()
-    return [{"text": tokenizer.apply_chat_template(e["prompt"] + e["completion"], tokenize=False)}
-            for e in prepared.examples()]
+        return prepared.tokenized(tokenizer)
+    return chat_texts(tokenizer, prepared)
+
+
+def chat_texts(tokenizer, prepared) -> list[dict]:
+    """Each row as the notebook trains it: one text, prompt and code through the chat template."""
+    from studio.data.formatting import messages
+
+    return [{"text": tokenizer.apply_chat_template(messages(prepared.rubric, t) + [
+        {"role": "assistant", "content": prepared.codes[lb]}], tokenize=False)}
+        for t, lb in zip(prepared.train["text"], prepared.train["label"])]
 
 
 def studio_config(model_dir: str, bits: int, recipe: str, micro_batch: int | None = None, data: str | None = None):
@@ -238,8 +246,7 @@ def epoch_wall_time(variant: str, model_dir: str, bits: int, rows: int) -> dict:
     from studio.data.prepare import prepare_data
 
     prepared = prepare_data(DataRecipe(path=str(path), balance="natural", val_fraction=0.05), tokenizer, 512)
-    dataset = Dataset.from_list([{"text": tokenizer.apply_chat_template(e["prompt"] + e["completion"], tokenize=False)}
-                                 for e in prepared.examples()])
+    dataset = Dataset.from_list(chat_texts(tokenizer, prepared))
     args = sft_args(tempfile.mkdtemp(), -1, bits)
     args.per_device_train_batch_size, args.gradient_accumulation_steps, args.num_train_epochs = 2, 4, 1.0
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=dataset, args=args)

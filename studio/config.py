@@ -103,7 +103,8 @@ class ModelSpec:
     max_seq_length: int = _f(512, "Max tokens per example (prompt + label). Higher = more memory and slower; "
                                   "longer texts are truncated with a warning.", label="Longest row in tokens")
     load_in_4bit: bool = _f(True, "Load the base weights in 4-bit (bitsandbytes, CUDA only): big memory savings. "
-                                  "Ignored on CPU, with a notice.", label="Load the model in 4-bit (GPU)")
+                                  "Ignored on CPU, with a notice.", label="Load the model in 4-bit (GPU)",
+                            gpu_only=True)
     dtype: str = _f("auto", "Compute dtype; auto picks bfloat16 on GPUs that support it, else float16; on a CPU, "
                             "float32 weights with bfloat16 compute where the CPU has it (AVX-512 BF16, AMX), else "
                             "float32.", choices=["auto", "bfloat16", "float16", "float32"], label="Number format",

@@ -34,3 +34,8 @@ def page_line(line: str) -> str:
     """A line of the studio's own words that may quote a user's text: its Markdown stays (emphasis, tables), but no
     HTML and no link in it is markup."""
     return html.escape(line, quote=False).replace("[", "\\[")
+
+
+def first_up(words: str) -> str:
+    """A sentence's first letter up, the rest as written (str.capitalize would turn "LLM" into "llm")."""
+    return words[:1].upper() + words[1:]

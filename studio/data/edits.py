@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from studio.data.prepare import original_name
 from studio.data.readers import ReadResult, read_table
 from studio.errors import StudioError
 from studio.runs.sheets import write_csv
@@ -131,7 +132,8 @@ def cleaned_copy(data_path: str | Path, label_column: str, out_dir: str | Path, 
     cleaned = apply_decisions(source, label_column, decisions)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = data_path.name[:-len(data_path.suffix)] if data_path.suffix else data_path.name
+    name = original_name(data_path)  # "posts.csv", not the kept upload's "3f2a…-posts.csv"
+    stem = name[:-len(data_path.suffix)] if data_path.suffix else name
     target = write_like(source, cleaned, out_dir / f"{stem}-cleaned{data_path.suffix or '.csv'}")
     edits = write_csv(edits_table(decisions), out_dir / f"{stem}-label-edits.csv")
     return target, edits, decisions

@@ -2,7 +2,11 @@
 
 Instruct models: system = the rubric, user = the text, assistant = the label code only (the guide, §6D).
 Base models without a chat template: the guide's Alpaca template with the code + EOS as the response.
-Examples are TRL prompt-completion records, so the loss covers the assistant's code only.
+
+One tokenization for everything: the trainer gets rows already tokenized here (``training_ids``), with the prompt's
+ids exactly as scoring, predict, the Playground, the server and the export check read them (``encode_prompt``), so
+no backend tokenizes the training text its own way (Unsloth's "double BOS" guess included) and no row is trained in
+a context it is not scored in.
 """
 
 from __future__ import annotations
@@ -43,13 +47,6 @@ def messages(rubric: str, text: str) -> list[dict]:
     return [{"role": "system", "content": rubric}, {"role": "user", "content": text}]
 
 
-def to_example(rubric: str, text: str, code: str, fmt: str, eos_token: str | None = None) -> dict:
-    """One TRL prompt-completion record."""
-    if fmt == "chat":
-        return {"prompt": messages(rubric, text), "completion": [{"role": "assistant", "content": code}]}
-    return {"prompt": ALPACA_PROMPT.format(rubric, text), "completion": code + (eos_token or "")}
-
-
 def render_prompt(tokenizer, rubric: str, text: str, fmt: str) -> str:
     """The exact prompt string after which the model writes the code (used by scoring, predict, sanity check)."""
     if fmt == "chat":
@@ -84,6 +81,26 @@ def encode_prompt(tokenizer, text: str, fmt: str) -> list[int]:
     """Token ids of prompt text as training and scoring see it: chat templates write their own special tokens; the
     Alpaca text gets the model's BOS, if it has one."""
     return list(tokenizer(text, add_special_tokens=fmt == "alpaca")["input_ids"])
+
+
+def training_ids(tokenizer, rubric: str, text: str, code: str, fmt: str) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of one training row: the prompt's ids as ``encode_prompt`` gives them (what the scorer
+    feeds), then the answer as the template writes it (the code, the end-of-turn marker; Alpaca: the code and EOS);
+    labels -100 over the prompt, so the loss covers the answer only."""
+    prompt = render_prompt(tokenizer, rubric, text, fmt)
+    prompt_ids = encode_prompt(tokenizer, prompt, fmt)
+    if fmt == "chat":
+        whole = tokenizer.apply_chat_template(messages(rubric, text) + [{"role": "assistant", "content": code}],
+                                              tokenize=False)
+    else:
+        whole = prompt + code + (tokenizer.eos_token or "")
+    whole_ids = encode_prompt(tokenizer, whole, fmt)
+    if whole_ids[:len(prompt_ids)] == prompt_ids and len(whole_ids) > len(prompt_ids):
+        answer = whole_ids[len(prompt_ids):]
+    else:  # a template that renders the prompt alone differently: the answer tokenized on its own
+        answer = list(tokenizer.encode(whole[len(prompt):] if whole.startswith(prompt) else code,
+                                       add_special_tokens=False))
+    return prompt_ids + answer, [-100] * len(prompt_ids) + answer
 
 
 def prefix_ids(tokenizer, rubric: str, fmt: str) -> list[int]:

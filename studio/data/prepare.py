@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from studio.config import SAMPLE_DATA, SAMPLE_RUBRIC, DataRecipe
-from studio.data.formatting import fit_texts, resolve_prompt_format, to_example
+from studio.data.formatting import fit_texts, resolve_prompt_format, training_ids
 from studio.data.labels import code_report, code_token_ids, default_rubric, suggest_codes, validate_codes
 from studio.data.split import Split, balance_train, class_counts, split_table
 from studio.data.table import LabeledTable, load_table
@@ -55,16 +55,20 @@ class PreparedData:
             "val_b": class_counts(self.split.val_b, labels),
         }
 
+    def tokenized(self, tokenizer, frame: pd.DataFrame | None = None) -> list[dict]:
+        """The training rows (default: the balanced training set) as the trainer takes them: input_ids and labels,
+        tokenized once, the way scoring reads them (``training_ids``)."""
+        frame = self.train if frame is None else frame
+        rows = []
+        for text, label in zip(frame["text"], frame["label"]):
+            ids, labels = training_ids(tokenizer, self.rubric, text, self.codes[label], self.prompt_format)
+            rows.append({"input_ids": ids, "labels": labels})
+        return rows
+
     def train_classes(self) -> list[int]:
         """Each training row's class (its index in ``labels``), in the order of ``train`` and ``train_lengths``."""
         index = {lb: k for k, lb in enumerate(self.labels)}
         return [index[lb] for lb in self.train["label"]]
-
-    def examples(self, frame: pd.DataFrame | None = None, eos_token: str | None = None) -> list[dict]:
-        """TRL prompt-completion records for ``frame`` (default: the balanced training set)."""
-        frame = self.train if frame is None else frame
-        return [to_example(self.rubric, t, self.codes[lb], self.prompt_format, eos_token)
-                for t, lb in zip(frame["text"], frame["label"])]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -87,6 +91,13 @@ def keep_upload(path: str | Path, runs_dir: str | Path) -> Path:
         shutil.copyfile(path, tmp)
         tmp.replace(kept)
     return kept
+
+
+def original_name(path: str | Path) -> str:
+    """The file's name as the user gave it: a kept upload without the content hash ``keep_upload`` put before it."""
+    name = Path(path).name
+    head, _, rest = name.partition("-")
+    return rest if rest and len(head) == 12 and all(c in "0123456789abcdef" for c in head) else name
 
 
 def load_recipe_table(recipe: DataRecipe) -> LabeledTable:

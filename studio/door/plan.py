@@ -22,6 +22,11 @@ from studio.machine import device_guess, machine_ram_gb
 from studio.models.loading import Backend, effective_settings
 
 
+def has_gpu() -> bool:
+    """Whether this machine trains on a GPU (CUDA), by what the page can tell without loading torch."""
+    return device_guess() == "cuda"
+
+
 def rows_per_step_words(train: TrainSpec, gpus: int = 1, bold: bool = False) -> str:
     """"16 rows per optimizer step (batch 16 × grad accum 1 × 1 GPU)": the guide's formula, with the numbers."""
     n = rows_per_step(train, gpus)

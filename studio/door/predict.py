@@ -13,6 +13,7 @@ from studio.errors import StudioError
 from studio.evaluate.choice import CANDIDATES, NAMES
 from studio.machine import leave_process_group, ranks
 from studio.runs.bundle import open_source
+from studio.text import first_up
 
 
 @dataclass
@@ -82,7 +83,7 @@ class Classified(Result):
 
     def markdown(self) -> str:
         md = escape_markdown
-        others = "".join(f" {NAMES[n].capitalize()} says **{md(lb)}** ({p:.1%})." for n, lb, p in self.others())
+        others = "".join(f" {first_up(NAMES[n])} says **{md(lb)}** ({p:.1%})." for n, lb, p in self.others())
         return (f"## {md(self.label)}  (code {md(self.code)}, {self.confidence:.1%})\nBy {NAMES[self.in_use]}, the "
                 f"classifier in use.{others} Before training the same model said **{md(self.before_label)}** "
                 f"({self.before_confidence:.1%}).")

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from studio.evaluate.calibration import fit_temperature, halves, prior_correct, reliability, with_temperature
+from studio.text import first_up
 
 CANDIDATES = ("classic", "llm", "blend")  # simplest first: a tie goes to the earlier
 NAMES = {"classic": "the classic model", "llm": "the fine-tuned LLM", "blend": "the blend"}
@@ -256,6 +257,7 @@ class Decision:
     val_b: dict[str, Outcome]  # the rules fitted on Val A, applied to Val B
     threshold: float | None = None  # set by hand (two classes): replaces the rule's of the classifier in use
     where: str = "cross-fitted Val A"  # what the figures are: held-out halves of Val A, or another labelled file
+    chosen_score: float | None = None  # cross-fitted Val A macro-F1 of choosing itself (each half chose for the other)
 
     @property
     def overridden(self) -> bool:
@@ -286,11 +288,15 @@ class Decision:
         if self.where != "cross-fitted Val A":  # another file: the rules and the choice come from the run's Val A
             said = (f"Macro-F1 {self.where}: {figures}; {NAMES[self.use]} is in use (chosen on the run's own Val A)")
         elif len(tied) == 1:
-            said = f"{NAMES[self.auto].capitalize()} has the best cross-fitted Val A macro-F1 ({figures})"
+            said = f"{first_up(NAMES[self.auto])} has the best cross-fitted Val A macro-F1 ({figures})"
         else:
-            said = (f"{' and '.join(NAMES[n] for n in tied).capitalize()} tie on cross-fitted Val A macro-F1 "
+            said = (f"{first_up(' and '.join(NAMES[n] for n in tied))} tie on cross-fitted Val A macro-F1 "
                     f"({figures}); the simpler, {NAMES[self.auto]}, is chosen")
         said += f"; its rule: {self.rules[self.auto].words()}."
+        if self.where == "cross-fitted Val A" and self.chosen_score is not None and self.chosen_score < best - TIE:
+            said += (f" The choice is unsure on this Val A: its two halves picked differently, so choosing on "
+                     f"held-out rows scores {self.chosen_score:.3f}; more validation rows (a larger file, or a "
+                     f"larger Val A share) would settle it.")
         if self.overridden:
             said += f" In use by your choice: {NAMES[self.use]} ({self.rule().words()})."
         if self.threshold is not None:
@@ -324,7 +330,8 @@ def decide(val_a: Sources, y_a: np.ndarray, val_b: Sources, task: Task, *, use: 
         probs = rules[n].probabilities(val_b, task)
         on_b[n] = Outcome(probs, rules[n].decide(probs, task.minority))
     on_b["chosen"] = on_b[in_use]
-    return Decision(task, rules, auto, in_use, scores, outcomes, on_b, threshold)
+    return Decision(task, rules, auto, in_use, scores, outcomes, on_b, threshold,
+                    chosen_score=macro_f1(y_a, outcomes["chosen"].decided, classes))
 
 
 def replay(record: dict, val_a: Sources, y_a: np.ndarray, val_b: Sources, where: str,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from studio.text import first_up
+
 
 def verdicts(report: dict) -> list[str]:
     """What the numbers mean, in words (see ``judged``)."""
@@ -83,7 +85,7 @@ def _against_classic(report: dict, a: dict) -> list[tuple[bool, str]]:
                         "a chance.")]
     others = [(name, value) for name, value in f1.items() if name != used]
     gains = " and ".join(f"{chosen_f1 - value:+.3f} over {WORDS[name]}" for name, value in others)
-    return [(True, f"{WORDS[used].capitalize()} is the classifier in use: it adds {gains} (cross-fitted Val A "
+    return [(True, f"{first_up(WORDS[used])} is the classifier in use: it adds {gains} (cross-fitted Val A "
                    f"macro-F1 {chosen_f1:.3f}).")]
 
 

@@ -110,7 +110,8 @@ class StudioCallback(TrainerCallback):
             self.on_replan(last)
 
     def _stop_if_asked(self, args, state, control) -> None:
-        over_budget = self.budget_s is not None and self.spent_s() >= self.budget_s
+        over_budget = (self.budget_s is not None and self.spent_s() >= self.budget_s
+                       and state.global_step < state.max_steps)  # (a paced run ending on plan is not cut)
         reason = ("requested" if self.stop_event.is_set() else "early stopping" if self._early else
                   "time budget" if over_budget else None)
         requested = reason is not None

@@ -288,7 +288,7 @@ class TrainingJob(jobs.SnapshotMixin):
         cfg, prepared = self.train_config, self.prepared
         self.phase = "formatting data"
         datasets.disable_progress_bars()  # the phase, the log and the UI say what happens; no bars in the terminal
-        train_set = datasets.Dataset.from_list(prepared.examples(eos_token=loaded.tokenizer.eos_token))
+        train_set = datasets.Dataset.from_list(prepared.tokenized(loaded.tokenizer))  # tokenized as scoring reads
         self.log(f"Tokenizing {len(train_set)} training rows through the chat template.")
         gpus = self.ranks.world_size
         self.total_steps = total_steps(cfg.train, len(train_set), gpus)

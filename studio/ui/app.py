@@ -69,8 +69,8 @@ def wire_across_tabs(page: Page, demo: gr.Blocks, tabs: dict, setting_changes: d
     quiet = dict(api_visibility="private")
     plan = dict(outputs=model_tab.PLAN_OUTPUTS, config=True, **quiet)
     fit = dict(inputs=["model/gpu"], outputs=model_tab.FIT_OUTPUTS, config=True, **quiet)
-    checked = page.on(page["data/check"].click, data_tab.run_check, [], data_tab.CHECK_OUTPUTS, config=True,
-                      progress=True, api_name="check_data")
+    checked = page.on(page["data/check"].click, data_tab.run_check, ["data/rejected"], data_tab.CHECK_OUTPUTS,
+                      config=True, progress=True, api_name="check_data")
     page.then(page.then(checked, model_tab.check, **plan), model_tab.will_it_fit, **fit)
     for event in setting_changes.values():
         rechecked = page.then(event, recheck_data, ["model/data_changed"], data_tab.CHECK_OUTPUTS, config=True,

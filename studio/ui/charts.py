@@ -81,7 +81,8 @@ def memory(records: list[dict], estimate_gb: float | None = None) -> go.Figure:
 def eval_points(records: list[dict]) -> go.Figure:
     evals = [r for r in records if r.get("kind") == "eval"]
     if not evals:
-        return _empty("Validation during training", "Set eval_steps to score Val A while training")
+        return _empty("Validation during training", "Val A scores appear here after the first validation "
+                                                    "('Validate every N steps'; 0 turns it off)")
     steps = [r["step"] for r in evals]
     fig = go.Figure([go.Scatter(x=steps, y=[r.get("macro_f1") for r in evals], name="macro-F1",
                                 mode="lines+markers"),

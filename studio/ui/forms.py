@@ -16,6 +16,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from studio.config import ALL_PROJECTIONS, CURATED_MODELS, SECTIONS, RunConfig, field_kind, field_optional, input_fields
+from studio.door.plan import has_gpu
 
 
 def component(f, value):
@@ -31,6 +32,9 @@ def component(f, value):
         return gr.Dropdown(choices=ALL_PROJECTIONS, value=value, multiselect=True, allow_custom_value=True,
                            label=label, info=info, elem_id=f"field-{f.name}")
     if kind is bool:
+        if f.metadata.get("gpu_only") and not has_gpu():  # shown as what runs here: off, and why
+            return gr.Checkbox(value=False, label=label, interactive=False, elem_id=f"field-{f.name}",
+                               info=f"No GPU on this machine, so this is off here (it applies on a GPU). · {f.name}")
         return gr.Checkbox(value=value, label=label, info=info, elem_id=f"field-{f.name}")
     if choices:
         return gr.Dropdown(choices=choices, value=value, label=label, info=info, elem_id=f"field-{f.name}")

@@ -5,7 +5,7 @@ import tempfile
 import pytest
 
 from studio.config import DataRecipe
-from studio.data.formatting import ALPACA_PROMPT, render_prompt, resolve_prompt_format, to_example
+from studio.data.formatting import ALPACA_PROMPT, encode_prompt, render_prompt, resolve_prompt_format, training_ids
 from studio.data.labels import code_report, suggest_codes, validate_codes
 from studio.data.prepare import prepare_data
 from studio.errors import StudioError
@@ -54,29 +54,35 @@ def test_first_token_clash_and_long_codes_warn(tiny_tokenizer):
     assert clean == []
 
 
-def test_chat_example_through_the_template(tiny_tokenizer):
-    example = to_example("Answer RQ or O.", "Can I sell here?", "RQ", "chat")
+def test_chat_row_through_the_template(tiny_tokenizer):
     prompt = render_prompt(tiny_tokenizer, "Answer RQ or O.", "Can I sell here?", "chat")
-    full = tiny_tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=False)
     assert prompt == ("<|im_start|>system\nAnswer RQ or O.<|im_end|>\n<|im_start|>user\nCan I sell here?"
                       "<|im_end|>\n<|im_start|>assistant\n")
-    assert full == prompt + "RQ<|im_end|>\n"  # the assistant turn holds the code only
+    ids, labels = training_ids(tiny_tokenizer, "Answer RQ or O.", "Can I sell here?", "RQ", "chat")
+    prompt_ids = encode_prompt(tiny_tokenizer, prompt, "chat")
+    assert ids[:len(prompt_ids)] == prompt_ids  # the very ids the scorer feeds for this text
+    assert tiny_tokenizer.decode(ids[len(prompt_ids):]) == "RQ<|im_end|>\n"  # the assistant turn: the code only
+    assert labels == [-100] * len(prompt_ids) + ids[len(prompt_ids):]
+    assert ids.count(tiny_tokenizer.convert_tokens_to_ids("<|im_start|>")) == 3  # no doubled start token
 
 
-def test_trl_masks_everything_but_the_code(tiny_tokenizer):
-    """TRL's prompt-completion format: the loss covers the assistant's code (+ end of turn) only."""
+def test_the_trainer_trains_on_the_rows_as_tokenized(tiny_tokenizer):
+    """TRL takes the rows as they are (no tokenization of its own, no BOS guess): the loss covers the code and the
+    end of the turn only."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     from studio.models.tiny import build_tiny_model
 
+    ids, labels = training_ids(tiny_tokenizer, "Answer RQ or O.", "Can I sell here?", "RQ", "chat")
     with tempfile.TemporaryDirectory() as tmp:
         model = AutoModelForCausalLM.from_pretrained(build_tiny_model(tmp, tokenizer=tiny_tokenizer))
-        data = Dataset.from_list([to_example("Answer RQ or O.", "Can I sell here?", "RQ", "chat")])
+        data = Dataset.from_list([{"input_ids": ids, "labels": labels}])
         trainer = SFTTrainer(model=model, processing_class=tiny_tokenizer, train_dataset=data,
                              args=SFTConfig(output_dir=tmp, report_to="none", max_steps=1, use_cpu=True))
         row = trainer.train_dataset[0]
+    assert row["input_ids"] == ids and row["labels"] == labels
     trained = [t for t, label in zip(row["input_ids"], row["labels"]) if label != -100]
     assert tiny_tokenizer.decode(trained) == "RQ<|im_end|>\n"  # the code and the end of the turn, nothing else
 
@@ -89,10 +95,12 @@ def test_alpaca_for_models_without_chat_template(tiny_tokenizer):
     assert resolve_prompt_format(base, "auto") == "alpaca"
     with pytest.raises(StudioError, match="no chat template"):
         resolve_prompt_format(base, "chat")
-    example = to_example("Classify.", "Some post", "O", "alpaca", eos_token=base.eos_token)
-    assert example["prompt"] == ALPACA_PROMPT.format("Classify.", "Some post")
-    assert example["completion"] == "O" + base.eos_token
-    assert render_prompt(base, "Classify.", "Some post", "alpaca").endswith("### Response:\n")
+    prompt = render_prompt(base, "Classify.", "Some post", "alpaca")
+    assert prompt == ALPACA_PROMPT.format("Classify.", "Some post") and prompt.endswith("### Response:\n")
+    ids, labels = training_ids(base, "Classify.", "Some post", "O", "alpaca")
+    answer = [t for t, label in zip(ids, labels) if label != -100]
+    assert ids[:-len(answer)] == encode_prompt(base, prompt, "alpaca")
+    assert base.decode(answer) == "O" + base.eos_token  # the code, then EOS
 
 
 def test_prepare_records_the_recipe(tiny_tokenizer):
@@ -104,6 +112,8 @@ def test_prepare_records_the_recipe(tiny_tokenizer):
     assert len(recipe.sha256) == 64 and recipe.text_column == "text"
     assert recipe.counts["train_after"]["Rules Question"] >= 0.42 * recipe.counts["train_after"]["Other"]
     assert prepared.rubric.startswith("You are a moderation assistant")
-    examples = prepared.examples()
-    assert len(examples) == len(prepared.train)
-    assert {e["completion"][0]["content"] for e in examples} == {"O", "RQ"}
+    rows = prepared.tokenized(tiny_tokenizer)
+    assert len(rows) == len(prepared.train)
+    answers = {tiny_tokenizer.decode([t for t, label in zip(r["input_ids"], r["labels"]) if label != -100])
+               for r in rows}
+    assert answers == {"O<|im_end|>\n", "RQ<|im_end|>\n"}

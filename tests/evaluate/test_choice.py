@@ -136,3 +136,20 @@ def test_macro_f1_matches_scikit_learn():
     y, predicted = rng.integers(0, 4, 300), rng.integers(0, 3, 300)  # class 3 is never predicted
     assert macro_f1(y, predicted, 4) == pytest.approx(f1_score(y, predicted, labels=[0, 1, 2, 3], average="macro",
                                                                zero_division=0))
+
+
+def test_halves_that_choose_differently_are_said_to_be_unsure():
+    """Where each half of Val A would pick the classifier that is worse on the other half, choosing scores below
+    every candidate's own figure, and the why says the choice is unsure; a clear choice says nothing of the kind."""
+    from studio.evaluate.calibration import halves
+
+    y, good, bad = two_class(400, 6, llm_noise=0.05, classic_noise=2.0)
+    (first, second), _ = halves(y, 3407)
+    llm, classic = good.copy(), bad.copy()
+    llm[second], classic[second] = bad[second], good[second]  # the LLM is right on one half, the classic on the other
+    unsure = decide(Sources(llm, classic), y, Sources(llm[:10], classic[:10]), TASK)
+    assert unsure.chosen_score < min(unsure.scores["llm"], unsure.scores["classic"])
+    assert "unsure" in unsure.why() and f"{unsure.chosen_score:.3f}" in unsure.why()
+    y, llm, classic = two_class(600, 0, llm_noise=0.9, classic_noise=0.2)
+    clear = decide(Sources(llm, classic), y, Sources(llm[:10], classic[:10]), TASK)
+    assert "unsure" not in clear.why()

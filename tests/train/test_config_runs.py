@@ -125,3 +125,19 @@ def test_model_sources(tiny_model_dir, tmp_path):
         resolve_source(str(tmp_path))
     with pytest.raises(StudioError, match="neither an existing folder nor a hub id"):
         resolve_source("not a model")
+
+
+def test_runs_are_compared_in_the_pages_words(tmp_path):
+    from studio.config import RunConfig
+    from studio.door.runs import compare
+    from studio.runs.folder import RunDir
+
+    for name, lr, resolved in (("a", -1.0, 0.001), ("b", 2e-4, 2e-4)):
+        run = RunDir.create(tmp_path, name)
+        config = RunConfig().replace({"name": name, "train": {"learning_rate": lr}})
+        run.update_record(config, resolved={"learning_rate": resolved},
+                          eval_summary={"val_a": {"macro_f1": 0.81 if name == "a" else 0.79}})
+    rows = {r["setting"]: (r["a"], r["b"]) for r in compare("a", "b", tmp_path)}
+    assert rows["Learning rate"] == ("auto → 0.001", 0.0002)  # an auto setting with what it became
+    assert rows["Val A macro-F1"] == (0.81, 0.79)
+    assert not [s for s in rows if "." in s.split(" ")[0] and s.split(".")[0] in ("train", "eval", "lora", "data")]

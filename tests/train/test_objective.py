@@ -29,16 +29,16 @@ def setup(tiny_model_dir, toy_csv, tmp_path_factory):
     args = SFTConfig(**sft_args(config, output_dir=tmp_path_factory.mktemp("objective"), optim="adamw_torch",
                                 dtype="float32", device="cpu"))
     trainer = sft_trainer_class()(model=model, processing_class=tokenizer, args=args,
-                                  train_dataset=Dataset.from_list(prepared.examples(eos_token=tokenizer.eos_token)),
+                                  train_dataset=Dataset.from_list(prepared.tokenized(tokenizer)),
                                   objective=Objective("next_token", first, tokenizer.pad_token_id))
     batch = next(iter(trainer.get_train_dataloader()))
-    return model, tokenizer, prepared, first, batch
+    return model, tokenizer, prepared, first, batch, trainer
 
 
 def test_answer_only_next_token_loss_equals_the_full_computation(setup):
     from studio.train.objective import answer_logits, classifier_loss, left_pad
 
-    model, tokenizer, _, first, batch = setup
+    model, tokenizer, _, first, batch, _ = setup
     lengths = batch["attention_mask"].sum(1)
     assert lengths.min() < lengths.max()  # rows of different lengths: the padding matters
     full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
@@ -52,7 +52,7 @@ def test_answer_only_next_token_loss_equals_the_full_computation(setup):
 def test_codes_loss_is_the_softmax_over_the_codes_at_the_first_answer_token(setup):
     from studio.train.objective import answer_logits, classifier_loss, left_pad
 
-    model, tokenizer, prepared, first, batch = setup
+    model, tokenizer, prepared, first, batch, _ = setup
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     losses = []
     for row in range(len(batch["input_ids"])):
@@ -70,7 +70,7 @@ def test_codes_loss_is_the_softmax_over_the_codes_at_the_first_answer_token(setu
 def test_the_shared_prefix_gives_the_same_loss_and_gradients(setup):
     from studio.train.objective import answer_logits, classifier_loss, left_pad
 
-    model, tokenizer, prepared, first, batch = setup
+    model, tokenizer, prepared, first, batch, _ = setup
     answer = left_pad(batch["input_ids"], batch["attention_mask"], batch["labels"], tokenizer.pad_token_id)
     prefix = prefix_ids(tokenizer, prepared.rubric, prepared.prompt_format)
     assert len(prefix) > 10
@@ -90,3 +90,22 @@ def test_the_shared_prefix_gives_the_same_loss_and_gradients(setup):
     # A batch whose rows do not all start with the prefix falls back to the plain computation.
     wrong = [t + 1 for t in prefix]
     assert torch.allclose(answer_logits(model, answer, wrong), answer_logits(model, answer), atol=1e-6)
+
+
+def test_the_trainer_trains_on_the_ids_the_scorer_feeds(setup):
+    """One tokenization: for every training row, the trainer's prepared dataset starts with exactly the prompt ids
+    the scorer (predict, serve, the Playground) feeds for that text, then the code's tokens as the scorer reads them;
+    the model's start-of-text token appears once, as the template writes it."""
+    from studio.evaluate.scoring import LabelScorer
+
+    model, tokenizer, prepared, _, _, trainer = setup
+    trainer_rows = [trainer.train_dataset[i] for i in range(len(prepared.train))]
+    scorer = LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format)
+    start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    for row, text, label in zip(trainer_rows, prepared.train["text"], prepared.train["label"]):
+        prompt = scorer.prompt_ids(text)
+        assert row["input_ids"][:len(prompt)] == prompt
+        code = answer_ids(tokenizer, prepared.rubric, prepared.prompt_format, prepared.codes[label])
+        assert row["input_ids"][len(prompt):len(prompt) + len(code)] == code
+        assert row["labels"][:len(prompt)] == [-100] * len(prompt)
+        assert row["input_ids"][:2].count(start) == 1  # no doubled start

@@ -261,10 +261,13 @@ def test_first_use_in_a_real_browser(app, toy_file, tiny_model_dir, tmp_path):
             error.get_by_text("photo.csv", exact=False).first.wait_for(timeout=30000)
             page.wait_for_timeout(11000)  # a toast would be gone by now; the message is not
             assert "photo.csv" in error.inner_text() and error.is_visible()
-            page.click("#check-data")  # no quiet fall back to the sample data
-            error.get_by_text("No data file is in use", exact=False).wait_for(timeout=30000)
+            codes = page.locator("#codes")
+            assert "label" in codes.inner_text() and "code" in codes.inner_text()  # headed, not "1 2 3"
+            page.click("#check-data")  # no quiet fall back to the sample data, and the refusal's own words stay
+            page.wait_for_timeout(3000)
             body = page.locator("body").inner_text()
             assert "usable rows" not in body and "does not look like a text table" in body  # the reason stays
+            assert "No data file is in use" not in error.inner_text() and "photo.csv" in error.inner_text()
             page.screenshot(path=str(SHOTS / "first-use-bad-upload.png"), full_page=True)
 
             page.locator("#data-upload button[aria-label='Clear']").click()  # the file box's ×
@@ -289,6 +292,9 @@ def test_first_use_in_a_real_browser(app, toy_file, tiny_model_dir, tmp_path):
                 "b => !document.querySelector('#data-summary').innerText.includes('after balancing: ' + b + ' ')",
                 arg=before, timeout=60000)  # the Data view follows the preset's new balance
             page.get_by_role("tab", name="3 · Model & LoRA").click()
+            four_bit = page.locator("#field-load_in_4bit input")  # no GPU here: off, and not to be ticked
+            assert not four_bit.is_checked() and four_bit.is_disabled()
+            assert not page.locator("#fit-chart").is_visible()  # the CPU's view has no chart: none is drawn
             estimate = page.locator("#estimate")
             estimate.get_by_text("steps ×", exact=False).wait_for(timeout=30000)
             assert "training" in estimate.inner_text()  # the time before Start (or when it will be measured)
@@ -311,11 +317,32 @@ def test_first_use_in_a_real_browser(app, toy_file, tiny_model_dir, tmp_path):
             page.get_by_role("tab", name="5 · Evaluate").click()
             page.wait_for_function("() => document.querySelector('#eval-run input').value === 'newer-run'",
                                    timeout=30000)  # a run trained since is preselected
+            plain_words(page)
         except Exception:
             page.screenshot(path=str(SHOTS / "first-use-failure.png"), full_page=True)
             raise
         finally:
             browser.close()
+
+
+def plain_words(page) -> None:
+    """The first-use list's words: export buttons, the Runs columns and the comparison in the page's words, no
+    setting's code name; the comparison fits the page."""
+    page.get_by_role("tab", name="7 · Export").click()
+    buttons = page.locator("#export-classifier, #export-adapters, #export-merged_16bit").all_inner_texts()
+    assert buttons == ["Classifier (ready to use)", "LoRA adapter", "Merged model, 16-bit"]
+    page.get_by_role("tab", name="8 · Runs").click()
+    table = page.locator("#runs-table")
+    table.get_by_text("LoRA rank", exact=False).first.wait_for(timeout=30000)
+    head = table.locator("thead").inner_text()
+    assert "Learning rate" in head and "lora_alpha" not in head and "learning_rate" not in head
+    comparison = page.locator("#runs-comparison")
+    comparison.get_by_text("Learning rate", exact=False).first.wait_for(timeout=30000)
+    words = comparison.inner_text()
+    assert "eval." not in words and "train." not in words
+    box = comparison.bounding_box()
+    assert box and box["x"] + box["width"] <= 1400  # run B in view
+    page.screenshot(path=str(SHOTS / "first-use-words.png"), full_page=True)
 
 
 PAYLOADS = {

@@ -21,7 +21,7 @@ SPLIT_FIELDS = ["val_fraction", "val_b_per_class", "split_seed", "balance", "min
 CODE_COLUMNS = ["label", "code", "tokens", "warnings"]
 SAMPLE_RUBRIC_TEXT = SAMPLE_RUBRIC.read_text(encoding="utf-8").strip()
 FILE_OUTPUTS = ["data.path", "data.text_column", "data.label_column", "data/source", "data/problem", "data.rubric",
-                "data.label_codes"]
+                "data.label_codes", "data/rejected"]
 CHECK_OUTPUTS = ["data/summary", "data.label_codes", "data/counts", "data/preview", "data/problem"]
 
 
@@ -40,6 +40,7 @@ def layout(page: Page) -> None:
                                                 (" (sample)." if is_sample else ".")))
             # stays until the user acts: a new file, the sample, a check
             page.add("data/problem", gr.HTML(elem_id="data-error"))
+            page.add("data/rejected", gr.State(""))  # why the last upload was refused (until a file is in use)
         with gr.Column(scale=3):
             _columns_and_rubric(page, is_sample)
     with gr.Accordion("Split and balancing (the guide: Val A natural, Val B balanced, train 70/30 or 50/50)",
@@ -100,16 +101,16 @@ def use_file(ctx: UIContext, values: Values) -> dict:
     try:
         upload = use_upload(file, ctx.runs_dir, ctx.max_upload_mb)
     except StudioError as err:  # no file is in use now: Check data must not quietly use another one
-        empty = gr.update(choices=[], value=None)
         reason = for_the_page(str(err))
-        return {"data.path": "", "data.text_column": empty, "data.label_column": empty,
-                "data/problem": error_box(reason), "data.label_codes": None,
+        return {"data.path": "", "data.text_column": gr.update(choices=[], value=None),  # one update each: Gradio
+                "data.label_column": gr.update(choices=[], value=None),  # pops the value out of the dict it gets
+                "data/problem": error_box(reason), "data.label_codes": code_frame({}), "data/rejected": reason,
                 "data/source": f"**{escape_markdown(name)}** cannot be used: "
                                f"{escape_markdown(reason.split('. ')[0].removeprefix(name).strip())}."}
     return {"data.path": upload.path, "data.text_column": gr.update(choices=upload.columns, value=upload.text_column),
             "data.label_column": gr.update(choices=upload.columns, value=upload.label_column),
             "data/source": f"Using **{escape_markdown(name)}** (uploaded).", "data/problem": "", "data.rubric": "",
-            "data.label_codes": None}
+            "data.label_codes": code_frame({}), "data/rejected": ""}
 
 
 def use_sample(ctx: UIContext, values: Values) -> dict:
@@ -117,11 +118,14 @@ def use_sample(ctx: UIContext, values: Values) -> dict:
     return {"data.path": str(SAMPLE_DATA), "data.text_column": gr.update(choices=columns, value="text"),
             "data.label_column": gr.update(choices=columns, value="label"),
             "data/source": f"Using **{SAMPLE_DATA.name}** (sample).", "data/problem": "",
-            "data.rubric": SAMPLE_RUBRIC_TEXT, "data.label_codes": None}
+            "data.rubric": SAMPLE_RUBRIC_TEXT, "data.label_codes": code_frame({}), "data/rejected": ""}
 
 
 def run_check(ctx: UIContext, values: Values) -> dict:
-    """The summary, or the problem in the page's error panel (the other outputs keep what they showed)."""
+    """The summary, or the problem in the page's error panel (the other outputs keep what they showed); with no file
+    in use because the last upload was refused, that refusal again (not a generic "no file")."""
+    if values.get("data/rejected") and not values.get("data.path"):
+        return {"data/problem": error_box(values["data/rejected"]), "data/summary": ""}
     try:
         config = values.config
         checked = check_data(config, config.model.name, difficulty=True, progress=values.progress,

@@ -38,6 +38,10 @@ def layout(page: Page) -> None:
         page.add("evaluate/include_train", gr.Checkbox(label="Also check training rows for label noise", value=False,
                                                        scale=2))
         page.add("evaluate/go", gr.Button("Evaluate", variant="primary", elem_id="evaluate", scale=1))
+    with gr.Accordion("Score another labelled file instead (optional)", open=False):
+        page.add("evaluate/data", gr.File(label="A labelled file with the run's labels (Val A = all its rows, Val B = "
+                                                "balanced); the run's saved choice and rules are applied, nothing is "
+                                                "fitted on it", elem_id="eval-data"))
     page.add("evaluate/summary", gr.Markdown(elem_id="eval-summary"))
     page.add("evaluate/use", gr.Radio(
         [("Best on held-out rows", "auto")], value="auto", label="Classifier in use (predict, the Playground and the "
@@ -81,7 +85,7 @@ def _threshold_layout(page: Page) -> None:
 
 def wire(page: Page) -> None:
     page.on(page["evaluate/go"].click, evaluate,
-            ["evaluate/run", "evaluate/mode", "evaluate/include_train", "evaluate/normalized"],
+            ["evaluate/run", "evaluate/mode", "evaluate/include_train", "evaluate/normalized", "evaluate/data"],
             ["evaluate/state", *RENDERED, "evaluate/threshold", "evaluate/threshold_note", "evaluate/save",
              "evaluate/use"], progress=True, api_name="evaluate")
     page.on(page["evaluate/use"].input, use, ["evaluate/state", "evaluate/use", "evaluate/threshold",
@@ -101,7 +105,7 @@ def evaluate(ctx: UIContext, values: Values) -> dict:
     mode = values["evaluate/mode"]
     evaluated = evaluate_run(values["evaluate/run"], ctx.runs_dir, mode=mode, names_only=True,
                              include_train=values["evaluate/include_train"], log=notify,
-                             progress=values.progress)
+                             progress=values.progress, data=values["evaluate/data"] or None)
     t = evaluated.threshold if evaluated.threshold is not None else 0.5
     binary = evaluated.binary
     classes = len(evaluated.evaluation.labels)

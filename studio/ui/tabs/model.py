@@ -61,7 +61,7 @@ def _will_it_fit_layout(page: Page) -> None:
             page.add("model/gpu", gr.Dropdown(
                 choices=GPU_CHOICES, value="auto", label="GPU to plan for", scale=1, elem_id="gpu-choice",
                 info="This machine's GPU, or the card you will train on (e.g. a free Colab T4)."))
-            page.add("model/fit_chart", gr.Plot(show_label=False, scale=3))
+            page.add("model/fit_chart", gr.Plot(show_label=False, scale=3, elem_id="fit-chart"))
         page.add("model/fit", gr.Markdown(elem_id="fit-estimate"))
     with gr.Row():  # outside the group, where buttons look like buttons
         page.add("model/apply_plan", gr.Button("Apply the levers that make it fit", size="sm", elem_id="apply-plan"))
@@ -144,10 +144,11 @@ def will_it_fit(ctx: UIContext, values: Values) -> dict:
         fit = planning.will_it_fit(values.config, ctx.data, *_gpu(values["model/gpu"]))
     except StudioError as err:
         return {"model/fit": f"_Memory estimate unavailable: {page_line(str(err))}_",
-                "model/fit_chart": charts.memory_estimate(None),
+                "model/fit_chart": gr.update(value=charts.memory_estimate(None), visible=False),
                 "model/advice": ""}
-    return {"model/fit": fit.markdown(), "model/fit_chart": charts.memory_estimate(fit.chart),
-            "model/advice": fit.advice_markdown()}
+    # no chart to draw (the CPU's view, no card picked): none shown, rather than an empty frame
+    return {"model/fit": fit.markdown(), "model/advice": fit.advice_markdown(),
+            "model/fit_chart": gr.update(value=charts.memory_estimate(fit.chart), visible=fit.chart is not None)}
 
 
 def run_sanity(ctx: UIContext, values: Values):

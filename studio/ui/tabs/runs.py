@@ -50,10 +50,10 @@ def wire(page: Page) -> None:
 def refresh(ctx: UIContext, values: Values) -> dict:
     listing = history.runs(ctx.runs_dir)
     names, rows = listing.names(), listing.table()
-    pick = gr.update(choices=names, value=names[0] if names else None)
+    def pick(i: int) -> dict:  # a fresh update each: Gradio consumes the dict it is given
+        return gr.update(choices=names, value=names[i] if len(names) > i else None)
     return {"runs/table": pd.DataFrame(rows) if rows else pd.DataFrame(columns=TABLE_HEAD),
-            "runs/chosen": pick, "runs/left": pick,
-            "runs/right": gr.update(choices=names, value=names[1] if len(names) > 1 else None)}
+            "runs/chosen": pick(0), "runs/left": pick(0), "runs/right": pick(1)}
 
 
 def show(ctx: UIContext, values: Values) -> dict:

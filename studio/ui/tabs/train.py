@@ -7,6 +7,8 @@ changed (the charts when new records arrived, the log when it grew), and the pol
 
 from __future__ import annotations
 
+import time
+
 import gradio as gr
 
 from studio.door import training
@@ -15,7 +17,10 @@ from studio.ui import charts
 from studio.ui.html import error_box, escape, notify
 from studio.ui.page import Page, UIContext, Values
 
-POLL_SECONDS = 1.0  # while a run trains
+POLL_SECONDS = 2.0  # while a run trains: the status line (step, loss, speed, time left)
+CHART_SECONDS = 10.0  # the charts, at most this often while it trains (and once it ends): drawing three plotly
+# charts in the browser on every step cost the training a fifth of its speed on a 2-core machine
+# (docs/benchmarks.md, "The browser and the CLI")
 IDLE_POLL_SECONDS = 5.0  # while none does (a run started elsewhere, the CLI, still shows up)
 POLL_OUTPUTS = ["train/status", "train/error", "train/loss", "train/memory", "train/evals", "train/log",
                 "train/start", "train/stop", "train/seen", "train/timer", "train/resume"]
@@ -60,10 +65,16 @@ def poll(ctx: UIContext, values: Values) -> dict:
     if status is None:
         return idle(ctx, seen)
     snap = status.snapshot
+    clock = time.time()
     now = {"run": snap["run"], "records": snap["n_records"], "log": status.log[-200:], "state": snap["state"],
-           "error": snap["error"]}
+           "error": snap["error"], "charts_at": seen.get("charts_at", 0.0)}
     out = {"train/status": progress_html(snap), "train/seen": now}
-    if (seen.get("run"), seen.get("records")) != (now["run"], now["records"]):
+    due = status.done or seen.get("run") != now["run"] or clock - now["charts_at"] >= CHART_SECONDS
+    fresh = (seen.get("run"), seen.get("records")) != (now["run"], now["records"])
+    if fresh and not due:
+        now["records"] = seen.get("records")  # new points, drawn at the next chart time
+    elif fresh:
+        now["charts_at"] = clock
         records = status.records  # a resumed run's chart starts at its first step
         out.update({"train/loss": charts.loss(records), "train/evals": charts.eval_points(records),
                     "train/memory": charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"])})
