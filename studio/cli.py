@@ -39,8 +39,13 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: list[str], skip:
             kind = field_kind(f)
             help_text = f.metadata["help"].replace("%", "%%")
             kwargs = dict(dest=f"{section}.{f.name}", default=argparse.SUPPRESS, help=help_text)
+            choices = f.metadata.get("choices") or []
             if kind is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
+            elif {"true", "false"} <= set(choices):  # auto / true / false: --x means true, --no-x false
+                group.add_argument("--no-" + flag_name(f)[2:], dest=kwargs["dest"], action="store_const",
+                                   const="false", default=argparse.SUPPRESS, help=f"the same as {flag_name(f)} false")
+                kwargs.update(nargs="?", const="true", metavar="{" + ",".join(choices) + "}")
             else:
                 kwargs["metavar"] = f.metadata.get("choices") and "{" + ",".join(f.metadata["choices"]) + "}" \
                     or kind.__name__.upper()

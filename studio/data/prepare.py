@@ -125,6 +125,8 @@ def prepare_data(recipe: DataRecipe, tokenizer=None, max_seq_length: int | None 
     rubric = resolve_rubric(recipe, codes)
     fmt = resolve_prompt_format(tokenizer, recipe.prompt_format)
     code_rows, code_warnings = code_report(codes, tokenizer)
+    if tokenizer is None and not recipe.label_codes:  # provisional letters: the run's codes are chosen with the
+        code_warnings = []  # model's tokenizer, and warned about then (the run's own codes, not these)
 
     split = split_table(table.frame, val_fraction=recipe.val_fraction, val_b_per_class=recipe.val_b_per_class,
                         seed=recipe.split_seed)

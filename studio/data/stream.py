@@ -66,7 +66,24 @@ def open_table(path: str | Path, chunk_rows: int = 256, max_mb: float = 200.0) -
         return _jsonl(path, chunk_rows, encoding)
     if fmt in ("json", "excel") or (fmt == "delimited" and text_head.lstrip().startswith("[")):
         return _whole(path, chunk_rows, max_mb)
-    return _delimited(path, chunk_rows, encoding, text_head, fmt)
+    return _delimited(path, chunk_rows, encoding, _whole_lines(text_head, len(head) < HEAD_BYTES), fmt)
+
+
+def _whole_lines(text_head: str, whole_file: bool) -> str:
+    """The head without the line the byte limit cut (a quoted field cut there reads as an unbalanced quote); the
+    limit counts bytes, so a head of multi-byte characters is cut though it holds fewer characters. A quoted field
+    that spans lines and was cut is dropped too (quoted CSV holds an even number of quote characters; a file whose
+    quotes are plain text may not, so at most a few lines go)."""
+    if whole_file:
+        return text_head
+    sample = trimmed = text_head.rsplit("\n", 1)[0]
+    for _ in range(50):
+        if trimmed.count('"') % 2 == 0:
+            return trimmed
+        if "\n" not in trimmed:
+            break
+        trimmed = trimmed.rsplit("\n", 1)[0]
+    return sample
 
 
 def _cells(frame: pd.DataFrame) -> pd.DataFrame:
@@ -157,7 +174,7 @@ def _whole(path: Path, chunk_rows: int, max_mb: float) -> TableStream:
 def _delimited(path: Path, chunk_rows: int, encoding: str, text_head: str, fmt: str) -> TableStream:
     """The head decides the delimiter, quoting and header (as ``read_table`` would); then the file is read row by
     row."""
-    sample = text_head.rsplit("\n", 1)[0] if len(text_head) >= HEAD_BYTES - 8 else text_head
+    sample = text_head  # whole lines only (_whole_lines)
     detected = _read_delimited(sample, path.name, delimiter="\t" if fmt == "tsv" else None, header=None,
                                min_columns=1)
     delimiter, header = detected.delimiter, detected.header

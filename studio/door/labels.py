@@ -84,6 +84,8 @@ def find_label_issues(config: RunConfig, llm_folds: int = 0, *, stop: threading.
     from studio.evaluate import label_issues  # (scikit-learn and cleanlab: not at the page's start)
 
     started = started or time.perf_counter()
+    say = progress or (lambda message, fraction: None)
+    say("Reading and checking the data", 0.02)
     checked = check_data(copy.deepcopy(config), config.model.name if llm_folds else None, log=log)
     llm = None
     if llm_folds:
@@ -91,9 +93,14 @@ def find_label_issues(config: RunConfig, llm_folds: int = 0, *, stop: threading.
                               progress=progress, stop=stop)
         if llm is None:
             return None
-    if progress:
-        progress("Classic model: 5 folds", 0.95)
-    result = label_issues.find(checked.prepared, llm_probs=llm, started=started)
+    first = 0.95 if llm_folds else 0.1  # the LLM folds' share of the bar, when there are any
+
+    def fold_done(done: int, k: int) -> None:
+        say(f"Classic model: fold {done} of {k} over {len(checked.prepared.table.frame):,} rows done",
+            first + (0.99 - first) * done / k)
+
+    say(f"Classic model: fitting fold 1 of {label_issues.CLASSIC_FOLDS} over every row", first)
+    result = label_issues.find(checked.prepared, llm_probs=llm, started=started, fold_done=fold_done)
     return LabelIssuesFound(result, config.data.path, checked.prepared.table.label_column, checked.prepared.labels,
                             config.data.header, config.data.delimiter)
 

@@ -15,7 +15,7 @@ from studio.estimate.advisor import Advice, advise, apply_advice
 from studio.estimate.model_shape import read_shape
 from studio.estimate.plan import check_config, preview
 from studio.estimate.ram import estimate_cpu_ram
-from studio.estimate.recipe import Resolved
+from studio.estimate.recipe import Resolved, step_warnings
 from studio.estimate.speed import time_estimate
 from studio.estimate.vram import estimate_for_config, estimate_lines, estimate_report
 from studio.machine import device_guess, machine_ram_gb
@@ -64,8 +64,10 @@ def plan(config: RunConfig, facts: DataFacts | None = None) -> Plan:
     settings that cannot work)."""
     rows = facts.rows if facts else None
     lengths = facts.lengths_for(config.model.name, config.model.max_seq_length) if facts else None
-    warnings = check_config(config, rows)
+    warnings = check_config(config)  # raises for settings that cannot work, before anything is previewed
     resolved = preview(config, rows, lengths, facts.classes if facts else None)
+    if rows:  # the run's length as this plan has it: the micro-batch its rows' lengths allow
+        warnings += step_warnings(resolved.config.train, rows)
     return Plan(resolved, warnings, rows, time_estimate(resolved, config.model.name, rows) if rows else "")
 
 

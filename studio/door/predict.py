@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from studio.door.result import Result, escape_markdown
+from studio.data.stream import open_table
 from studio.door.runs import open_run
 from studio.errors import StudioError
 from studio.evaluate.choice import CANDIDATES, NAMES
@@ -54,6 +57,72 @@ def predict_file(run: str | Path, file: str | Path, output: str | Path, runs_dir
     if ranks().distributed:  # one of several processes (accelerate launch): leave the group cleanly
         leave_process_group()
     return Predicted(written)
+
+
+@dataclass
+class PredictionJob(Result):
+    """A batch prediction running in the background of the app (the page polls it, and a reloaded page finds it
+    again): its progress in words and rows, then the file, or the error."""
+
+    run: str
+    source: str  # the input file's name, as the user knows it
+    output: Path
+    state: str = "running"  # running | finished | failed
+    progress: str = "Starting: loading the classifier…"
+    fraction: float = 0.0
+    error: str | None = None
+    result: Predicted | None = None
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def lines(self) -> list[str]:
+        head = f"Batch predictions of {self.source} with {self.run}"
+        if self.state == "failed":
+            return [f"{head} failed: {self.error} A rerun continues from the rows already written."]
+        if self.state == "finished":
+            return [f"{head}: done in {self.seconds:.0f} s.", *self.result.lines()]
+        return [f"{head}: {self.progress}."]
+
+
+_prediction: PredictionJob | None = None
+_prediction_lock = threading.Lock()
+
+
+def start_prediction(run: str, file: str | Path, output: str | Path, runs_dir: str | Path = "runs", *,
+                     names_only: bool = False, log=print) -> PredictionJob:
+    """Classify ``file`` in a background thread of this process (one at a time); ``current_prediction`` follows
+    it. Bad input (no such run, an unreadable file) fails at once, in the caller's thread."""
+    global _prediction
+    source = open_source(run, runs_dir, names_only)
+    open_table(file)  # a file that cannot be read is refused now, in the caller's thread
+    with _prediction_lock:
+        if _prediction is not None and _prediction.running:
+            raise StudioError(f"A batch prediction is running ({_prediction.source}): wait for it to finish.")
+        job = PredictionJob(source.name, Path(str(file)).name, Path(output))
+        _prediction = job
+
+    def work() -> None:
+        def progress(message: str, fraction: float) -> None:
+            job.progress, job.fraction = message, fraction
+
+        try:
+            job.result = predict_file(source.path, file, output, runs_dir, log=log, progress=progress)
+            job.seconds, job.state = time.monotonic() - job.started, "finished"
+        except Exception as exc:  # the page shows it; a partial output stays for a rerun to continue
+            job.error = str(exc) if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"
+            job.state = "failed"
+
+    threading.Thread(target=work, name="batch-predictions", daemon=True).start()
+    return job
+
+
+def current_prediction() -> PredictionJob | None:
+    """The batch prediction this process runs or ran last (None before the first)."""
+    return _prediction
 
 
 @dataclass

@@ -11,7 +11,6 @@ from studio.config import RunConfig
 from studio.door.plan import rows_per_step_words
 from studio.door.result import Result, escape_html, md_list
 from studio.errors import StudioError
-from studio.estimate.plan import preview
 from studio.machine import leave_process_group, ranks
 from studio.runs import jobs
 from studio.runs.folder import RunDir, list_runs
@@ -98,7 +97,13 @@ def _launch(config: RunConfig, runs_dir, gpus: int):
 
 
 def _per_step(config: RunConfig, gpus: int) -> str:
-    return rows_per_step_words(preview(config).config.train, gpus)
+    """The rows per step as set, or, where the micro-batch is left on auto, when it is decided: a guess made without
+    the rows' lengths said "batch 16 × 1" for runs that trained 8 × 2."""
+    t = config.train
+    if t.per_device_train_batch_size == 0 or t.gradient_accumulation_steps == 0:
+        return ("the micro-batch is decided from your rows once the model has loaded (the status line shows the rows "
+                "a step as trained)")
+    return rows_per_step_words(t, gpus)
 
 
 def stop() -> str:

@@ -31,10 +31,10 @@ def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int]
     if device == "cuda" and shape is not None:
         gpu = detect_gpu()
         if gpu:
-            def fits(batch: int, checkpointing: str) -> float:
+            def fits(batch: int, checkpointing: str, four_bit: bool) -> float:
                 trial = config.replace({"train": {"per_device_train_batch_size": batch},
                                         "lora": {"use_gradient_checkpointing": checkpointing}})
-                return estimate_vram(trial, shape, lengths=lengths, load_in_4bit=pre_quantized or None,
+                return estimate_vram(trial, shape, lengths=lengths, load_in_4bit=pre_quantized or four_bit,
                                      gpu_name=gpu[0], gpu_total_gb=gpu[1]).share
     return resolve(config, device=device, params=shape.params if shape else None, train_rows=train_rows, fits=fits,
                    cost=row_cost(lengths, classes, config.train.seed))

@@ -60,13 +60,13 @@ def estimate_cpu_ram(shape: ModelShape, batch: int, lengths: list[int] | None, m
 
 
 def ram_share(shape: ModelShape, lengths: list[int] | None, max_seq_length: int):
-    """``fits(micro_batch, checkpointing) -> share of this machine's RAM`` for the recipe; None when the machine's
-    memory is unknown."""
+    """``fits(micro_batch, checkpointing, four_bit) -> share of this machine's RAM`` for the recipe (a CPU loads no
+    4-bit weights); None when the machine's memory is unknown."""
     total = machine_ram_gb()
     if not total:
         return None
 
-    def share(batch: int, checkpointing: str) -> float:
+    def share(batch: int, checkpointing: str, four_bit: bool = False) -> float:
         return estimate_cpu_ram(shape, batch, lengths, max_seq_length, checkpointing not in ("false", ""),
                                 total).share
 

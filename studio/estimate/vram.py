@@ -9,11 +9,17 @@ notebook prints), the sum of:
 - buffers present before the first step (rotary caches and the like);
 - the LoRA adapter: fp32 weights (PEFT keeps adapters in float32) + fp32 gradients + optimizer state;
 - activations of the largest micro-batch: a per-token cost that grows with layers × hidden size (the saved layer
-  inputs) and hidden + intermediate size (one layer's recompute), more without gradient checkpointing;
+  inputs) and hidden + intermediate size (one layer's recompute), more without gradient checkpointing; the micro-batch
+  counted as its rows padded to its longest (the studio trains rows, not packed sequences: studio/train/sft.py);
+- padded rows: where rows of different lengths are padded in one micro-batch, a layer keeps more per token than
+  with rows of one length (measured, not modelled part by part: per token × intermediate size, every layer without
+  checkpointing, about 2.5 layers' worth with it);
 - a fixed step workspace.
 
 The per-token and fixed coefficients are fitted to 36 real studio runs on an H100 (the Unsloth backend; Qwen2.5
-0.5B and 1.5B shapes, 4/16-bit, r 16/32/64, batch 1–16, 256–2048 tokens; docs/benchmarks.md), then a 3% margin
+0.5B and 1.5B shapes, 4/16-bit, r 16/32/64, batch 1–16, 256–2048 tokens, rows of one length), the padded rows' to
+5 runs on real data on an H200 (the embedded model's real weights and the random-init Qwen2.5-0.5B shape, with and
+without checkpointing; docs/benchmarks.md), then a 3% margin
 is added because an estimate that is too low means an OOM. The CUDA context (about 0.7 GiB, outside PyTorch's count)
 is added before comparing with the card's memory.
 """
@@ -26,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 from studio.config import ATTENTION_ONLY, LoraSpec, RunConfig, effective_checkpointing
+from studio.config import four_bit as four_bit_setting
 from studio.errors import StudioError
 from studio.estimate.model_shape import ModelShape, read_shape
 from studio.estimate.recipe import resolve
@@ -42,6 +49,8 @@ NO_CHECKPOINT_BYTES = 6.2  # no checkpointing: + per token × layers × (hidden 
 MLP_WITHOUT_LORA_BYTES = 5.0  # MLP not LoRA-targeted: + per token × intermediate (gate/up/act kept in bf16)
 OPTIMIZER_BYTES = {"adamw_8bit": 2, "paged_adamw_8bit": 2, "adamw_torch": 10, "adamw_torch_fused": 8, "sgd": 0}
 MARGIN = 1.03
+PADDED_BYTES = 5.3  # per token × intermediate size × layer: 4.95–5.65 fits both shapes' runs (docs/benchmarks.md)
+PADDED_CHECKPOINTED_LAYERS = 2.5  # with checkpointing, the padded rows' extra is about 2.5 layers' worth
 # transformers + peft (no Unsloth), fitted to 4 runs of the 0.5B shape: activations cost this many times Unsloth's
 # per token (16-bit / 4-bit); with a 4-bit base, peft's k-bit preparation keeps the non-quantised weights in fp32
 # and the adapter in bf16; the
@@ -65,7 +74,8 @@ class Estimate:
     context_gb: float = CUDA_CONTEXT_GIB
     notes: list[str] = field(default_factory=list)
     pre_quantized: bool = False  # the checkpoint is saved in 4-bit: every variant loads in 4-bit
-    config: RunConfig | None = None  # the settings estimated (auto micro-batch and checkpointing decided)
+    config: RunConfig | None = None  # the settings estimated (auto micro-batch, checkpointing and 4-bit decided)
+    four_bit: bool = False  # the base weights estimated in 4-bit
 
     @property
     def needed_gb(self) -> float:
@@ -94,7 +104,8 @@ class Estimate:
                 "share": None if self.share is None else round(self.share, 4), "verdict": self.verdict,
                 "shape": self.shape.to_dict(), "notes": self.notes,
                 "micro_batch": self.config.train.per_device_train_batch_size if self.config else None,
-                "checkpointing": self.config.lora.use_gradient_checkpointing if self.config else None}
+                "checkpointing": self.config.lora.use_gradient_checkpointing if self.config else None,
+                "load_in_4bit": self.four_bit}
 
     def summary(self) -> str:
         line = f"≈ {self.peak_reserved_gb:.2f} GiB peak reserved + {self.context_gb:.2f} GiB CUDA context"
@@ -105,9 +116,10 @@ class Estimate:
 
 
 def micro_batch_tokens(batch: int, max_seq_length: int, lengths: list[int] | None = None,
-                       padding_free: bool = True, packing: bool = False) -> int:
-    """Tokens in the largest micro-batch: the batch's longest rows (Unsloth trains padding-free), or batch × the
-    longest row when rows are padded; batch × max_seq_length when packing or when the lengths are unknown."""
+                       padding_free: bool = False, packing: bool = False) -> int:
+    """Tokens in the largest micro-batch: batch × the longest row (the studio pads each micro-batch's rows to its
+    longest), or the batch's longest rows when ``padding_free``; batch × max_seq_length when packing or when the
+    lengths are unknown."""
     if packing or not lengths:
         return batch * max_seq_length
     longest = sorted(min(n, max_seq_length) for n in lengths)[-batch:]
@@ -124,16 +136,18 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
                   gpu_name: str | None = None) -> Estimate:
     """The estimate for ``config`` on a model of ``shape``; ``lengths`` are the formatted rows' token counts. A
     micro-batch or checkpointing left on auto is decided first, as the run will (the largest that fits)."""
-    if config.train.per_device_train_batch_size == 0 or config.lora.use_gradient_checkpointing == "auto":
-        def share(batch: int, checkpointing: str) -> float:
+    if config.train.per_device_train_batch_size == 0 or config.lora.use_gradient_checkpointing == "auto" or \
+            four_bit_setting(config.model) is None:
+        def share(batch: int, checkpointing: str, four_bit: bool) -> float:
             trial = config.replace({"train": {"per_device_train_batch_size": batch},
-                                    "lora": {"use_gradient_checkpointing": checkpointing}})
+                                    "lora": {"use_gradient_checkpointing": checkpointing},
+                                    "model": {"load_in_4bit": str(four_bit).lower()}})
             return estimate_vram(trial, shape, lengths=lengths, backend=backend, load_in_4bit=load_in_4bit,
                                  gpu_total_gb=gpu_total_gb, gpu_name=gpu_name).share
 
         config = resolve(config, device="cuda", params=shape.params, fits=share if gpu_total_gb else None).config
     model, lora, train = config.model, config.lora, config.train
-    four_bit = model.load_in_4bit if load_in_4bit is None else load_in_4bit
+    four_bit = bool(four_bit_setting(model)) if load_in_4bit is None else load_in_4bit
     width = 4 if model.dtype == "float32" else 2
     notes = []
 
@@ -150,8 +164,10 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
     adapter_width = 2 if (four_bit and backend != "unsloth") else 4  # weights and gradients, each
 
     tokens = micro_batch_tokens(train.per_device_train_batch_size, model.max_seq_length, lengths,
-                                padding_free=backend == "unsloth", packing=train.packing)
+                                packing=train.packing)
     per_token = activation_bytes_per_token(shape, lora, backend, four_bit)
+    padded = padded_rows_bytes(shape, lora, train.per_device_train_batch_size, model.max_seq_length, lengths,
+                               packing=train.packing)
     if backend != "unsloth":
         notes.append("transformers + peft backend: calibrated on fewer runs than Unsloth, so the margin is wider; "
                      "with Unsloth (pip install -r requirements-gpu.txt) the same run needs less.")
@@ -166,10 +182,29 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
         f"activations: {tokens:,} tokens per micro-batch": tokens * per_token / GIB,
         "step workspace": STEP_FIXED_GIB,
     }
+    if padded:
+        parts["padded rows of different lengths"] = padded / GIB
     margin = MARGIN if backend == "unsloth" else TRANSFORMERS_MARGIN
     return Estimate(parts=parts, peak_reserved_gb=sum(parts.values()) * margin, tokens_per_micro_batch=tokens,
                     backend=backend, shape=shape, gpu_name=gpu_name, gpu_total_gb=gpu_total_gb, notes=notes,
-                    config=config)
+                    config=config, four_bit=four_bit)
+
+
+def padded_rows_bytes(shape: ModelShape, lora: LoraSpec, batch: int, max_seq_length: int,
+                      lengths: list[int] | None, packing: bool = False) -> float:
+    """What a micro-batch of padded rows of different lengths keeps beyond rows of one length (the runs the
+    per-token coefficients were fitted on): per padded token × intermediate size, for every layer without
+    checkpointing and about 2.5 layers' worth with it. None for rows of one length, unknown lengths (every row is
+    then counted at max_seq_length) or packing."""
+    if packing or not lengths:
+        return 0.0
+    cut = [min(n, max_seq_length) for n in lengths]
+    longest = max(cut)
+    if min(cut) == longest:
+        return 0.0
+    checkpointed = effective_checkpointing(lora.use_gradient_checkpointing, "cuda") != "false"
+    layers = PADDED_CHECKPOINTED_LAYERS if checkpointed else shape.num_hidden_layers
+    return PADDED_BYTES * layers * shape.intermediate_size * batch * longest
 
 
 def activation_bytes_per_token(shape: ModelShape, lora: LoraSpec, backend: str, four_bit: bool) -> float:
@@ -243,10 +278,10 @@ def estimate_for_config(config: RunConfig, *, gpu_total_gb: float | None = None,
         if found:
             gpu_name, gpu_total_gb = found
     estimate = estimate_vram(config, shape, lengths=lengths, backend=backend or assumed_backend(config.model.backend),
-                             load_in_4bit=config.model.load_in_4bit or pre_quantized, gpu_total_gb=gpu_total_gb,
+                             load_in_4bit=True if pre_quantized else None, gpu_total_gb=gpu_total_gb,
                              gpu_name=gpu_name)
     estimate.pre_quantized = pre_quantized
-    if pre_quantized and not config.model.load_in_4bit:
+    if pre_quantized and four_bit_setting(config.model) is False:
         estimate.notes.append("This checkpoint is saved in 4-bit, so it loads in 4-bit whatever load_in_4bit says.")
     return estimate
 
@@ -254,7 +289,7 @@ def estimate_for_config(config: RunConfig, *, gpu_total_gb: float | None = None,
 def reestimate(estimate: Estimate, config: RunConfig, lengths: list[int] | None = None) -> Estimate:
     """The same model, backend and GPU as ``estimate``, for changed settings (a lever, a preset)."""
     return estimate_vram(config, estimate.shape, lengths=lengths, backend=estimate.backend,
-                         load_in_4bit=config.model.load_in_4bit or estimate.pre_quantized,
+                         load_in_4bit=True if estimate.pre_quantized else None,
                          gpu_total_gb=estimate.gpu_total_gb, gpu_name=estimate.gpu_name)
 
 
@@ -291,8 +326,8 @@ def levers(config: RunConfig, estimate: Estimate, lengths: list[int] | None = No
     if effective_checkpointing(lora.use_gradient_checkpointing, "cuda") != "unsloth":
         candidates.append((f"gradient checkpointing '{lora.use_gradient_checkpointing}' → 'unsloth'",
                            {"lora": {"use_gradient_checkpointing": "unsloth"}}, ""))
-    if not model.load_in_4bit:
-        candidates.append(("load_in_4bit on", {"model": {"load_in_4bit": True}}, ""))
+    if not estimate.four_bit:
+        candidates.append(("load_in_4bit on", {"model": {"load_in_4bit": "true"}}, ""))
     if OPTIMIZER_BYTES.get(train.optim, 8) > 2:
         candidates.append((f"optim {train.optim} → adamw_8bit", {"train": {"optim": "adamw_8bit"}}, ""))
     if any(m in lora.target_modules for m in MLP):

@@ -69,16 +69,21 @@ def baselines(train: pd.DataFrame, sets: dict[str, pd.DataFrame], labels: list[s
             "classic_seconds": round(seconds, 2), "model": model, "probs": probs}
 
 
-def out_of_fold(frame: pd.DataFrame, labels: list[str], folds: int = 5, seed: int = 3407) -> np.ndarray:
+def out_of_fold(frame: pd.DataFrame, labels: list[str], folds: int = 5, seed: int = 3407,
+                fold_done=None) -> np.ndarray:
     """Each row's probabilities from a model that did not see it (k-fold cross-fitting, stratified by label).
-    Classes with fewer rows than ``folds`` use as many folds as they allow (at least 2)."""
+    Classes with fewer rows than ``folds`` use as many folds as they allow (at least 2). ``fold_done(done, k)``
+    after each fold."""
     y = frame["label"].to_numpy()
     k = max(2, min(folds, int(pd.Series(y).value_counts().min())))
     out = np.zeros((len(frame), len(labels)))
     texts = frame["text"].to_numpy()
-    for train_idx, test_idx in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(texts, y):
+    splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(texts, y)
+    for done, (train_idx, test_idx) in enumerate(splits, 1):
         model = fit(texts[train_idx], y[train_idx])
         out[test_idx] = probabilities(model, list(texts[test_idx]), labels)
+        if fold_done:
+            fold_done(done, k)
     return out
 
 

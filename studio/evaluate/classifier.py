@@ -35,6 +35,7 @@ class RunClassifier:
     classic_model: object = None
     batch_size: int = 16
     _llm: tuple | None = field(default=None, repr=False)
+    _scorer: object | None = field(default=None, repr=False)  # kept: its rubric's cache is built once, not per call
 
     @classmethod
     def of_run(cls, run: RunDir | Bundle, use: str | None = None, loaded=None, log=print) -> "RunClassifier":
@@ -75,12 +76,14 @@ class RunClassifier:
         if self.needs_llm:
             from studio.evaluate.scoring import LabelScorer  # (torch: only where the LLM is used)
 
-            if self._llm is None:
-                self._llm = self.load_llm()
-            model, tokenizer, card = self._llm
-            llm = LabelScorer(model, tokenizer, card["label_codes"], card["rubric"], card["prompt_format"],
-                              batch_size=self.batch_size, autocast=inference_autocast(model.device.type)
-                              ).score(texts).probs
+            if self._scorer is None:
+                if self._llm is None:
+                    self._llm = self.load_llm()
+                model, tokenizer, card = self._llm
+                self._scorer = LabelScorer(model, tokenizer, card["label_codes"], card["rubric"],
+                                           card["prompt_format"], batch_size=self.batch_size,
+                                           autocast=inference_autocast(model.device.type))
+            llm = self._scorer.score(texts).probs
         if self.classic_model is not None:
             classic_probs = classic.probabilities(self.classic_model, texts, self.labels)
         return choice.Sources(llm, classic_probs)

@@ -83,12 +83,12 @@ def rank(frame: pd.DataFrame, labels: list[str], probs: np.ndarray, conflicts: l
 
 
 def find(prepared: PreparedData, *, llm_probs: np.ndarray | None = None, folds: int = CLASSIC_FOLDS,
-         seed: int = 3407, started: float | None = None) -> LabelIssues:
+         seed: int = 3407, started: float | None = None, fold_done=None) -> LabelIssues:
     """Rank the likely label errors of every row of the prepared table (classic cross-fitting, plus the LLM's
-    out-of-fold probabilities when given)."""
+    out-of-fold probabilities when given); ``fold_done(done, k)`` after each classic fold."""
     started = started or time.perf_counter()
     frame, labels = prepared.table.frame, prepared.labels
-    sources, probs = ["classic"], [classic.out_of_fold(frame, labels, folds, seed)]
+    sources, probs = ["classic"], [classic.out_of_fold(frame, labels, folds, seed, fold_done)]
     if llm_probs is not None:
         sources.append("LLM")
         probs.append(llm_probs)

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.config import EMBEDDED_MODEL, LoraSpec, ModelSpec, TrainSpec, effective_checkpointing, remote_code_refusal
+from studio.config import (EMBEDDED_MODEL, LoraSpec, ModelSpec, TrainSpec, effective_checkpointing, four_bit,
+                           remote_code_refusal)
 from studio.errors import StudioError
 from studio.machine import has_module, ranks
 
@@ -92,7 +93,7 @@ def effective_settings(spec: ModelSpec, train: TrainSpec, backend: Backend) -> t
     """(load_in_4bit, optim, dtype) that will really be used, with a notice for every fallback."""
     cuda = backend.device == "cuda"
     bnb = has_module("bitsandbytes")
-    load_in_4bit = spec.load_in_4bit
+    load_in_4bit = bool(four_bit(spec))  # auto is decided by the recipe (a run's config holds true or false)
     if load_in_4bit and not cuda:
         backend.notices.append("4-bit loading needs a CUDA GPU: loading the full-precision weights on the CPU.")
         load_in_4bit = False

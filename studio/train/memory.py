@@ -17,7 +17,7 @@ OOM_LEVERS = [
     "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep rows per step)",
     "Lower max_seq_length",
     "Use gradient checkpointing 'unsloth'",
-    "Keep load_in_4bit on",
+    "Load the base in 4-bit (load_in_4bit true)",
     "Use optim adamw_8bit",
     "Use attention-only target modules (q_proj, k_proj, v_proj, o_proj)",
 ]

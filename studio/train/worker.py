@@ -216,6 +216,8 @@ class TrainingJob(jobs.SnapshotMixin):
                         "eval_steps", "max_steps"):
                 if planned.get(key) is not None:
                     setattr(resolved.config.train, key, planned[key])
+            if planned.get("load_in_4bit") in ("true", "false"):  # the weights it trained on, whatever fits now
+                resolved.config.model.load_in_4bit = planned["load_in_4bit"]
             if planned.get("pace"):  # a paced budget: the trainer's limit again, and the budget's rest (_fit)
                 resolved.config.train.max_steps = planned["pace"]["limit"]
             else:
@@ -246,13 +248,14 @@ class TrainingJob(jobs.SnapshotMixin):
         gpu = detect_gpu() if backend.device == "cuda" else None
         if gpu is None:
             return shape, None
-        four_bit = pre_quantized or (self.config.model.load_in_4bit and has_module("bitsandbytes"))
+        bnb = has_module("bitsandbytes")  # without it a 4-bit choice loads 16-bit (a notice says so)
 
-        def share(batch: int, checkpointing: str) -> float:
+        def share(batch: int, checkpointing: str, four_bit: bool) -> float:
             trial = self.config.replace({"train": {"per_device_train_batch_size": batch},
                                          "lora": {"use_gradient_checkpointing": checkpointing}})
             return estimate_vram(trial, shape, lengths=prepared.train_lengths, backend=backend.name,
-                                 load_in_4bit=four_bit, gpu_name=gpu[0], gpu_total_gb=gpu[1]).share
+                                 load_in_4bit=pre_quantized or (four_bit and bnb), gpu_name=gpu[0],
+                                 gpu_total_gb=gpu[1]).share
 
         return shape, share
 

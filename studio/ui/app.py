@@ -81,8 +81,9 @@ def wire_across_tabs(page: Page, demo: gr.Blocks, tabs: dict, setting_changes: d
         tabs[tab_id].select(lambda current, newest: run_picker.refresh(page.ctx.runs_dir, current, newest),
                             [page[picker], seen], [page[picker], seen], queue=False, **quiet)
     page.on(tabs["runs"].select, runs_tab.refresh, [], runs_tab.REFRESH_OUTPUTS, queue=False, **quiet)
-    # a reload reattaches to the running job (or offers to resume an interrupted one)
+    # a reload reattaches to the running job (or offers to resume an interrupted one), and to batch predictions
     page.on(demo.load, train_tab.poll, ["train/seen"], train_tab.POLL_OUTPUTS, queue=False, **quiet)
+    page.on(demo.load, evaluate_tab.prediction, [], evaluate_tab.PREDICTION, queue=False, **quiet)
     page.on(demo.load, train_tab.show_gpus, [], ["train/gpus"], queue=False, **quiet)
     page.on(demo.load, model_tab.check, queue=False, **plan)
     page.on(demo.load, model_tab.will_it_fit, queue=False, **fit)

@@ -31,10 +31,13 @@ def component(f, value):
     if widget == "modules":
         return gr.Dropdown(choices=ALL_PROJECTIONS, value=value, multiselect=True, allow_custom_value=True,
                            label=label, info=info, elem_id=f"field-{f.name}")
+    if f.metadata.get("gpu_only") and not has_gpu():  # shown as what runs here: off, not to be changed, and why
+        off = f"No GPU on this machine, so this is off here (it applies on a GPU). · {f.name}"
+        if kind is bool:
+            return gr.Checkbox(value=False, label=label, interactive=False, elem_id=f"field-{f.name}", info=off)
+        return gr.Dropdown(choices=[("off (no GPU)", c) for c in choices or [value]], value=value, label=label,
+                           interactive=False, elem_id=f"field-{f.name}", info=off)  # a preset's value still shows off
     if kind is bool:
-        if f.metadata.get("gpu_only") and not has_gpu():  # shown as what runs here: off, and why
-            return gr.Checkbox(value=False, label=label, interactive=False, elem_id=f"field-{f.name}",
-                               info=f"No GPU on this machine, so this is off here (it applies on a GPU). · {f.name}")
         return gr.Checkbox(value=value, label=label, info=info, elem_id=f"field-{f.name}")
     if choices:
         return gr.Dropdown(choices=choices, value=value, label=label, info=info, elem_id=f"field-{f.name}")

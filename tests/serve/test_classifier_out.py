@@ -89,6 +89,51 @@ def test_classifier_refuses_what_it_cannot_classify(run, tmp_path):
     assert clf.predict("rules glue")[0]["label"] == "Rules Question"  # one string is one text
 
 
+def test_one_scorer_serves_every_call(run, monkeypatch):
+    """A loaded classifier builds its scorer (and the rubric's cache) once, not at every call: one-text requests to
+    the server cost a whole rubric's forward each before (1.5 rows/s from one client on the 2-core CPU)."""
+    from studio.evaluate import scoring
+
+    job_run, _ = run
+    built = []
+    original = scoring.LabelScorer.__init__
+    monkeypatch.setattr(scoring.LabelScorer, "__init__", lambda self, *a, **k: built.append(1) or original(
+        self, *a, **k))
+    clf = Classifier.load(job_run.path, use="llm")
+    one_by_one = [clf.predict([text])[0] for text in NEW_TEXTS[:4]]
+    assert len(built) == 1
+    together = Classifier.load(job_run.path, use="llm").predict(NEW_TEXTS[:4])
+    for single, batched in zip(one_by_one, together):
+        assert single["label"] == batched["label"]
+        assert single["probabilities"] == pytest.approx(batched["probabilities"], abs=1e-4)
+
+
+def test_batch_predictions_run_in_the_background(run, tmp_path, monkeypatch):
+    """The app's batch predictions: refused at once for a file that cannot be read, one at a time, then followed in
+    words and rows to the written file (the page polls ``current_prediction`` and finds it again after a reload)."""
+    from pathlib import Path
+
+    from studio.door import predict as door
+
+    job_run, folder = run
+    image = tmp_path / "photo.csv"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
+    with pytest.raises(StudioError, match="photo.csv"):
+        door.start_prediction(str(job_run.path), image, tmp_path / "x.csv", folder / "runs")
+    posts = tmp_path / "posts.csv"
+    pd.DataFrame({"text": [f"rules glue paint lathe {i}" for i in range(300)]}).to_csv(posts, index=False)
+    monkeypatch.setattr(door, "_prediction", door.PredictionJob("other-run", "big.csv", Path("big-out.csv")))
+    with pytest.raises(StudioError, match="is running \\(big.csv\\)"):
+        door.start_prediction(str(job_run.path), posts, tmp_path / "x.csv", folder / "runs")
+    monkeypatch.setattr(door, "_prediction", None)
+    job = door.start_prediction(str(job_run.path), posts, tmp_path / "posts-out.csv", folder / "runs")
+    assert door.current_prediction() is job and "Batch predictions of posts.csv" in job.markdown()
+    assert wait_for(lambda: not job.running, 120), job.progress
+    assert job.state == "finished", job.error
+    assert len(pd.read_csv(job.result.output)) == 300
+    assert "Classified 300 of 300 rows (100%)" in job.progress and "Wrote 300 rows" in job.markdown()
+
+
 def test_streaming_outputs_keep_one_row_per_input_row(run, tmp_path):
     job_run, _ = run
     lines = ["id,message"] + [f"{i},{t}" for i, t in enumerate(NEW_TEXTS * 5)]

@@ -100,10 +100,10 @@ def test_within_a_step_the_longer_class_shares_micro_batches_and_the_recipe_weig
     def cost(micro_batch, step_rows):
         return cost_per_row(lengths, classes, micro_batch, step_rows)
 
-    out = resolve(RunConfig(), device="cpu", params=135_000_000, fits=lambda b, m: 0.1, cost=cost)
+    out = resolve(RunConfig(), device="cpu", params=135_000_000, fits=lambda b, m, four_bit: 0.1, cost=cost)
     t = out.config.train
     assert t.per_device_train_batch_size < 16 and t.per_device_train_batch_size * t.gradient_accumulation_steps == 16
     assert "padding" in out.choices[1]
-    same = resolve(RunConfig(), device="cpu", params=135_000_000, fits=lambda b, m: 0.1,
+    same = resolve(RunConfig(), device="cpu", params=135_000_000, fits=lambda b, m, four_bit: 0.1,
                    cost=lambda b, s: cost_per_row(alike, classes, b, s))
     assert same.config.train.per_device_train_batch_size == 16

@@ -30,7 +30,10 @@ def test_cli_flags_come_from_the_dataclasses():
         "--target-modules", "q_proj,v_proj", "--no-load-in-4bit", "--data", "x.csv", "--learning-rate", "1e-4",
         "--label-codes", '{"Other": "O"}'])
     config = config_from_args(args)
-    assert config.model.name == "Qwen/Qwen2.5-0.5B-Instruct" and config.model.load_in_4bit is False
+    assert config.model.name == "Qwen/Qwen2.5-0.5B-Instruct" and config.model.load_in_4bit == "false"
+    for flags, four_bit in ((["--load-in-4bit"], "true"), (["--load-in-4bit", "auto"], "auto"), ([], "auto")):
+        assert config_from_args(build_parser().parse_args(["train", *flags])).model.load_in_4bit == four_bit
+    assert RunConfig.from_dict({"model": {"load_in_4bit": True}}).model.load_in_4bit == "true"  # an older run.json
     assert (config.lora.r, config.lora.use_rslora, config.lora.target_modules) == (32, True, ["q_proj", "v_proj"])
     assert (config.train.max_steps, config.train.learning_rate) == (7, 1e-4)
     assert config.data.path == "x.csv" and config.data.label_codes == {"Other": "O"}
@@ -41,7 +44,7 @@ def test_cli_flags_come_from_the_dataclasses():
     ({"lora": {"r": "many"}}, "'lora.r' expects int"),
     ({"train": {"optim": "lion"}}, "must be one of"),
     ({"lora": {"rank": 8}}, "unknown setting rank"),
-    ({"model": {"load_in_4bit": "maybe"}}, "expects bool"),
+    ({"model": {"load_in_4bit": "maybe"}}, "must be one of"),
 ])
 def test_bad_config_values_name_the_setting(data, match):
     with pytest.raises(StudioError, match=match):
@@ -63,10 +66,52 @@ def test_validation_errors_and_guide_warnings():
         {"train": {"max_steps": 1000, "warmup_steps": 20}}), train_rows=50_000))
 
 
+def test_the_plans_warnings_count_the_plans_steps(tiny_model_dir, monkeypatch):
+    """The warm-up warning shown before Start counts the steps of the plan beside it (the micro-batch the rows'
+    lengths allow on the card), not those of a preview made without the lengths (the GPU run that warned of 554
+    steps of 16 rows and ran 140 of 64). A 1 GB card: 16 rows fit at max_seq_length, 64 at the rows' 24 tokens."""
+    from studio.door.data import DataFacts
+    from studio.door.plan import plan
+    from studio.estimate import plan as preview_module
+
+    monkeypatch.setattr(preview_module, "device_guess", lambda: "cuda")
+    monkeypatch.setattr(preview_module, "detect_gpu", lambda: ("Test GPU", 1.0))
+
+    config = RunConfig().replace({"model": {"name": str(tiny_model_dir)},
+                                  "train": {"time_budget_minutes": 0, "warmup_steps": 1, "num_train_epochs": 3}})
+    rows = 20_000
+    facts = DataFacts(rows, [24] * rows, [i % 2 for i in range(rows)], {"a": rows // 2, "b": rows // 2},
+                      str(tiny_model_dir), 512)
+    shown = plan(config, facts)
+    steps = total_steps(shown.resolved.config.train, rows)
+    assert shown.resolved.config.train.per_device_train_batch_size == 64
+    warning = next(w for w in shown.warnings if w.startswith("warmup_steps=1 is"))
+    assert f" of {steps} steps" in warning and f"**{steps}** steps" in shown.lines()[0]
+
+
+def test_provisional_codes_are_not_warned_about(tmp_path):
+    """Without the model's tokenizer the letters are provisional (the run chooses codes with its tokenizer and warns
+    about those): no warning names a code the run will not use; codes the user set are warned about as they are."""
+    import pandas as pd
+
+    from studio.config import DataRecipe
+    from studio.data.prepare import prepare_data
+
+    labels = ["Abbreviation", "Entity", "Human"]  # letters: 'A' (a common word), 'E', 'H'
+    path = tmp_path / "six.csv"
+    pd.DataFrame({"text": [f"question {i} about {labels[i % 3]}" for i in range(90)],
+                  "label": [labels[i % 3] for i in range(90)]}).to_csv(path, index=False)
+    provisional = prepare_data(DataRecipe(path=str(path)))
+    assert provisional.codes["Abbreviation"] == "A" and not any("common English word" in w
+                                                                for w in provisional.warnings)
+    chosen = prepare_data(DataRecipe(path=str(path), label_codes={"Abbreviation": "A", "Entity": "E", "Human": "H"}))
+    assert any("'A' is a common English word" in w for w in chosen.warnings)
+
+
 def test_presets_follow_the_guide():
     tight = apply_preset(RunConfig(), "Memory tight")
     assert (tight.model.load_in_4bit, tight.lora.use_gradient_checkpointing, tight.train.optim) == \
-        (True, "unsloth", "adamw_8bit")
+        ("true", "unsloth", "adamw_8bit")
     r32 = apply_preset(RunConfig(), "Memory tight + r=32 (rsLoRA)")
     assert (r32.lora.r, r32.lora.use_rslora, r32.lora.lora_alpha) == (32, True, 16)
     assert 1e-4 <= r32.train.learning_rate <= 1.5e-4
@@ -115,6 +160,9 @@ def test_backend_on_a_cpu_machine():
         choose_backend("unsloth")
     load_in_4bit, optim, dtype = effective_settings(RunConfig().model, RunConfig().train, backend)
     assert (load_in_4bit, optim, dtype) == (False, "adamw_torch", "float32")
+    assert not any("4-bit" in n for n in backend.notices)  # auto: nothing to refuse on a CPU
+    asked = RunConfig().replace({"model": {"load_in_4bit": "true"}, "train": {"optim": "adamw_8bit"}})
+    effective_settings(asked.model, asked.train, backend)
     assert any("4-bit" in n for n in backend.notices) and any("adamw_8bit" in n for n in backend.notices)
 
 

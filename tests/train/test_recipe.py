@@ -30,7 +30,7 @@ def test_settings_the_user_chose_are_kept():
 def test_on_a_gpu_the_largest_micro_batch_that_fits_with_checkpointing_off_first():
     share = {("false", 64): 0.95, ("false", 32): 0.60, ("unsloth", 64): 0.40}
 
-    def fits(batch, mode):
+    def fits(batch, mode, four_bit):  # the same in 4-bit: 4-bit auto goes on, as nothing fits at 8 rows checkpointed
         return share.get((mode, batch), 0.99)
 
     out = resolve(RunConfig(), device="cuda", params=1_500_000_000, fits=fits)
@@ -38,9 +38,9 @@ def test_on_a_gpu_the_largest_micro_batch_that_fits_with_checkpointing_off_first
     assert (t.per_device_train_batch_size, out.config.lora.use_gradient_checkpointing) == (32, "false")
     assert t.gradient_accumulation_steps == 1 and out.time_budget_s is None  # 32 rows already ≥ 16 per step
     assert any("60% of the GPU" in c for c in out.choices)
-    nothing = resolve(RunConfig(), device="cuda", params=1_500_000_000, fits=lambda b, m: 0.99)
-    assert nothing.config.train.per_device_train_batch_size == 8
-    assert nothing.config.lora.use_gradient_checkpointing == "unsloth" and "nothing fits" in nothing.choices[1]
+    nothing = resolve(RunConfig(), device="cuda", params=1_500_000_000, fits=lambda b, m, four_bit: 0.99)
+    assert nothing.config.train.per_device_train_batch_size == 8 and nothing.config.model.load_in_4bit == "true"
+    assert nothing.config.lora.use_gradient_checkpointing == "unsloth" and "nothing fits" in nothing.choices[2]
 
 
 def test_the_time_budget_leaves_room_for_its_evaluations():

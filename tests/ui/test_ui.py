@@ -292,8 +292,8 @@ def test_first_use_in_a_real_browser(app, toy_file, tiny_model_dir, tmp_path):
                 "b => !document.querySelector('#data-summary').innerText.includes('after balancing: ' + b + ' ')",
                 arg=before, timeout=60000)  # the Data view follows the preset's new balance
             page.get_by_role("tab", name="3 · Model & LoRA").click()
-            four_bit = page.locator("#field-load_in_4bit input")  # no GPU here: off, and not to be ticked
-            assert not four_bit.is_checked() and four_bit.is_disabled()
+            four_bit = page.locator("#field-load_in_4bit input")  # no GPU here: off, and not to be changed
+            assert four_bit.input_value() == "off (no GPU)" and four_bit.is_disabled()
             assert not page.locator("#fit-chart").is_visible()  # the CPU's view has no chart: none is drawn
             estimate = page.locator("#estimate")
             estimate.get_by_text("steps ×", exact=False).wait_for(timeout=30000)
@@ -318,6 +318,7 @@ def test_first_use_in_a_real_browser(app, toy_file, tiny_model_dir, tmp_path):
             page.wait_for_function("() => document.querySelector('#eval-run input').value === 'newer-run'",
                                    timeout=30000)  # a run trained since is preselected
             plain_words(page)
+            batch_predictions_come_back(page, tmp_path)
         except Exception:
             page.screenshot(path=str(SHOTS / "first-use-failure.png"), full_page=True)
             raise
@@ -343,6 +344,24 @@ def plain_words(page) -> None:
     box = comparison.bounding_box()
     assert box and box["x"] + box["width"] <= 1400  # run B in view
     page.screenshot(path=str(SHOTS / "first-use-words.png"), full_page=True)
+
+
+def batch_predictions_come_back(page, folder) -> None:
+    """Batch predictions run in the background with their progress in words and rows; a reloaded page finds them
+    again, with the file to download."""
+    posts = folder / "posts.csv"
+    pd.DataFrame({"text": [f"rules glue paint lathe {i}" for i in range(300)]}).to_csv(posts, index=False)
+    page.get_by_role("tab", name="5 · Evaluate").click()
+    page.get_by_text("Batch predict a file").click()
+    page.locator("#predict-in input[type=file]").set_input_files(str(posts))
+    status = page.locator("#predict-status")
+    status.get_by_text("Wrote 300 rows", exact=False).wait_for(timeout=120000)
+    page.reload()
+    page.get_by_role("tab", name="5 · Evaluate").click()
+    status.get_by_text("Wrote 300 rows", exact=False).wait_for(timeout=30000)
+    assert "Batch predictions of posts.csv" in status.inner_text()
+    page.locator("#predict-out a[download='posts-predictions.csv']").wait_for(timeout=30000)  # the download
+    page.screenshot(path=str(SHOTS / "first-use-batch-predictions.png"), full_page=True)
 
 
 PAYLOADS = {

@@ -14,7 +14,7 @@ import pandas as pd
 
 from studio.door.evaluation import DECISION_COLUMNS, save_threshold, use_classifier
 from studio.door.evaluation import evaluate as evaluate_run
-from studio.door.predict import predict_file
+from studio.door.predict import current_prediction, start_prediction
 from studio.errors import StudioError
 from studio.ui import charts
 from studio.ui.html import notify
@@ -27,6 +27,9 @@ RENDERED = ["evaluate/summary", "evaluate/cm_a", "evaluate/cm_b", "evaluate/tabl
 NAMES = {"val_a": "Val A (natural)", "val_b": "Val B (balanced)"}
 CLASSIFIERS = {"llm": "Fine-tuned LLM", "classic": "Classic model (TF-IDF)", "blend": "Blend of the two"}
 SHORT = {"llm": "the fine-tuned LLM", "classic": "the classic model", "blend": "the blend"}
+PREDICT_POLL_SECONDS = 1.0
+PREDICTION = ["evaluate/predict_status", "evaluate/predict_out", "evaluate/predict_preview", "evaluate/predict_timer",
+              "evaluate/predict_box"]
 
 
 def layout(page: Page) -> None:
@@ -65,12 +68,16 @@ def layout(page: Page) -> None:
         interactive=False, max_height=320, elem_id="disagreements", wrap=False,
         column_widths=["12%", "12%", "9%", "8%", "45%", "9%", "5%"]))
     page.add("evaluate/disagreements_file", gr.File(label="Disagreements CSV", interactive=False))
-    with gr.Accordion("Batch predict a file", open=False):
+    with page.add("evaluate/predict_box", gr.Accordion("Batch predict a file", open=False, elem_id="predict-box")):
         with gr.Row():
-            page.add("evaluate/predict_in", gr.File(label="File to classify (labels not needed)"))
-            page.add("evaluate/predict_out", gr.File(label="Predictions CSV", interactive=False))
+            page.add("evaluate/predict_in", gr.File(label="File to classify (labels not needed)",
+                                                    elem_id="predict-in"))
+            page.add("evaluate/predict_out", gr.File(label="Predictions CSV", interactive=False,
+                                                     elem_id="predict-out"))
+        page.add("evaluate/predict_status", gr.Markdown(elem_id="predict-status"))
         page.add("evaluate/predict_preview", gr.Dataframe(headers=["predicted_label", "confidence", "your columns…"],
                                                           interactive=False, max_height=240))
+    page.add("evaluate/predict_timer", gr.Timer(PREDICT_POLL_SECONDS, active=False))
 
 
 def _threshold_layout(page: Page) -> None:
@@ -95,8 +102,10 @@ def wire(page: Page) -> None:
     page.on(page["evaluate/normalized"].change, rerender, redraw, RENDERED, api_visibility="private")
     page.on(page["evaluate/save"].click, save, ["evaluate/state", "evaluate/threshold", "evaluate/run"], [],
             api_name="save_threshold")
-    page.on(page["evaluate/predict_in"].upload, predict, ["evaluate/predict_in", "evaluate/run"],
-            ["evaluate/predict_out", "evaluate/predict_preview"], progress=True, api_name="predict_file")
+    page.on(page["evaluate/predict_in"].upload, predict, ["evaluate/predict_in", "evaluate/run"], PREDICTION,
+            api_name="predict_file")
+    page.on(page["evaluate/predict_timer"].tick, prediction, [], PREDICTION, queue=False, show_progress="hidden",
+            api_visibility="private")
 
 
 def evaluate(ctx: UIContext, values: Values) -> dict:
@@ -176,11 +185,25 @@ def save(ctx: UIContext, values: Values) -> None:
 
 
 def predict(ctx: UIContext, values: Values) -> dict:
+    """Start classifying the uploaded file in the background; the timer follows it (and a reloaded page finds it)."""
     file, run = values["evaluate/predict_in"], values["evaluate/run"]
     if file is None:
         return {}
     if not run:
         raise StudioError("Pick a run first.")
     out = Path(tempfile.mkdtemp(prefix="studio-predict-")) / f"{Path(file).stem}-predictions.csv"
-    predicted = predict_file(run, file, out, ctx.runs_dir, names_only=True, progress=values.progress)
-    return {"evaluate/predict_out": str(out), "evaluate/predict_preview": predicted.preview}
+    start_prediction(run, file, out, ctx.runs_dir, names_only=True, log=lambda m: None)
+    return {**prediction(ctx, values), "evaluate/predict_out": None, "evaluate/predict_preview": None}
+
+
+def prediction(ctx: UIContext, values: Values) -> dict:
+    """The batch prediction of this app, running or done: its words and rows, then the file and a preview; the
+    timer runs only while it does."""
+    job = current_prediction()
+    if job is None:
+        return {"evaluate/predict_timer": gr.Timer(active=False)}
+    shown = {"evaluate/predict_status": job.markdown(), "evaluate/predict_box": gr.Accordion(open=True),
+             "evaluate/predict_timer": gr.Timer(PREDICT_POLL_SECONDS, active=job.running)}
+    if job.state == "finished":
+        shown.update({"evaluate/predict_out": str(job.result.output), "evaluate/predict_preview": job.result.preview})
+    return shown

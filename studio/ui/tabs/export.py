@@ -43,8 +43,14 @@ def export_format(ctx: UIContext, values: Values, fmt: str) -> dict:
     run = values["export/run"]
     if not run:
         raise StudioError("Pick a run to export (train one first).")
-    values.progress(f"Exporting {fmt}: building it, then reloading it to check its answers", 0.0)
+    values.progress(f"Exporting {fmt}: loading the trained model", 0.02)
+    stages: list[str] = []
+
+    def stage(message: str) -> None:  # each stage the export logs moves the bar on, and names the stage
+        stages.append(message)
+        values.progress(f"Exporting {fmt}: {message}", min(0.95, 1 - 0.6 ** len(stages)))
+
     exported = export(run, fmt, None, ctx.runs_dir, names_only=True, zipped=fmt in ("classifier", "adapters"),
-                      log=lambda m: None)
+                      log=stage)
     return {"export/result": exported.markdown(),
             "export/archive": str(exported.download) if exported.download else None}

@@ -137,6 +137,8 @@ def progress_html(snap: dict | None) -> str:
     eta = "" if snap["eta_s"] is None else f" · ETA {fmt_seconds(snap['eta_s'])}"
     tps = "" if snap["tokens_per_s"] is None else f" · {snap['tokens_per_s']:.0f} tokens/s"
     loss = "" if snap["loss"] is None else f" · loss {snap['loss']:.4f}"
+    if snap.get("batch") and snap.get("rows_per_step"):  # the batch as trained (auto settings resolved)
+        loss += f" · {snap['rows_per_step']} rows a step ({snap['batch'][0]} × {snap['batch'][1]})"
     backend = snap["backend"].get("name")
     backend = f" · backend {backend} ({snap['backend'].get('device')})" if backend else ""
     state = snap["state"] if snap["phase"] == snap["state"] else f"{snap['state']} ({snap['phase']})"
