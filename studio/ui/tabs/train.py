@@ -18,8 +18,8 @@ from studio.ui.html import error_box, escape, notify
 from studio.ui.page import Page, UIContext, Values
 
 POLL_SECONDS = 2.0  # while a run trains: the status line (step, loss, speed, time left)
-CHART_SECONDS = 30.0  # the charts, at most this often while it trains (and once it ends): on a 2-core machine the
-# open page cost the training 19% of its tokens/s with charts at every step and 9% with them every 10 s
+CHART_SECONDS = 10.0  # the charts, at most this often while it trains (and once it ends): drawing three plotly
+# charts in the browser on every step cost the training a fifth of its speed on a 2-core machine
 # (docs/benchmarks.md, "The browser and the CLI")
 IDLE_POLL_SECONDS = 5.0  # while none does (a run started elsewhere, the CLI, still shows up)
 POLL_OUTPUTS = ["train/status", "train/error", "train/loss", "train/memory", "train/evals", "train/log",
