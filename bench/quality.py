@@ -34,7 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's `studio`
-SHARED = REPO.parent / "shared" / "datasets"
+SHARED = Path(os.environ.get("STUDIO_SHARED_DATA", REPO.parent / "shared" / "datasets"))  # (elsewhere: a copy)
 CACHE = Path(os.environ.get("STUDIO_CACHE", Path.home() / ".cache" / "studio")) / "bench-data"
 
 
@@ -108,10 +108,22 @@ def one(name: str, path: Path, seed: int, runs: Path, extra: list[str]) -> dict:
         "train_min": round(train_s / 60, 2), "eval_min": round(eval_s / 60, 2),
         "total_min": round((train_s + eval_s) / 60, 2),
         "steps": status.get("step"), "adapter_step": status.get("adapter_step"), "stop": status.get("stop_reason"),
+        "memory": memory_of(runs / run_name),
         "resolved": record.get("resolved"), "codes": report["codes"], "phases": record.get("phases"),
         "curve": [{"step": e["step"], "minutes": round((e["time"] - began) / 60, 2), "macro_f1": e["macro_f1"],
                    "minority_recall": e.get("minority_recall"), "eval_rows": e.get("eval_rows")} for e in evals],
     }
+
+
+def memory_of(run_dir: Path) -> dict | None:
+    """The run's "Will it fit?" estimate beside its measured peak (memory.json; GPU runs: peak reserved GB)."""
+    path = run_dir / "memory.json"
+    if not path.exists():
+        return None
+    memory = json.loads(path.read_text())
+    return {"estimate_gb": (memory.get("estimate") or {}).get("peak_reserved_gb"),
+            "measured_gb": (memory.get("measured") or {}).get("run_peak_reserved_gb"),
+            "load_in_4bit": (memory.get("estimate") or {}).get("load_in_4bit")}
 
 
 def blends(run_name: str, runs: Path) -> dict:

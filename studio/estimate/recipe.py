@@ -35,6 +35,8 @@ CPU_TIME_BUDGET_MIN = 7.0
 EVALUATIONS_PER_RUN = 6
 MIN_EVAL_EVERY = 10
 GPU_FIT_SHARE = 0.85
+MIN_GPU_STEPS = 60  # a GPU's largest micro-batch gave a 424-row set 12 steps in 2 epochs (macro-F1 0.55 against
+# 0.96 on the CPU's 58 steps of 16 rows; docs/benchmarks.md, "Real weights on a GPU")
 
 
 @dataclass
@@ -70,7 +72,7 @@ def resolve(config: RunConfig, *, device: str, params: int | None = None, train_
     if four_bit(config.model) is None:
         _four_bit(config, device, fits, out)
     if t.per_device_train_batch_size == 0 or lora.use_gradient_checkpointing == "auto":
-        _micro_batch(config, device, fits, out, cost)
+        _micro_batch(config, device, fits, out, cost, train_rows)
     if t.gradient_accumulation_steps == 0:
         t.gradient_accumulation_steps = auto_accumulation(t.per_device_train_batch_size)
         out.choices.append(f"gradient accumulation auto → {t.gradient_accumulation_steps} "
@@ -133,7 +135,18 @@ def _four_bit(config: RunConfig, device: str, fits, out: Resolved) -> None:
                        f"4-bit {100 * four:.0f}%")
 
 
-def _micro_batch(config: RunConfig, device: str, fits, out: Resolved, cost=None) -> None:
+def _enough_steps(t: TrainSpec, batches: list[int], train_rows: int | None) -> list[int]:
+    """On a GPU, the micro-batches that leave a run of the planned epochs at least MIN_GPU_STEPS optimizer steps
+    (the smallest when none does); all of them when the rows or the epochs are not what decides the length."""
+    if not train_rows or t.max_steps > 0:
+        return batches
+    passes = train_rows * t.num_train_epochs
+    enough = [b for b in batches if passes / (b * (t.gradient_accumulation_steps or auto_accumulation(b)))
+              >= MIN_GPU_STEPS]
+    return enough or [min(batches)]
+
+
+def _micro_batch(config: RunConfig, device: str, fits, out: Resolved, cost=None, train_rows: int | None = None) -> None:
     t, lora = config.train, config.lora
     auto_batch = t.per_device_train_batch_size == 0
     if fits is None:  # nothing to measure against (the model's size or the memory is unknown)
@@ -148,6 +161,12 @@ def _micro_batch(config: RunConfig, device: str, fits, out: Resolved, cost=None)
     gpu = device == "cuda"
     memory, limit = ("the GPU", GPU_FIT_SHARE) if gpu else ("the RAM", CPU_RAM_SHARE)
     batches = (GPU_MICRO_BATCHES if gpu else CPU_MICRO_BATCHES) if auto_batch else [t.per_device_train_batch_size]
+    capped = ""
+    if gpu and auto_batch:
+        batches = _enough_steps(t, batches, train_rows)
+        if batches[0] != GPU_MICRO_BATCHES[0]:
+            capped = (f"; at most {batches[0]} rows so that {train_rows} rows give the run at least "
+                      f"{MIN_GPU_STEPS} steps where they can")
     checkpointed = "unsloth" if gpu else "true"
     bits = bool(four_bit(config.model))
     modes = ["false", checkpointed] if lora.use_gradient_checkpointing == "auto" else \
@@ -157,7 +176,7 @@ def _micro_batch(config: RunConfig, device: str, fits, out: Resolved, cost=None)
         if not fitting:
             continue
         batch, share = fitting[0]  # the largest that fits
-        why = ""
+        why = capped
         if cost is not None and not gpu and len(fitting) > 1:  # on a CPU, the one that costs least per row
             per_row = {b: cost(b, b * (t.gradient_accumulation_steps or auto_accumulation(b))) for b, _ in fitting}
             cheapest = min(per_row, key=per_row.get)

@@ -97,3 +97,20 @@ def test_the_ram_estimate_holds_on_the_measured_points():
     for p in points:
         estimate = estimate_cpu_ram(shape, p["batch"], [p["length"]] * p["batch"], p["length"], p["checkpointing"])
         assert 0.95 <= estimate.peak_gb / p["peak_gb"] <= 1.15, p
+
+
+def test_on_a_gpu_a_small_set_gets_smaller_micro_batches_and_enough_steps():
+    """The largest micro-batch that fits gave a 424-row set 12 steps on a GPU: small sets get micro-batches that
+    leave the run its steps (the smallest when none does), large sets keep the largest."""
+    def fits(batch, mode, four_bit):
+        return 0.05
+
+    small = resolve(RunConfig(), device="cuda", params=135_000_000, train_rows=449, fits=fits).config.train
+    assert small.per_device_train_batch_size == 8 and small.gradient_accumulation_steps == 2  # 56 steps
+    middle = resolve(RunConfig(), device="cuda", params=135_000_000, train_rows=1500, fits=fits).config.train
+    assert middle.per_device_train_batch_size == 32  # 3,000 passes / 32 = 93 steps; 64 would give 46
+    large = resolve(RunConfig(), device="cuda", params=135_000_000, train_rows=4426, fits=fits)
+    assert large.config.train.per_device_train_batch_size == 64
+    assert not any("at least 60 steps" in c for c in large.choices)
+    assert any("at least 60 steps" in c for c in resolve(RunConfig(), device="cuda", params=135_000_000,
+                                                           train_rows=449, fits=fits).choices)
