@@ -56,6 +56,21 @@ def from_cli(data: Path, runs: Path) -> Path:
     return runs / "cli"
 
 
+def wait_until_up(port: int, app: subprocess.Popen, timeout_s: float = 120.0) -> None:
+    """Until the web app answers (a fixed sleep is too short on a slow machine, too long on a fast one)."""
+    import httpx
+
+    end = time.time() + timeout_s
+    while time.time() < end and app.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the web app did not answer on port {port}")
+
+
 def from_browser(data: Path, runs: Path, port: int, shots: Path) -> Path:
     """The web app with the defaults and the data file; Start clicked in chromium, the Train tab open until the run
     ends."""
@@ -70,7 +85,7 @@ def from_browser(data: Path, runs: Path, port: int, shots: Path) -> Path:
                             str(config_path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     try:
-        time.sleep(8)
+        wait_until_up(port, app)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])

@@ -286,7 +286,7 @@ def setting_label(key: str) -> str:
     """The words a setting goes by on the page ("train.learning_rate" → "Learning rate"); the key itself when it
     has none."""
     section, _, name = key.partition(".")
-    holder = {"data": DataRecipe, "model": ModelSpec, "lora": LoraSpec, "train": TrainSpec}.get(section)
+    holder = SECTIONS.get(section)
     if holder is None or not name:
         return key
     found = next((f for f in dataclasses.fields(holder) if f.name == name), None)

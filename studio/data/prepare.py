@@ -21,6 +21,7 @@ from studio.data.table import LabeledTable, load_table
 from studio.errors import StudioError
 
 HEADER_CHOICES = {"auto": None, "yes": True, "no": False}
+UPLOAD_HASH_CHARS = 12  # a kept upload's name: this many hex characters of its content hash, "-", its own name
 DELIMITER_ALIASES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 
@@ -84,7 +85,7 @@ def keep_upload(path: str | Path, runs_dir: str | Path) -> Path:
     the run's recorded data path stays valid for resume and evaluation."""
 
     path = Path(path)
-    kept = Path(runs_dir) / ".uploads" / f"{file_sha256(path)[:12]}-{path.name}"
+    kept = Path(runs_dir) / ".uploads" / f"{file_sha256(path)[:UPLOAD_HASH_CHARS]}-{path.name}"
     if not kept.exists():
         kept.parent.mkdir(parents=True, exist_ok=True)
         tmp = kept.with_name(kept.name + ".tmp")
@@ -97,7 +98,7 @@ def original_name(path: str | Path) -> str:
     """The file's name as the user gave it: a kept upload without the content hash ``keep_upload`` put before it."""
     name = Path(path).name
     head, _, rest = name.partition("-")
-    return rest if rest and len(head) == 12 and all(c in "0123456789abcdef" for c in head) else name
+    return rest if rest and len(head) == UPLOAD_HASH_CHARS and all(c in "0123456789abcdef" for c in head) else name
 
 
 def load_recipe_table(recipe: DataRecipe) -> LabeledTable:

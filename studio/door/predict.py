@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from studio.door.result import Result, escape_markdown
 from studio.data.stream import open_table
+from studio.door.result import Result, escape_markdown
 from studio.door.runs import open_run
 from studio.errors import StudioError
 from studio.evaluate.choice import CANDIDATES, NAMES

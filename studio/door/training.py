@@ -162,9 +162,8 @@ def interrupted(runs_dir: str | Path = "runs") -> Interrupted | None:
     newest = next(iter(list_runs(runs_dir)), None)
     if newest is None or newest["state"] != "interrupted":
         return None
-    last = RunDir(Path(newest["path"])).last_checkpoint()
-    return Interrupted(newest["name"], newest["step"] or 0, newest["max_steps"],
-                       int(last.name.rsplit("-", 1)[-1]) if last else None)
+    saved = [step for step, _, complete in RunDir(Path(newest["path"])).checkpoint_folders() if complete]
+    return Interrupted(newest["name"], newest["step"] or 0, newest["max_steps"], saved[-1] if saved else None)
 
 
 def visible_gpus() -> int:

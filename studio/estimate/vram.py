@@ -122,8 +122,10 @@ def micro_batch_tokens(batch: int, max_seq_length: int, lengths: list[int] | Non
     lengths are unknown."""
     if packing or not lengths:
         return batch * max_seq_length
+    if not padding_free:  # (the recipe's search calls this for every candidate: no sort where the longest will do)
+        return batch * min(max(lengths), max_seq_length)
     longest = sorted(min(n, max_seq_length) for n in lengths)[-batch:]
-    return sum(longest) if padding_free else batch * longest[-1]
+    return sum(longest)
 
 
 def lora_params(shape: ModelShape, r: int, targets: list[str]) -> int:
@@ -194,13 +196,12 @@ def padded_rows_bytes(shape: ModelShape, lora: LoraSpec, batch: int, max_seq_len
                       lengths: list[int] | None, packing: bool = False) -> float:
     """What a micro-batch of padded rows of different lengths keeps beyond rows of one length (the runs the
     per-token coefficients were fitted on): per padded token × intermediate size, for every layer without
-    checkpointing and about 2.5 layers' worth with it. None for rows of one length, unknown lengths (every row is
+    checkpointing and about 2.5 layers' worth with it. Nothing for rows of one length, unknown lengths (every row is
     then counted at max_seq_length) or packing."""
     if packing or not lengths:
         return 0.0
-    cut = [min(n, max_seq_length) for n in lengths]
-    longest = max(cut)
-    if min(cut) == longest:
+    longest = min(max(lengths), max_seq_length)
+    if min(min(lengths), max_seq_length) == longest:
         return 0.0
     checkpointed = effective_checkpointing(lora.use_gradient_checkpointing, "cuda") != "false"
     layers = PADDED_CHECKPOINTED_LAYERS if checkpointed else shape.num_hidden_layers

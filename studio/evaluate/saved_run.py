@@ -95,13 +95,12 @@ def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: st
 def training_facts(run: RunDir) -> dict:
     """How far training went: passes over the training rows, and whether the time budget ended it (a paced run that
     stopped before the trainer's own last step, or the budget's stop)."""
-    record, status = run.record(), run.status()
-    trained = [r for r in run.metrics() if r.get("kind") == "train"]
+    record, status, last = run.record(), run.status(), run.last_logged()
     pace = (record.get("resolved") or {}).get("pace") or {}
     step = status.get("step") or 0
     ended_by_budget = status.get("stop_reason") == "time budget" or (bool(pace) and step < pace.get("limit", 0)
                                                                       and status.get("stop_reason") is None)
-    return {"epochs": trained[-1].get("epoch") if trained else None, "steps": step,
+    return {"epochs": last.get("epoch"), "steps": step,
             "budget_minutes": (record.get("resolved") or {}).get("time_budget_minutes"),
             "ended_by_budget": ended_by_budget}
 

@@ -187,7 +187,6 @@ class StudioCallback(TrainerCallback):
         self._last_time, self._last_tokens = now, tokens
         self.stream.append(record)
 
-
     def _eta(self, elapsed: float, done: int, remaining: int) -> float | None:
         """Seconds left: with a paced budget, the budget's rest (the plan ends there); else from the steps' pace."""
         if self.pacer is not None:

@@ -41,8 +41,8 @@ from studio.runs.stream import MetricsStream
 from studio.train.distributed import broadcast
 from studio.train.memory import (OOM_LEVERS, drop_frames, estimate_for_run, free_memory, is_out_of_memory,
                                  measured_peak, memory_record, reset_peak_memory)
-from studio.train.sft import Objective, sft_args, sft_trainer_class
 from studio.train.pacing import Pacer
+from studio.train.sft import Objective, sft_args, sft_trainer_class
 from studio.train.timing import measure_step_seconds, record_speed
 
 # Imported inside the steps that need them, after the backend is chosen: transformers, trl and datasets (unsloth must
@@ -391,7 +391,7 @@ class TrainingJob(jobs.SnapshotMixin):
         """A resumed run with a time budget goes on with the budget it has left, paced as it was."""
         pace = (self.recorder.record.get("resolved") or {}).get("pace") or {}
         marker = self.resume_from / CHECKPOINT_DONE
-        used = json.loads(marker.read_text(encoding="utf-8")).get("budget_used_s", 0.0) if marker.exists() else 0.0
+        used = (json.loads(marker.read_text(encoding="utf-8")).get("budget_used_s") or 0.0) if marker.exists() else 0.0
         callback.pacer = Pacer(self.resolved.time_budget_s, self.total_steps, pace.get("step_s") or 1.0,
                                pace.get("eval_s", 0.0), pace.get("every", 0), used_s=used)
         callback.eval_steps = pace.get("every", callback.eval_steps)

@@ -66,7 +66,7 @@ def poll(ctx: UIContext, values: Values) -> dict:
         return idle(ctx, seen)
     snap = status.snapshot
     clock = time.time()
-    now = {"run": snap["run"], "records": snap["n_records"], "log": status.log[-200:], "state": snap["state"],
+    now = {"run": snap["run"], "records": snap["n_records"], "log": status.log, "state": snap["state"],
            "error": snap["error"], "charts_at": seen.get("charts_at", 0.0)}
     out = {"train/status": progress_html(snap), "train/seen": now}
     due = status.done or seen.get("run") != now["run"] or clock - now["charts_at"] >= CHART_SECONDS
@@ -137,15 +137,15 @@ def progress_html(snap: dict | None) -> str:
     eta = "" if snap["eta_s"] is None else f" · ETA {fmt_seconds(snap['eta_s'])}"
     tps = "" if snap["tokens_per_s"] is None else f" · {snap['tokens_per_s']:.0f} tokens/s"
     loss = "" if snap["loss"] is None else f" · loss {snap['loss']:.4f}"
-    if snap.get("batch") and snap.get("rows_per_step"):  # the batch as trained (auto settings resolved)
-        loss += f" · {snap['rows_per_step']} rows a step ({snap['batch'][0]} × {snap['batch'][1]})"
+    batch = "" if not (snap.get("batch") and snap.get("rows_per_step")) else \
+        f" · {snap['rows_per_step']} rows a step ({snap['batch'][0]} × {snap['batch'][1]})"  # as trained
     backend = snap["backend"].get("name")
     backend = f" · backend {backend} ({snap['backend'].get('device')})" if backend else ""
     state = snap["state"] if snap["phase"] == snap["state"] else f"{snap['state']} ({snap['phase']})"
     if snap.get("best_eval") and snap["state"] in ("finished", "stopped"):
         state += f" · kept the best adapter, step {snap['best_eval']['step']}"
     return (f"<div class='studio-progress'><b>{escape(snap['run'])}</b>: {escape(state)} · step "
-            f"{snap['step']}/{total or '?'}{loss}{tps}{eta} · {fmt_seconds(snap['elapsed_s'])} elapsed"
+            f"{snap['step']}/{total or '?'}{loss}{batch}{tps}{eta} · {fmt_seconds(snap['elapsed_s'])} elapsed"
             f"{escape(backend)}<div class='bar'><div style='width:{pct:.1f}%'></div></div>"
             f"{memory_line(snap.get('memory'))}</div>")
 
