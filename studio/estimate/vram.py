@@ -9,17 +9,19 @@ notebook prints), the sum of:
 - buffers present before the first step (rotary caches and the like);
 - the LoRA adapter: fp32 weights (PEFT keeps adapters in float32) + fp32 gradients + optimizer state;
 - activations of the largest micro-batch: a per-token cost that grows with layers × hidden size (the saved layer
-  inputs) and hidden + intermediate size (one layer's recompute), more without gradient checkpointing; the micro-batch
-  counted as its rows padded to its longest (the studio trains rows, not packed sequences: studio/train/sft.py);
-- padded rows: where rows of different lengths are padded in one micro-batch, a layer keeps more per token than
-  with rows of one length (measured, not modelled part by part: per token × intermediate size, every layer without
-  checkpointing, about 2.5 layers' worth with it);
-- a fixed step workspace.
+  inputs) and hidden + intermediate size (one layer's recompute), more without gradient checkpointing (every
+  layer's, per token × layers × (16.6 × hidden + 3.6 × intermediate) bytes); the micro-batch counted as its rows
+  padded to its longest (the studio trains rows, not packed sequences: studio/train/sft.py);
+- the answer's logits: per row × vocabulary (fp32 logits, their softmax and gradients at the answer positions);
+- a fixed step workspace, and on real data (rows of different lengths, so a new padded width at most steps) a
+  fixed 0.33 GiB more.
 
 The per-token and fixed coefficients are fitted to 36 real studio runs on an H100 (the Unsloth backend; Qwen2.5
-0.5B and 1.5B shapes, 4/16-bit, r 16/32/64, batch 1–16, 256–2048 tokens, rows of one length), the padded rows' to
-5 runs on real data on an H200 (the embedded model's real weights and the random-init Qwen2.5-0.5B shape, with and
-without checkpointing; docs/benchmarks.md), then a 3% margin
+0.5B and 1.5B shapes, 4/16-bit, r 16/32/64, batch 1–16, 256–2048 tokens, rows of one length); the no-checkpointing
+and logits terms to single micro-batches of the SmolLM2-135M and Qwen2.5-0.5B shapes at 128–512 tokens × 64 rows
+(bench/device/attention_memory.py), and the real-data part to the defaults on three real datasets on an H200
+(docs/benchmarks.md, "Real weights on a GPU"). PyTorch's allocator uses expandable segments in a studio run
+(studio.machine): without them the same real-data runs reserved up to twice what they allocated. Then a 3% margin
 is added because an estimate that is too low means an OOM. The CUDA context (about 0.7 GiB, outside PyTorch's count)
 is added before comparing with the card's memory.
 """
@@ -45,12 +47,13 @@ STEP_FIXED_GIB = 0.082
 SAVED_INPUT_BYTES = 1.32  # per token × layers × hidden
 LAYER_WORKING_BYTES = 5.17  # per token × (hidden + intermediate)
 PLAIN_CHECKPOINT_BYTES = 1.9  # gradient checkpointing "true": + per token × layers × hidden
-NO_CHECKPOINT_BYTES = 6.2  # no checkpointing: + per token × layers × (hidden + intermediate)
+NO_CHECKPOINT_HIDDEN_BYTES = 16.6  # no checkpointing: + per token × layers × hidden ...
+NO_CHECKPOINT_INTERMEDIATE_BYTES = 3.6  # ... + per token × layers × intermediate (docs/benchmarks.md)
 MLP_WITHOUT_LORA_BYTES = 5.0  # MLP not LoRA-targeted: + per token × intermediate (gate/up/act kept in bf16)
 OPTIMIZER_BYTES = {"adamw_8bit": 2, "paged_adamw_8bit": 2, "adamw_torch": 10, "adamw_torch_fused": 8, "sgd": 0}
 MARGIN = 1.03
-PADDED_BYTES = 5.3  # per token × intermediate size × layer: 4.95–5.65 fits both shapes' runs (docs/benchmarks.md)
-PADDED_CHECKPOINTED_LAYERS = 2.5  # with checkpointing, the padded rows' extra is about 2.5 layers' worth
+VARIED_WIDTHS_GIB = 0.33  # real data: micro-batches of changing padded widths keep more (docs/benchmarks.md)
+ANSWER_LOGITS_BYTES = 68.0  # per micro-batch row × vocabulary: the answer's logits in fp32, softmax and gradients
 # transformers + peft (no Unsloth), fitted to 4 runs of the 0.5B shape: activations cost this many times Unsloth's
 # per token (16-bit / 4-bit); with a 4-bit base, peft's k-bit preparation keeps the non-quantised weights in fp32
 # and the adapter in bf16; the
@@ -168,8 +171,7 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
     tokens = micro_batch_tokens(train.per_device_train_batch_size, model.max_seq_length, lengths,
                                 packing=train.packing)
     per_token = activation_bytes_per_token(shape, lora, backend, four_bit)
-    padded = padded_rows_bytes(shape, lora, train.per_device_train_batch_size, model.max_seq_length, lengths,
-                               packing=train.packing)
+    logits = ANSWER_LOGITS_BYTES * train.per_device_train_batch_size * shape.vocab_size
     if backend != "unsloth":
         notes.append("transformers + peft backend: calibrated on fewer runs than Unsloth, so the margin is wider; "
                      "with Unsloth (pip install -r requirements-gpu.txt) the same run needs less.")
@@ -182,30 +184,16 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
         f"LoRA adapter: {adapter / 1e6:.1f}M params + grads + {train.optim} state":
             adapter * (2 * adapter_width + optimizer) / GIB,
         f"activations: {tokens:,} tokens per micro-batch": tokens * per_token / GIB,
+        f"the answer's logits: {train.per_device_train_batch_size} rows × {shape.vocab_size:,} tokens":
+            logits / GIB,
         "step workspace": STEP_FIXED_GIB,
     }
-    if padded:
-        parts["padded rows of different lengths"] = padded / GIB
+    if lengths and len({min(n, model.max_seq_length) for n in lengths}) > 1:
+        parts["rows of different lengths (a new padded width at each step)"] = VARIED_WIDTHS_GIB
     margin = MARGIN if backend == "unsloth" else TRANSFORMERS_MARGIN
     return Estimate(parts=parts, peak_reserved_gb=sum(parts.values()) * margin, tokens_per_micro_batch=tokens,
                     backend=backend, shape=shape, gpu_name=gpu_name, gpu_total_gb=gpu_total_gb, notes=notes,
                     config=config, four_bit=four_bit)
-
-
-def padded_rows_bytes(shape: ModelShape, lora: LoraSpec, batch: int, max_seq_length: int,
-                      lengths: list[int] | None, packing: bool = False) -> float:
-    """What a micro-batch of padded rows of different lengths keeps beyond rows of one length (the runs the
-    per-token coefficients were fitted on): per padded token × intermediate size, for every layer without
-    checkpointing and about 2.5 layers' worth with it. Nothing for rows of one length, unknown lengths (every row is
-    then counted at max_seq_length) or packing."""
-    if packing or not lengths:
-        return 0.0
-    longest = min(max(lengths), max_seq_length)
-    if min(min(lengths), max_seq_length) == longest:
-        return 0.0
-    checkpointed = effective_checkpointing(lora.use_gradient_checkpointing, "cuda") != "false"
-    layers = PADDED_CHECKPOINTED_LAYERS if checkpointed else shape.num_hidden_layers
-    return PADDED_BYTES * layers * shape.intermediate_size * batch * longest
 
 
 def activation_bytes_per_token(shape: ModelShape, lora: LoraSpec, backend: str, four_bit: bool) -> float:
@@ -220,7 +208,7 @@ def activation_bytes_per_token(shape: ModelShape, lora: LoraSpec, backend: str, 
     if checkpointing == "true":
         per_token += PLAIN_CHECKPOINT_BYTES * layers * h
     elif checkpointing == "false":
-        per_token += NO_CHECKPOINT_BYTES * layers * (h + i)
+        per_token += layers * (NO_CHECKPOINT_HIDDEN_BYTES * h + NO_CHECKPOINT_INTERMEDIATE_BYTES * i)
     if not all(m in lora.target_modules for m in MLP):
         per_token += MLP_WITHOUT_LORA_BYTES * i
     return per_token

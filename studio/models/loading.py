@@ -17,7 +17,7 @@ from pathlib import Path
 from studio.config import (EMBEDDED_MODEL, LoraSpec, ModelSpec, TrainSpec, effective_checkpointing, four_bit,
                            remote_code_refusal)
 from studio.errors import StudioError
-from studio.machine import has_module, ranks
+from studio.machine import has_module, ranks, use_expandable_cuda_segments
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 EIGHT_BIT_OPTIMIZERS = {"adamw_8bit", "paged_adamw_8bit"}
@@ -150,6 +150,8 @@ def load_for_training(spec: ModelSpec, lora: LoraSpec, train: TrainSpec, backend
                       log=print) -> tuple[LoadedModel, str]:
     """Base model + tokenizer with the LoRA adapter attached; returns (loaded, effective optimizer)."""
     load_in_4bit, optim, dtype = effective_settings(spec, train, backend)
+    if backend.device == "cuda":
+        use_expandable_cuda_segments()
     source = resolve_source(spec.name, log=log)
     trust = remote_code_allowed(spec, source)
     if lora.loftq_config and load_in_4bit:
@@ -300,6 +302,8 @@ def inference_autocast(device: str):
 def _placement(device: str) -> dict:
     import torch  # (torch: with the model)
 
+    if device == "cuda":
+        use_expandable_cuda_segments()
     # the current GPU: a rank of a multi-GPU process group uses its own (Accelerate sets it)
     return {"device_map": {"": torch.cuda.current_device()}} if device == "cuda" else {}
 
