@@ -71,9 +71,57 @@ def wait_until_up(port: int, app: subprocess.Popen, timeout_s: float = 120.0) ->
     raise SystemExit(f"the web app did not answer on port {port}")
 
 
-def from_browser(data: Path, runs: Path, port: int, shots: Path) -> Path:
+class CpuShare:
+    """CPU seconds used while the run trains, split by who used them: chromium (every process of the browser), the
+    web app's own process (the page's polls) and its children (the training). Sampled every few seconds, so a
+    process that ends between samples keeps its last reading."""
+
+    def __init__(self, app_pid: int):
+        import threading
+
+        self.app_pid, self.first, self.last = app_pid, {}, {}
+        self.started, self.ended = time.time(), None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _groups(self) -> dict:
+        import psutil
+
+        app = psutil.Process(self.app_pid)
+        groups = {("server", app.pid): app}
+        groups.update({("training", c.pid): c for c in app.children(recursive=True)})
+        groups.update({("chromium", p.pid): p for p in psutil.process_iter(["name"])
+                       if "chrom" in (p.info["name"] or "")})
+        return groups
+
+    def _loop(self) -> None:
+        import psutil
+
+        while not self.stop.wait(3.0):
+            for key, proc in self._groups().items():
+                try:
+                    t = proc.cpu_times()
+                except psutil.Error:
+                    continue
+                self.first.setdefault(key, t.user + t.system)
+                self.last[key] = t.user + t.system
+
+    def report(self) -> dict:
+        self.stop.set()
+        self.thread.join()
+        wall = time.time() - self.started
+        out = {"wall_s": round(wall, 1)}
+        for group in ("chromium", "server", "training"):
+            seconds = sum(self.last[k] - self.first[k] for k in self.last if k[0] == group)
+            out[f"{group}_cpu_s"] = round(seconds, 1)
+            out[f"{group}_share_of_cores"] = round(seconds / (wall * (os.cpu_count() or 1)), 3)
+        return out
+
+
+def from_browser(data: Path, runs: Path, port: int, shots: Path, cpu: dict | None = None) -> Path:
     """The web app with the defaults and the data file; Start clicked in chromium, the Train tab open until the run
-    ends."""
+    ends; ``cpu`` gets who used the CPU while it trained (CpuShare)."""
     from playwright.sync_api import sync_playwright
 
     from studio.config import RunConfig
@@ -94,8 +142,11 @@ def from_browser(data: Path, runs: Path, port: int, shots: Path) -> Path:
             page.get_by_role("tab", name="4 · Train").click()
             page.click("#start-training")
             page.get_by_text("started in").wait_for(timeout=120000)
+            share = CpuShare(app.pid)
             status = page.locator("#train-status")
             status.get_by_text(": finished", exact=False).wait_for(timeout=3600_000)
+            if cpu is not None:
+                cpu.update(share.report())
             page.wait_for_timeout(1500)
             page.screenshot(path=str(shots / "browser-vs-cli-train.png"), full_page=True)
             browser.close()
@@ -110,19 +161,25 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--port", type=int, default=7899)
     parser.add_argument("--json")
+    parser.add_argument("--browser-only", action="store_true", help="skip the CLI run (to split the page's cost)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="browser-vs-cli-"))
     shots = REPO / "test-artifacts" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     data = Path(args.data).resolve()
+    cpu: dict = {}
+    browser_run = from_browser(data, work / "browser-runs", args.port, shots, cpu)
+    browser = {**facts(browser_run, evaluate(browser_run)), "cpu": cpu}
+    if args.browser_only:
+        print(json.dumps({"device": f"{os.cpu_count()}-core CPU", "data": data.name, "browser": browser}))
+        return
     cli_run = from_cli(data, work / "cli-runs")
     cli = facts(cli_run, evaluate(cli_run))
-    browser_run = from_browser(data, work / "browser-runs", args.port, shots)
-    browser = facts(browser_run, evaluate(browser_run))
     result = {"device": f"{os.cpu_count()}-core CPU", "data": data.name, "cli": cli, "browser": browser,
               "ratio_tokens_per_s": round(browser["median_tokens_per_s"] / cli["median_tokens_per_s"], 3),
               "ratio_tokens": round(browser["tokens"] / cli["tokens"], 3)}
     print("| | CLI | browser (Train tab open) | browser / CLI |\n|---|---|---|---|")
+    print(f"CPU while the browser's run trained: {cpu}")
     for key in ("steps", "tokens", "median_tokens_per_s", "train_s", "budget_s", "epochs", "llm_macro_f1",
                 "chosen_macro_f1", "classic_macro_f1"):
         a, b = cli[key], browser[key]
