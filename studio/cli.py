@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import getpass
 import json
+import signal
 import sys
 import threading
 import time
@@ -427,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C is how a run stops (the Stop button sends it to a child run's processes). A process started in the
+        # background by a shell (`cmd &`) inherits SIGINT ignored, and Python then installs no handler: Stop never
+        # landed, and the run trained on.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

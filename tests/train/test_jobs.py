@@ -2,6 +2,7 @@
 processes watched through the run folder), one snapshot."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -46,12 +47,18 @@ def test_both_job_kinds_satisfy_one_protocol_and_one_snapshot(tiny_model_dir, to
     run = RunDir.create(tmp_path / "runs", "child")
     config.replace({"name": run.name}).save(tmp_path / "child.json")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # Started with SIGINT ignored, as a shell starts a background job (`launch.py &`) and its children inherit: Stop
+    # must still land (it once did not: the child trained on).
     proc = subprocess.Popen([sys.executable, "-m", "studio", "train", "--config", str(tmp_path / "child.json"),
                              "--runs-dir", str(tmp_path / "runs"), "--into", str(run.path), "--quiet"],
                             cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     child = LaunchedJob(config, run, 1, [], proc)
-    there = drive(child)
+    try:
+        there = drive(child)
+    finally:  # a child that did not stop must not train on beside the rest of the suite
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
     assert set(here) == set(there)  # the same snapshot, built by one function, for both kinds
     assert here["memory"].keys() == there["memory"].keys()
     assert there["gpus"] == 1 and there["rows_per_step"] == here["rows_per_step"]
