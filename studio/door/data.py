@@ -3,6 +3,9 @@ split and balance it, and say how hard it is for a classic model; keep an upload
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,6 +32,28 @@ def tokenizer_for(model_name: str, log: Callable[[str], None] = print):
         except StudioError as err:
             return None, f"Token counts skipped: {err}"
     return _tokenizers[model_name], None
+
+
+def with_clock(work: Callable, progress: Callable[[str, float], None], message: str, start: float, end: float,
+               expected_s: float):
+    """``work()``, which cannot report its own progress, with the bar moving from ``start`` towards ``end`` as the
+    seconds pass (most of the way at ``expected_s``, never reaching ``end``) and the seconds in the message."""
+    done = threading.Event()
+    began = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(1.0):
+            elapsed = time.monotonic() - began
+            progress(f"{message}: {elapsed:.0f} s", start + (end - start) * (1 - math.exp(-elapsed / expected_s)))
+
+    progress(message, start)
+    clock = threading.Thread(target=tick, name="progress-clock", daemon=True)
+    clock.start()
+    try:
+        return work()
+    finally:
+        done.set()
+        clock.join()
 
 
 @dataclass
@@ -162,9 +187,14 @@ def check_data(config: RunConfig, model: str | None = None, *, difficulty: bool 
         raise StudioError("No data file is in use: upload a file, or click 'Use the sample data'.")
     tokenizer = note = None
     if model:
-        progress(f"Loading the tokenizer of {model} (the first time, the embedded model is converted once: about 40 "
-                 "seconds)", 0.1)
-        tokenizer, note = tokenizer_for(model, log)
+        from studio.models.loading import needs_conversion  # (transformers: not at the page's start)
+
+        if model not in _tokenizers and needs_conversion(model):  # a single call of ~40 s: the bar moves by the clock
+            tokenizer, note = with_clock(lambda: tokenizer_for(model, log), progress, "Converting the embedded model "
+                                         "(once on this machine, about 40 seconds)", 0.05, 0.4, expected_s=40)
+        else:
+            progress(f"Loading the tokenizer of {model}", 0.1)
+            tokenizer, note = tokenizer_for(model, log)
     progress("Reading, checking and splitting the rows", 0.4)
     prepared = prepare_data(config.data, tokenizer, config.model.max_seq_length if tokenizer else None)
     check = DataCheck(config.data.path, prepared, model if tokenizer else None, note,

@@ -47,10 +47,20 @@ def gguf_path() -> Path:
     return path
 
 
+def converted_dir() -> Path:
+    return cache_dir() / "models" / FOLDER_NAME
+
+
+def is_converted() -> bool:
+    """Whether the converted folder is there (the first use converts it: about 40 seconds on 2 cores)."""
+    target = converted_dir()
+    return (target / "config.json").exists() and (target / "model.safetensors").exists()
+
+
 def embedded_model_dir(log=print) -> Path:
     """The converted folder, creating it on first use (about a minute on a laptop CPU)."""
-    target = cache_dir() / "models" / FOLDER_NAME
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+    target = converted_dir()
+    if is_converted():
         if _marker_version(target) < CONVERSION_VERSION:
             _repair_tokenizer(target)
         return target

@@ -70,10 +70,22 @@ def choose_backend(requested: str = "auto") -> Backend:
     return Backend("transformers", "no CUDA GPU: training on the CPU with transformers + peft", device)
 
 
+def is_embedded(name: str | None) -> bool:
+    name = (name or "").strip()
+    return not name or name == EMBEDDED_MODEL or name.startswith("embedded:")
+
+
+def needs_conversion(name: str | None) -> bool:
+    """Whether using ``name`` first converts the embedded model (once per machine)."""
+    from studio.models.embedded import is_converted  # (the GGUF reader: only when the model is used)
+
+    return is_embedded(name) and not is_converted()
+
+
 def resolve_source(name: str, log=print) -> str:
     """A path or hub id that from_pretrained understands."""
     name = (name or "").strip()
-    if not name or name == EMBEDDED_MODEL or name.startswith("embedded:"):
+    if is_embedded(name):
         from studio.models.embedded import embedded_model_dir  # (the GGUF reader: only when the model is used)
 
         return str(embedded_model_dir(log=log))
