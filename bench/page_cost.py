@@ -1,10 +1,12 @@
 """What the open Train tab costs the training it watches, measured inside one run: the web app trains the defaults
 (started from chromium), and the page is open on the Train tab, then closed, then open again, in alternating windows
-of the same length. Per window: tokens trained per second (from the run's own metrics), chromium's CPU seconds and
-the web app process's. One run and alternating windows, so the data's length mix and the machine's state are the
+of the same length (or --variants: the page with a style injected, to find where chromium's time goes). Per window:
+tokens trained per second (from the run's own metrics), chromium's CPU seconds, the web app process's, and the page's
+main-thread time by kind. One run and alternating windows, so the data's length mix and the machine's state are the
 same for both sides (comparing two whole runs mixed in their noise: docs/benchmarks.md).
 
     python bench/page_cost.py --data ../shared/datasets/financial_phrasebank.csv --windows 6 --window-s 90
+    python bench/page_cost.py --data F --variants open open+no-plots open+contain closed --window-s 60
 """
 
 from __future__ import annotations
@@ -23,19 +25,42 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 CHROMIUM = "/usr/bin/chromium"
+# Page variants for --variants (injected into the open page, to find where chromium's time goes):
+STYLES = {"no-plots": ".js-plotly-plot, .plot-container { display: none !important; }",
+          "contain": "#train-status, #train-log, .js-plotly-plot { contain: strict; }"}
 
 
-def cpu_seconds(pids_of) -> float:
+def cpu_seconds(pids_of) -> dict[int, float]:
     import psutil
 
-    total = 0.0
+    out = {}
     for proc in pids_of():
         try:
             t = proc.cpu_times()
-            total += t.user + t.system
+            out[proc.pid] = t.user + t.system
         except psutil.Error:
             pass
-    return total
+    return out
+
+
+def used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two readings: a process that ended in between is not counted (a closed page's renderer),
+    a new one counts from zero."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+RENDERER_METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
+
+
+def renderer_seconds(page) -> dict[str, float]:
+    """The page's main-thread time so far, by kind (Chrome DevTools Protocol, Performance.getMetrics)."""
+    if page is None:
+        return {}
+    session = page.context.new_cdp_session(page)
+    session.send("Performance.enable")
+    metrics = {m["name"]: m["value"] for m in session.send("Performance.getMetrics")["metrics"]}
+    session.detach()
+    return {k: metrics.get(k, 0.0) for k in RENDERER_METRICS}
 
 
 def chromium_processes():
@@ -72,13 +97,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--windows", type=int, default=6, help="alternating windows, starting with the page open")
+    parser.add_argument("--variants", nargs="+", help="instead of alternating: one window each, 'open', 'closed' or "
+                                                       f"'open+STYLE' with STYLE one of {', '.join(STYLES)}")
     parser.add_argument("--window-s", type=float, default=90.0)
     parser.add_argument("--port", type=int, default=7898)
     parser.add_argument("--json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="page-cost-"))
     runs = work / "runs"
-    minutes = (args.windows * args.window_s + 240) / 60  # the run outlasts every window
+    plan = args.variants or ["open" if i % 2 == 0 else "closed" for i in range(args.windows)]
+    minutes = (len(plan) * args.window_s + 240) / 60  # the run outlasts every window
     config = RunConfig().replace({"data": {"path": str(Path(args.data).resolve())},
                                   "train": {"time_budget_minutes": round(minutes, 1)}})
     config.save(work / "config.json")
@@ -107,20 +135,23 @@ def main() -> None:
             started = time.time()
             first_elapsed = [r for r in run.metrics() if r.get("kind") == "train"][-1]["elapsed_s"]
             first_wall = time.time()
-            for i in range(args.windows):
-                open_now = i % 2 == 0
-                if open_now and page is None:
-                    page = open_train_tab(browser, args.port)
-                if not open_now and page is not None:
+            for variant in plan:
+                open_now = variant.startswith("open")
+                if page is not None:  # a fresh page per window: no style carried over
                     page.close()
                     page = None
+                if open_now:
+                    page = open_train_tab(browser, args.port)
+                    if "+" in variant:
+                        page.add_style_tag(content=STYLES[variant.split("+", 1)[1]])
                 t0 = time.time() - first_wall + first_elapsed
-                c0, s0 = cpu_seconds(chromium_processes), cpu_seconds(lambda: [server])
+                c0, s0, r0 = cpu_seconds(chromium_processes), cpu_seconds(lambda: [server]), renderer_seconds(page)
                 time.sleep(args.window_s)
                 t1 = time.time() - first_wall + first_elapsed
-                c1, s1 = cpu_seconds(chromium_processes), cpu_seconds(lambda: [server])
-                windows.append({"page": "Train tab open" if open_now else "closed", "t0": t0, "t1": t1,
-                                "chromium_cpu_s": round(c1 - c0, 1), "server_cpu_s": round(s1 - s0, 1)})
+                c1, s1, r1 = cpu_seconds(chromium_processes), cpu_seconds(lambda: [server]), renderer_seconds(page)
+                windows.append({"page": variant, "t0": t0, "t1": t1,
+                                "chromium_cpu_s": round(used(c0, c1), 1), "server_cpu_s": round(used(s0, s1), 1),
+                                "page_main_thread_s": {k: round(r1[k] - r0[k], 2) for k in r1}})
                 print(json.dumps(windows[-1]), flush=True)
             browser.close()
             wall = time.time() - started
@@ -131,14 +162,15 @@ def main() -> None:
     for w in windows:  # the elapsed clock of the run's records and the wall clock here run together
         w["tokens_per_s"] = round((tokens_at(records, w["t1"]) - tokens_at(records, w["t0"])) / (w["t1"] - w["t0"]), 1)
     summary = {}
-    for side in ("Train tab open", "closed"):
+    for side in dict.fromkeys(plan):
         mine = [w for w in windows if w["page"] == side]
         summary[side] = {"tokens_per_s": round(statistics.mean(w["tokens_per_s"] for w in mine), 1),
+                         "server_cpu_s": round(statistics.mean(w["server_cpu_s"] for w in mine), 1),
                          "chromium_share_of_cores": round(sum(w["chromium_cpu_s"] for w in mine) /
                                                           (args.window_s * len(mine) * (os.cpu_count() or 1)), 3)}
-    ratio = summary["Train tab open"]["tokens_per_s"] / summary["closed"]["tokens_per_s"]
+    ratio = summary["open"]["tokens_per_s"] / summary["closed"]["tokens_per_s"] if "closed" in summary else None
     result = {"device": f"{os.cpu_count()}-core CPU", "data": Path(args.data).name, "window_s": args.window_s,
-              "windows": windows, "summary": summary, "open_over_closed_tokens_per_s": round(ratio, 3),
+              "windows": windows, "summary": summary, "open_over_closed_tokens_per_s": ratio and round(ratio, 3),
               "wall_s": round(wall, 1)}
     print(json.dumps(result))
     if args.json:
