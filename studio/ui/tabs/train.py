@@ -1,11 +1,13 @@
 """Train tab: start / stop, progress, live loss, memory and validation charts, the log, error panels.
 Polled with gr.Timer from the job's snapshot; a reloaded page reattaches to the running job.
 
-The page shares the CPU with the training it watches (the web app trains in its own process): the status line comes
-every 2 s on a tick of its own, the charts, the log and the buttons every 10 s and only what changed, and the poll
-slows down while nothing trains (docs/benchmarks.md, "The browser and the CLI")."""
+The page shares the CPU with the training it watches (the web app trains in its own process): a poll sends only what
+changed (the charts when new records arrived, the log when it grew), and the poll slows down while nothing trains
+(docs/benchmarks.md, "The browser and the CLI")."""
 
 from __future__ import annotations
+
+import time
 
 import gradio as gr
 
@@ -15,15 +17,13 @@ from studio.ui import charts
 from studio.ui.html import error_box, escape, notify
 from studio.ui.page import Page, UIContext, Values
 
-STATUS_SECONDS = 2.0  # while a run trains: the status line alone (step, loss, speed, time left)
-POLL_SECONDS = 10.0  # while a run trains: the charts, the log and the buttons
+POLL_SECONDS = 2.0  # while a run trains: the status line (step, loss, speed, time left)
+CHART_SECONDS = 10.0  # the charts, at most this often while it trains (and once it ends): drawing three plotly
+# charts in the browser on every step cost the training a fifth of its speed on a 2-core machine
+# (docs/benchmarks.md, "The browser and the CLI")
 IDLE_POLL_SECONDS = 5.0  # while none does (a run started elsewhere, the CLI, still shows up)
-# Why two timers: each tick costs the browser work for every output it names, and a 2-second tick naming all the
-# outputs below cost chromium 6% of a 2-core machine, taken from the training (docs/benchmarks.md, "The browser and
-# the CLI"); the status line alone is cheap.
 POLL_OUTPUTS = ["train/status", "train/error", "train/loss", "train/memory", "train/evals", "train/log",
-                "train/start", "train/stop", "train/seen", "train/timer", "train/resume", "train/status_timer"]
-STATUS_OUTPUTS = ["train/status", "train/timer", "train/status_timer"]
+                "train/start", "train/stop", "train/seen", "train/timer", "train/resume"]
 
 
 def layout(page: Page) -> None:
@@ -43,16 +43,13 @@ def layout(page: Page) -> None:
     page.add("train/evals", gr.Plot(charts.eval_points([]), label="Validation during training"))
     page.add("train/log", gr.Textbox(label="Log", lines=10, max_lines=10, autoscroll=True, elem_id="train-log"))
     page.add("train/notes", gr.Markdown())
-    page.add("train/timer", gr.Timer(IDLE_POLL_SECONDS))
-    page.add("train/status_timer", gr.Timer(STATUS_SECONDS, active=False))
+    page.add("train/timer", gr.Timer(POLL_SECONDS))
     page.add("train/seen", gr.State({}))  # what this page shows already: (run, records, log) it was sent
 
 
 def wire(page: Page) -> None:
     page.on(page["train/timer"].tick, poll, ["train/seen"], POLL_OUTPUTS, queue=False, show_progress="hidden",
             api_name="training_status")
-    page.on(page["train/status_timer"].tick, status_line, [], STATUS_OUTPUTS, queue=False, show_progress="hidden",
-            api_name="training_status_line")
     page.on(page["train/stop"].click, stop, [], [], api_name="stop_training")
     page.on(page["train/start"].click, start, ["train/gpus"], ["train/notes", "train/timer"], config=True,
             api_name="start_training")
@@ -60,27 +57,24 @@ def wire(page: Page) -> None:
             api_name="resume_interrupted")
 
 
-def status_line(ctx: UIContext, values: Values) -> dict:
-    """The status line alone, while a run trains; when the run ends (or is gone), the full poll comes at once and
-    this timer stops."""
-    status = training.status()
-    if status is None or status.done:
-        return {"train/timer": gr.Timer(0.5), "train/status_timer": gr.Timer(STATUS_SECONDS, active=False)}
-    return {"train/status": progress_html(status.snapshot)}
-
-
 def poll(ctx: UIContext, values: Values) -> dict:
-    """What changed since this page's last poll (``train/seen``): the status line, the charts when records arrived,
-    the log when it grew, the buttons and both timers' pace when the run's state changed."""
+    """What changed since this page's last poll (``train/seen``): the status line always, the charts when records
+    arrived, the log when it grew, the buttons and the poll's pace when the run's state changed."""
     seen = values["train/seen"] or {}
     status = training.status()
     if status is None:
         return idle(ctx, seen)
     snap = status.snapshot
+    clock = time.time()
     now = {"run": snap["run"], "records": snap["n_records"], "log": status.log, "state": snap["state"],
-           "error": snap["error"]}
+           "error": snap["error"], "charts_at": seen.get("charts_at", 0.0)}
     out = {"train/status": progress_html(snap), "train/seen": now}
-    if (seen.get("run"), seen.get("records")) != (now["run"], now["records"]):
+    due = status.done or seen.get("run") != now["run"] or clock - now["charts_at"] >= CHART_SECONDS
+    fresh = (seen.get("run"), seen.get("records")) != (now["run"], now["records"])
+    if fresh and not due:
+        now["records"] = seen.get("records")  # new points, drawn at the next chart time
+    elif fresh:
+        now["charts_at"] = clock
         records = status.records  # a resumed run's chart starts at its first step
         out.update({"train/loss": charts.loss(records), "train/evals": charts.eval_points(records),
                     "train/memory": charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"])})
@@ -91,7 +85,6 @@ def poll(ctx: UIContext, values: Values) -> dict:
                     "train/start": gr.update(interactive=status.done),  # no second Start while a run trains
                     "train/stop": gr.update(interactive=not status.done),  # and no Stop when nothing trains
                     "train/timer": gr.Timer(IDLE_POLL_SECONDS if status.done else POLL_SECONDS),
-                    "train/status_timer": gr.Timer(STATUS_SECONDS, active=not status.done),
                     "train/resume": gr.update(visible=False)})
     return out
 
@@ -108,8 +101,7 @@ def idle(ctx: UIContext, seen: dict) -> dict:
             "train/start": gr.update(interactive=True), "train/stop": gr.update(interactive=False),
             "train/resume": gr.update(visible=resumable, value=f"Resume {stopped.name} from step "
                                       f"{stopped.checkpoint_step}" if resumable else "Resume"),
-            "train/timer": gr.Timer(IDLE_POLL_SECONDS), "train/status_timer": gr.Timer(STATUS_SECONDS, active=False),
-            "train/seen": now}
+            "train/timer": gr.Timer(IDLE_POLL_SECONDS), "train/seen": now}
 
 
 def resume(ctx: UIContext, values: Values) -> dict:
@@ -118,7 +110,7 @@ def resume(ctx: UIContext, values: Values) -> dict:
         raise StudioError("No interrupted run to resume here; the Runs tab resumes any run with a checkpoint.")
     started = training.resume(name, ctx.runs_dir, names_only=True)
     notify(f"Resuming {started.run.name}.")
-    return {"train/notes": started.markdown(), "train/timer": gr.Timer(STATUS_SECONDS),  # the next poll sets the pace
+    return {"train/notes": started.markdown(), "train/timer": gr.Timer(POLL_SECONDS),
             "train/resume": gr.update(visible=False)}
 
 
@@ -129,7 +121,7 @@ def stop(ctx: UIContext, values: Values) -> None:
 def start(ctx: UIContext, values: Values) -> dict:
     started = training.start(values.config, ctx.runs_dir, values["train/gpus"])
     notify(f"Training started: {started.run.name}")
-    return {"train/notes": started.markdown(), "train/timer": gr.Timer(STATUS_SECONDS)}  # the next poll sets the pace
+    return {"train/notes": started.markdown(), "train/timer": gr.Timer(POLL_SECONDS)}
 
 
 def show_gpus(ctx: UIContext, values: Values) -> dict:
