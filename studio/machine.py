@@ -46,15 +46,8 @@ def device_guess() -> str:
 
 def machine_ram_gb() -> float | None:
     try:
+
         return psutil.virtual_memory().total / GIB
-    except Exception:  # a hint; never a reason to fail
-        return None
-
-
-def process_rss_gb() -> float | None:
-    """This process's resident memory now (GiB), or None where it cannot be read."""
-    try:
-        return psutil.Process().memory_info().rss / GIB
     except Exception:  # a hint; never a reason to fail
         return None
 

@@ -22,8 +22,6 @@ from studio.machine import machine_ram_gb
 GIB = 2**30
 FIXED_GB = 0.9
 BYTES_PER_PARAM = 6
-BF16_COPY_BYTES = 2  # per parameter: autocast's bfloat16 copies of the float32 weights, made during a step
-WHOLE_RUN = 1.08  # a whole run's activations against one step's (changing widths leave the allocator more)
 
 
 @dataclass
@@ -44,13 +42,9 @@ class RamEstimate:
 
 
 def estimate_cpu_ram(shape: ModelShape, batch: int, lengths: list[int] | None, max_seq_length: int,
-                     checkpointing: bool, total_gb: float | None = None, held_gb: float | None = None) -> RamEstimate:
+                     checkpointing: bool, total_gb: float | None = None) -> RamEstimate:
     """The peak memory of training ``shape`` on the CPU with micro-batches of ``batch`` rows (grouped by length, so
-    the largest micro-batch holds the longest rows, padded to the longest). ``held_gb``: what the process holds with
-    the model loaded, measured when the run has loaded it (the web app holds itself too: 1.2 GiB more than the CLI
-    on Financial PhraseBank); it replaces the fixed part and the float32 weights, and the activations of a whole run
-    count 8% more than one step's (micro-batches of changing widths: a default run's peak was 6% over the one-step
-    formula, docs/benchmarks.md)."""
+    the largest micro-batch holds the longest rows, padded to the longest)."""
     rows = sorted(min(n, max_seq_length) for n in lengths) if lengths else [max_seq_length]
     longest = rows[-1]
     tokens = min(batch, max(1, len(rows))) * longest
@@ -61,10 +55,7 @@ def estimate_cpu_ram(shape: ModelShape, batch: int, lengths: list[int] | None, m
         activations = tokens * (layers * 17 * shape.hidden_size + layer_bytes + attention)
     else:
         activations = tokens * layers * (layer_bytes + attention)
-    if held_gb is not None:
-        peak = max(held_gb, FIXED_GB) + (BF16_COPY_BYTES * shape.params + WHOLE_RUN * activations) / GIB
-    else:
-        peak = FIXED_GB + (BYTES_PER_PARAM * shape.params + activations) / GIB
+    peak = FIXED_GB + (BYTES_PER_PARAM * shape.params + activations) / GIB
     return RamEstimate(round(peak, 2), total_gb, tokens, longest)
 
 

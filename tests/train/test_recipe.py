@@ -1,8 +1,6 @@
 """The auto recipe: what each setting left on auto becomes on a CPU and on a GPU, the time budget's plan, and the
 training time shown before Start."""
 
-import pytest
-
 from studio.config import RunConfig
 from studio.estimate.recipe import budget_steps, resolve
 from studio.estimate.speed import time_estimate, write_speed
@@ -99,21 +97,6 @@ def test_the_ram_estimate_holds_on_the_measured_points():
     for p in points:
         estimate = estimate_cpu_ram(shape, p["batch"], [p["length"]] * p["batch"], p["length"], p["checkpointing"])
         assert 0.95 <= estimate.peak_gb / p["peak_gb"] <= 1.15, p
-
-
-def test_a_run_s_ram_estimate_starts_from_what_its_process_holds():
-    """At run time the estimate adds to what the process holds with the model loaded (the web app holds itself too),
-    a step's bfloat16 weight copies and a whole run's activations (8% over one step's)."""
-    from studio.estimate.model_shape import known_shape
-    from studio.estimate.ram import GIB, estimate_cpu_ram
-
-    shape = known_shape("embedded/SmolLM2-135M-Instruct")
-    step = estimate_cpu_ram(shape, 16, [237] * 16, 512, False)
-    activations = (step.peak_gb - 0.9) * GIB - 6 * shape.params  # the one-step formula's activations
-    for held in (1.4, 2.6):  # a CLI's process, the web app's
-        run = estimate_cpu_ram(shape, 16, [237] * 16, 512, False, held_gb=held)
-        assert run.peak_gb == pytest.approx(held + (2 * shape.params + 1.08 * activations) / GIB, abs=0.01)
-    assert estimate_cpu_ram(shape, 16, [237] * 16, 512, False, held_gb=2.6).peak_gb > step.peak_gb
 
 
 def test_on_a_gpu_a_small_set_gets_smaller_micro_batches_and_enough_steps():
