@@ -56,6 +56,12 @@ def from_cli(data: Path, runs: Path) -> Path:
     return runs / "cli"
 
 
+def launch_chromium(playwright):
+    """Debian's chromium, headless, as the browser tests launch it."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+
+
 def wait_until_up(port: int, app: subprocess.Popen, timeout_s: float = 120.0) -> None:
     """Until the web app answers (a fixed sleep is too short on a slow machine, too long on a fast one)."""
     import httpx
@@ -135,8 +141,7 @@ def from_browser(data: Path, runs: Path, port: int, shots: Path, cpu: dict | Non
     try:
         wait_until_up(port, app)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
             page.get_by_role("tab", name="4 · Train").click()

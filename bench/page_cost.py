@@ -24,7 +24,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-CHROMIUM = "/usr/bin/chromium"
 # Page variants for --variants (injected into the open page, to find where chromium's time goes):
 STYLES = {"no-plots": ".js-plotly-plot, .plot-container { display: none !important; }",
           "contain": "#train-status, #train-log, .js-plotly-plot { contain: strict; }"}
@@ -53,14 +52,15 @@ RENDERER_METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcS
 
 
 def renderer_seconds(page) -> dict[str, float]:
-    """The page's main-thread time so far, by kind (Chrome DevTools Protocol, Performance.getMetrics)."""
+    """The page's main-thread time so far, by kind (Chrome DevTools Protocol, Performance.getMetrics, on the session
+    opened with the page: the counters start when Performance is enabled)."""
     if page is None:
         return {}
-    session = page.context.new_cdp_session(page)
-    session.send("Performance.enable")
-    metrics = {m["name"]: m["value"] for m in session.send("Performance.getMetrics")["metrics"]}
-    session.detach()
+    metrics = {m["name"]: m["value"] for m in SESSIONS[id(page)].send("Performance.getMetrics")["metrics"]}
     return {k: metrics.get(k, 0.0) for k in RENDERER_METRICS}
+
+
+SESSIONS: dict = {}
 
 
 def chromium_processes():
@@ -84,13 +84,15 @@ def open_train_tab(browser, port: int):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"http://127.0.0.1:{port}/")
     page.get_by_role("tab", name="4 · Train").click()
+    SESSIONS[id(page)] = page.context.new_cdp_session(page)
+    SESSIONS[id(page)].send("Performance.enable")
     return page
 
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    from browser_vs_cli import wait_until_up
+    from browser_vs_cli import launch_chromium, wait_until_up
     from studio.config import RunConfig
     from studio.runs.folder import RunDir
 
@@ -120,8 +122,7 @@ def main() -> None:
     try:
         wait_until_up(args.port, app)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = launch_chromium(p)
             page = open_train_tab(browser, args.port)
             page.click("#start-training")
             run_dir = None
