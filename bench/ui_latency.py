@@ -2,8 +2,8 @@
 own process (the worker thread competes with the web server for the cores):
 
 - page load: GET / (the HTML), and a full load in Debian's chromium until the Train tab shows the live run;
-- chart refresh: the /training_status call the Train tab's timer makes every second (status, loss, memory and
-  validation charts, log), through gradio_client.
+- chart refresh: the /training_status call the Train tab's timer makes every 2 seconds while a run trains (the
+  status line, and the loss, memory and validation charts and the log when they changed), through gradio_client.
 
 Each is repeated and the median and worst are reported, with no training as the baseline.
 
