@@ -62,6 +62,20 @@ def launch_chromium(playwright):
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
 
 
+def chromium_processes():
+    import psutil
+
+    return [p for p in psutil.process_iter(["name"]) if "chrom" in (p.info["name"] or "")]
+
+
+def open_train_tab(browser, port: int):
+    """A page of the web app at 1400 px, on the Train tab."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"http://127.0.0.1:{port}/")
+    page.get_by_role("tab", name="4 · Train").click()
+    return page
+
+
 def wait_until_up(port: int, app: subprocess.Popen, timeout_s: float = 120.0) -> None:
     """Until the web app answers (a fixed sleep is too short on a slow machine, too long on a fast one)."""
     import httpx
@@ -78,15 +92,15 @@ def wait_until_up(port: int, app: subprocess.Popen, timeout_s: float = 120.0) ->
 
 
 class CpuShare:
-    """CPU seconds used while the run trains, split by who used them: chromium (every process of the browser), the
-    web app's own process (the page's polls) and its children (the training). Sampled every few seconds, so a
-    process that ends between samples keeps its last reading."""
+    """CPU seconds used while the run trains, split by who used them: chromium (every process of the browser) and
+    the web app (its process, which answers the page's polls and trains in a worker thread, with any process it
+    starts). Sampled every few seconds, so a process that ends between samples keeps its last reading."""
 
     def __init__(self, app_pid: int):
         import threading
 
         self.app_pid, self.first, self.last = app_pid, {}, {}
-        self.started, self.ended = time.time(), None
+        self.started = time.time()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -95,10 +109,8 @@ class CpuShare:
         import psutil
 
         app = psutil.Process(self.app_pid)
-        groups = {("server", app.pid): app}
-        groups.update({("training", c.pid): c for c in app.children(recursive=True)})
-        groups.update({("chromium", p.pid): p for p in psutil.process_iter(["name"])
-                       if "chrom" in (p.info["name"] or "")})
+        groups = {("server", p.pid): p for p in [app, *app.children(recursive=True)]}
+        groups.update({("chromium", p.pid): p for p in chromium_processes()})
         return groups
 
     def _loop(self) -> None:
@@ -118,7 +130,7 @@ class CpuShare:
         self.thread.join()
         wall = time.time() - self.started
         out = {"wall_s": round(wall, 1)}
-        for group in ("chromium", "server", "training"):
+        for group in ("chromium", "server"):
             seconds = sum(self.last[k] - self.first[k] for k in self.last if k[0] == group)
             out[f"{group}_cpu_s"] = round(seconds, 1)
             out[f"{group}_share_of_cores"] = round(seconds / (wall * (os.cpu_count() or 1)), 3)
@@ -142,9 +154,7 @@ def from_browser(data: Path, runs: Path, port: int, shots: Path, cpu: dict | Non
         wait_until_up(port, app)
         with sync_playwright() as p:
             browser = launch_chromium(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.get_by_role("tab", name="4 · Train").click()
+            page = open_train_tab(browser, port)
             page.click("#start-training")
             page.get_by_text("started in").wait_for(timeout=120000)
             share = CpuShare(app.pid)

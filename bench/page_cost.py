@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
+from browser_vs_cli import chromium_processes, launch_chromium, open_train_tab, wait_until_up  # noqa: E402
 # Page variants for --variants (injected into the open page, to find where chromium's time goes):
 STYLES = {"no-plots": ".js-plotly-plot, .plot-container { display: none !important; }",
           "contain": "#train-status, #train-log, .js-plotly-plot { contain: strict; }"}
@@ -63,12 +64,6 @@ def renderer_seconds(page) -> dict[str, float]:
 SESSIONS: dict = {}
 
 
-def chromium_processes():
-    import psutil
-
-    return [p for p in psutil.process_iter(["name"]) if "chrom" in (p.info["name"] or "")]
-
-
 def tokens_at(records: list[dict], elapsed: float) -> float:
     """Tokens trained by ``elapsed`` seconds into training, interpolated between the logged steps."""
     before = [r for r in records if r["elapsed_s"] <= elapsed]
@@ -80,10 +75,9 @@ def tokens_at(records: list[dict], elapsed: float) -> float:
     return a["tokens_seen"] + share * (b["tokens_seen"] - a["tokens_seen"])
 
 
-def open_train_tab(browser, port: int):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"http://127.0.0.1:{port}/")
-    page.get_by_role("tab", name="4 · Train").click()
+def open_watched_page(browser, port: int):
+    """The Train tab, with DevTools' performance counters on from the start."""
+    page = open_train_tab(browser, port)
     SESSIONS[id(page)] = page.context.new_cdp_session(page)
     SESSIONS[id(page)].send("Performance.enable")
     return page
@@ -92,7 +86,6 @@ def open_train_tab(browser, port: int):
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    from browser_vs_cli import launch_chromium, wait_until_up
     from studio.config import RunConfig
     from studio.runs.folder import RunDir
 
@@ -123,7 +116,7 @@ def main() -> None:
         wait_until_up(args.port, app)
         with sync_playwright() as p:
             browser = launch_chromium(p)
-            page = open_train_tab(browser, args.port)
+            page = open_watched_page(browser, args.port)
             page.click("#start-training")
             run_dir = None
             while run_dir is None:  # the run's folder, then its first logged steps (past the warm-up)
@@ -142,7 +135,7 @@ def main() -> None:
                     page.close()
                     page = None
                 if open_now:
-                    page = open_train_tab(browser, args.port)
+                    page = open_watched_page(browser, args.port)
                     if "+" in variant:
                         page.add_style_tag(content=STYLES[variant.split("+", 1)[1]])
                 t0 = time.time() - first_wall + first_elapsed

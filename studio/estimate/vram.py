@@ -188,7 +188,7 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
             logits / GIB,
         "step workspace": STEP_FIXED_GIB,
     }
-    if lengths and len({min(n, model.max_seq_length) for n in lengths}) > 1:
+    if lengths and min(min(lengths), model.max_seq_length) < min(max(lengths), model.max_seq_length):
         parts["rows of different lengths (a new padded width at each step)"] = VARIED_WIDTHS_GIB
     margin = MARGIN if backend == "unsloth" else TRANSFORMERS_MARGIN
     return Estimate(parts=parts, peak_reserved_gb=sum(parts.values()) * margin, tokens_per_micro_batch=tokens,
