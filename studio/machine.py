@@ -132,14 +132,41 @@ _STACK_LOCK = threading.Lock()
 
 
 def import_stack() -> None:
-    """Import torch and transformers (with the names every part of the studio takes from it) once, under one lock.
-    Two threads importing transformers for the first time at once (the web app's training thread and a page
-    request) can find its lazily loaded names half made: "cannot import name 'AutoTokenizer' from 'transformers'".
-    Call it where a thread may be the first to use transformers; after unsloth, where unsloth is used."""
+    """Import the training stack once, under one lock: on a CUDA machine with unsloth installed, unsloth first (its
+    patches must come before transformers is imported), then torch and transformers (with the names every part of
+    the studio takes from it). Two threads importing transformers for the first time at once (the web app's training
+    thread and a page request) can find its lazily loaded names half made: "cannot import name 'AutoTokenizer' from
+    'transformers'". Call it where a thread may be the first to use transformers."""
     with _STACK_LOCK:
+        if has_module("unsloth") and "unsloth" not in sys.modules:
+            use_expandable_cuda_segments()  # before torch's first CUDA allocation, which importing unsloth makes
+            import torch
+
+            if torch.cuda.is_available():
+                import unsloth  # noqa: F401 (patches transformers, trl and peft)
         import torch  # noqa: F401 (the stack, once)
         from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer,  # noqa: F401
                                   PreTrainedModel, TrainerCallback)
+
+
+def import_stack_in_background(log=print) -> threading.Thread | None:
+    """Where a run will train with unsloth (it is installed), import the stack now in a background thread: importing
+    unsloth takes about 26 s on an H200 (docs/benchmarks.md, "Start to evaluated on a GPU"), which the web app's
+    first Start would otherwise wait for; and unsloth comes first even when the page's first data check is what
+    needs transformers. None where there is nothing to gain (no unsloth: the CPU path imports what it needs when
+    work starts, so the page starts light)."""
+    if not has_module("unsloth"):
+        return None
+
+    def quietly() -> None:
+        try:
+            import_stack()
+        except Exception as exc:  # noqa: BLE001 (the run that needs it reports the same error, with its advice)
+            log(f"Importing the training stack ahead failed ({type(exc).__name__}: {exc}); a run will try again.")
+
+    thread = threading.Thread(target=quietly, name="studio-import-stack", daemon=True)
+    thread.start()
+    return thread
 
 
 ALLOCATOR_SETTING = "expandable_segments:True"

@@ -17,7 +17,7 @@ from pathlib import Path
 from studio.config import (EMBEDDED_MODEL, LoraSpec, ModelSpec, TrainSpec, effective_checkpointing, four_bit,
                            remote_code_refusal)
 from studio.errors import StudioError
-from studio.machine import has_module, ranks, use_expandable_cuda_segments
+from studio.machine import has_module, import_stack, ranks, use_expandable_cuda_segments
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 EIGHT_BIT_OPTIMIZERS = {"adamw_8bit", "paged_adamw_8bit"}
@@ -281,6 +281,7 @@ def ensure_pad_token(tokenizer) -> None:
 
 def load_tokenizer(name: str, log=print):
     """Only the tokenizer (for token counts and data checks, without loading weights)."""
+    import_stack()  # a page request, perhaps while the launch's background import or a training thread runs
     from transformers import AutoTokenizer  # (after unsloth's patches)
 
     source = resolve_source(name, log=log)

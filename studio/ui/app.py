@@ -9,6 +9,7 @@ from starlette.middleware import Middleware
 
 from studio.config import RunConfig
 from studio.door.passwords import read_auth_file
+from studio.door.training import warm_up
 from studio.ui import run_picker
 from studio.ui.forms import Form
 from studio.ui.page import Page, UIContext, Values
@@ -102,6 +103,7 @@ def launch(args, block: bool = True):
         users[user] = password
     config = RunConfig.load(args.config) if args.config else None
     demo = build_app(args.runs_dir, args.max_upload_mb, config, logout=bool(users))
+    warm_up()  # the first Start finds unsloth imported (GPU machines; nothing on a CPU)
     demo.queue(default_concurrency_limit=4)
     if users and not audit.handlers:  # one line per login attempt in the app's log
         handler = logging.StreamHandler()

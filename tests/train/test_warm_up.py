@@ -1,0 +1,55 @@
+"""The web app imports the training stack ahead, where that saves the first Start's wait: unsloth on a CUDA machine,
+first, in a background thread; nothing where unsloth is not installed (the page starts light)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import pytest
+import torch
+
+from studio import machine
+
+
+@pytest.fixture
+def fake_unsloth(tmp_path, monkeypatch):
+    """An importable ``unsloth`` that records which thread imported it (or fails, when asked), on a machine that
+    says it has CUDA."""
+    def install(body: str = "") -> None:
+        (tmp_path / "unsloth.py").write_text("import threading\nIMPORTED_IN = threading.current_thread().name\n"
+                                             + body)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)  # restored afterwards
+
+    monkeypatch.delitem(sys.modules, "unsloth", raising=False)
+    yield install
+    sys.modules.pop("unsloth", None)
+
+
+def test_nothing_is_imported_ahead_without_unsloth(monkeypatch):
+    monkeypatch.setattr(machine, "has_module", lambda name: False if name == "unsloth" else True)
+    threads = threading.active_count()
+    assert machine.import_stack_in_background() is None
+    assert threading.active_count() == threads and "unsloth" not in sys.modules
+
+
+def test_unsloth_is_imported_first_in_the_background_on_a_cuda_machine(fake_unsloth):
+    fake_unsloth()
+    thread = machine.import_stack_in_background()
+    assert thread is not None and thread.daemon
+    thread.join(timeout=60)
+    assert sys.modules["unsloth"].IMPORTED_IN == "studio-import-stack"
+    # the allocator setting the estimate assumes is in place before unsloth's first CUDA allocation
+    assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == machine.ALLOCATOR_SETTING
+
+
+def test_a_failing_import_ahead_is_reported_and_left_to_the_run(fake_unsloth):
+    fake_unsloth("raise ImportError('this unsloth needs another torch')\n")
+    said = []
+    thread = machine.import_stack_in_background(log=said.append)
+    thread.join(timeout=60)
+    assert len(said) == 1 and "this unsloth needs another torch" in said[0] and "a run will try again" in said[0]
+    assert "unsloth" not in sys.modules
