@@ -14,6 +14,8 @@ which no rule has seen. The rules:
   last          the last adapter
   margin d      the last adapter, unless an earlier one is better on the sample by more than d
   smoothed      the best of the sample macro-F1 averaged with its neighbours (one check either side)
+  clearly       the last adapter, unless the best earlier one beats it in at least 80 / 90 / 95% of paired bootstrap
+                resamples of the rows the rule sees
 
 each at the defaults' frequency (every ``dense``-th check and the last) and at the dense one. Reported per rule:
 the judged macro-F1 of the kept adapter, its shortfall from the best adapter of the run (judged), how often it is
@@ -39,6 +41,7 @@ from quality import DATASETS, REPO  # noqa: E402  (bench/quality.py: the same da
 
 PATIENCE = (0, 3, 5)
 MARGINS = (0.01, 0.02, 0.03, 0.05)
+CONFIDENCES = (0.8, 0.9, 0.95)
 
 
 # ---- recording ------------------------------------------------------------------------------------------------
@@ -149,6 +152,22 @@ def pick_margin(scores: list[float], margin: float) -> int:
     return best if last and scores[best] > scores[last] + margin else last
 
 
+def pick_clearly_better(preds: list[np.ndarray], y: np.ndarray, classes: int, seed: int,
+                        confidence: float = 0.95) -> int:
+    """The last adapter, unless the best earlier one is better on the rows seen in at least ``confidence`` of
+    paired bootstrap resamples of those rows (the studio's rule, at 95%: ``studio.evaluate.periodic``)."""
+    from studio.evaluate.metrics import share_better
+
+    scores = [macro_f1(y, p, classes) for p in preds]
+    last = len(preds) - 1
+    if not last:
+        return last
+    best = int(np.argmax(scores[:last]))
+    if scores[best] <= scores[last]:
+        return last
+    return best if share_better(y, preds[best], preds[last], classes, seed=seed) >= confidence else last
+
+
 def pick_smoothed(scores: list[float]) -> int:
     smooth = [float(np.mean(scores[max(0, i - 1):i + 2])) for i in range(len(scores))]
     return int(np.argmax(smooth))
@@ -201,7 +220,12 @@ def judge_run(run: dict, sample: int) -> list[dict]:
     for view, rows_seen in views.items():
         seen = [macro_f1(y[rows_seen], p[rows_seen], classes) for p in preds]
         for frequency, checks in frequencies.items():
-            for rule, (kept, stopped) in rule_picks([seen[i] for i in checks]).items():
+            picks = rule_picks([seen[i] for i in checks])
+            for confidence in CONFIDENCES:
+                picks[f"last unless clearly better ({confidence:.0%})"] = (pick_clearly_better(
+                    [preds[i][rows_seen] for i in checks], y[rows_seen], classes, run["seed"], confidence),
+                    len(checks) - 1)
+            for rule, (kept, stopped) in picks.items():
                 kept_check = checks[kept]
                 rows.append({"dataset": run["dataset"], "seed": run["seed"], "view": view,
                              "frequency": frequency, "rule": rule, "kept_step": steps[kept_check],
@@ -248,7 +272,8 @@ def main(argv=None) -> int:
     else:
         from studio.machine import import_stack
 
-        import_stack()  # unsloth first on a GPU, as a run imports it (the recording evaluator imports transformers)
+        import_stack(for_training=True)  # unsloth first on a GPU, as a run has it (the recording evaluator
+        # imports transformers)
         runs = []
         for name in args.datasets:
             for seed in args.seeds:

@@ -202,8 +202,10 @@ class TrainSpec:
     eval_max_rows: int = _f(150, "Val A rows used by the periodic evaluation (a stratified sample).",
                             label="Rows per validation", advanced=True)
     early_stopping_patience: int = _f(3, "Stop after this many periodic evaluations without a better Val A "
-                                         "macro-F1 (0: never stop early). The best adapter is kept either way: it "
-                                         "is what is saved, evaluated and exported.",
+                                         "macro-F1 (0: never stop early). The adapter saved, evaluated and exported "
+                                         "is the last one, unless an earlier one is clearly better on the Val A "
+                                         "sample (in 95% of paired resamples of its rows): keeping the best sample "
+                                         "figure kept noise as often as a better adapter (docs/benchmarks.md).",
                                          label="Stop after N validations without progress")
     time_budget_minutes: float = _f(-1.0, "Train for at most this many minutes (0: no limit; -1: auto, 7 on a CPU "
                                           "and none on a GPU). The steps are planned from the measured step time "

@@ -131,14 +131,15 @@ def leave_process_group() -> None:
 _STACK_LOCK = threading.Lock()
 
 
-def import_stack() -> None:
-    """Import the training stack once, under one lock: on a CUDA machine with unsloth installed, unsloth first (its
-    patches must come before transformers is imported), then torch and transformers (with the names every part of
-    the studio takes from it). Two threads importing transformers for the first time at once (the web app's training
-    thread and a page request) can find its lazily loaded names half made: "cannot import name 'AutoTokenizer' from
-    'transformers'". Call it where a thread may be the first to use transformers."""
+def import_stack(for_training: bool = False) -> None:
+    """Import torch and transformers (with the names every part of the studio takes from it) once, under one lock.
+    Two threads importing transformers for the first time at once (the web app's training thread and a page
+    request) can find its lazily loaded names half made: "cannot import name 'AutoTokenizer' from 'transformers'".
+    Call it where a thread may be the first to use transformers. ``for_training`` (a process that will train: the
+    web app): on a CUDA machine with unsloth installed, unsloth first, as its patches must come before transformers
+    is imported (not for predict, serve or eval: they use transformers and peft, and importing unsloth takes ~26 s)."""
     with _STACK_LOCK:
-        if has_module("unsloth") and "unsloth" not in sys.modules:
+        if for_training and has_module("unsloth") and "unsloth" not in sys.modules:
             use_expandable_cuda_segments()  # before torch's first CUDA allocation, which importing unsloth makes
             import torch
 
@@ -160,7 +161,7 @@ def import_stack_in_background(log=print) -> threading.Thread | None:
 
     def quietly() -> None:
         try:
-            import_stack()
+            import_stack(for_training=True)
         except Exception as exc:  # noqa: BLE001 (the run that needs it reports the same error, with its advice)
             log(f"Importing the training stack ahead failed ({type(exc).__name__}: {exc}); a run will try again.")
 

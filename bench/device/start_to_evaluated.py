@@ -27,7 +27,8 @@ def one_run(config, runs: Path, index: int) -> dict:
     job = started.job
     job.wait()
     saved = time.time()
-    evaluated = evaluation.evaluate(started.run.name, runs_dir=runs, log=lambda line: None)
+    evaluated = evaluation.evaluate(started.run.name, runs_dir=runs, log=lambda line: None, progress=lambda m, f: print(
+        f"evaluate +{time.time() - saved:.1f} s {f:.2f} {m}", flush=True))
     done = time.time()
     records = [json.loads(line) for line in (started.run.path / "metrics.jsonl").read_text().splitlines()]
     first_step = next((r["time"] for r in records if r.get("kind") == "train"), None)

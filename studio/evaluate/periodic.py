@@ -10,11 +10,17 @@ from studio.config import RunConfig
 from studio.data.prepare import PreparedData
 from studio.evaluate.calibration import apply_calibration, class_priors
 from studio.evaluate.evaluation import make_scorer
-from studio.evaluate.metrics import set_metrics
+from studio.evaluate.metrics import set_metrics, share_better
+
+# An earlier adapter is kept over the last one only when it beats it in this share of paired resamples of the
+# periodic sample: keeping the best sample figure instead kept noise (docs/benchmarks.md, "Which adapter a run keeps").
+CLEARLY_BETTER = 0.95
 
 
 class PeriodicEvaluator:
-    """``evaluator(model, step) -> {"eval_rows", "accuracy", "macro_f1", "minority_recall"}``."""
+    """``evaluator(model, step) -> {"eval_rows", "accuracy", "macro_f1", "minority_recall", "predictions"}``;
+    ``predictions``: (true, predicted) class indices of the sample's rows, so the run can tell whether one adapter is
+    clearly better than another on the same rows (not written to the metrics stream)."""
 
     def __init__(self, prepared: PreparedData, tokenizer, config: RunConfig):
         val_a = prepared.split.val_a
@@ -37,9 +43,11 @@ class PeriodicEvaluator:
         probs = apply_calibration(scorer.score(list(self.val_a["text"])).probs, self.card)
         labels = self.prepared.labels
         predicted = [labels[i] for i in probs.argmax(axis=1)]
-        metrics = set_metrics(list(self.val_a["label"]), predicted, labels, self.minority)
+        truth = list(self.val_a["label"])
+        metrics = set_metrics(truth, predicted, labels, self.minority)
         return {"eval_rows": len(self.val_a), "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-                "minority_recall": metrics["minority_recall"]}
+                "minority_recall": metrics["minority_recall"],
+                "predictions": ([labels.index(t) for t in truth], probs.argmax(axis=1).tolist())}
 
     def seconds_per_row(self, model, rows: int = 16) -> float:
         """Seconds to score one Val A row as this evaluation does (a seeded sample of real rows, after a warm-up batch
@@ -53,3 +61,13 @@ class PeriodicEvaluator:
         seconds = (time.perf_counter() - started) / max(1, len(texts))
         model.train()
         return seconds
+
+
+def share_earlier_better(earlier: dict, latest: dict | None, classes: int) -> float | None:
+    """How sure the periodic sample is that the ``earlier`` evaluation's adapter beats the ``latest`` one's: the
+    share of paired bootstrap resamples of the sample's rows on which it has the higher macro-F1. None when there
+    are no rows to compare (an evaluation that does not return its ``predictions``)."""
+    mine, theirs = earlier.get("predictions"), (latest or {}).get("predictions")
+    if mine is None or theirs is None or list(mine[0]) != list(theirs[0]):
+        return None
+    return share_better(mine[0], mine[1], theirs[1], classes)

@@ -45,6 +45,7 @@ class LiveState:
     memory_estimate: dict | None = None
     gpu_in_use_at_start_gb: float = 0.0  # GPU memory the process held before the run (models kept for evaluation)
     best_eval: dict | None = None  # the best periodic evaluation so far: {"step", "macro_f1", ...}
+    adapter_step: int | None = None  # the step whose adapter was kept (once the run ended)
     time_budget_s: float | None = None
     batch: tuple[int, int] | None = None  # (micro-batch, accumulation) as trained: the resolved values
 
@@ -101,7 +102,7 @@ def build_snapshot(run: RunDir, stream: MetricsStream, live: LiveState) -> dict:
                    "measured_gb": None if peak is None else round(peak - live.gpu_in_use_at_start_gb, 3),
                    "in_use_at_start_gb": live.gpu_in_use_at_start_gb, "rss_gb": last.get("rss_gb"),
                    "ram_estimate_gb": (estimate.get("cpu_ram") or {}).get("peak_gb")},
-        "best_eval": live.best_eval, "time_budget_s": live.time_budget_s,
+        "best_eval": live.best_eval, "adapter_step": live.adapter_step, "time_budget_s": live.time_budget_s,
     }
 
 

@@ -62,6 +62,7 @@ class StudioCallback(TrainerCallback):
         self.stopped = False
         self.stop_reason: str | None = None  # "requested", "early stopping", "time budget"
         self.best: dict | None = None  # {"step", "macro_f1", ...} of the best periodic evaluation
+        self.latest: dict | None = None  # {"step", "macro_f1", "predictions"} of the latest one
         self._since_best = 0
         self._early = False
         self._start = self._last_time = self._last_save = None
@@ -150,6 +151,7 @@ class StudioCallback(TrainerCallback):
             if was_training:
                 model.train()
         took = time.perf_counter() - started
+        predictions = result.pop("predictions", None)  # the rows, for the adapter kept at the end; not streamed
         score = result.get("macro_f1")
         better = score is not None and (self.best is None or score > self.best["macro_f1"])
         self.stream.append({"kind": "eval", "step": state.global_step, **result, "eval_seconds": round(took, 2),
@@ -158,10 +160,11 @@ class StudioCallback(TrainerCallback):
         self._eval_s += took
         if self.pacer is not None:
             self.pacer.evaluated(took)
+        self.latest = {"step": state.global_step, "macro_f1": score, "predictions": predictions}
         if better:
             self.best, self._since_best = {"step": state.global_step, **result}, 0
             if self.on_best:
-                self.on_best(model, state.global_step, result)
+                self.on_best(model, state.global_step, {**result, "predictions": predictions})
         elif score is not None:
             self._since_best += 1
             self._early = bool(self.patience) and self._since_best >= self.patience

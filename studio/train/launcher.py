@@ -117,6 +117,7 @@ class LaunchedJob(jobs.SnapshotMixin):
             rows_per_step=(record.get("distributed") or {}).get("rows_per_step")
             or rows_per_step(self.config.train, self.processes),
             memory_estimate=record.get("memory_estimate"), best_eval=status.get("best_eval"),
+            adapter_step=status.get("adapter_step") if state in ("finished", "stopped") else None,
             time_budget_s=60 * budget if (budget := (record.get("resolved") or {}).get("time_budget_minutes"))
             else None)
 

@@ -30,7 +30,7 @@ from studio.estimate.ram import ram_share
 from studio.estimate.recipe import budget_steps, eval_every, resolve, step_warnings
 from studio.estimate.vram import BANDS, detect_gpu, estimate_vram
 from studio.evaluate.calibration import class_priors
-from studio.evaluate.periodic import PeriodicEvaluator
+from studio.evaluate.periodic import CLEARLY_BETTER, PeriodicEvaluator, share_earlier_better
 from studio.machine import device_description, has_module, import_stack, join_process_group, library_versions, ranks
 from studio.models.embedded import HUB_ID
 from studio.models.loading import choose_backend, load_for_training, load_tokenizer, resolve_source
@@ -85,6 +85,7 @@ class TrainingJob(jobs.SnapshotMixin):
         self.finished: float | None = None
         self.model = self.tokenizer = None  # kept after training for evaluation in memory
         self.prepared: PreparedData | None = None
+        self.adapter_step: int | None = None  # the step whose adapter is kept, once training ended
         self.memory_estimate: dict | None = None  # "Will it fit?" for this run, from the loaded model's config
         self.resolved = None  # the recipe with the auto settings decided (studio.estimate.recipe)
         self.train_config = config  # the config as trained: the resolved one once decided
@@ -136,8 +137,9 @@ class TrainingJob(jobs.SnapshotMixin):
             error_kind=self.error_kind, levers=self.levers, stop_requested=self.stop_event.is_set(),
             gpus=self.ranks.world_size, rows_per_step=rows_per_step(self.train_config.train, self.ranks.world_size),
             memory_estimate=self.memory_estimate, gpu_in_use_at_start_gb=self.gpu_in_use_at_start_gb,
-            best_eval=None if self.best is None else {k: v for k, v in self.best.items() if k != "weights"},
-            time_budget_s=self.resolved.time_budget_s if self.resolved else None,
+            best_eval=None if self.best is None else {k: v for k, v in self.best.items()
+                                                      if k not in ("weights", "predictions")},
+            adapter_step=self.adapter_step, time_budget_s=self.resolved.time_budget_s if self.resolved else None,
             batch=(self.train_config.train.per_device_train_batch_size,
                    self.train_config.train.gradient_accumulation_steps))
 
@@ -402,8 +404,9 @@ class TrainingJob(jobs.SnapshotMixin):
         self.total_steps = last
 
     def _keep_best(self, model, step: int, metrics: dict) -> None:
-        """The best adapter so far (by the periodic Val A macro-F1), kept in memory: it is what is saved at the end."""
-        self.best = {"step": step, "macro_f1": metrics.get("macro_f1"),
+        """The best adapter so far (by the periodic Val A macro-F1), kept in memory: it is saved at the end when it
+        is clearly better than the last one."""
+        self.best = {"step": step, "macro_f1": metrics.get("macro_f1"), "predictions": metrics.get("predictions"),
                      "weights": {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters()
                                  if p.requires_grad}}
 
@@ -414,7 +417,7 @@ class TrainingJob(jobs.SnapshotMixin):
         # dtype again, as a reloaded adapter does.
         self.model = trainer.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)
         step = trainer.state.global_step
-        kept = self._restore_best(step)
+        kept = self.adapter_step = self._restore_best(step)
         self.save_adapter()
         state = "stopped" if callback.stop_reason == "requested" else "finished"
         losses = [r["loss"] for r in self.stream.records("train") if r.get("loss") is not None]
@@ -431,10 +434,18 @@ class TrainingJob(jobs.SnapshotMixin):
         self.model.eval()
 
     def _restore_best(self, step: int) -> int:
-        """Put the best periodic evaluation's adapter weights back (when it is not the last step's); returns the step
-        whose adapter is kept."""
-        best = self.best
+        """Put the best periodic evaluation's adapter weights back when it is clearly better than the last adapter
+        (on the periodic sample's rows; an evaluation without rows: when it is the best); returns the step whose
+        adapter is kept."""
+        best, latest = self.best, getattr(self.callback, "latest", None)
         if best is None or best["step"] == step:
+            return step
+        sure = share_earlier_better(best, latest, len(self.prepared.labels))
+        if sure is not None and sure < CLEARLY_BETTER:
+            self.log(f"Keeping the last adapter (step {step}): the best periodic evaluation (step {best['step']}, Val "
+                     f"A sample macro-F1 {best['macro_f1']:.3f}) beats the latest (step {latest['step']}, "
+                     f"{latest['macro_f1']:.3f}) in {sure:.0%} of resamples of the sample's rows; an earlier adapter "
+                     f"is kept only when it is clearly better ({CLEARLY_BETTER:.0%}).")
             return step
         import torch  # (loaded by the run already)
 
@@ -443,7 +454,8 @@ class TrainingJob(jobs.SnapshotMixin):
             for name, value in best["weights"].items():
                 params[name].copy_(value.to(params[name].device))
         self.log(f"Keeping the best adapter: step {best['step']} (Val A sample macro-F1 {best['macro_f1']:.3f}), "
-                 f"not the last, step {step}.")
+                 f"not the last, step {step}" + (f": it is better in {sure:.0%} of resamples of the sample's rows."
+                                                 if sure is not None else "."))
         return best["step"]
 
     def _stop_before_training(self) -> None:

@@ -53,3 +53,10 @@ def test_a_failing_import_ahead_is_reported_and_left_to_the_run(fake_unsloth):
     thread.join(timeout=60)
     assert len(said) == 1 and "this unsloth needs another torch" in said[0] and "a run will try again" in said[0]
     assert "unsloth" not in sys.modules
+
+
+def test_processes_that_do_not_train_leave_unsloth_alone(fake_unsloth):
+    """eval, predict and serve use transformers and peft: importing the stack there does not import unsloth."""
+    fake_unsloth()
+    machine.import_stack()
+    assert "unsloth" not in sys.modules

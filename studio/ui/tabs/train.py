@@ -142,8 +142,10 @@ def progress_html(snap: dict | None) -> str:
     backend = snap["backend"].get("name")
     backend = f" · backend {backend} ({snap['backend'].get('device')})" if backend else ""
     state = snap["state"] if snap["phase"] == snap["state"] else f"{snap['state']} ({snap['phase']})"
-    if snap.get("best_eval") and snap["state"] in ("finished", "stopped"):
-        state += f" · kept the best adapter, step {snap['best_eval']['step']}"
+    kept = snap.get("adapter_step")
+    if kept is not None and snap.get("best_eval") and snap["state"] in ("finished", "stopped"):
+        state += (f" · kept the last adapter (step {kept})" if kept == snap["step"] else
+                  f" · kept the adapter of step {kept}, better than the last")
     return (f"<div class='studio-progress'><b>{escape(snap['run'])}</b>: {escape(state)} · step "
             f"{snap['step']}/{total or '?'}{loss}{batch}{tps}{eta} · {fmt_seconds(snap['elapsed_s'])} elapsed"
             f"{escape(backend)}<div class='bar'><div style='width:{pct:.1f}%'></div></div>"
