@@ -1,6 +1,8 @@
 """Label-issue finding against planted noise: 5% of the labels flipped at random (seeded) in a real file; how many of
 the flips come out within the top k (k = the number of flips) and the top 2k of the ranking, with the classic model
-alone and with LLM folds added, and the minutes each took on this machine.
+alone and with LLM folds added, and the minutes each took on this machine; with LLM folds, the ways of combining the
+two sources' out-of-fold probabilities side by side (the average the studio uses, a geometric mean, a weighted
+average whose weight is fitted to the given labels, logistic stacking), each ranked two ways.
 
     python bench/label_noise.py --datasets fpb sample --llm-folds 2 --json docs/device-results/label-noise-cpu.json
 
@@ -18,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +61,7 @@ def found(ranking_rows: list[int], flipped: set[int], kept: set[int]) -> dict:
     return out
 
 
-def one(name: str, path: Path, folds: int, seed: int) -> list[dict]:
+def one(name: str, path: Path, folds: int, seed: int, probs_dir: str | None = None) -> list[dict]:
     from studio.config import DataRecipe, RunConfig
     from studio.data.prepare import prepare_data
     from studio.door.labels import llm_out_of_fold
@@ -93,9 +96,18 @@ def one(name: str, path: Path, folds: int, seed: int) -> list[dict]:
         # The rules, measured: each source alone, two ways of combining them, and cleanlab's two usual scores
         # (the studio's default first).
         classic_probs = label_issues.classic.out_of_fold(prepared.table.frame, prepared.labels)
+        given = np.array([prepared.labels.index(lb) for lb in prepared.table.frame["label"]])
+        weight = _fitted_weight(classic_probs, llm, given)
         sources = (("classic", classic_probs), ("LLM folds alone", llm),
                    (f"classic + {folds} LLM folds", label_issues.combine([classic_probs, llm])),
-                   ("geometric mean", _geometric(classic_probs, llm)))
+                   ("geometric mean", _geometric(classic_probs, llm)),
+                   (f"weighted average, classic weight {weight:.2f} fitted to the given labels",
+                    weight * classic_probs + (1 - weight) * llm),
+                   ("logistic stacking on both log-probabilities, cross-fitted", _stacked(classic_probs, llm, given)))
+        if probs_dir:
+            np.savez_compressed(Path(probs_dir) / f"label-noise-{name}-seed{seed}.npz", classic=classic_probs, llm=llm,
+                                given=given, rows=prepared.table.frame["row"].to_numpy(),
+                                flipped=np.array(sorted(flipped)))
         for method in (label_issues.SCORE_METHOD, "normalized_margin"):
             for rule, probs in sources:
                 _, ranking, _ = label_issues.rank(prepared.table.frame, prepared.labels, probs,
@@ -106,9 +118,27 @@ def one(name: str, path: Path, folds: int, seed: int) -> list[dict]:
     return results
 
 
-def _geometric(a, b):
-    import numpy as np
+def _fitted_weight(classic_probs, llm, given) -> float:
+    """The classic model's weight in the average whose probabilities give the given labels (5% of them wrong) the
+    highest likelihood: learned from the file itself, without knowing which labels are wrong."""
+    grid = np.linspace(0, 1, 21)
+    rows = np.arange(len(given))
+    likelihood = [np.mean(np.log(np.clip(w * classic_probs[rows, given] + (1 - w) * llm[rows, given], 1e-12, 1)))
+                  for w in grid]
+    return float(grid[int(np.argmax(likelihood))])
 
+
+def _stacked(classic_probs, llm, given):
+    """A logistic regression on both sources' log-probabilities, fitted to the given labels and cross-fitted (each row's
+    probabilities from a model that did not see it)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    features = np.log(np.clip(np.hstack([classic_probs, llm]), 1e-12, 1))
+    return cross_val_predict(LogisticRegression(max_iter=2000), features, given, cv=5, method="predict_proba")
+
+
+def _geometric(a, b):
     out = np.sqrt(np.clip(a, 1e-12, 1) * np.clip(b, 1e-12, 1))
     return out / out.sum(axis=1, keepdims=True)
 
@@ -119,10 +149,11 @@ def main() -> None:
     parser.add_argument("--llm-folds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json")
+    parser.add_argument("--probs", help="a folder for each dataset's out-of-fold probabilities (.npz)")
     args = parser.parse_args()
     results = []
     for name in args.datasets:
-        results += one(name, DATASETS[name](), args.llm_folds, args.seed)
+        results += one(name, DATASETS[name](), args.llm_folds, args.seed, args.probs)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
 

@@ -96,6 +96,7 @@ def main() -> None:
                                                        f"'open+STYLE' with STYLE one of {', '.join(STYLES)}")
     parser.add_argument("--window-s", type=float, default=90.0)
     parser.add_argument("--port", type=int, default=7898)
+    parser.add_argument("--poll-s", type=float, help="the Train tab's poll while a run trains (default: the app's)")
     parser.add_argument("--json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="page-cost-"))
@@ -105,8 +106,11 @@ def main() -> None:
     config = RunConfig().replace({"data": {"path": str(Path(args.data).resolve())},
                                   "train": {"time_budget_minutes": round(minutes, 1)}})
     config.save(work / "config.json")
-    app = subprocess.Popen([sys.executable, "launch.py", "--port", str(args.port), "--runs-dir", str(runs),
-                            "--config", str(work / "config.json")], cwd=REPO, stdout=subprocess.DEVNULL,
+    launch = ["launch.py", "--port", str(args.port), "--runs-dir", str(runs), "--config", str(work / "config.json")]
+    if args.poll_s:  # the app as it is, with another poll interval for the Train tab
+        launch = ["-c", f"import runpy, sys; import studio.ui.tabs.train as t; t.POLL_SECONDS = {args.poll_s}; "
+                        f"sys.argv = {launch!r}; runpy.run_path('launch.py', run_name='__main__')"]
+    app = subprocess.Popen([sys.executable, *launch], cwd=REPO, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     import psutil
 

@@ -141,7 +141,7 @@ def import_stack(for_training: bool = False) -> None:
     with _STACK_LOCK:
         if for_training and has_module("unsloth") and "unsloth" not in sys.modules:
             use_expandable_cuda_segments()  # before torch's first CUDA allocation, which importing unsloth makes
-            import torch
+            import torch  # (torch: only for a process that trains, here)
 
             if torch.cuda.is_available():
                 import unsloth  # noqa: F401 (patches transformers, trl and peft)

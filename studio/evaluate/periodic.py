@@ -1,5 +1,5 @@
 """The evaluation during training: every ``eval_steps``, macro-F1 and minority recall on a capped, stratified Val A
-sample (the live chart, early stopping, the best adapter kept), with the probabilities corrected to the natural class
+sample (the live chart, early stopping, which adapter is kept), with the probabilities corrected to the natural class
 mix as the final evaluation does; and how long scoring a row takes, so a time budget can plan its evaluations."""
 
 from __future__ import annotations
