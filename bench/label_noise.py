@@ -61,7 +61,8 @@ def found(ranking_rows: list[int], flipped: set[int], kept: set[int]) -> dict:
     return out
 
 
-def one(name: str, path: Path, folds: int, seed: int, probs_dir: str | None = None) -> list[dict]:
+def one(name: str, path: Path, folds: int, seed: int, probs_dir: str | None = None,
+        reuse: bool = False) -> list[dict]:
     from studio.config import DataRecipe, RunConfig
     from studio.data.prepare import prepare_data
     from studio.door.labels import llm_out_of_fold
@@ -85,7 +86,11 @@ def one(name: str, path: Path, folds: int, seed: int, probs_dir: str | None = No
         tokenizer = load_tokenizer(config.model.name)
         prepared = prepare_data(config.data, tokenizer, config.model.max_seq_length)
         workdir = Path(tempfile.mkdtemp(prefix="label-noise-folds-"))
-        llm = llm_out_of_fold(prepared, config, folds, workdir, log=lambda m: print(m, file=sys.stderr))
+        saved = Path(probs_dir or ".") / f"label-noise-{name}-seed{seed}.npz"
+        if reuse and saved.exists():  # the folds' probabilities from an earlier run on the same noisy copy
+            llm = np.load(saved)["llm"]
+        else:
+            llm = llm_out_of_fold(prepared, config, folds, workdir, log=lambda m: print(m, file=sys.stderr))
         llm_minutes = (time.perf_counter() - started) / 60
         both = label_issues.find(prepared, llm_probs=llm)
         results.append({"dataset": name, "sources": f"classic + {folds} LLM folds", "score": label_issues.SCORE_METHOD,
@@ -99,11 +104,12 @@ def one(name: str, path: Path, folds: int, seed: int, probs_dir: str | None = No
         given = np.array([prepared.labels.index(lb) for lb in prepared.table.frame["label"]])
         weight = _fitted_weight(classic_probs, llm, given)
         sources = (("classic", classic_probs), ("LLM folds alone", llm),
-                   (f"classic + {folds} LLM folds", label_issues.combine([classic_probs, llm])),
+                   ("average of both (the studio's combination until 2026-12-02)", (classic_probs + llm) / 2),
                    ("geometric mean", _geometric(classic_probs, llm)),
                    (f"weighted average, classic weight {weight:.2f} fitted to the given labels",
                     weight * classic_probs + (1 - weight) * llm),
-                   ("logistic stacking on both log-probabilities, cross-fitted", _stacked(classic_probs, llm, given)))
+                   ("logistic stacking, cross-fitted (the studio's combination)",
+                    label_issues.combine([classic_probs, llm], given)))
         if probs_dir:
             np.savez_compressed(Path(probs_dir) / f"label-noise-{name}-seed{seed}.npz", classic=classic_probs, llm=llm,
                                 given=given, rows=prepared.table.frame["row"].to_numpy(),
@@ -128,16 +134,6 @@ def _fitted_weight(classic_probs, llm, given) -> float:
     return float(grid[int(np.argmax(likelihood))])
 
 
-def _stacked(classic_probs, llm, given):
-    """A logistic regression on both sources' log-probabilities, fitted to the given labels and cross-fitted (each row's
-    probabilities from a model that did not see it)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
-
-    features = np.log(np.clip(np.hstack([classic_probs, llm]), 1e-12, 1))
-    return cross_val_predict(LogisticRegression(max_iter=2000), features, given, cv=5, method="predict_proba")
-
-
 def _geometric(a, b):
     out = np.sqrt(np.clip(a, 1e-12, 1) * np.clip(b, 1e-12, 1))
     return out / out.sum(axis=1, keepdims=True)
@@ -150,10 +146,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json")
     parser.add_argument("--probs", help="a folder for each dataset's out-of-fold probabilities (.npz)")
+    parser.add_argument("--reuse-probs", action="store_true", help="the LLM folds' probabilities from --probs, where "
+                                                                   "an earlier run saved them (no training)")
     args = parser.parse_args()
     results = []
     for name in args.datasets:
-        results += one(name, DATASETS[name](), args.llm_folds, args.seed, args.probs)
+        results += one(name, DATASETS[name](), args.llm_folds, args.seed, args.probs, args.reuse_probs)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
 

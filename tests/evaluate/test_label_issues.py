@@ -155,3 +155,32 @@ def test_a_retrain_on_the_cleaned_file_records_the_edits(tiny_model_dir, toy_csv
     recorded = job.run.config().data
     assert recorded.edits["source_sha256"] == file_sha256(path) and recorded.edits["edits"][0]["row"] == 2
     assert recorded.path == str(cleaned) and recorded.sha256 == file_sha256(cleaned)
+
+
+def test_two_sources_are_stacked_on_the_given_labels():
+    """A source that knows the true labels (moderately sure) and one that knows nothing but is sure of itself: their
+    average lets the second scatter the planted flips among the rows, the stacked probabilities learn to lean on the
+    first and rank the flips first. One source is used as it is."""
+    rng = np.random.default_rng(0)
+    n, flips = 400, 20
+    truth = rng.integers(0, 2, n)
+    given = truth.copy()
+    given[:flips] = 1 - given[:flips]  # the planted flips: rows 0-19
+    knows = np.column_stack([np.where(truth == 0, 0.8, 0.2), np.where(truth == 1, 0.8, 0.2)])
+    sure = rng.integers(0, 2, n)
+    guesses = np.column_stack([np.where(sure == 0, 0.99, 0.01), np.where(sure == 1, 0.99, 0.01)])
+    assert label_issues.combine([knows]) is knows
+
+    def flips_first(probs) -> int:
+        quality = probs[np.arange(n), given]
+        return len(set(np.argsort(quality, kind="stable")[:flips]) & set(range(flips)))
+
+    stacked = label_issues.combine([knows, guesses], given)
+    assert stacked.shape == (n, 2) and np.allclose(stacked.sum(axis=1), 1.0)
+    assert flips_first(stacked) >= 18 and flips_first((knows + guesses) / 2) <= 14
+
+
+def test_too_few_rows_of_a_class_to_cross_fit_falls_back_to_the_average():
+    given = np.array([0] * 30 + [1])  # one row of class 1: no folds can hold it out and still fit it
+    a, b = np.random.default_rng(1).dirichlet([1, 1], 31), np.random.default_rng(2).dirichlet([1, 1], 31)
+    assert np.array_equal(label_issues.combine([a, b], given), (a + b) / 2)
