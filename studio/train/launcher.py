@@ -57,6 +57,7 @@ class LaunchedJob(jobs.SnapshotMixin):
         self.stream = FileStream(run.metrics_path)
         self.started, self.finished = time.time(), None
         self._stop_requested = False
+        self.watcher: threading.Thread | None = None  # waits for the processes, records their end, frees the slot
 
     @property
     def done(self) -> bool:
@@ -70,10 +71,17 @@ class LaunchedJob(jobs.SnapshotMixin):
         return state
 
     def wait(self, timeout: float | None = None) -> bool:
+        """True once the processes have exited and the watcher has recorded their end and freed the training slot
+        (so a run started right after this returns finds it free)."""
+        began = time.monotonic()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return False
+        if self.watcher is not None:
+            self.watcher.join(None if timeout is None else max(0.0, timeout - (time.monotonic() - began)))
+            if self.watcher.is_alive():
+                return False
         self.finished = self.finished or time.time()
         return True
 
@@ -169,8 +177,9 @@ def start_launched(config: RunConfig | None, runs_dir: str | Path, processes: in
             train_args = ["--resume", str(run.path), "--runs-dir", str(runs_dir)]
         job = LaunchedJob(config, run, processes, warnings, _spawn(run, train_args, processes, resume is not None))
         jobs.set_current(job)
-        threading.Thread(target=_watch, args=(job, config_path), name=f"studio-launch-{run.name}",
-                         daemon=True).start()
+        job.watcher = threading.Thread(target=_watch, args=(job, config_path), name=f"studio-launch-{run.name}",
+                                       daemon=True)
+        job.watcher.start()
         return job
 
 
