@@ -183,8 +183,11 @@ def use_expandable_cuda_segments() -> bool:
     os.environ["PYTORCH_CUDA_ALLOC_CONF"] = ALLOCATOR_SETTING
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        try:  # already initialised: the allocator takes the setting at run time (private, so guarded)
-            torch.cuda.memory._set_allocator_settings(ALLOCATOR_SETTING)
+        try:  # already initialised: the allocator takes the setting at run time (private, so guarded; torch 2.11
+            # names the device-neutral setter and warns on the CUDA one every run)
+            setter = getattr(torch._C, "_accelerator_setAllocatorSettings", None) or \
+                torch.cuda.memory._set_allocator_settings
+            setter(ALLOCATOR_SETTING)
         except (AttributeError, RuntimeError):
             return False
     return True

@@ -294,3 +294,20 @@ def test_runs_use_expandable_cuda_segments_unless_the_user_configured_the_alloca
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:128")
     assert not use_expandable_cuda_segments()
     assert os.environ["PYTORCH_CUDA_ALLOC_CONF"] == "max_split_size_mb:128"
+
+
+def test_an_initialised_cuda_gets_the_allocator_setting_through_the_device_neutral_setter(monkeypatch):
+    """CUDA already initialised (unsloth's import does that): the setting goes to the allocator at run time, through
+    torch's device-neutral setter where it has one (the CUDA one warns "deprecated" in every run's log)."""
+    import torch
+
+    from studio.machine import ALLOCATOR_SETTING, use_expandable_cuda_segments
+
+    told = []
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch._C, "_accelerator_setAllocatorSettings", told.append, raising=False)
+    monkeypatch.setattr(torch.cuda.memory, "_set_allocator_settings",
+                        lambda setting: pytest.fail("the deprecated setter was used"), raising=False)
+    assert use_expandable_cuda_segments() and told == [ALLOCATOR_SETTING]
