@@ -60,8 +60,11 @@ def combine(sources: list[np.ndarray], given: np.ndarray | None = None, seed: in
     if len(sources) == 1:
         return sources[0]
     average = np.mean(np.stack(sources), axis=0)
-    present = np.flatnonzero(np.bincount(given, minlength=average.shape[1])) if given is not None else []
-    folds = min(STACK_FOLDS, int(np.bincount(given)[present].min())) if len(present) > 1 else 0
+    if given is None:
+        return average
+    counts = np.bincount(given, minlength=average.shape[1])
+    present = np.flatnonzero(counts)
+    folds = min(STACK_FOLDS, int(counts[present].min())) if len(present) > 1 else 0
     if folds < 2:
         return average
     features = np.log(np.clip(np.hstack(sources), 1e-12, 1.0))

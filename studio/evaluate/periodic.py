@@ -42,12 +42,12 @@ class PeriodicEvaluator:
         scorer = make_scorer(model, self.tokenizer, self.prepared)
         probs = apply_calibration(scorer.score(list(self.val_a["text"])).probs, self.card)
         labels = self.prepared.labels
-        predicted = [labels[i] for i in probs.argmax(axis=1)]
+        chosen = probs.argmax(axis=1).tolist()
         truth = list(self.val_a["label"])
-        metrics = set_metrics(truth, predicted, labels, self.minority)
+        metrics = set_metrics(truth, [labels[i] for i in chosen], labels, self.minority)
         return {"eval_rows": len(self.val_a), "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
                 "minority_recall": metrics["minority_recall"],
-                "predictions": ([labels.index(t) for t in truth], probs.argmax(axis=1).tolist())}
+                "predictions": ([labels.index(t) for t in truth], chosen)}
 
     def seconds_per_row(self, model, rows: int = 16) -> float:
         """Seconds to score one Val A row as this evaluation does (a seeded sample of real rows, after a warm-up batch
