@@ -441,6 +441,10 @@ class TrainingJob(jobs.SnapshotMixin):
         if best is None or best["step"] == step:
             return step
         sure = share_earlier_better(best, latest, len(self.prepared.labels))
+        if sure is not None and latest["macro_f1"] is not None and latest["macro_f1"] >= best["macro_f1"]:
+            self.log(f"Keeping the last adapter (step {step}): the latest periodic evaluation (step {latest['step']}, "
+                     f"Val A sample macro-F1 {latest['macro_f1']:.3f}) is as good as the best (step {best['step']}).")
+            return step
         if sure is not None and sure < CLEARLY_BETTER:
             self.log(f"Keeping the last adapter (step {step}): the best periodic evaluation (step {best['step']}, Val "
                      f"A sample macro-F1 {best['macro_f1']:.3f}) beats the latest (step {latest['step']}, "

@@ -149,3 +149,12 @@ def test_the_paired_bootstrap_against_hand_computed_cases():
     one_off = truth.copy()
     one_off[0] = (truth[0] + 1) % 3
     assert 0.3 < share_better(truth, truth, one_off, 3) < 0.95  # one row of 200: not clearly better
+
+
+def test_a_last_adapter_as_good_as_the_best_is_kept_and_said_so(tiny_model_dir, toy_csv, tmp_path):
+    config = toy_config(tiny_model_dir, toy_csv, max_steps=20, eval_steps=5, early_stopping_patience=0)
+    job = start_training(config, tmp_path / "tie", evaluator_factory=evaluator_with_rows({5: 6, 10: 3, 15: 5, 20: 3}))
+    assert job.wait(300) and job.state == "finished", job.error
+    assert job.run.status()["adapter_step"] == 20
+    assert "Keeping the last adapter (step 20): the latest periodic evaluation (step 20" in job.log_tail(100)
+    assert "is as good as the best (step 10)" in job.log_tail(100)
