@@ -131,6 +131,13 @@ def leave_process_group() -> None:
 _STACK_LOCK = threading.Lock()
 
 
+# Imported before transformers. skops (the classic model's safe format) scans every loaded module, in import order,
+# for scipy's ufuncs once, when it is first imported; with scipy.special loaded after transformers, that scan walks
+# transformers' lazy modules and imports what they name: 8.4 s on a CPU (0.4 s in this order), and 129 of the 141 s
+# of the web app's first evaluation on a GPU with unsloth (docs/benchmarks.md, "Start to evaluated on a GPU").
+IMPORTED_BEFORE_THE_STACK = ("scipy.special",)
+
+
 def import_stack(for_training: bool = False) -> None:
     """Import torch and transformers (with the names every part of the studio takes from it) once, under one lock.
     Two threads importing transformers for the first time at once (the web app's training thread and a page
@@ -139,6 +146,8 @@ def import_stack(for_training: bool = False) -> None:
     web app): on a CUDA machine with unsloth installed, unsloth first, as its patches must come before transformers
     is imported (not for predict, serve or eval: they use transformers and peft, and importing unsloth takes ~26 s)."""
     with _STACK_LOCK:
+        for name in IMPORTED_BEFORE_THE_STACK:
+            importlib.import_module(name)
         if for_training and has_module("unsloth") and "unsloth" not in sys.modules:
             use_expandable_cuda_segments()  # before torch's first CUDA allocation, which importing unsloth makes
             import torch  # (torch: only for a process that trains, here)

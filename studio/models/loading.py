@@ -324,6 +324,7 @@ def _placement(device: str) -> dict:
 def load_base(name: str, *, log=print, dtype=None, device: str | None = None, trust_remote_code: bool = False):
     """A base model for inference (on the GPU when there is one) and its tokenizer; returns (model, tokenizer).
     ``name``: a hub id, a local folder or the embedded default."""
+    import_stack()  # the stack in its order, once (predict, serve and eval may be the process's first use)
     from transformers import AutoModelForCausalLM  # (after unsloth's patches)
 
     device = device or inference_device()
@@ -340,6 +341,7 @@ def load_with_adapter(adapter_dir: str | Path, base_name: str, *, base_source: s
     """A base model with a saved LoRA adapter (safetensors only) for inference; returns (model, tokenizer).
     ``base_source``: where the base was loaded from when the adapter was trained (used when it still exists);
     ``base_name``: the model's name, resolved again otherwise (a hub id, or the embedded default re-converted)."""
+    import_stack()  # the stack in its order, once (predict, serve and eval may be the process's first use)
     from peft import PeftModel  # (after unsloth's patches)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
