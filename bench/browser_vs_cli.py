@@ -40,7 +40,18 @@ def facts(run_dir: Path, eval_s: float) -> dict:
             "chosen": (report.get("chosen") or {}).get("name"),
             "chosen_macro_f1": (report.get("chosen") or {}).get("val_a", {}).get("macro_f1"),
             "classic_macro_f1": (candidates.get("classic") or {}).get("val_a", {}).get("macro_f1"),
-            "eval_s": round(eval_s, 1)}
+            "eval_s": round(eval_s, 1), **memory(run.path)}
+
+
+def memory(run_dir: Path) -> dict:
+    """The training process's peak RSS (memory.json's measurement) beside the RAM estimate the Train tab shows."""
+    path = run_dir / "memory.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    estimate = record.get("estimate") or {}
+    return {"peak_rss_gb": (record.get("measured") or {}).get("peak_rss_gb"),
+            "ram_estimate_gb": (estimate.get("cpu_ram") or {}).get("peak_gb"),
+            "held_at_load_gb": (estimate.get("cpu_ram") or {}).get("held_at_load_gb"),
+            "tokens_per_micro_batch": estimate.get("tokens_per_micro_batch")}
 
 
 def evaluate(run_dir: Path) -> float:

@@ -16,8 +16,8 @@ STEP_OVERHEAD = 1.05  # the trainer's own work around each step (data, optimizer
 def measure_step_seconds(trainer, autocast: str | None) -> float:
     """Seconds of an average training micro-step, times the trainer's overhead. The micro-batches are the ones the
     trainer will draw (its sampler's order); two of them are timed, at the 25th and the 75th percentile of their
-    padded widths (each twice, the first a warm-up), and a step's cost taken as a + b × width from them, at the mean
-    width: the compute grows with the tokens, but the per-step costs do not."""
+    padded widths (each twice, the first a warm-up; the widest runs once before them), and a step's cost taken as
+    a + b × width from them, at the mean width: the compute grows with the tokens, but the per-step costs do not."""
     import torch  # (loaded by the run already)
 
     model, data = trainer.model, trainer.train_dataset
@@ -29,12 +29,19 @@ def measure_step_seconds(trainer, autocast: str | None) -> float:
     device = next(model.parameters()).device
     compute = torch.autocast(device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     model.train()
+
+    def inputs(chosen):
+        collated = trainer.data_collator([data[i] for i in chosen])
+        return {k: v.to(device) if hasattr(v, "to") else v for k, v in collated.items()}
+
+    # The widest micro-batch first, untimed: memory peaks here and the narrower steps reuse it (studio.data.order;
+    # timed steps first left the process 0.9 GiB higher: docs/benchmarks.md, "CPU: training memory over a run").
+    _timed_micro_step(trainer, model, inputs(batches[-1]), compute, device, repeats=1)
     points = []
     for quantile in (0.25, 0.75):
         chosen = batches[min(len(batches) - 1, int(quantile * len(batches)))]
-        collated = trainer.data_collator([data[i] for i in chosen])
-        inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in collated.items()}
-        points.append((max(lengths[i] for i in chosen), _timed_micro_step(trainer, model, inputs, compute, device)))
+        points.append((max(lengths[i] for i in chosen), _timed_micro_step(trainer, model, inputs(chosen), compute,
+                                                                          device)))
     model.zero_grad(set_to_none=True)
     (short, short_s), (long, long_s) = points
     slope = max(0.0, (long_s - short_s) / (long - short)) if long > short else 0.0
@@ -42,12 +49,12 @@ def measure_step_seconds(trainer, autocast: str | None) -> float:
     return max(0.0, short_s + slope * (mean - short)) * STEP_OVERHEAD
 
 
-def _timed_micro_step(trainer, model, inputs, compute, device) -> float:
-    """Seconds of one forward + backward, the second of two (the first warms up)."""
+def _timed_micro_step(trainer, model, inputs, compute, device, repeats: int = 2) -> float:
+    """Seconds of one forward + backward, the last of ``repeats`` (the first warms up)."""
     import torch  # (loaded by the run already)
 
     seconds = []
-    for _ in range(2):
+    for _ in range(repeats):
         started = time.perf_counter()
         with compute:
             loss = trainer.compute_loss(model, inputs)

@@ -44,6 +44,17 @@ def test_where_the_classes_are_alike_in_length_batches_pad_almost_as_little_as_s
     assert stratified > 0.85 and stratified > random + 0.25, (stratified, random)
 
 
+def test_the_step_that_holds_the_longest_row_comes_first():
+    """Memory peaks at the first step (later, narrower steps reuse it) and a run that does not fit fails at once."""
+    rng = np.random.default_rng(0)
+    lengths, classes = rng.integers(10, 100, 320), rng.integers(0, 2, 320)
+    lengths[123] = 400
+    for micro_batch, step_rows, seed in ((8, 8, 2), (8, 8, 3), (4, 16, 2)):
+        order = stratified_order(lengths, classes, micro_batch, seed=seed, step_rows=step_rows)
+        assert sorted(order) == list(range(320))  # every row once
+        assert 123 in order[:step_rows]  # in the first optimizer step (its rows sorted by length: the last micro-batch)
+
+
 def test_the_order_is_the_same_for_a_seed_and_epoch_and_new_each_epoch():
     rng = np.random.default_rng(0)
     lengths, classes = rng.integers(10, 100, 300), rng.integers(0, 2, 300)
