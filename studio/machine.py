@@ -46,10 +46,14 @@ def device_guess() -> str:
 
 def machine_ram_gb() -> float | None:
     try:
-
         return psutil.virtual_memory().total / GIB
     except Exception:  # a hint; never a reason to fail
         return None
+
+
+def process_rss_gb() -> float:
+    """This process's resident memory now, GiB."""
+    return psutil.Process().memory_info().rss / GIB
 
 
 def library_versions() -> dict[str, str]:

@@ -11,7 +11,7 @@ from studio.config import RunConfig
 from studio.estimate.model_shape import shape_from_config
 from studio.estimate.ram import estimate_cpu_ram
 from studio.estimate.vram import detect_gpu, estimate_vram
-from studio.machine import machine_ram_gb
+from studio.machine import machine_ram_gb, process_rss_gb
 
 OOM_LEVERS = [
     "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep rows per step)",
@@ -33,10 +33,11 @@ def estimate_for_run(config: RunConfig, loaded, backend: dict, lengths: list[int
                              gpu_total_gb=gpu and gpu[1])
     record, ram = estimate.to_dict(), None
     if device != "cuda":
+        held = process_rss_gb()
         ram = estimate_cpu_ram(estimate.shape, config.train.per_device_train_batch_size, lengths,
                                config.model.max_seq_length, backend["gradient_checkpointing"] != "false",
-                               machine_ram_gb())
-        record["cpu_ram"] = {"peak_gb": ram.peak_gb, "total_gb": ram.total_gb}
+                               machine_ram_gb(), held_gb=held)
+        record["cpu_ram"] = {"peak_gb": ram.peak_gb, "total_gb": ram.total_gb, "held_at_load_gb": round(held, 3)}
     return record, estimate, ram
 
 

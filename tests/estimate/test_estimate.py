@@ -227,7 +227,8 @@ def test_the_run_folder_keeps_estimate_and_measured_side_by_side(tiny_model_dir,
     cpu_line = memory_line(snap)
     ram = estimate["cpu_ram"]["peak_gb"]
     assert "on the CPU" in cpu_line and "GiB</b> of RAM" in cpu_line and "estimated peak" not in cpu_line
-    assert f"RAM estimate for the training's peak: <b>{ram:.2f} GiB</b>" in cpu_line  # not the GPU figure
+    assert f"RAM estimate for its peak: <b>{ram:.2f} GiB</b>" in cpu_line  # not the GPU figure
+    assert estimate["cpu_ram"]["held_at_load_gb"] > 0  # what the process held when the model loaded is counted
     line = memory_line({"estimate_gb": 2.0, "verdict": "fits", "measured_gb": 1.9})
     assert "measured peak <b>1.90 GiB</b> (95% of the estimate)" in line
 

@@ -1,6 +1,8 @@
 """The auto recipe: what each setting left on auto becomes on a CPU and on a GPU, the time budget's plan, and the
 training time shown before Start."""
 
+import pytest
+
 from studio.config import RunConfig
 from studio.estimate.recipe import budget_steps, resolve
 from studio.estimate.speed import time_estimate, write_speed
@@ -97,6 +99,22 @@ def test_the_ram_estimate_holds_on_the_measured_points():
     for p in points:
         estimate = estimate_cpu_ram(shape, p["batch"], [p["length"]] * p["batch"], p["length"], p["checkpointing"])
         assert 0.95 <= estimate.peak_gb / p["peak_gb"] <= 1.15, p
+
+
+def test_the_ram_estimate_counts_what_the_process_holds_when_the_model_loads():
+    """A bare training process (the CLI) adds nothing to the formula; one that holds 1 GiB more at that point (the web
+    app, models kept for evaluation) gets 1 GiB more, as it stays for the whole run."""
+    from studio.estimate.model_shape import known_shape
+    from studio.estimate.ram import BARE_PROCESS_AT_LOAD_GB, estimate_cpu_ram
+
+    shape = known_shape("embedded/SmolLM2-135M-Instruct")
+    rows = [237] * 16
+
+    def peak(held):
+        return estimate_cpu_ram(shape, 16, rows, 2048, False, held_gb=held).peak_gb
+
+    assert peak(None) == peak(0.5) == peak(BARE_PROCESS_AT_LOAD_GB)
+    assert peak(BARE_PROCESS_AT_LOAD_GB + 1.0) == pytest.approx(peak(None) + 1.0, abs=0.011)
 
 
 def test_on_a_gpu_a_small_set_gets_smaller_micro_batches_and_enough_steps():

@@ -159,8 +159,8 @@ def memory_line(memory: dict | None) -> str:
         return ""
     if memory.get("rss_gb") and not memory.get("measured_gb"):
         line = f"Memory: this run is on the CPU and its process uses <b>{memory['rss_gb']:.2f} GiB</b> of RAM"
-        if memory.get("ram_estimate_gb"):  # the process also holds the app and any models kept for evaluation
-            line += f" · the RAM estimate for the training's peak: <b>{memory['ram_estimate_gb']:.2f} GiB</b>"
+        if memory.get("ram_estimate_gb"):  # with what the process held when the model loaded (the app, kept models)
+            line += f" · the RAM estimate for its peak: <b>{memory['ram_estimate_gb']:.2f} GiB</b>"
     elif memory.get("estimate_gb"):
         line = (f"GPU memory: estimated peak <b>{memory['estimate_gb']:.2f} GiB</b> "
                 f"({escape(memory.get('verdict'))})")
