@@ -45,6 +45,9 @@ def exposure_warning(args: argparse.Namespace) -> str | None:
 
 
 def main(argv=None) -> int:
+    from studio.machine import few_malloc_heaps  # (light: before gradio and its threads)
+
+    few_malloc_heaps()  # before any of the server's threads exist
     args = parse_args(argv)
     warning = exposure_warning(args)
     if warning:

@@ -51,6 +51,26 @@ def machine_ram_gb() -> float | None:
         return None
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+WEB_APP_HEAPS = 2
+
+
+def few_malloc_heaps(heaps: int = WEB_APP_HEAPS) -> bool:
+    """Let the C allocator keep at most ``heaps`` heaps for all of this process's threads (glibc; elsewhere nothing
+    changes), unless the user set MALLOC_ARENA_MAX. The web app calls it first, before its server's threads exist:
+    with a heap per busy thread its runs peaked 0.5-1.3 GiB above the RAM estimate and the command line's; with one
+    heap under it, but every allocation then queued on one lock (40% slower); with two, under it at the speed its runs
+    had before (docs/benchmarks.md, "CPU: training memory over a run"). True when the setting is in force."""
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes  # (only here)
+
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, heaps))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
 def process_rss_gb() -> float:
     """This process's resident memory now, GiB."""
     return psutil.Process().memory_info().rss / GIB

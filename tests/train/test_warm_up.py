@@ -74,3 +74,39 @@ def test_the_classic_models_format_imports_nothing_of_transformers_after_the_sta
                          cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+HEAP_PROBE = """
+import ctypes, sys, threading
+from studio.machine import few_malloc_heaps
+print(few_malloc_heaps(), flush=True)
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+barrier = threading.Barrier(6)
+
+def work():  # six threads allocating at the same moment, as a training step and page requests do
+    held = []
+    barrier.wait()
+    held += [libc.malloc(4096) for _ in range(2000)]
+    barrier.wait()
+    for p in held:
+        libc.free(p)
+
+threads = [threading.Thread(target=work) for _ in range(6)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+libc.malloc_stats()  # one "Arena N:" block per heap, on stderr
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_the_web_app_keeps_two_malloc_heaps_for_all_its_threads_unless_the_user_set_it():
+    def heaps(env: dict) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True, timeout=120,
+                             cwd=Path(__file__).resolve().parents[2], env={**os.environ, **env})
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip(), sum(line.startswith("Arena") for line in out.stderr.splitlines())
+
+    assert heaps({}) == ("True", machine.WEB_APP_HEAPS)
+    said, count = heaps({"MALLOC_ARENA_MAX": "6"})  # the user's setting wins
+    assert said == "False" and count > machine.WEB_APP_HEAPS

@@ -71,6 +71,19 @@ def test_launch_flags():
         launch.parse_args(["--auth", "no-colon"])
 
 
+def test_launch_limits_the_malloc_heaps_before_the_app_starts(monkeypatch):
+    """The web app's first act: few heaps for all its threads (studio.machine.few_malloc_heaps), then the app."""
+    import launch
+
+    from studio import machine
+    from studio.ui import app as ui_app
+
+    order = []
+    monkeypatch.setattr(machine, "few_malloc_heaps", lambda: order.append("heaps") or True)
+    monkeypatch.setattr(ui_app, "launch", lambda args: order.append("app") or 0)
+    assert launch.main(["--port", "9999"]) == 0 and order == ["heaps", "app"]
+
+
 def test_wiring_through_gradio_client(app):
     from gradio_client import Client
 
