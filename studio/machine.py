@@ -5,6 +5,7 @@ place among the ranks of a multi-GPU run, and the versions a run records.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import platform
@@ -71,9 +72,14 @@ def few_malloc_heaps(heaps: int = WEB_APP_HEAPS) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1)
+def _this_process() -> psutil.Process:
+    return psutil.Process()
+
+
 def process_rss_gb() -> float:
-    """This process's resident memory now, GiB."""
-    return psutil.Process().memory_info().rss / GIB
+    """This process's resident memory now, GiB (only reads a counter: the training's logging calls it every step)."""
+    return _this_process().memory_info().rss / GIB
 
 
 def library_versions() -> dict[str, str]:

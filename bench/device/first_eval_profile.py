@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]  # the studio, and start_to_evaluated beside it
 
 
 def timed_scorer(calls: list) -> None:
@@ -105,19 +105,11 @@ def main(argv=None) -> int:
         from studio import machine
 
         machine.IMPORTED_BEFORE_THE_STACK = ()
-    from studio.door import data as door_data
-    from studio.door import evaluation, training
-    from studio.door.labels import config_for_file
+    from start_to_evaluated import as_the_web_app
 
-    thread = training.warm_up()
-    config = config_for_file(args.data)
-    if args.model:
-        config = config.replace({"model": {"name": args.model}})
-    if args.max_steps:
-        config = config.replace({"train": {"max_steps": args.max_steps, "time_budget_minutes": 0}})
-    door_data.check_data(config, config.model.name)
-    if thread is not None:
-        thread.join()
+    from studio.door import evaluation, training
+
+    config, _ = as_the_web_app(args.data, model=args.model, max_steps=args.max_steps)
     report: dict = {"variant": args.variant, "data": args.data, "imported_s": round(time.time() - launched, 1)}
     path = out_dir / "profile.json"
     clicked = time.time()

@@ -47,6 +47,29 @@ def one_run(config, runs: Path, index: int) -> dict:
     }
 
 
+def as_the_web_app(data: str, *, ahead: bool = True, model: str | None = None,
+                   max_steps: int | None = None) -> tuple[object, float]:
+    """What the web app does before Start: the training stack imported ahead at launch (``ahead``), the file's
+    config (a smoke test's model and steps), the Data tab's check (it waits for the import ahead, if any), then the
+    import finished. Returns (config, the data check's seconds)."""
+    from studio.door import data as door_data
+    from studio.door import training
+    from studio.door.labels import config_for_file
+
+    thread = training.warm_up() if ahead else None
+    config = config_for_file(data)
+    if model:
+        config = config.replace({"model": {"name": model}})
+    if max_steps:
+        config = config.replace({"train": {"max_steps": max_steps, "time_budget_minutes": 0}})
+    checked = time.time()
+    door_data.check_data(config, config.model.name)
+    checked_s = time.time() - checked
+    if thread is not None:
+        thread.join()
+    return config, checked_s
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
@@ -58,23 +81,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, default=None, help="a smoke test's few steps")
     args = parser.parse_args(argv)
     launched = time.time()
-    from studio.door import data as door_data
-    from studio.door import training
-    from studio.door.labels import config_for_file
-
-    thread = None if args.cold else training.warm_up()
-    out: dict = {"cold": args.cold, "data": args.data, "runs": []}
-    config = config_for_file(args.data)
-    if args.model:
-        config = config.replace({"model": {"name": args.model}})
-    if args.max_steps:
-        config = config.replace({"train": {"max_steps": args.max_steps, "time_budget_minutes": 0}})
-    checked = time.time()
-    door_data.check_data(config, config.model.name)  # the Data tab's check (waits for the import ahead, if any)
-    out["data_check_s"] = round(time.time() - checked, 1)
-    if thread is not None:
-        thread.join()
-    out["launch_to_stack_imported_s"] = round(time.time() - launched, 1)
+    config, checked_s = as_the_web_app(args.data, ahead=not args.cold, model=args.model, max_steps=args.max_steps)
+    out: dict = {"cold": args.cold, "data": args.data, "runs": [], "data_check_s": round(checked_s, 1),
+                 "launch_to_stack_imported_s": round(time.time() - launched, 1)}
     path = Path(args.json)
     for index in range(args.runs_n):
         out["runs"].append(one_run(config, Path(args.runs), index))

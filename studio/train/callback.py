@@ -5,7 +5,6 @@ budget (``studio.train.pacing``) and asks for a checkpoint every ``checkpoint_s`
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import psutil
 import torch
 from transformers import TrainerCallback
 
+from studio.machine import process_rss_gb
 from studio.runs.stream import MetricsStream
 from studio.train.distributed import agreed_min, any_rank
 from studio.train.pacing import REPLAN_STEPS, Pacer, follow_schedule
@@ -22,16 +22,10 @@ from studio.train.pacing import REPLAN_STEPS, Pacer, follow_schedule
 GIB = 2**30
 
 
-@functools.lru_cache(maxsize=1)
-def _process():
-
-    return psutil.Process()
-
-
 def memory_snapshot() -> dict:
     """CUDA: allocated / reserved / peak reserved / total (GiB) and peak reserved %; CPU: process RSS.
     Runs at every logging step, so it only reads counters."""
-    rss = _process().memory_info().rss / GIB
+    rss = process_rss_gb()
     if torch.cuda.is_available():
         total = torch.cuda.get_device_properties(0).total_memory
         peak = torch.cuda.max_memory_reserved()

@@ -7,10 +7,10 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 
 from studio import machine
 
@@ -71,7 +71,7 @@ def test_the_classic_models_format_imports_nothing_of_transformers_after_the_sta
     code = ("import sys; from studio.machine import import_stack; import_stack(); before = set(sys.modules); "
             "import skops.io; print(sorted(m for m in set(sys.modules) - before if m.startswith('transformers')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=Path(__file__).resolve().parents[2])
+                         cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -103,7 +103,7 @@ libc.malloc_stats()  # one "Arena N:" block per heap, on stderr
 def test_the_web_app_keeps_two_malloc_heaps_for_all_its_threads_unless_the_user_set_it():
     def heaps(env: dict) -> tuple[str, int]:
         out = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True, timeout=120,
-                             cwd=Path(__file__).resolve().parents[2], env={**os.environ, **env})
+                             cwd=REPO, env={**os.environ, **env})
         assert out.returncode == 0, out.stderr
         return out.stdout.strip(), sum(line.startswith("Arena") for line in out.stderr.splitlines())
 
