@@ -10,8 +10,10 @@ import importlib.util
 import os
 import platform
 import shutil
+import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -38,8 +40,12 @@ def has_module(name: str) -> bool:
 
 def device_guess() -> str:
     """'cuda' or 'cpu' without importing torch when it is not loaded yet."""
-    if "torch" in sys.modules:
-        return "cuda" if sys.modules["torch"].cuda.is_available() else "cpu"
+    cuda = getattr(sys.modules.get("torch"), "cuda", None)  # None too while another thread is importing torch
+    if cuda is not None:
+        try:
+            return "cuda" if cuda.is_available() else "cpu"
+        except AttributeError:  # torch.cuda itself half imported
+            pass
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return "cpu"
     return "cuda" if os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") else "cpu"
@@ -80,6 +86,40 @@ def _this_process() -> psutil.Process:
 def process_rss_gb() -> float:
     """This process's resident memory now, GiB (only reads a counter: the training's logging calls it every step)."""
     return _this_process().memory_info().rss / GIB
+
+
+PARENT_ENV = "STUDIO_PARENT"  # "pid:start time" of the web app that started a training process
+
+
+def parent_env() -> dict[str, str]:
+    """The environment entry that makes a training process this one starts end with this one (end_with_parent)."""
+    me = _this_process()
+    return {PARENT_ENV: f"{me.pid}:{me.create_time()!r}"}
+
+
+def end_with_parent(poll_s: float = 0.5) -> threading.Thread | None:
+    """In a training process the web app started: end at once when the app has gone (killed, its terminal closed),
+    as a run in the app's own thread ends with it, rather than train on where no page shows it and no Stop reaches
+    it; the run then reads interrupted and resumes from its last checkpoint. None where no app started this one."""
+    spec = os.environ.get(PARENT_ENV, "")
+    if ":" not in spec:
+        return None
+    pid, started = spec.split(":", 1)
+
+    def parent_alive() -> bool:
+        try:  # the start time tells the app from a later process given its number
+            return psutil.Process(int(pid)).create_time() == float(started)
+        except (psutil.Error, ValueError):
+            return False
+
+    def watch() -> None:
+        while parent_alive():
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    thread = threading.Thread(target=watch, name="studio-end-with-parent", daemon=True)
+    thread.start()
+    return thread
 
 
 def library_versions() -> dict[str, str]:

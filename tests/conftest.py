@@ -130,3 +130,29 @@ def serve(demo) -> str:
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     return f"http://127.0.0.1:{port}/"
+
+
+def start_web_app(runs: Path, port: int, config: Path | None = None):
+    """``python launch.py`` as a person starts it (its own process), once it answers on ``port``."""
+    import subprocess
+
+    app = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--runs-dir", str(runs),
+                            *(["--config", str(config)] if config else [])], cwd=REPO, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+
+    def up():
+        import httpx
+
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return app.poll() is not None
+
+    assert wait_for(up, timeout=120) and app.poll() is None, app.stderr.read()[-2000:] if app.poll() else ""
+    return app
+
+
+def launch_chromium(playwright):
+    """Debian's chromium, headless, never a browser of playwright's own."""
+    return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])

@@ -28,10 +28,12 @@ def has_gpu() -> bool:
 
 
 def rows_per_step_words(train: TrainSpec, gpus: int = 1, bold: bool = False) -> str:
-    """"16 rows per optimizer step (batch 16 × grad accum 1 × 1 GPU)": the guide's formula, with the numbers."""
+    """"16 rows per optimizer step (batch 16 × grad accum 1 × 1 GPU)": the guide's formula, with the numbers (on a
+    CPU without the GPUs)."""
     n = rows_per_step(train, gpus)
+    devices = f" × {gpus} GPU{'s' if gpus > 1 else ''}" if gpus > 1 or device_guess() == "cuda" else ""
     return (f"{f'**{n}**' if bold else n} rows per optimizer step (batch {train.per_device_train_batch_size} × grad "
-            f"accum {train.gradient_accumulation_steps} × {gpus} GPU{'s' if gpus > 1 else ''})")
+            f"accum {train.gradient_accumulation_steps}{devices})")
 
 
 @dataclass

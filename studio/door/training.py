@@ -1,6 +1,7 @@
-"""Start, resume and stop training, and the status of the run that trains: one GPU (or the CPU) trains in this
-process's worker thread, several GPUs through an ``accelerate launch`` child (the choice is made here, for a new run
-from the GPUs asked for, for a resumed one from the processes it was started with)."""
+"""Start, resume and stop training, and the status of the run that trains: for the web app one GPU trains in this
+process's worker thread, the CPU in a child process and several GPUs through an ``accelerate launch`` child (the
+choice is made here, ``in_child_processes``: for a new run from the GPUs asked for, for a resumed one from the
+processes it was started with); the CLI trains in its own process (``train_here``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from studio.config import RunConfig
 from studio.door.plan import rows_per_step_words
 from studio.door.result import Result, escape_html, md_list
 from studio.errors import StudioError
-from studio.machine import import_stack_in_background, leave_process_group, ranks
+from studio.machine import device_guess, end_with_parent, import_stack_in_background, leave_process_group, ranks
 from studio.runs import jobs
 from studio.runs.folder import RunDir, list_runs
 
@@ -45,23 +46,40 @@ def warm_up(log=print):
 
 
 def start(config: RunConfig, runs_dir: str | Path = "runs", gpus: int = 1) -> Started:
-    """Start a run; raises StudioError at once for bad settings, unusable data, or a run already training."""
+    """Start a run (the web app's Start); raises StudioError at once for bad settings, unusable data, or a run
+    already training."""
     gpus = int(gpus or 1)
-    job = _launch(config, runs_dir, gpus)
+    if in_child_processes(gpus):
+        from studio.train.launcher import start_launched  # (torch: only to train)
+
+        job = start_launched(config, runs_dir, gpus)
+    else:
+        from studio.train.worker import start_training  # (torch: only to train)
+
+        job = start_training(config, runs_dir)
     return Started(job, _per_step(config, gpus))
 
 
+def in_child_processes(processes: int) -> bool:
+    """Where the web app trains: on several GPUs in ``accelerate launch``'s processes; on a CPU in one child process,
+    the command line's own run (its own interpreter lock and heap, not shared with the server's threads; a crash or
+    the out-of-memory killer takes the run, not the app; docs/benchmarks.md, "The browser and the CLI"); on one GPU
+    in the app's worker thread, where the stack is imported ahead (warm_up) and the model stays in memory for
+    evaluation (Start to evaluated 74-81 s on an H200)."""
+    return processes > 1 or device_guess() == "cpu"
+
+
 def resume(run: str | Path, runs_dir: str | Path = "runs", names_only: bool = False) -> Started:
-    """Resume a run from its last checkpoint, on as many processes as it was started with."""
+    """Resume a run from its last checkpoint, on as many processes as it was started with, where Start trains."""
     folder = RunDir.open(run, runs_dir, inside_only=names_only)
     processes = (folder.record().get("distributed") or {}).get("processes") or 1
-    if processes > 1:
+    if in_child_processes(processes):
         from studio.train.launcher import (  # (torch: only to train)
             start_launched,
             visible_gpus,
         )
 
-        if visible_gpus() < processes:
+        if processes > 1 and visible_gpus() < processes:
             raise StudioError(f"Run '{folder.name}' trained on {processes} GPUs and this machine shows "
                               f"{visible_gpus()}: resume it where it started, or with accelerate launch by hand.")
         job = start_launched(None, runs_dir, processes, resume=folder.path)
@@ -74,10 +92,11 @@ def resume(run: str | Path, runs_dir: str | Path = "runs", names_only: bool = Fa
 
 def train_here(config: RunConfig | None = None, runs_dir: str | Path = "runs", *, resume: str | Path | None = None,
                into: str | Path | None = None):
-    """Train in this process, whatever the GPUs (the CLI; under ``accelerate launch`` this process is one rank of the
-    run, ``into`` the run folder the launcher made). Returns the job."""
+    """Train in this process, whatever the GPUs (the CLI; started by the web app, or under ``accelerate launch`` one
+    rank of the run, ``into`` the run folder the app made; it then ends with the app). Returns the job."""
     from studio.train.worker import start_training  # (torch: only to train)
 
+    end_with_parent()
     return start_training(config, runs_dir, resume=resume, into=into)
 
 
@@ -90,16 +109,6 @@ def done_here(job) -> None:
 def speaks() -> bool:
     """Whether this process speaks for its run: always, but for the ranks other than 0 of a multi-GPU run."""
     return ranks().main
-
-
-def _launch(config: RunConfig, runs_dir, gpus: int):
-    if gpus > 1:
-        from studio.train.launcher import start_launched  # (torch: only to train)
-
-        return start_launched(config, runs_dir, gpus)
-    from studio.train.worker import start_training  # (torch: only to train)
-
-    return start_training(config, runs_dir)
 
 
 def _per_step(config: RunConfig, gpus: int) -> str:

@@ -268,6 +268,15 @@ class RunDir:
         data.update(fields, state=state, updated=time.time(), pid=os.getpid())
         write_json_atomic(self.status_path, data)
 
+    def note_status(self, **fields) -> None:
+        """Fields beside the state (the worker's phase, the planned steps) for a face that watches the run from
+        another process; the state and its process stay as they are."""
+        if self.readonly:
+            return
+        data = self.status()
+        data.update(fields, updated=time.time())
+        write_json_atomic(self.status_path, data)
+
     def status(self) -> dict:
         if not self.status_path.exists():
             return {}

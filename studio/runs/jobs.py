@@ -1,10 +1,10 @@
 """Who is training: one job per process, owned here.
 
-A job is either a run trained in this process by the worker thread (``studio.train.worker.TrainingJob``) or one
-trained by ``accelerate launch`` child processes (``studio.train.launcher.LaunchedJob``). Both satisfy ``Job`` and
-build their snapshot with the one ``build_snapshot`` below, from the run folder, the metrics stream and what only the
-job knows while it runs (``LiveState``). The faces read ``current()`` and its snapshot, and call ``stop()``, through
-the door.
+A job is either a run trained in this process by the worker thread (``studio.train.worker.TrainingJob``: the CLI,
+the web app on one GPU) or one trained by child processes (``studio.train.launcher.LaunchedJob``: the web app on a CPU,
+``accelerate launch`` on several GPUs). Both satisfy ``Job`` and build their snapshot with the one
+``build_snapshot`` below, from the run folder, the metrics stream and what only the job knows while it runs
+(``LiveState``). The faces read ``current()`` and its snapshot, and call ``stop()``, through the door.
 
 Light on purpose (no torch): the page imports it.
 """

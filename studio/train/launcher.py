@@ -1,10 +1,14 @@
-"""Multi-GPU runs from the web UI: ``accelerate launch`` in child processes, watched through the run folder.
+"""Runs the web app trains in child processes, watched through the run folder.
 
-The UI's single-GPU path keeps the in-process worker thread. With "GPUs to use" above 1, the same run config is
-trained by ``accelerate launch --multi_gpu --num_processes N -m studio train`` (DDP through Accelerate, as the
-README's multi-GPU section runs it by hand). Rank 0 writes metrics.jsonl, status.json and train.log into a run folder
-the UI created, and ``LaunchedJob`` reads them back, so the Train tab's charts, progress and log work unchanged;
-Stop sends Ctrl-C to the processes, whose ranks then stop together at the same step and save the adapter.
+On a CPU the web app trains in one child process, ``python -m studio train`` (the CLI's own run, with its own
+interpreter lock and heap; a crash takes the run, not the app: ``studio.door.training.in_child_processes``). With
+"GPUs to use" above 1, the same run config is trained by ``accelerate launch --multi_gpu --num_processes N -m studio
+train`` (DDP through Accelerate, as the README's multi-GPU section runs it by hand). One GPU trains in the app's own
+worker thread (``studio.train.worker``), where the stack is already imported and the model stays in memory for
+evaluation. The child (rank 0) writes metrics.jsonl, status.json and train.log into a run folder the app created,
+and ``LaunchedJob`` reads them back, so the Train tab's charts, progress and log work unchanged; Stop sends Ctrl-C
+to the processes, which stop at the same step and save the adapter; a child whose app has gone ends too
+(``studio.machine.end_with_parent``), as a run in the app's thread does.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import psutil
 from studio.config import RunConfig, rows_per_step
 from studio.errors import StudioError
 from studio.estimate.plan import preflight
+from studio.machine import parent_env
 from studio.runs import jobs
 from studio.runs.folder import RunDir, default_run_name, effective_state
 from studio.runs.stream import FileStream
@@ -39,15 +44,18 @@ def visible_gpus() -> int:
 
 
 def launch_command(train_args: list[str], processes: int) -> list[str]:
-    """``accelerate launch`` of ``python -m studio train`` with ``train_args`` on ``processes`` GPUs."""
+    """``python -m studio train`` with ``train_args``: itself for one process, through ``accelerate launch`` on
+    ``processes`` GPUs."""
+    if processes == 1:
+        return [sys.executable, "-m", "studio", "train", *train_args, "--quiet"]
     return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
             "-m", "studio", "train", *train_args, "--quiet"]
 
 
 class LaunchedJob(jobs.SnapshotMixin):
-    """A ``jobs.Job`` for a run trained by child processes: its live state comes from the run folder that rank 0
-    writes."""
+    """A ``jobs.Job`` for a run trained by child processes: its live state comes from the run folder that the child
+    (rank 0) writes."""
 
     model = tokenizer = prepared = None  # nothing in memory: evaluation and export load the saved adapter
     earlier: list = []  # a launched run starts from its beginning
@@ -56,7 +64,7 @@ class LaunchedJob(jobs.SnapshotMixin):
         self.config, self.run, self.processes, self.warnings, self.proc = config, run, processes, warnings, proc
         self.stream = FileStream(run.metrics_path)
         self.started, self.finished = time.time(), None
-        self._stop_requested = False
+        self.stop_requested = False
         self.watcher: threading.Thread | None = None  # waits for the processes, records their end, frees the slot
 
     @property
@@ -66,8 +74,8 @@ class LaunchedJob(jobs.SnapshotMixin):
     @property
     def state(self) -> str:
         state = self.run.status().get("state") or "starting"
-        if self.done and state in ("running", "starting"):
-            return "failed"  # the processes are gone without saying why: the log does
+        if self.done and state in ("running", "starting"):  # the processes are gone without writing their end:
+            return "stopped" if self.stop_requested else "failed"  # Stop before they trained, or the log says why
         return state
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -91,7 +99,7 @@ class LaunchedJob(jobs.SnapshotMixin):
         if self.done:
             return
 
-        self._stop_requested = True
+        self.stop_requested = True
         ranks = training_processes(self.proc.pid)
         for rank in ranks:
             try:
@@ -109,6 +117,8 @@ class LaunchedJob(jobs.SnapshotMixin):
         return text
 
     def live(self) -> jobs.LiveState:
+        """What the child wrote: its phase and plan (status.json), what each phase learnt (run.json), the steps
+        re-planned as the speed changes (the last training record)."""
         record = self.run.record() if self.run.has_record() else {}
         status = self.run.status()
         state = self.state
@@ -116,18 +126,25 @@ class LaunchedJob(jobs.SnapshotMixin):
         if state == "failed" and not error:
             error = (f"The training processes exited (code {self.proc.returncode}) without a status; the end of "
                      "the log says why.")
+        resolved = record.get("resolved") or {}
+        backend = record.get("backend", {})
+        if self.processes > 1:
+            backend = {**backend, "device": f"{self.processes} GPUs (accelerate launch)"}
+        planned = status.get("max_steps") if self.done else (self.stream.last("train") or {}).get("max_steps") \
+            or status.get("max_steps")
+        batch = (resolved.get("per_device_train_batch_size"), resolved.get("gradient_accumulation_steps"))
         return jobs.LiveState(
-            state=state, phase="training" if state == "running" else state, started=self.started,
-            finished=self.finished, total_steps=status.get("max_steps"),
-            backend={**record.get("backend", {}), "device": f"{self.processes} GPUs (accelerate launch)"},
-            warnings=self.warnings, error=error, error_kind=status.get("error_kind"),
-            levers=status.get("levers") or [], stop_requested=self._stop_requested, gpus=self.processes,
+            state=state, phase=(status.get("phase") or "starting") if state == "running" else state,
+            started=self.started, finished=self.finished, total_steps=planned, backend=backend,
+            warnings=list(dict.fromkeys(self.warnings + (record.get("warnings") or []))), error=error,
+            error_kind=status.get("error_kind"), levers=status.get("levers") or [],
+            stop_requested=self.stop_requested, gpus=self.processes,
             rows_per_step=(record.get("distributed") or {}).get("rows_per_step")
             or rows_per_step(self.config.train, self.processes),
             memory_estimate=record.get("memory_estimate"), best_eval=status.get("best_eval"),
             adapter_step=status.get("adapter_step") if state in ("finished", "stopped") else None,
-            time_budget_s=60 * budget if (budget := (record.get("resolved") or {}).get("time_budget_minutes"))
-            else None)
+            time_budget_s=60 * budget if (budget := resolved.get("time_budget_minutes")) else None,
+            batch=batch if all(batch) and "distributed" in record else None)  # once the trainer is built
 
 
 def training_processes(pid: int) -> list[psutil.Process]:
@@ -158,10 +175,10 @@ def _parent(process):
 
 def start_launched(config: RunConfig | None, runs_dir: str | Path, processes: int,
                    resume: str | Path | None = None) -> LaunchedJob:
-    """Train ``config`` (or resume the run at ``resume``) on ``processes`` GPUs in child processes; returns at once
-    (like start_training)."""
-    if processes < 2:
-        raise StudioError("Multi-GPU training needs at least 2 processes; 1 GPU trains in the app itself.")
+    """Train ``config`` (or resume the run at ``resume``) in child processes: one on a CPU, ``processes`` on as many
+    GPUs; returns at once (like start_training)."""
+    if processes < 1:
+        raise StudioError(f"A run needs at least one training process (got {processes}).")
     with jobs.claimed():
         if resume is None:
             warnings = preflight(config)  # bad data fails here, before any process starts
@@ -184,9 +201,11 @@ def start_launched(config: RunConfig | None, runs_dir: str | Path, processes: in
 
 
 def _spawn(run: RunDir, train_args: list[str], processes: int, resumed: bool) -> subprocess.Popen:
-    """The ``accelerate launch`` child, its output in the run's launcher.log, in a process group of its own."""
+    """The child (``python -m studio train``, or ``accelerate launch`` of it), its output in the run's launcher.log,
+    in a process group of its own."""
     log = open(run.path / "launcher.log", "a" if resumed else "w", encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}  # our `studio`
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",  # our `studio`
+           **parent_env()}  # the training ends with this process
     try:
         return subprocess.Popen(launch_command(train_args, processes), cwd=REPO, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env)
@@ -200,7 +219,11 @@ def _watch(job: LaunchedJob, config_path: Path | None) -> None:
     if config_path is not None:
         config_path.unlink(missing_ok=True)
     job.finished = time.time()
-    if effective_state(job.run.status()) in ("interrupted", "running"):
-        job.run.set_status("failed", error=f"The training processes exited with code {job.proc.returncode}; see "
-                                            "launcher.log in the run folder.", finished=time.time())
+    status = job.run.status()
+    if effective_state(status) in ("interrupted", "running", "unknown"):
+        if job.stop_requested:  # Stop reached the processes before their worker ran: nothing was trained
+            job.run.set_status("stopped", step=status.get("step", 0), finished=time.time())
+        else:
+            job.run.set_status("failed", error=f"The training processes exited with code {job.proc.returncode}; "
+                                                "see launcher.log in the run folder.", finished=time.time())
     jobs.release()

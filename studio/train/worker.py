@@ -75,7 +75,7 @@ class TrainingJob(jobs.SnapshotMixin):
             self.earlier = [r for r in MetricsStream.read(run.metrics_path) if r.get("step", 0) <= done]
         self.stop_event = threading.Event()
         self.state = "starting"
-        self.phase = "starting"
+        self._phase = "starting"
         self.error: str | None = None
         self.error_kind: str | None = None
         self.levers: list[str] = []
@@ -129,6 +129,21 @@ class TrainingJob(jobs.SnapshotMixin):
     @property
     def done(self) -> bool:
         return self.state in ("finished", "stopped", "failed")
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @phase.setter
+    def phase(self, phase: str) -> None:
+        """What the worker does now (loading model, measuring speed, training...), in status.json too with the
+        steps planned so far: the web app reads both there when its run trains in a child process."""
+        self._phase = phase
+        if self.ranks.main:
+            try:
+                self.run.note_status(phase=phase, max_steps=self.total_steps)
+            except OSError:  # a full disk: the phase lives on in memory, and the failure says why
+                pass
 
     def live(self) -> jobs.LiveState:
         return jobs.LiveState(

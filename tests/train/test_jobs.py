@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import REPO, toy_config, wait_for
 
@@ -62,6 +63,101 @@ def test_both_job_kinds_satisfy_one_protocol_and_one_snapshot(tiny_model_dir, to
     assert set(here) == set(there)  # the same snapshot, built by one function, for both kinds
     assert here["memory"].keys() == there["memory"].keys()
     assert there["gpus"] == 1 and there["rows_per_step"] == here["rows_per_step"]
+
+
+def test_the_web_app_trains_on_a_cpu_in_a_child_process_that_shows_its_phases(tiny_model_dir, toy_csv, tmp_path):
+    """Start from the web app on a CPU: the command line's own run in a child process (the app's server and page
+    slowed a run in its own process), watched through the folder with the phases, the plan and the batch as the
+    worker thread shows them; the model is not in the app's memory, the slot is free once it ends."""
+    from studio.door import training
+    from studio.train.launcher import LaunchedJob
+
+    started = training.start(toy_config(tiny_model_dir, toy_csv, max_steps=30, eval_steps=10), tmp_path / "runs")
+    job = started.job
+    assert isinstance(job, LaunchedJob) and job.proc.pid != os.getpid()
+    assert started.per_step == "8 rows per optimizer step (batch 8 × grad accum 1)"  # no GPU in the formula
+    phases = []
+    while not job.wait(0.05):
+        phase = job.snapshot()["phase"]
+        if phase not in phases:
+            phases.append(phase)
+    assert {"reading the data", "training"} <= set(phases), phases
+    assert phases.index("reading the data") < phases.index("training")
+    end = job.snapshot()
+    assert end["state"] == end["phase"] == "finished" and end["step"] == end["total_steps"] == 30
+    assert end["batch"] == (8, 1) and end["rows_per_step"] == 8 and end["backend"]["device"] == "cpu"
+    assert end["adapter_step"] == 30 and end["best_eval"]["step"] in (10, 20, 30)
+    assert end["memory"]["rss_gb"] > 0 and end["memory"]["ram_estimate_gb"] > 0
+    assert job.model is None and (job.run.adapter / "adapter_model.safetensors").exists()
+    jobs.claim()  # free again
+    jobs.release()
+
+
+def test_stop_before_the_child_process_trained_ends_the_run_stopped(tiny_model_dir, toy_csv, tmp_path):
+    """Stop clicked while the child process is still starting (importing, reading the data): the run ends
+    "stopped" with nothing trained, as it does in the app's own thread, and the next Start is free to go."""
+    from studio.door import training
+
+    job = training.start(toy_config(tiny_model_dir, toy_csv, max_steps=30), tmp_path / "runs").job
+    assert wait_for(lambda: training_started(job), 30)
+    job.stop()
+    assert job.wait(120) and job.state == "stopped", job.log_tail(40)
+    assert job.run.status()["state"] == "stopped" and not job.run.adapter.exists()
+    jobs.claim()
+    jobs.release()
+
+
+def test_a_child_process_killed_mid_run_fails_the_run_and_not_the_app(tiny_model_dir, toy_csv, tmp_path):
+    """The out-of-memory killer (or any crash) takes the training process: the run ends "failed" with what happened
+    and where to look, its checkpoint kept; this process (the app) lives on and the next Start is free to go."""
+    from studio.door import training
+    from studio.train.launcher import training_processes
+
+    job = training.start(toy_config(tiny_model_dir, toy_csv, max_steps=100_000, save_steps=5), tmp_path / "runs").job
+    assert wait_for(lambda: len(job.stream.records("train")) >= 6 or job.done, 120), job.log_tail(40)
+    for rank in training_processes(job.proc.pid):
+        rank.kill()
+    assert job.wait(60) and job.state == "failed"
+    end = job.snapshot()
+    assert "exited with code -9" in end["error"] and "launcher.log" in end["error"]
+    assert job.run.status()["state"] == "failed" and job.run.last_checkpoint() is not None  # Resume can go on
+    jobs.claim()
+    jobs.release()
+
+
+def training_started(job) -> bool:
+    from studio.train.launcher import training_processes
+
+    return bool(training_processes(job.proc.pid))
+
+
+def test_a_training_process_ends_with_the_app_that_started_it(tmp_path):
+    """A child the web app started ends within a second of the app, killed or not (the run then reads
+    interrupted, as a run in the app's own thread does); a process no app started has no watch."""
+    app_code = ("import os, subprocess, sys, time; from studio.machine import parent_env; "
+                "code = 'from studio.machine import end_with_parent; import time; "
+                "end_with_parent(0.1); time.sleep(600)'; "
+                "child = subprocess.Popen([sys.executable, '-c', code], env={**os.environ, **parent_env()}); "
+                "print(child.pid, flush=True); time.sleep(600)")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    app = subprocess.Popen([sys.executable, "-c", app_code], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    child = int(app.stdout.readline())
+    try:
+        time.sleep(2.0)
+        assert psutil.Process(child).status() != psutil.STATUS_ZOMBIE  # lives while the app does
+        app.kill()
+        app.wait()
+        assert wait_for(lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE,
+                        10)
+    finally:
+        for pid in (app.pid, child):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    alone = "from studio.machine import end_with_parent; assert end_with_parent() is None"
+    assert subprocess.run([sys.executable, "-c", alone], cwd=REPO, env={
+        k: v for k, v in env.items() if k != "STUDIO_PARENT"}).returncode == 0
 
 
 def test_the_slot_is_refused_while_held_and_free_after(tmp_path):

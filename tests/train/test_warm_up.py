@@ -110,3 +110,14 @@ def test_the_web_app_keeps_two_malloc_heaps_for_all_its_threads_unless_the_user_
     assert heaps({}) == ("True", machine.WEB_APP_HEAPS)
     said, count = heaps({"MALLOC_ARENA_MAX": "6"})  # the user's setting wins
     assert said == "False" and count > machine.WEB_APP_HEAPS
+
+
+def test_the_device_is_guessed_while_another_thread_is_still_importing_torch(monkeypatch):
+    """A page handler asks for the device while the training stack is imported in another thread: torch is in
+    sys.modules without its ``cuda`` yet (it raised AttributeError in the page); the guess falls back to the
+    machine's devices."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # half imported: no attributes yet
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert machine.device_guess() == "cpu"

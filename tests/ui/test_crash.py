@@ -3,35 +3,12 @@ run trains; after a restart the Train tab shows the interrupted run with its las
 Resume continues from the last checkpoint with the time budget it had left."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, toy_config, wait_for
+from conftest import free_port, launch_chromium, start_web_app, toy_config, wait_for
 
 from studio.runs.folder import CHECKPOINT_DONE, RunDir, list_runs
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-def start_app(runs: Path, config: Path, port: int) -> subprocess.Popen:
-    app = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--runs-dir", str(runs), "--config",
-                            str(config)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                           env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
-
-    def up():
-        import httpx
-
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return app.poll() is not None
-
-    assert wait_for(up, timeout=120) and app.poll() is None, app.stderr.read()[-2000:] if app.poll() else ""
-    return app
 
 
 @pytest.mark.browser
@@ -44,7 +21,7 @@ def test_a_killed_app_shows_the_interrupted_run_and_resumes_it(tiny_model_dir, t
     config.save(tmp_path / "run.json")
     runs = tmp_path / "runs"
     port = free_port()
-    app = start_app(runs, tmp_path / "run.json", port)
+    app = start_web_app(runs, port, tmp_path / "run.json")
     try:
         Client(f"http://127.0.0.1:{port}/", verbose=False).predict(api_name="/start_training")
         assert wait_for(lambda: any(runs.glob("*/run.json")), 60)
@@ -54,17 +31,18 @@ def test_a_killed_app_shows_the_interrupted_run_and_resumes_it(tiny_model_dir, t
     finally:
         app.send_signal(signal.SIGKILL)
         app.wait()
+    # The run trains in a child process on this CPU: it ends with the app, within a second
+    assert wait_for(lambda: list_runs(runs)[0]["state"] == "interrupted", 10), run.status()
     last = max(r["step"] for r in run.metrics() if r.get("kind") == "train")
     checkpoint = int(run.last_checkpoint().name.rsplit("-", 1)[-1])
     assert json.loads((run.last_checkpoint() / CHECKPOINT_DONE).read_text())["budget_used_s"] > 0
     listed = list_runs(runs)[0]  # the Runs tab's row: the last logged step, not "0/?"
     assert listed["state"] == "interrupted" and listed["step"] == last and listed["max_steps"]
 
-    app = start_app(runs, tmp_path / "run.json", port)
+    app = start_web_app(runs, port, tmp_path / "run.json")
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
             page.get_by_role("tab", name="4 · Train").click()
