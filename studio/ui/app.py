@@ -12,6 +12,7 @@ from studio.door.passwords import read_auth_file
 from studio.door.training import warm_up
 from studio.ui import run_picker
 from studio.ui.forms import Form
+from studio.ui.frontend import RepairedAssets
 from studio.ui.page import Page, UIContext, Values
 from studio.ui.security import LoginGuard, LoginRequired, Sessions, audit, checker
 from studio.ui.tabs import data as data_tab
@@ -113,7 +114,8 @@ def launch(args, block: bool = True):
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=checker(users) if users else None,
                 max_file_size=int(args.max_upload_mb * 2**20), css=CSS, show_error=True,
                 theme=gr.themes.Soft(), footer_links=["api"], prevent_thread_lock=True, quiet=True,
-                app_kwargs={"middleware": [Middleware(LoginRequired, guard=LoginGuard(), sessions=sessions)]})
+                app_kwargs={"middleware": [Middleware(LoginRequired, guard=LoginGuard(), sessions=sessions),
+                                           Middleware(RepairedAssets)]})  # an idle page draws no frames
     if not block:
         return demo
     print(f"Studio is running on {demo.local_url}" + (f" and on {demo.share_url}" if demo.share_url else "")
