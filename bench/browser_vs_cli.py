@@ -103,9 +103,9 @@ def wait_until_up(port: int, app: subprocess.Popen, timeout_s: float = 120.0) ->
 
 
 class CpuShare:
-    """CPU seconds used while the run trains, split by who used them: chromium (every process of the browser) and
-    the web app (its process, which answers the page's polls and trains in a worker thread, with any process it
-    starts). Sampled every few seconds, so a process that ends between samples keeps its last reading."""
+    """CPU seconds used while the run trains, split by who used them: chromium (every process of the browser) and the
+    web app (its process, which answers the page's polls, with the child process that trains on a CPU). Sampled
+    every few seconds, so a process that ends between samples keeps its last reading."""
 
     def __init__(self, app_pid: int):
         import threading
@@ -188,20 +188,27 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7899)
     parser.add_argument("--json")
     parser.add_argument("--browser-only", action="store_true", help="skip the CLI run (to split the page's cost)")
+    parser.add_argument("--cli-first", action="store_true", help="the CLI's run first (the machine drifts: run both "
+                                                                  "orders)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="browser-vs-cli-"))
     shots = REPO / "test-artifacts" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     data = Path(args.data).resolve()
     cpu: dict = {}
+    if args.cli_first:
+        cli_run = from_cli(data, work / "cli-runs")
+        cli = facts(cli_run, evaluate(cli_run))
     browser_run = from_browser(data, work / "browser-runs", args.port, shots, cpu)
     browser = {**facts(browser_run, evaluate(browser_run)), "cpu": cpu}
     if args.browser_only:
         print(json.dumps({"device": f"{os.cpu_count()}-core CPU", "data": data.name, "browser": browser}))
         return
-    cli_run = from_cli(data, work / "cli-runs")
-    cli = facts(cli_run, evaluate(cli_run))
-    result = {"device": f"{os.cpu_count()}-core CPU", "data": data.name, "cli": cli, "browser": browser,
+    if not args.cli_first:
+        cli_run = from_cli(data, work / "cli-runs")
+        cli = facts(cli_run, evaluate(cli_run))
+    result = {"device": f"{os.cpu_count()}-core CPU", "data": data.name, "order": "CLI first" if args.cli_first
+              else "browser first", "cli": cli, "browser": browser,
               "ratio_tokens_per_s": round(browser["median_tokens_per_s"] / cli["median_tokens_per_s"], 3),
               "ratio_tokens": round(browser["tokens"] / cli["tokens"], 3)}
     print("| | CLI | browser (Train tab open) | browser / CLI |\n|---|---|---|---|")

@@ -1,9 +1,10 @@
 """What the open Train tab costs the training it watches, measured inside one run: the web app trains the defaults
 (started from chromium), and the page is open on the Train tab, then closed, then open again, in alternating windows
 of the same length (or --variants: the page with a style injected, to find where chromium's time goes). Per window:
-tokens trained per second (from the run's own metrics), chromium's CPU seconds, the web app process's, and the page's
-main-thread time by kind. One run and alternating windows, so the data's length mix and the machine's state are the
-same for both sides (comparing two whole runs mixed in their noise: docs/benchmarks.md).
+tokens trained per second (from the run's own metrics), chromium's CPU seconds, the web app process's, its training
+child's (on a CPU the app trains in a child process), and the page's main-thread time by kind. One run and
+alternating windows, so the data's length mix and the machine's state are the same for both sides (comparing two
+whole runs mixed in their noise: docs/benchmarks.md).
 
     python bench/page_cost.py --data ../shared/datasets/financial_phrasebank.csv --windows 6 --window-s 90
     python bench/page_cost.py --data F --variants open open+no-plots open+contain closed --window-s 60
@@ -144,11 +145,14 @@ def main() -> None:
                         page.add_style_tag(content=STYLES[variant.split("+", 1)[1]])
                 t0 = time.time() - first_wall + first_elapsed
                 c0, s0, r0 = cpu_seconds(chromium_processes), cpu_seconds(lambda: [server]), renderer_seconds(page)
+                k0 = cpu_seconds(lambda: server.children(recursive=True))
                 time.sleep(args.window_s)
                 t1 = time.time() - first_wall + first_elapsed
                 c1, s1, r1 = cpu_seconds(chromium_processes), cpu_seconds(lambda: [server]), renderer_seconds(page)
+                k1 = cpu_seconds(lambda: server.children(recursive=True))
                 windows.append({"page": variant, "t0": t0, "t1": t1,
                                 "chromium_cpu_s": round(used(c0, c1), 1), "server_cpu_s": round(used(s0, s1), 1),
+                                "training_process_cpu_s": round(used(k0, k1), 1),  # a run the app trains in a child
                                 "page_main_thread_s": {k: round(r1[k] - r0[k], 2) for k in r1}})
                 print(json.dumps(windows[-1]), flush=True)
             browser.close()
@@ -164,6 +168,7 @@ def main() -> None:
         mine = [w for w in windows if w["page"] == side]
         summary[side] = {"tokens_per_s": round(statistics.mean(w["tokens_per_s"] for w in mine), 1),
                          "server_cpu_s": round(statistics.mean(w["server_cpu_s"] for w in mine), 1),
+                         "training_process_cpu_s": round(statistics.mean(w["training_process_cpu_s"] for w in mine), 1),
                          "chromium_share_of_cores": round(sum(w["chromium_cpu_s"] for w in mine) /
                                                           (args.window_s * len(mine) * (os.cpu_count() or 1)), 3)}
     ratio = summary["open"]["tokens_per_s"] / summary["closed"]["tokens_per_s"] if "closed" in summary else None
