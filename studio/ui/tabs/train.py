@@ -159,6 +159,8 @@ def memory_line(memory: dict | None) -> str:
         return ""
     if memory.get("rss_gb") and not memory.get("measured_gb"):
         line = f"Memory: this run is on the CPU and its process uses <b>{memory['rss_gb']:.2f} GiB</b> of RAM"
+        if (memory.get("rss_peak_gb") or 0) > memory["rss_gb"] + 0.05:  # the most it held so far, as logged
+            line += f" (at most <b>{memory['rss_peak_gb']:.2f} GiB</b> so far)"
         if memory.get("ram_estimate_gb"):  # with what the process held when the model loaded (the app, kept models)
             line += f" · the RAM estimate for its peak: <b>{memory['ram_estimate_gb']:.2f} GiB</b>"
     elif memory.get("estimate_gb"):
