@@ -32,6 +32,7 @@ from studio.runs.folder import RunDir, default_run_name, effective_state
 from studio.runs.stream import FileStream
 
 REPO = Path(__file__).resolve().parents[2]
+ENDED = ("finished", "stopped", "failed")
 
 
 def visible_gpus() -> int:
@@ -66,15 +67,22 @@ class LaunchedJob(jobs.SnapshotMixin):
         self.started, self.finished = time.time(), None
         self.stop_requested = False
         self.watcher: threading.Thread | None = None  # waits for the processes, records their end, frees the slot
+        self.ended = threading.Event()  # set by the watcher once the slot is free
 
     @property
     def done(self) -> bool:
-        return self.proc.poll() is not None
+        """Once the processes have exited and (where a watcher runs) the slot is free: a page that sees a run end
+        can start the next at once."""
+        return self.ended.is_set() if self.watcher is not None else self.proc.poll() is not None
 
     @property
     def state(self) -> str:
+        """The run's state as the child wrote it, "running" until the child has gone (so the state and ``done``
+        change together, as for a run in this process's thread)."""
         state = self.run.status().get("state") or "starting"
-        if self.done and state in ("running", "starting"):  # the processes are gone without writing their end:
+        if not self.done:
+            return "running" if state in ENDED else state  # its end is written; the process is closing
+        if state in ("running", "starting"):  # the processes are gone without writing their end:
             return "stopped" if self.stop_requested else "failed"  # Stop before they trained, or the log says why
         return state
 
@@ -96,7 +104,7 @@ class LaunchedJob(jobs.SnapshotMixin):
     def stop(self) -> None:
         """Ctrl-C to every rank (not to the launcher, which would tear the ranks down before they save): each rank's
         CLI asks its worker to stop, and the ranks agree on the step to stop at."""
-        if self.done:
+        if self.done or self.proc.poll() is not None:  # ended, or closing
             return
 
         self.stop_requested = True
@@ -107,7 +115,10 @@ class LaunchedJob(jobs.SnapshotMixin):
             except psutil.Error:
                 continue
         if not ranks:  # not started yet: stop the whole group
-            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                os.killpg(self.proc.pid, signal.SIGINT)
+            except ProcessLookupError:  # gone in between
+                pass
 
     def log_tail(self, lines: int = 40) -> str:
         text = self.run.log_tail(lines)
@@ -126,6 +137,9 @@ class LaunchedJob(jobs.SnapshotMixin):
         if state == "failed" and not error:
             error = (f"The training processes exited (code {self.proc.returncode}) without a status; the end of "
                      "the log says why.")
+        phase = status.get("phase") or "starting"
+        if state == "running" and phase in ENDED:
+            phase = "saving"  # its end is written; the process is closing
         resolved = record.get("resolved") or {}
         backend = record.get("backend", {})
         if self.processes > 1:
@@ -134,7 +148,7 @@ class LaunchedJob(jobs.SnapshotMixin):
             or status.get("max_steps")
         batch = (resolved.get("per_device_train_batch_size"), resolved.get("gradient_accumulation_steps"))
         return jobs.LiveState(
-            state=state, phase=(status.get("phase") or "starting") if state == "running" else state,
+            state=state, phase=phase if state == "running" else state,
             started=self.started, finished=self.finished, total_steps=planned, backend=backend,
             warnings=list(dict.fromkeys(self.warnings + (record.get("warnings") or []))), error=error,
             error_kind=status.get("error_kind"), levers=status.get("levers") or [],
@@ -214,16 +228,21 @@ def _spawn(run: RunDir, train_args: list[str], processes: int, resumed: bool) ->
 
 
 def _watch(job: LaunchedJob, config_path: Path | None) -> None:
-    """Wait for the child; a child that died without writing its end leaves a failed status; the slot is freed."""
+    """Wait for the child; a child that died without writing its end leaves a failed status (or stopped, when Stop
+    reached it before it trained); the slot is freed whatever happens here."""
     job.proc.wait()
-    if config_path is not None:
-        config_path.unlink(missing_ok=True)
-    job.finished = time.time()
-    status = job.run.status()
-    if effective_state(status) in ("interrupted", "running", "unknown"):
-        if job.stop_requested:  # Stop reached the processes before their worker ran: nothing was trained
-            job.run.set_status("stopped", step=status.get("step", 0), finished=time.time())
-        else:
-            job.run.set_status("failed", error=f"The training processes exited with code {job.proc.returncode}; "
-                                                "see launcher.log in the run folder.", finished=time.time())
-    jobs.release()
+    try:
+        if config_path is not None:
+            config_path.unlink(missing_ok=True)
+        job.finished = time.time()
+        status = job.run.status()
+        if effective_state(status) in ("interrupted", "running", "unknown"):
+            if job.stop_requested:  # Stop reached the processes before their worker ran: nothing was trained
+                job.run.set_status("stopped", step=status.get("step", 0), finished=time.time())
+            else:
+                job.run.set_status("failed", error=f"The training processes exited with code "
+                                                    f"{job.proc.returncode}; see launcher.log in the run folder.",
+                                   finished=time.time())
+    finally:
+        jobs.release()
+        job.ended.set()

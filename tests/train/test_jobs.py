@@ -125,6 +125,29 @@ def test_a_child_process_killed_mid_run_fails_the_run_and_not_the_app(tiny_model
     jobs.release()
 
 
+def test_a_child_run_reads_ended_only_once_its_process_has_gone(tmp_path):
+    """The child writes "finished" and then still closes (memory.json, exit): until it has gone and the slot is
+    free the run reads "running (saving)", so the page's state, its charts' last draw and the Start button change
+    together (the page once drew "finished" with Start still disabled and the charts a poll behind)."""
+    import threading
+
+    from studio.config import RunConfig
+    from studio.train.launcher import LaunchedJob, _watch
+
+    run = RunDir.create(tmp_path / "runs", "closing")
+    run.set_status("finished", step=3, max_steps=3, phase="finished")
+    closing = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    jobs.claim()  # as start_launched holds it
+    job = LaunchedJob(RunConfig(), run, 1, [], closing)
+    job.watcher = threading.Thread(target=_watch, args=(job, None), daemon=True)
+    job.watcher.start()
+    snap = job.snapshot()
+    assert not job.done and (snap["state"], snap["phase"]) == ("running", "saving")
+    assert job.wait(30) and job.done and job.snapshot()["state"] == "finished"
+    jobs.claim()  # the slot is free once it reads finished
+    jobs.release()
+
+
 def training_started(job) -> bool:
     from studio.train.launcher import training_processes
 
