@@ -96,6 +96,20 @@ def recheck_data(ctx: UIContext, values: Values) -> dict:
     return data_tab.run_check(ctx, values) if values["model/data_changed"] else {}
 
 
+QUEUE_CHECK_S = 0.05  # how often Gradio's queue looks for work while it has none
+QUEUE_PROGRESS_S = 0.1  # and for progress to send
+
+
+def pace_the_queue(demo: gr.Blocks) -> None:
+    """Gradio's own pace on Windows, here too: elsewhere its queue looks for work every 1 ms and for progress every
+    10 ms, 3.3 CPU-s a minute of an app nobody uses (0.6 at this pace), taken from the training on a 2-core CPU
+    (docs/benchmarks.md, "The browser and the CLI"). An event then waits at most 50 ms to start."""
+    queue = getattr(demo, "_queue", None)
+    if queue is not None and hasattr(queue, "sleep_when_free"):
+        queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_CHECK_S)
+        queue.progress_update_sleep_when_free = max(queue.progress_update_sleep_when_free, QUEUE_PROGRESS_S)
+
+
 def launch(args, block: bool = True):
     """Start the app from launch.py's arguments; ``block=False`` returns the running app (tests)."""
     users = read_auth_file(args.auth_file) if getattr(args, "auth_file", None) else {}
@@ -106,6 +120,7 @@ def launch(args, block: bool = True):
     demo = build_app(args.runs_dir, args.max_upload_mb, config, logout=bool(users))
     warm_up()  # the first Start finds unsloth imported (GPU machines; nothing on a CPU)
     demo.queue(default_concurrency_limit=4)
+    pace_the_queue(demo)
     if users and not audit.handlers:  # one line per login attempt in the app's log
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s studio.auth %(message)s"))
