@@ -17,6 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "assets" / "sample_forum_posts.csv"
+CHROMIUM = "/usr/bin/chromium"  # Debian's: never a browser of playwright's own
 
 
 @pytest.fixture(scope="session")
@@ -153,6 +154,6 @@ def start_web_app(runs: Path, port: int, config: Path | None = None):
 
 
 def launch_chromium(playwright):
-    """Debian's chromium, headless, never a browser of playwright's own."""
-    return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
+    """Debian's chromium, headless, as every browser test launches it."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])

@@ -21,6 +21,7 @@ from studio.errors import StudioError
 from studio.runs.folder import RunDir
 from studio.runs.stream import MetricsStream
 
+ENDED = ("finished", "stopped", "failed")  # a run's states once its training is over
 _slot = threading.Lock()
 _current: "Job | None" = None
 
@@ -89,7 +90,6 @@ def build_snapshot(run: RunDir, stream: MetricsStream, live: LiveState) -> dict:
     running = live.state in ("starting", "running")
     estimate = live.memory_estimate or {}
     peak = last.get("mem_peak_reserved_gb")
-    rss = [r["rss_gb"] for r in stream.records("train") if r.get("rss_gb")]
     return {
         "run": run.name, "run_dir": str(run.path), "state": live.state, "phase": live.phase,
         "step": step, "total_steps": total, "progress": (step / total) if total else 0.0,
@@ -102,7 +102,7 @@ def build_snapshot(run: RunDir, stream: MetricsStream, live: LiveState) -> dict:
         "memory": {"estimate_gb": estimate.get("peak_reserved_gb"), "verdict": estimate.get("verdict"),
                    "measured_gb": None if peak is None else round(peak - live.gpu_in_use_at_start_gb, 3),
                    "in_use_at_start_gb": live.gpu_in_use_at_start_gb, "rss_gb": last.get("rss_gb"),
-                   "rss_peak_gb": max(rss) if rss else None,
+                   "rss_peak_gb": last.get("rss_peak_gb"),
                    "ram_estimate_gb": (estimate.get("cpu_ram") or {}).get("peak_gb")},
         "best_eval": live.best_eval, "adapter_step": live.adapter_step, "time_budget_s": live.time_budget_s,
     }

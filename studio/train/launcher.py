@@ -32,7 +32,6 @@ from studio.runs.folder import RunDir, default_run_name, effective_state
 from studio.runs.stream import FileStream
 
 REPO = Path(__file__).resolve().parents[2]
-ENDED = ("finished", "stopped", "failed")
 
 
 def visible_gpus() -> int:
@@ -81,7 +80,7 @@ class LaunchedJob(jobs.SnapshotMixin):
         change together, as for a run in this process's thread)."""
         state = self.run.status().get("state") or "starting"
         if not self.done:
-            return "running" if state in ENDED else state  # its end is written; the process is closing
+            return "running" if state in jobs.ENDED else state  # its end is written; the process is closing
         if state in ("running", "starting"):  # the processes are gone without writing their end:
             return "stopped" if self.stop_requested else "failed"  # Stop before they trained, or the log says why
         return state
@@ -138,7 +137,7 @@ class LaunchedJob(jobs.SnapshotMixin):
             error = (f"The training processes exited (code {self.proc.returncode}) without a status; the end of "
                      "the log says why.")
         phase = status.get("phase") or "starting"
-        if state == "running" and phase in ENDED:
+        if state == "running" and phase in jobs.ENDED:
             phase = "saving"  # its end is written; the process is closing
         resolved = record.get("resolved") or {}
         backend = record.get("backend", {})

@@ -128,7 +128,7 @@ class TrainingJob(jobs.SnapshotMixin):
 
     @property
     def done(self) -> bool:
-        return self.state in ("finished", "stopped", "failed")
+        return self.state in jobs.ENDED
 
     @property
     def phase(self) -> str:

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SAMPLE, free_port
+from conftest import SAMPLE, free_port, launch_chromium
 
 from studio.config import RunConfig, validate_config
 from studio.errors import StudioError
 from studio.ui.security import PUBLIC_PATHS, PUBLIC_PREFIXES
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 def test_binds_locally_unless_told_and_warns_when_exposed():
@@ -142,8 +140,7 @@ def test_a_real_browser_logs_in(secured_app):
 
     _, url = secured_app
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         page = browser.new_page()
         try:
             page.goto(url + "/")

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, serve, toy_rows
+from conftest import CHROMIUM, REPO, launch_chromium, serve, toy_rows
 
 from studio.config import RunConfig
 
 SHOTS = REPO / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +119,7 @@ def test_whole_flow_in_a_real_browser(app, toy_file):
     url, runs = app
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             run_name = drive(page, url, toy_file)
@@ -264,8 +262,7 @@ def test_first_use_in_a_real_browser(app, toy_file, tiny_model_dir, tmp_path):
         {"name": "planted-collapse"}), runs)  # an untrained model: one class for all
     assert collapsed.wait(120) and collapsed.state == "finished", collapsed.error
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(url)
@@ -409,8 +406,7 @@ def test_crafted_files_cannot_run_script_in_the_page(app, crafted_file):
 
     url, runs = app
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         dialogs = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
