@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--window-s", type=float, default=90.0)
     parser.add_argument("--port", type=int, default=7898)
     parser.add_argument("--poll-s", type=float, help="the Train tab's poll while a run trains (default: the app's)")
+    parser.add_argument("--chart-s", type=float, help="each of the Train tab's charts at most this often")
     parser.add_argument("--json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="page-cost-"))
@@ -108,8 +109,11 @@ def main() -> None:
                                   "train": {"time_budget_minutes": round(minutes, 1)}})
     config.save(work / "config.json")
     launch = ["launch.py", "--port", str(args.port), "--runs-dir", str(runs), "--config", str(work / "config.json")]
-    if args.poll_s:  # the app as it is, with another poll interval for the Train tab
-        launch = ["-c", f"import runpy, sys; import studio.ui.tabs.train as t; t.POLL_SECONDS = {args.poll_s}; "
+    paces = {"POLL_SECONDS": args.poll_s,
+             "CHART_SECONDS": args.chart_s and f"dict.fromkeys(t.CHART_SECONDS, {args.chart_s})"}
+    if any(paces.values()):  # the app as it is, with another pace for the Train tab's poll or its charts
+        settings = "; ".join(f"t.{name} = {value}" for name, value in paces.items() if value)
+        launch = ["-c", f"import runpy, sys; import studio.ui.tabs.train as t; {settings}; "
                         f"sys.argv = {launch!r}; runpy.run_path('launch.py', run_name='__main__')"]
     app = subprocess.Popen([sys.executable, *launch], cwd=REPO, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})

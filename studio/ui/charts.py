@@ -12,6 +12,7 @@ from studio.door.result import escape_html as escape
 
 SET_TITLES = {"input": "All rows", "train_before": "Train (natural)", "train_after": "Train (balanced)",
               "val_a": "Val A (natural)", "val_b": "Val B (balanced)"}
+MARKED_POINTS = 20  # a line with more points has no markers: each is an element the browser redraws with the chart
 LAYOUT = dict(margin=dict(l=40, r=20, t=40, b=40), height=320, template="plotly_white",
               legend=dict(orientation="h", y=-0.2))
 
@@ -40,8 +41,8 @@ def loss(records: list[dict]) -> go.Figure:
         return _empty("Training loss", "The loss appears here as training runs")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     steps = [r["step"] for r in train]
-    fig.add_trace(go.Scatter(x=steps, y=[r["loss"] for r in train], name="loss", mode="lines+markers",
-                             marker=dict(size=4)), secondary_y=False)
+    fig.add_trace(go.Scatter(x=steps, y=[r["loss"] for r in train], name="loss", marker=dict(size=4),
+                             mode="lines+markers" if len(steps) <= MARKED_POINTS else "lines"), secondary_y=False)
     fig.add_trace(go.Scatter(x=steps, y=[r.get("learning_rate") for r in train], name="learning rate",
                              line=dict(dash="dot")), secondary_y=True)
     fig.update_layout(title="Training loss (and learning rate)", **LAYOUT)

@@ -18,9 +18,10 @@ from studio.ui.html import error_box, escape, notify
 from studio.ui.page import Page, UIContext, Values
 
 POLL_SECONDS = 2.0  # while a run trains: the status line (step, loss, speed, time left)
-CHART_SECONDS = 10.0  # the charts, at most this often while it trains (and once it ends): drawing three plotly
-# charts in the browser on every step cost the training a fifth of its speed on a 2-core machine
-# (docs/benchmarks.md, "The browser and the CLI")
+# Each chart is drawn only when it has new points, at most this often while the run trains (at once when a run or a
+# page starts and when the run ends): chromium spends 50-120 ms of its main thread on each plotly chart drawn, which
+# the training shares on a 2-core machine (docs/benchmarks.md, "The browser and the CLI").
+CHART_SECONDS = {"loss": 10.0, "memory": 30.0, "evals": 10.0}
 IDLE_POLL_SECONDS = 5.0  # while none does (a run started elsewhere, the CLI, still shows up)
 POLL_OUTPUTS = ["train/status", "train/error", "train/loss", "train/memory", "train/evals", "train/log",
                 "train/start", "train/stop", "train/seen", "train/timer", "train/resume"]
@@ -58,26 +59,25 @@ def wire(page: Page) -> None:
 
 
 def poll(ctx: UIContext, values: Values) -> dict:
-    """What changed since this page's last poll (``train/seen``): the status line always, the charts when records
-    arrived, the log when it grew, the buttons and the poll's pace when the run's state changed."""
+    """What changed since this page's last poll (``train/seen``): the status line always, each chart when it has new
+    points and its time has come (charts_due), the log when it grew, the buttons and the poll's pace when the run's
+    state changed."""
     seen = values["train/seen"] or {}
     status = training.status()
     if status is None:
         return idle(ctx, seen)
     snap = status.snapshot
+    records = status.records  # a resumed run's charts start at its first step
+    now = {"run": snap["run"], "log": status.log, "state": snap["state"], "error": snap["error"]}
+    drawn = dict(seen.get("drawn") or {}) if seen.get("run") == now["run"] else {}
+    out = {"train/status": progress_html(snap), "train/seen": {**now, "drawn": drawn}}
+    points = {"loss": len(records), "memory": len(records), "evals": sum(r.get("kind") == "eval" for r in records)}
+    draw = {"loss": lambda: charts.loss(records), "evals": lambda: charts.eval_points(records),
+            "memory": lambda: charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"])}
     clock = time.time()
-    now = {"run": snap["run"], "records": snap["n_records"], "log": status.log, "state": snap["state"],
-           "error": snap["error"], "charts_at": seen.get("charts_at", 0.0)}
-    out = {"train/status": progress_html(snap), "train/seen": now}
-    due = status.done or seen.get("run") != now["run"] or clock - now["charts_at"] >= CHART_SECONDS
-    fresh = (seen.get("run"), seen.get("records")) != (now["run"], now["records"])
-    if fresh and not due:
-        now["records"] = seen.get("records")  # new points, drawn at the next chart time
-    elif fresh:
-        now["charts_at"] = clock
-        records = status.records  # a resumed run's chart starts at its first step
-        out.update({"train/loss": charts.loss(records), "train/evals": charts.eval_points(records),
-                    "train/memory": charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"])})
+    for name in charts_due(drawn, points, status.done, clock):
+        drawn[name] = [points[name], clock]
+        out[f"train/{name}"] = draw[name]()
     if seen.get("log") != now["log"]:
         out["train/log"] = status.log
     if (seen.get("run"), seen.get("state"), seen.get("error")) != (now["run"], now["state"], now["error"]):
@@ -87,6 +87,17 @@ def poll(ctx: UIContext, values: Values) -> dict:
                     "train/timer": gr.Timer(IDLE_POLL_SECONDS if status.done else POLL_SECONDS),
                     "train/resume": gr.update(visible=False)})
     return out
+
+
+def charts_due(drawn: dict, points: dict, done: bool, clock: float) -> list[str]:
+    """The charts this poll draws: those this page has not drawn for this run, and those with new points whose time
+    has come (``CHART_SECONDS``; any time once the run has ended). ``drawn``: chart -> [points, when] as sent."""
+    due = []
+    for name, every in CHART_SECONDS.items():
+        last = drawn.get(name)
+        if last is None or (points[name] != last[0] and (done or clock - last[1] >= every)):
+            due.append(name)
+    return due
 
 
 def idle(ctx: UIContext, seen: dict) -> dict:

@@ -1,0 +1,81 @@
+"""The Train tab's poll: what it sends the page, and when (each plotly chart drawn costs the browser's main thread
+50-120 ms, which the training shares on a small machine)."""
+
+from __future__ import annotations
+
+import time
+
+import plotly.graph_objects as go
+
+from studio.door.training import Status
+from studio.runs.folder import RunDir
+from studio.runs.jobs import LiveState, build_snapshot
+from studio.runs.stream import MetricsStream
+from studio.ui.tabs import train as tab
+
+
+class FakeRun:
+    """A run the poll watches: records appended as a training would, its state set by the test."""
+
+    def __init__(self, path):
+        self.run, self.stream = RunDir(path), MetricsStream()
+        self.live = LiveState(state="running", phase="training", started=time.time(), total_steps=100)
+
+    def step(self, step: int) -> None:
+        self.stream.append({"kind": "train", "step": step, "loss": 1.0 / step, "learning_rate": 1e-4,
+                            "rss_gb": 5.0, "device": "cpu", "tokens_per_s": 400.0, "max_steps": 100})
+
+    def evaluate(self, step: int) -> None:
+        self.stream.append({"kind": "eval", "step": step, "macro_f1": 0.5, "minority_recall": 0.4})
+
+    def status(self) -> Status:
+        done = self.live.state in ("finished", "stopped", "failed")
+        return Status(build_snapshot(self.run, self.stream, self.live), self.stream.records(), "log", done)
+
+
+def drawn_charts(out: dict) -> set[str]:
+    return {key.split("/")[1] for key, value in out.items() if isinstance(value, go.Figure)}
+
+
+def test_each_chart_is_drawn_when_it_has_new_points_and_its_time_has_come(monkeypatch, tmp_path):
+    fake = FakeRun(tmp_path / "run-a")
+    monkeypatch.setattr(tab.training, "status", fake.status)
+    clock = [1000.0]
+    monkeypatch.setattr(tab, "time", type("Clock", (), {"time": staticmethod(lambda: clock[0])}))
+
+    def poll(seen):
+        out = tab.poll(None, {"train/seen": seen})
+        return out, out["train/seen"]
+
+    out, seen = poll({})
+    assert drawn_charts(out) == {"loss", "memory", "evals"}  # a page that has none draws all three at once
+    fake.step(1)
+    clock[0] += tab.POLL_SECONDS
+    out, seen = poll(seen)
+    assert drawn_charts(out) == set() and "train/status" in out  # new points wait for the chart's time
+    clock[0] += tab.CHART_SECONDS["loss"]
+    out, seen = poll(seen)
+    assert drawn_charts(out) == {"loss"}  # the memory chart's time has not come, and no validation arrived
+    fake.evaluate(1)
+    fake.step(2)
+    clock[0] += tab.CHART_SECONDS["memory"]
+    out, seen = poll(seen)
+    assert drawn_charts(out) == {"loss", "memory", "evals"}
+    clock[0] += tab.CHART_SECONDS["memory"]
+    out, seen = poll(seen)
+    assert drawn_charts(out) == set()  # nothing new: nothing drawn however long it has been
+    fake.step(3)
+    fake.live.state = "finished"
+    clock[0] += tab.POLL_SECONDS
+    out, seen = poll(seen)
+    assert drawn_charts(out) == {"loss", "memory"}  # the run's end: its last points at once
+    out, _ = poll({})
+    assert drawn_charts(out) == {"loss", "memory", "evals"}  # a page opened later draws the whole run
+    assert out["train/start"]["interactive"] and not out["train/stop"]["interactive"]
+
+
+def test_a_long_loss_line_has_no_markers():
+    records = [{"kind": "train", "step": s, "loss": 1.0 / s, "learning_rate": 1e-4} for s in range(1, 200)]
+    short, long = tab.charts.loss(records[:15]), tab.charts.loss(records)
+    assert short.data[0].mode == "lines+markers" and long.data[0].mode == "lines"
+    assert list(long.data[0].x) == list(range(1, 200))
