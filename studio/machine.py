@@ -20,6 +20,11 @@ from pathlib import Path
 
 import psutil
 
+try:
+    import resource  # the OS's high-water mark of this process's memory (not on Windows)
+except ImportError:
+    resource = None
+
 GIB = 2**30
 LIBRARIES = ["torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "unsloth_zoo",
              "bitsandbytes", "gradio", "scikit-learn", "skops"]
@@ -67,7 +72,10 @@ def few_malloc_heaps(heaps: int = WEB_APP_HEAPS) -> bool:
     changes), unless the user set MALLOC_ARENA_MAX. The web app calls it first, before its server's threads exist:
     with a heap per busy thread its runs peaked 0.5-1.3 GiB above the RAM estimate and the command line's; with one
     heap under it, but every allocation then queued on one lock (40% slower); with two, under it at the speed its runs
-    had before (docs/benchmarks.md, "CPU: training memory over a run"). True when the setting is in force."""
+    had before (docs/benchmarks.md, "CPU: training memory over a run"). A training process of its own (the command
+    line, the web app's child on a CPU) keeps glibc's heaps: with two, which threads share a heap depends on the order
+    they first allocate, and one more environment setting made the child's steps 1.5x slower (same page). True when
+    the setting is in force."""
     if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
         return False
     try:
@@ -86,6 +94,16 @@ def _this_process() -> psutil.Process:
 def process_rss_gb() -> float:
     """This process's resident memory now, GiB (only reads a counter: the training's logging calls it every step)."""
     return _this_process().memory_info().rss / GIB
+
+
+def process_peak_rss_gb() -> float:
+    """The most resident memory this process has held so far, GiB: the OS's high-water mark, which also counts a peak
+    freed again before anyone looked (inside a training step, while scoring); where the OS keeps none, the RSS now."""
+    if resource is not None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return peak / (GIB if sys.platform == "darwin" else 2**20)
+    info = _this_process().memory_info()
+    return getattr(info, "peak_wset", info.rss) / GIB  # Windows keeps the peak working set
 
 
 PARENT_ENV = "STUDIO_PARENT"  # "pid:start time" of the web app that started a training process

@@ -14,7 +14,8 @@ projections, bfloat16 autocast over float32 weights, torch 2.13 on the CPU:
 A whole run peaks at its widest step only because that step comes first (studio.data.order.widest_step_first); at its
 place in the order, memory kept from the narrower steps before it added 1.0-2.5 GiB. What the process holds beyond a
 bare training process when the model loads (the web app, kept models) is added (docs/benchmarks.md, "CPU: training
-memory over a run").
+memory over a run"). What glibc's heaps keep differs from process to process: a run's peak can still come out above
+this estimate (by up to 1.2 GiB in the runs measured since the widest step comes first).
 """
 
 from __future__ import annotations

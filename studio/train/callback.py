@@ -14,7 +14,7 @@ import psutil
 import torch
 from transformers import TrainerCallback
 
-from studio.machine import process_rss_gb
+from studio.machine import process_peak_rss_gb, process_rss_gb
 from studio.runs.stream import MetricsStream
 from studio.train.distributed import agreed_min, any_rank
 from studio.train.pacing import REPLAN_STEPS, Pacer, follow_schedule
@@ -61,7 +61,6 @@ class StudioCallback(TrainerCallback):
         self._early = False
         self._start = self._last_time = self._last_save = None
         self._start_step = self._last_tokens = 0
-        self._rss_peak = 0.0  # the most RAM the process held at a logged step: each record carries it
         self._eval_s = 0.0  # seconds of periodic evaluation in this process
 
     def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
@@ -174,7 +173,6 @@ class StudioCallback(TrainerCallback):
         done = state.global_step - self._start_step
         remaining = max(0, state.max_steps - state.global_step)
         memory = memory_snapshot()
-        self._rss_peak = max(self._rss_peak, memory["rss_gb"])
         record = {
             "kind": "train", "step": state.global_step, "max_steps": state.max_steps,
             "epoch": round(state.epoch or 0.0, 4), "loss": logs.get("loss"),
@@ -182,7 +180,7 @@ class StudioCallback(TrainerCallback):
             "tokens_seen": tokens, "elapsed_s": round(elapsed, 2),
             "tokens_per_s": round((tokens - self._last_tokens) / max(now - self._last_time, 1e-9), 1),
             "eta_s": self._eta(elapsed, done, remaining),
-            **memory, "rss_peak_gb": self._rss_peak,
+            **memory, "rss_peak_gb": round(max(memory["rss_gb"], process_peak_rss_gb()), 3),
         }
         self._last_time, self._last_tokens = now, tokens
         self.stream.append(record)

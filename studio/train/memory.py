@@ -42,8 +42,8 @@ def estimate_for_run(config: RunConfig, loaded, backend: dict, lengths: list[int
 
 
 def measured_peak(device: str, gpu_in_use_at_start_gb: float, rss_records: list[float]) -> dict:
-    """The run's measured peak: GPU memory reserved beyond what the process held at its start, or the process's
-    largest RSS on a CPU."""
+    """The run's measured peak: GPU memory reserved beyond what the process held at its start, or on a CPU the most
+    RAM the process held by its last logged step (the OS's high-water mark, ``rss_peak_gb`` of the records)."""
     try:
         import torch  # (already loaded by the run; imported here so the record works without a GPU)
 
