@@ -1,8 +1,9 @@
 """Does the browser get what the engine makes? The defaults on one dataset, trained twice on this machine in one
 benchmark run: from the CLI (`python -m studio train --data F`), and from the web app in Debian's chromium with the
-Train tab open for the whole run (Start clicked, the page left polling). Both runs are then evaluated the same way
-(`python -m studio eval RUN --json`). Reported side by side: steps, tokens trained, median tokens/s, the time budget
-used, Val A macro-F1 (the fine-tuned LLM and the classifier in use), and the browser's ratio to the CLI.
+Train tab open for the whole run (Start clicked once the opened page has settled, the page left polling). Both runs
+are then evaluated the same way (`python -m studio eval RUN --json`). Reported side by side: steps, tokens trained,
+median tokens/s, the time budget used, Val A macro-F1 (the fine-tuned LLM and the classifier in use), and the
+browser's ratio to the CLI.
 
     python bench/browser_vs_cli.py --data ../shared/datasets/financial_phrasebank.csv --json browser.json
 """
@@ -61,9 +62,20 @@ def evaluate(run_dir: Path) -> float:
     return time.perf_counter() - started
 
 
-def from_cli(data: Path, runs: Path) -> Path:
+def speed(run_dir: Path) -> dict:
+    """Steps, tokens and the median tokens/s of a run (what the paired runs compare)."""
+    from studio.runs.folder import RunDir
+
+    train = [r for r in RunDir(run_dir).metrics() if r.get("kind") == "train"]
+    return {"steps": train[-1]["step"], "tokens": train[-1]["tokens_seen"], "train_s": train[-1]["elapsed_s"],
+            "median_tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in train[1:] or train), 1)}
+
+
+def from_cli(data: Path, runs: Path, budget_minutes: float | None = None) -> Path:
+    budget = ["--time-budget-minutes", str(budget_minutes)] if budget_minutes else []
     subprocess.run([sys.executable, "-m", "studio", "train", "--data", str(data), "--runs-dir", str(runs), "--name",
-                    "cli", "--quiet"], cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    "cli", "--quiet", *budget], cwd=REPO, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     return runs / "cli"
 
 
@@ -100,6 +112,23 @@ def wait_until_up(port: int, app: subprocess.Popen, timeout_s: float = 120.0) ->
             pass
         time.sleep(0.5)
     raise SystemExit(f"the web app did not answer on port {port}")
+
+
+def settle(pid: int, quiet_s: float = 0.2, window_s: float = 2.0, timeout_s: float = 120.0) -> float:
+    """Wait until the web app's process uses less than ``quiet_s`` CPU seconds in ``window_s``: a page that has just
+    opened checks the data and plans the run in the app (tokenizer, tokens per row), which a person's Start click
+    comes after; clicked at once, the run's first phases and its step timing shared the CPU with them. Returns the
+    seconds waited."""
+    import psutil
+
+    app = psutil.Process(pid)
+    start = time.time()
+    while time.time() < start + timeout_s:
+        before = sum(app.cpu_times()[:2])
+        time.sleep(window_s)
+        if sum(app.cpu_times()[:2]) - before < quiet_s:
+            break
+    return round(time.time() - start, 1)
 
 
 class CpuShare:
@@ -148,7 +177,8 @@ class CpuShare:
         return out
 
 
-def from_browser(data: Path, runs: Path, port: int, shots: Path, cpu: dict | None = None) -> Path:
+def from_browser(data: Path, runs: Path, port: int, shots: Path, cpu: dict | None = None,
+                 budget_minutes: float | None = None) -> Path:
     """The web app with the defaults and the data file; Start clicked in chromium, the Train tab open until the run
     ends; ``cpu`` gets who used the CPU while it trained (CpuShare)."""
     from playwright.sync_api import sync_playwright
@@ -156,6 +186,8 @@ def from_browser(data: Path, runs: Path, port: int, shots: Path, cpu: dict | Non
     from studio.config import RunConfig
 
     config = RunConfig().replace({"data": {"path": str(data)}})
+    if budget_minutes:
+        config = config.replace({"train": {"time_budget_minutes": budget_minutes}})
     config_path = runs.parent / "browser-config.json"
     config.save(config_path)
     app = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--runs-dir", str(runs), "--config",
@@ -166,13 +198,14 @@ def from_browser(data: Path, runs: Path, port: int, shots: Path, cpu: dict | Non
         with sync_playwright() as p:
             browser = launch_chromium(p)
             page = open_train_tab(browser, port)
+            settled_s = settle(app.pid)  # the page's own start (its data check and plan) done, as a person's Start
             page.click("#start-training")
             page.get_by_text("started in").wait_for(timeout=120000)
             share = CpuShare(app.pid)
             status = page.locator("#train-status")
             status.get_by_text(": finished", exact=False).wait_for(timeout=3600_000)
             if cpu is not None:
-                cpu.update(share.report())
+                cpu.update(share.report(), settled_s=settled_s)
             page.wait_for_timeout(1500)
             page.screenshot(path=str(shots / "browser-vs-cli-train.png"), full_page=True)
             browser.close()
@@ -190,11 +223,16 @@ def main() -> None:
     parser.add_argument("--browser-only", action="store_true", help="skip the CLI run (to split the page's cost)")
     parser.add_argument("--cli-first", action="store_true", help="the CLI's run first (the machine drifts: run both "
                                                                   "orders)")
+    parser.add_argument("--pairs", type=int, help="instead: this many pairs of shorter runs, CLI and browser in "
+                                                   "alternating order (the machine's speed drifts between runs)")
+    parser.add_argument("--budget-minutes", type=float, default=2.0, help="each paired run's time budget")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="browser-vs-cli-"))
     shots = REPO / "test-artifacts" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     data = Path(args.data).resolve()
+    if args.pairs:
+        return paired(data, work, args, shots)
     cpu: dict = {}
     if args.cli_first:
         cli_run = from_cli(data, work / "cli-runs")
@@ -219,6 +257,33 @@ def main() -> None:
         ratio = f"{b / a:.2f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else ""
         print(f"| {key} | {a} | {b} | {ratio} |")
     print(json.dumps(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+def paired(data: Path, work: Path, args, shots: Path) -> None:
+    """Pairs of short runs, the CLI's and the browser's, in the order CLI-browser, browser-CLI, ... (ABBA): the
+    machine's speed drifts by more than the page costs (the CLI alone did 390-550 tokens/s from one hour to the
+    next), so each pair compares runs minutes apart, and the order's effect cancels over the pairs."""
+    pairs = []
+    for i in range(args.pairs):
+        cpu: dict = {}
+        sides = {}
+        for side in (("cli", "browser") if i % 2 == 0 else ("browser", "cli")):
+            runs = work / f"pair-{i}-{side}"
+            run = (from_cli(data, runs, args.budget_minutes) if side == "cli" else
+                   from_browser(data, runs, args.port, shots, cpu, args.budget_minutes))
+            sides[side] = {**speed(run), **memory(run)}
+        pair = {**sides, "first": "CLI" if i % 2 == 0 else "browser", "cpu": cpu,
+                "ratio_tokens_per_s": round(sides["browser"]["median_tokens_per_s"] /
+                                            sides["cli"]["median_tokens_per_s"], 3)}
+        pairs.append(pair)
+        print(json.dumps(pair), flush=True)
+    ratios = [p["ratio_tokens_per_s"] for p in pairs]
+    result = {"device": f"{os.cpu_count()}-core CPU", "data": data.name, "budget_minutes": args.budget_minutes,
+              "pairs": pairs, "ratios": ratios, "median_ratio": round(statistics.median(ratios), 3),
+              "mean_ratio": round(statistics.mean(ratios), 3)}
+    print(json.dumps({k: v for k, v in result.items() if k != "pairs"}))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 
