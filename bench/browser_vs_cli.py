@@ -25,18 +25,24 @@ sys.path.insert(0, str(REPO))
 CHROMIUM = "/usr/bin/chromium"
 
 
+def speed(run_dir: Path) -> dict:
+    """Steps, tokens and the median tokens/s of a run (what the paired runs compare)."""
+    from studio.runs.folder import RunDir
+
+    train = [r for r in RunDir(run_dir).metrics() if r.get("kind") == "train"]
+    return {"steps": train[-1]["step"], "tokens": train[-1]["tokens_seen"], "train_s": train[-1]["elapsed_s"],
+            "median_tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in train[1:] or train), 1)}
+
+
 def facts(run_dir: Path, eval_s: float) -> dict:
     from studio.runs.folder import RunDir
 
     run = RunDir(run_dir)
-    train = [r for r in run.metrics() if r.get("kind") == "train"]
     report = json.loads((run.path / "eval.json").read_text())
     budget = (run.record().get("resolved") or {}).get("time_budget_minutes")
     candidates = report.get("candidates") or {}
-    return {"run": run.name, "steps": train[-1]["step"], "tokens": train[-1]["tokens_seen"],
-            "median_tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in train[1:] or train), 1),
-            "train_s": train[-1]["elapsed_s"], "budget_s": 60 * budget if budget else None,
-            "epochs": train[-1]["epoch"],
+    return {"run": run.name, **speed(run.path), "budget_s": 60 * budget if budget else None,
+            "epochs": [r for r in run.metrics() if r.get("kind") == "train"][-1]["epoch"],
             "llm_macro_f1": (candidates.get("llm") or {}).get("val_a", {}).get("macro_f1"),
             "chosen": (report.get("chosen") or {}).get("name"),
             "chosen_macro_f1": (report.get("chosen") or {}).get("val_a", {}).get("macro_f1"),
@@ -60,15 +66,6 @@ def evaluate(run_dir: Path) -> float:
     subprocess.run([sys.executable, "-m", "studio", "eval", str(run_dir), "--json"], cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
-
-
-def speed(run_dir: Path) -> dict:
-    """Steps, tokens and the median tokens/s of a run (what the paired runs compare)."""
-    from studio.runs.folder import RunDir
-
-    train = [r for r in RunDir(run_dir).metrics() if r.get("kind") == "train"]
-    return {"steps": train[-1]["step"], "tokens": train[-1]["tokens_seen"], "train_s": train[-1]["elapsed_s"],
-            "median_tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in train[1:] or train), 1)}
 
 
 def from_cli(data: Path, runs: Path, budget_minutes: float | None = None) -> Path:

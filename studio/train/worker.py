@@ -507,7 +507,7 @@ class TrainingJob(jobs.SnapshotMixin):
         """memory.json: the estimate and the measured peak side by side (every run, failed ones too)."""
         if not self.ranks.main:
             return
-        rss = [max(r["rss_gb"], r.get("rss_peak_gb") or 0.0) for r in self.stream.records("train") if r.get("rss_gb")]
+        rss = [r.get("rss_peak_gb") or r["rss_gb"] for r in self.stream.records("train") if r.get("rss_gb")]
         measured = measured_peak(self.backend.get("device"), self.gpu_in_use_at_start_gb, rss)
         self.run.write_memory(memory_record(self.memory_estimate, measured, self.state))
 

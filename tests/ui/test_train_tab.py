@@ -1,5 +1,5 @@
 """The Train tab's poll: what it sends the page, and when (each plotly chart drawn costs the browser's main thread
-50-120 ms, which the training shares on a small machine)."""
+20-70 ms, which the training shares on a small machine: bench/chart_cost.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from studio.door.training import Status
 from studio.runs.folder import RunDir
-from studio.runs.jobs import LiveState, build_snapshot
+from studio.runs.jobs import ENDED, LiveState, build_snapshot
 from studio.runs.stream import MetricsStream
 from studio.ui.tabs import train as tab
 
@@ -29,7 +29,7 @@ class FakeRun:
         self.stream.append({"kind": "eval", "step": step, "macro_f1": 0.5, "minority_recall": 0.4})
 
     def status(self) -> Status:
-        done = self.live.state in ("finished", "stopped", "failed")
+        done = self.live.state in ENDED
         return Status(build_snapshot(self.run, self.stream, self.live), self.stream.records(), "log", done)
 
 

@@ -19,8 +19,8 @@ from studio.ui.page import Page, UIContext, Values
 
 POLL_SECONDS = 2.0  # while a run trains: the status line (step, loss, speed, time left)
 # Each chart is drawn only when it has new points, at most this often while the run trains (at once when a run or a
-# page starts and when the run ends): chromium spends 50-120 ms of its main thread on each plotly chart drawn, which
-# the training shares on a 2-core machine (docs/benchmarks.md, "The browser and the CLI").
+# page starts and when the run ends): chromium spends 20-70 ms of its main thread on each plotly chart drawn, which
+# the training shares on a 2-core machine (bench/chart_cost.py; docs/benchmarks.md, "The browser and the CLI").
 CHART_SECONDS = {"loss": 10.0, "memory": 30.0, "evals": 10.0}
 IDLE_POLL_SECONDS = 5.0  # while none does (a run started elsewhere, the CLI, still shows up)
 POLL_OUTPUTS = ["train/status", "train/error", "train/loss", "train/memory", "train/evals", "train/log",
@@ -170,7 +170,7 @@ def memory_line(memory: dict | None) -> str:
         return ""
     if memory.get("rss_gb") and not memory.get("measured_gb"):
         line = f"Memory: this run is on the CPU and its process uses <b>{memory['rss_gb']:.2f} GiB</b> of RAM"
-        if (memory.get("rss_peak_gb") or 0) > memory["rss_gb"] + 0.05:  # the most it held so far, as logged
+        if (memory.get("rss_peak_gb") or 0) > memory["rss_gb"] + 0.05:  # the most it held so far (the OS's mark)
             line += f" (at most <b>{memory['rss_peak_gb']:.2f} GiB</b> so far)"
         if memory.get("ram_estimate_gb"):  # with what the process held when the model loaded (the app, kept models)
             line += f" · the RAM estimate for its peak: <b>{memory['ram_estimate_gb']:.2f} GiB</b>"
