@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.config import setting_label
+from studio.data.prepare import original_name
 from studio.door.result import Result
 from studio.errors import StudioError
 from studio.runs.folder import RunDir, list_runs
@@ -63,7 +64,7 @@ class RunList(Result):
                    "Val A macro-F1": _round(summary.get("val_a", {}).get("macro_f1")),
                    "classic": _round(summary.get("classic_val_a", {}).get("macro_f1")),
                    "Val B minority recall": _round(summary.get("val_b", {}).get("minority_recall")),
-                   "data": Path(config.get("data", {}).get("path", "")).name,
+                   "data": original_name(config.get("data", {}).get("path", "")),  # not the kept copy's hash
                    "step": f"{r['step'] or 0}/{r['max_steps'] or '?'}",
                    "final loss": None if r["final_loss"] is None else round(r["final_loss"], 4)}
             for section, key in KEY_SETTINGS:

@@ -225,6 +225,8 @@ def drive(page, url: str, toy_file: Path) -> str:
     page.wait_for_function(  # visible text only: the Runs tab lists the new run as finished
         "name => document.body.innerText.includes(name) && document.body.innerText.includes('30/30')",
         arg=run_name, timeout=30000)
+    listed = page.locator("#runs-table").inner_text()  # the upload by its own name, not the kept copy's
+    assert "forum_posts.jsonl" in listed and not re.search(r"[0-9a-f]{12}-forum_posts", listed)
     page.screenshot(path=str(SHOTS / "8-runs.png"), full_page=True)
 
     page.reload()  # a reloaded page reattaches to the last job
