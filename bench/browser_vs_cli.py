@@ -58,7 +58,14 @@ def memory(run_dir: Path) -> dict:
     return {"peak_rss_gb": (record.get("measured") or {}).get("peak_rss_gb"),
             "ram_estimate_gb": (estimate.get("cpu_ram") or {}).get("peak_gb"),
             "held_at_load_gb": (estimate.get("cpu_ram") or {}).get("held_at_load_gb"),
+            "compute": (estimate.get("cpu_ram") or {}).get("compute"),
             "tokens_per_micro_batch": estimate.get("tokens_per_micro_batch")}
+
+
+def device() -> str:
+    from studio.machine import cpu_name
+
+    return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
 def evaluate(run_dir: Path) -> float:
@@ -237,12 +244,12 @@ def main() -> None:
     browser_run = from_browser(data, work / "browser-runs", args.port, shots, cpu)
     browser = {**facts(browser_run, evaluate(browser_run)), "cpu": cpu}
     if args.browser_only:
-        print(json.dumps({"device": f"{os.cpu_count()}-core CPU", "data": data.name, "browser": browser}))
+        print(json.dumps({"device": device(), "data": data.name, "browser": browser}))
         return
     if not args.cli_first:
         cli_run = from_cli(data, work / "cli-runs")
         cli = facts(cli_run, evaluate(cli_run))
-    result = {"device": f"{os.cpu_count()}-core CPU", "data": data.name, "order": "CLI first" if args.cli_first
+    result = {"device": device(), "data": data.name, "order": "CLI first" if args.cli_first
               else "browser first", "cli": cli, "browser": browser,
               "ratio_tokens_per_s": round(browser["median_tokens_per_s"] / cli["median_tokens_per_s"], 3),
               "ratio_tokens": round(browser["tokens"] / cli["tokens"], 3)}
@@ -277,7 +284,7 @@ def paired(data: Path, work: Path, args, shots: Path) -> None:
         pairs.append(pair)
         print(json.dumps(pair), flush=True)
     ratios = [p["ratio_tokens_per_s"] for p in pairs]
-    result = {"device": f"{os.cpu_count()}-core CPU", "data": data.name, "budget_minutes": args.budget_minutes,
+    result = {"device": device(), "data": data.name, "budget_minutes": args.budget_minutes,
               "pairs": pairs, "ratios": ratios, "median_ratio": round(statistics.median(ratios), 3),
               "mean_ratio": round(statistics.mean(ratios), 3)}
     print(json.dumps({k: v for k, v in result.items() if k != "pairs"}))

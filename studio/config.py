@@ -109,9 +109,9 @@ class ModelSpec:
                                    "(docs/benchmarks.md). Off on a CPU.", choices=["auto", "true", "false"],
                            label="Load the model in 4-bit (GPU)", gpu_only=True)
     dtype: str = _f("auto", "Compute dtype; auto picks bfloat16 on GPUs that support it, else float16; on a CPU, "
-                            "float32 weights with bfloat16 compute where the CPU has it (AVX-512 BF16, AMX), else "
-                            "float32.", choices=["auto", "bfloat16", "float16", "float32"], label="Number format",
-                            advanced=True)
+                            "float32 weights with bfloat16 compute where the CPU has AVX-512 (native with AVX-512 BF16 "
+                            "or AMX), else float32.", choices=["auto", "bfloat16", "float16", "float32"],
+                    label="Number format", advanced=True)
     backend: str = _f("auto", "auto: Unsloth when CUDA and unsloth are available, else transformers + peft.",
                       choices=["auto", "unsloth", "transformers"], label="Training engine", advanced=True)
     trust_remote_code: bool = _f(False, "Run Python code shipped with a LOCAL model folder (custom architectures). "

@@ -157,7 +157,20 @@ def device_description() -> dict:
         props = torch.cuda.get_device_properties(0)
         return {"type": "cuda", "name": props.name, "count": torch.cuda.device_count(),
                 "memory_gb": round(props.total_memory / GIB, 1), "cuda": torch.version.cuda}
-    return {"type": "cpu", "name": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    return {"type": "cpu", "name": cpu_name(), "cores": os.cpu_count()}
+
+
+def cpu_name() -> str:
+    """The CPU's model name where the OS tells it (Linux: "AMD EPYC", "Intel(R) Xeon(R) ..."), else its architecture:
+    two CPUs of one architecture can train at very different speeds (with or without AVX-512, say)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from studio.estimate.recipe import Resolved, step_warnings
 from studio.estimate.speed import time_estimate
 from studio.estimate.vram import estimate_for_config, estimate_lines, estimate_report
 from studio.machine import device_guess, machine_ram_gb
-from studio.models.loading import Backend, effective_settings
+from studio.models.loading import Backend, cpu_computes_bf16, effective_settings
 
 
 def has_gpu() -> bool:
@@ -157,15 +157,20 @@ def cpu_view(config: RunConfig, lengths: list[int] | None = None, classes: list[
         shape, _ = read_shape(config.model.name)
     except (StudioError, OSError):
         shape = None
+    bf16 = cpu_computes_bf16(config.model)
     if shape is not None:
         planned = preview(config, None, lengths, classes).config
         ram = estimate_cpu_ram(shape, planned.train.per_device_train_batch_size, lengths,
-                               config.model.max_seq_length, planned.lora.use_gradient_checkpointing != "false", total)
+                               config.model.max_seq_length, planned.lora.use_gradient_checkpointing != "false", total,
+                               bfloat16=bf16)
         lines.append(f"- Memory: {ram.summary()}" + ("" if lengths else "; check the data for its real row lengths")
                      + f", with micro-batches of {planned.train.per_device_train_batch_size} rows.")
     lines += [f"- {n}" for n in cpu_fallbacks(config)]
     lines.append("- Gradient checkpointing is off on a CPU when left on auto and the memory allows it (it costs ~30% "
-                 "more compute); compute runs in bfloat16 where the CPU has it (AVX-512 BF16, AMX).")
+                 "more compute).")
+    lines.append("- Compute: bfloat16 over float32 weights (this CPU has AVX-512)." if bf16 else
+                 "- Compute: float32 (this CPU has no AVX-512, which bfloat16 needs): a row's activations take 2.3 "
+                 "times the memory they take in bfloat16, so the micro-batches that fit are smaller.")
     return lines
 
 

@@ -15,6 +15,7 @@ from studio.estimate.ram import ram_share
 from studio.estimate.recipe import Resolved, resolve, step_warnings
 from studio.estimate.vram import detect_gpu, estimate_vram
 from studio.machine import device_guess
+from studio.models.loading import cpu_computes_bf16
 
 
 def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int] | None = None,
@@ -27,7 +28,7 @@ def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int]
         shape, pre_quantized = None, False
     fits = None
     if device == "cpu" and shape is not None:
-        fits = ram_share(shape, lengths, config.model.max_seq_length)
+        fits = ram_share(shape, lengths, config.model.max_seq_length, cpu_computes_bf16(config.model))
     if device == "cuda" and shape is not None:
         gpu = detect_gpu()
         if gpu:

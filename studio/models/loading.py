@@ -150,6 +150,12 @@ def autocast_dtype(spec: ModelSpec, device: str) -> str | None:
     return "bfloat16" if device == "cpu" and spec.dtype == "auto" and cpu_has_bf16() else None
 
 
+def cpu_computes_bf16(spec: ModelSpec) -> bool:
+    """Whether training ``spec`` on a CPU computes in bfloat16 (autocast on a CPU that has it, or bfloat16 weights)
+    rather than float32, whose activations weigh about twice as much (studio.estimate.ram)."""
+    return spec.dtype == "bfloat16" or autocast_dtype(spec, "cpu") is not None
+
+
 def remote_code_allowed(spec: ModelSpec, source: str) -> bool:
     """Whether the model's own code may run (validate_config checks the same for the name before a run starts)."""
     refusal = remote_code_refusal(spec, source)

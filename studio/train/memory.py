@@ -34,10 +34,12 @@ def estimate_for_run(config: RunConfig, loaded, backend: dict, lengths: list[int
     record, ram = estimate.to_dict(), None
     if device != "cuda":
         held = process_rss_gb()
+        bf16 = bool(backend.get("autocast")) or backend.get("dtype") == "bfloat16"
         ram = estimate_cpu_ram(estimate.shape, config.train.per_device_train_batch_size, lengths,
                                config.model.max_seq_length, backend["gradient_checkpointing"] != "false",
-                               machine_ram_gb(), held_gb=held)
-        record["cpu_ram"] = {"peak_gb": ram.peak_gb, "total_gb": ram.total_gb, "held_at_load_gb": round(held, 3)}
+                               machine_ram_gb(), held_gb=held, bfloat16=bf16)
+        record["cpu_ram"] = {"peak_gb": ram.peak_gb, "total_gb": ram.total_gb, "held_at_load_gb": round(held, 3),
+                             "compute": "bfloat16" if bf16 else "float32"}
     return record, estimate, ram
 
 

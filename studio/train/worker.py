@@ -33,7 +33,8 @@ from studio.evaluate.calibration import class_priors
 from studio.evaluate.periodic import CLEARLY_BETTER, PeriodicEvaluator, share_earlier_better
 from studio.machine import device_description, has_module, import_stack, join_process_group, library_versions, ranks
 from studio.models.embedded import HUB_ID
-from studio.models.loading import choose_backend, load_for_training, load_tokenizer, resolve_source
+from studio.models.loading import (choose_backend, cpu_computes_bf16, load_for_training, load_tokenizer,
+                                   resolve_source)
 from studio.runs import jobs
 from studio.runs.folder import CHECKPOINT_DONE, RunDir, default_run_name, write_adapter_card, write_json_atomic
 from studio.runs.recorder import RunRecorder
@@ -261,7 +262,8 @@ class TrainingJob(jobs.SnapshotMixin):
         if shape is None:
             return None, None
         if backend.device == "cpu":
-            return shape, ram_share(shape, prepared.train_lengths, self.config.model.max_seq_length)
+            return shape, ram_share(shape, prepared.train_lengths, self.config.model.max_seq_length,
+                                    cpu_computes_bf16(self.config.model))
         gpu = detect_gpu() if backend.device == "cuda" else None
         if gpu is None:
             return shape, None

@@ -85,20 +85,51 @@ def test_on_a_cpu_the_micro_batch_fits_half_the_ram(monkeypatch):
     assert roomy.config.train.per_device_train_batch_size == 16
 
 
-def test_the_ram_estimate_holds_on_the_measured_points():
-    """bench/cpu_ram.py's peaks on this project's CPU machine: the estimate within -5% / +15% of each."""
+@pytest.mark.parametrize("measured", ["cpu-ram-smollm2.json", "cpu-ram-smollm2-float32.json"])
+def test_the_ram_estimate_holds_on_the_measured_points(measured):
+    """bench/cpu_ram.py's peaks on this project's CPU machines (bfloat16 compute on a CPU with AVX-512, float32 on
+    one without): the estimate within -5% / +15% of each."""
     import json
     from pathlib import Path
 
-    points = json.loads((Path(__file__).parents[2] / "docs/device-results/cpu-ram-smollm2.json").read_text())
+    points = json.loads((Path(__file__).parents[2] / "docs/device-results" / measured).read_text())
     assert {p["checkpointing"] for p in points} == {True, False}
     from studio.estimate.model_shape import known_shape
     from studio.estimate.ram import estimate_cpu_ram
 
     shape = known_shape("embedded/SmolLM2-135M-Instruct")
     for p in points:
-        estimate = estimate_cpu_ram(shape, p["batch"], [p["length"]] * p["batch"], p["length"], p["checkpointing"])
+        estimate = estimate_cpu_ram(shape, p["batch"], [p["length"]] * p["batch"], p["length"], p["checkpointing"],
+                                    bfloat16=p.get("compute", "bfloat16") == "bfloat16")
         assert 0.95 <= estimate.peak_gb / p["peak_gb"] <= 1.15, p
+
+
+def test_float32_compute_has_its_own_ram_estimate_and_a_smaller_micro_batch(monkeypatch):
+    """A CPU without AVX-512 trains in float32, whose activations weigh more than twice bfloat16 autocast's: the
+    estimate says so, the auto micro-batch that fits half the RAM is smaller (the same rows per optimizer step), and
+    the plan before Start names the compute."""
+    from studio.config import ModelSpec
+    from studio.door.plan import cpu_view
+    from studio.estimate import ram
+    from studio.estimate.model_shape import known_shape
+    from studio.models import loading
+
+    shape = known_shape("embedded/SmolLM2-135M-Instruct")
+    rows = [237] * 300  # Financial PhraseBank's longest rows
+    assert ram.estimate_cpu_ram(shape, 16, rows, 2048, False, bfloat16=False).peak_gb > 1.8 * ram.estimate_cpu_ram(
+        shape, 16, rows, 2048, False).peak_gb
+    monkeypatch.setattr(ram, "machine_ram_gb", lambda: 24.0)
+    chosen = {bf16: resolve(RunConfig(), device="cpu", params=shape.params,
+                            fits=ram.ram_share(shape, rows, 2048, bf16)).config.train for bf16 in (True, False)}
+    assert chosen[True].per_device_train_batch_size == 16
+    assert chosen[False].per_device_train_batch_size == 8 and chosen[False].gradient_accumulation_steps == 2
+
+    monkeypatch.setattr(loading, "cpu_has_bf16", lambda: False)
+    assert not loading.cpu_computes_bf16(ModelSpec()) and loading.cpu_computes_bf16(ModelSpec(dtype="bfloat16"))
+    assert "Compute: float32" in "\n".join(cpu_view(RunConfig(), rows, [0, 1, 2] * 100))
+    monkeypatch.setattr(loading, "cpu_has_bf16", lambda: True)
+    assert loading.cpu_computes_bf16(ModelSpec()) and not loading.cpu_computes_bf16(ModelSpec(dtype="float32"))
+    assert "Compute: bfloat16" in "\n".join(cpu_view(RunConfig(), rows, [0, 1, 2] * 100))
 
 
 def test_the_ram_estimate_counts_what_the_process_holds_when_the_model_loads():
