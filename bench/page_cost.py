@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from browser_vs_cli import chromium_processes, launch_chromium, open_train_tab, wait_until_up  # noqa: E402
+from browser_vs_cli import chromium_processes, device, launch_chromium, open_train_tab, wait_until_up  # noqa: E402
 # Page variants for --variants (injected into the open page, to find where chromium's time goes):
 STYLES = {"no-plots": ".js-plotly-plot, .plot-container { display: none !important; }",
           "contain": "#train-status, #train-log, .js-plotly-plot { contain: strict; }"}
@@ -176,7 +176,7 @@ def main() -> None:
                          "chromium_share_of_cores": round(sum(w["chromium_cpu_s"] for w in mine) /
                                                           (args.window_s * len(mine) * (os.cpu_count() or 1)), 3)}
     ratio = summary["open"]["tokens_per_s"] / summary["closed"]["tokens_per_s"] if "closed" in summary else None
-    result = {"device": f"{os.cpu_count()}-core CPU", "data": Path(args.data).name, "window_s": args.window_s,
+    result = {"device": device(), "data": Path(args.data).name, "window_s": args.window_s,
               "windows": windows, "summary": summary, "open_over_closed_tokens_per_s": ratio and round(ratio, 3),
               "wall_s": round(wall, 1)}
     print(json.dumps(result))

@@ -18,7 +18,7 @@ place in the order, memory kept from the narrower steps before it added 1.0-2.5 
 bare training process when the model loads (the web app, kept models) is added (docs/benchmarks.md, "CPU: training
 memory over a run"). What glibc's heaps keep differs from process to process: a run's peak can still come out above
 this estimate (by up to 1.2 GiB, bfloat16 runs measured since the widest step comes first). Before the float32 term a
-CPU without AVX-512 ran 1.3-1.5 GiB above it on every run.
+CPU without AVX-512 ran 1.3-1.5 GiB above it (two runs); with it, four whole runs peaked 2.6-2.75 GiB under it.
 """
 
 from __future__ import annotations
