@@ -55,10 +55,9 @@ def memory(run_dir: Path) -> dict:
     path = run_dir / "memory.json"
     record = json.loads(path.read_text()) if path.exists() else {}
     estimate = record.get("estimate") or {}
-    return {"peak_rss_gb": (record.get("measured") or {}).get("peak_rss_gb"),
-            "ram_estimate_gb": (estimate.get("cpu_ram") or {}).get("peak_gb"),
-            "held_at_load_gb": (estimate.get("cpu_ram") or {}).get("held_at_load_gb"),
-            "compute": (estimate.get("cpu_ram") or {}).get("compute"),
+    ram = estimate.get("cpu_ram") or {}
+    return {"peak_rss_gb": (record.get("measured") or {}).get("peak_rss_gb"), "ram_estimate_gb": ram.get("peak_gb"),
+            "held_at_load_gb": ram.get("held_at_load_gb"), "compute": ram.get("compute"),
             "tokens_per_micro_batch": estimate.get("tokens_per_micro_batch")}
 
 

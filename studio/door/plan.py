@@ -168,9 +168,12 @@ def cpu_view(config: RunConfig, lengths: list[int] | None = None, classes: list[
     lines += [f"- {n}" for n in cpu_fallbacks(config)]
     lines.append("- Gradient checkpointing is off on a CPU when left on auto and the memory allows it (it costs ~30% "
                  "more compute).")
-    lines.append("- Compute: bfloat16 over float32 weights (this CPU has AVX-512)." if bf16 else
-                 "- Compute: float32 (this CPU has no AVX-512, which bfloat16 needs): a row's activations take 2.3 "
-                 "times the memory they take in bfloat16, so the micro-batches that fit are smaller.")
+    why = ("the Number format setting" if config.model.dtype != "auto" else "this CPU has AVX-512" if bf16 else
+           "this CPU has no AVX-512, which bfloat16 needs")
+    weights = " over float32 weights" if config.model.dtype == "auto" else ""
+    lines.append(f"- Compute: bfloat16{weights} ({why})." if bf16 else
+                 f"- Compute: float32 ({why}): a row's activations take 2.3 times the memory they take in bfloat16, "
+                 "so the micro-batches that fit are smaller.")
     return lines
 
 

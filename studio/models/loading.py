@@ -135,8 +135,8 @@ def effective_settings(spec: ModelSpec, train: TrainSpec, backend: Backend) -> t
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX): there, bfloat16 autocast runs the
-    matrix products faster than float32 (docs/benchmarks.md, "Numbers the code relies on")."""
+    """Whether torch computes bfloat16 on this CPU (AVX-512; natively with AVX-512 BF16 or AMX): there, bfloat16
+    autocast runs the matrix products faster than float32 (docs/benchmarks.md, "Numbers the code relies on")."""
     import torch  # (torch: not at the page's start)
 
     try:

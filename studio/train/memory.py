@@ -12,6 +12,7 @@ from studio.estimate.model_shape import shape_from_config
 from studio.estimate.ram import estimate_cpu_ram
 from studio.estimate.vram import detect_gpu, estimate_vram
 from studio.machine import machine_ram_gb, process_rss_gb
+from studio.models.loading import cpu_computes_bf16
 
 OOM_LEVERS = [
     "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep rows per step)",
@@ -34,7 +35,7 @@ def estimate_for_run(config: RunConfig, loaded, backend: dict, lengths: list[int
     record, ram = estimate.to_dict(), None
     if device != "cuda":
         held = process_rss_gb()
-        bf16 = bool(backend.get("autocast")) or backend.get("dtype") == "bfloat16"
+        bf16 = cpu_computes_bf16(config.model)
         ram = estimate_cpu_ram(estimate.shape, config.train.per_device_train_batch_size, lengths,
                                config.model.max_seq_length, backend["gradient_checkpointing"] != "false",
                                machine_ram_gb(), held_gb=held, bfloat16=bf16)

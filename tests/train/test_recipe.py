@@ -130,6 +130,8 @@ def test_float32_compute_has_its_own_ram_estimate_and_a_smaller_micro_batch(monk
     monkeypatch.setattr(loading, "cpu_has_bf16", lambda: True)
     assert loading.cpu_computes_bf16(ModelSpec()) and not loading.cpu_computes_bf16(ModelSpec(dtype="float32"))
     assert "Compute: bfloat16" in "\n".join(cpu_view(RunConfig(), rows, [0, 1, 2] * 100))
+    chosen_float32 = RunConfig().replace({"model": {"dtype": "float32"}})  # the user's choice, not the CPU's lack
+    assert "Compute: float32 (the Number format setting)" in "\n".join(cpu_view(chosen_float32, rows, [0] * 300))
 
 
 def test_the_ram_estimate_counts_what_the_process_holds_when_the_model_loads():
