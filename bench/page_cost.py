@@ -99,6 +99,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7898)
     parser.add_argument("--poll-s", type=float, help="the Train tab's poll while a run trains (default: the app's)")
     parser.add_argument("--chart-s", type=float, help="each of the Train tab's charts at most this often")
+    parser.add_argument("--dtype", help="the run's Number format (model.dtype), e.g. float32: the compute of a CPU "
+                                        "without AVX-512, on one that has it")
     parser.add_argument("--json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="page-cost-"))
@@ -106,7 +108,8 @@ def main() -> None:
     plan = args.variants or ["open" if i % 2 == 0 else "closed" for i in range(args.windows)]
     minutes = (len(plan) * args.window_s + 240) / 60  # the run outlasts every window
     config = RunConfig().replace({"data": {"path": str(Path(args.data).resolve())},
-                                  "train": {"time_budget_minutes": round(minutes, 1)}})
+                                  "train": {"time_budget_minutes": round(minutes, 1)},
+                                  **({"model": {"dtype": args.dtype}} if args.dtype else {})})
     config.save(work / "config.json")
     launch = ["launch.py", "--port", str(args.port), "--runs-dir", str(runs), "--config", str(work / "config.json")]
     paces = {"POLL_SECONDS": args.poll_s,
@@ -176,7 +179,8 @@ def main() -> None:
                          "chromium_share_of_cores": round(sum(w["chromium_cpu_s"] for w in mine) /
                                                           (args.window_s * len(mine) * (os.cpu_count() or 1)), 3)}
     ratio = summary["open"]["tokens_per_s"] / summary["closed"]["tokens_per_s"] if "closed" in summary else None
-    result = {"device": device(), "data": Path(args.data).name, "window_s": args.window_s,
+    result = {"device": device(), "data": Path(args.data).name, "window_s": args.window_s, "dtype": args.dtype,
+              "poll_s": args.poll_s or "the app's",
               "windows": windows, "summary": summary, "open_over_closed_tokens_per_s": ratio and round(ratio, 3),
               "wall_s": round(wall, 1)}
     print(json.dumps(result))

@@ -17,7 +17,11 @@ from studio.ui import charts
 from studio.ui.html import error_box, escape, notify
 from studio.ui.page import Page, UIContext, Values
 
-POLL_SECONDS = 2.0  # while a run trains: the status line (step, loss, speed, time left)
+# While a run trains: the status line (step, loss, speed, time left). Each poll wakes chromium, the app and the
+# network on a 2-core CPU the training shares: at 5 s instead of 2 chromium used 2.8% of the cores instead of 4.0%
+# and the training got 0.968x its CPU with the page open instead of 0.954x (bench/page_cost.py; a CPU step takes
+# 3-9 s, so the line misses no step it would have shown; docs/benchmarks.md, "The browser and the CLI").
+POLL_SECONDS = 5.0
 # Each chart is drawn only when it has new points, at most this often while the run trains (at once when a run or a
 # page starts and when the run ends): chromium spends 20-70 ms of its main thread on each plotly chart drawn, which
 # the training shares on a 2-core machine (bench/chart_cost.py; docs/benchmarks.md, "The browser and the CLI").
