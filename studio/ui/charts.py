@@ -52,7 +52,9 @@ def loss(records: list[dict]) -> go.Figure:
     return fig
 
 
-def memory(records: list[dict], estimate_gb: float | None = None) -> go.Figure:
+def memory(records: list[dict], estimate_gb: float | None = None, ram_estimate_gb: float | None = None) -> go.Figure:
+    """GPU memory against the card's total and the estimate, or on a CPU the process's RAM against the RAM estimate,
+    on an axis from zero (scaled to the data, a line that moved 0.06 GiB looked like a cliff)."""
     train = [r for r in records if r.get("kind") == "train"]
     if not train:
         return _empty("Memory", "Memory use appears here as training runs")
@@ -74,8 +76,14 @@ def memory(records: list[dict], estimate_gb: float | None = None) -> go.Figure:
         title = "GPU memory (GiB)"
     else:
         fig.add_trace(go.Scatter(x=steps, y=[r.get("rss_gb") for r in train], name="process RSS", mode="lines"))
+        if any(r.get("rss_peak_gb") for r in train):  # the most the process held so far (the OS's high-water mark)
+            fig.add_trace(go.Scatter(x=steps, y=[r.get("rss_peak_gb") for r in train], name="most so far",
+                                     mode="lines", line=dict(dash="dash")))
+        if ram_estimate_gb:
+            fig.add_hline(y=ram_estimate_gb, line_dash="dot", line_color="#7c3aed",
+                          annotation_text=f"RAM estimate {ram_estimate_gb:.2f} GiB", annotation_position="bottom right")
         title = f"Process memory, CPU (GiB; machine total {train[-1].get('mem_total_gb', 0):.0f})"
-    fig.update_layout(title=title, xaxis_title="step", **LAYOUT)
+    fig.update_layout(title=title, xaxis_title="step", yaxis_rangemode="tozero", **LAYOUT)
     return fig
 
 

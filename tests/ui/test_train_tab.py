@@ -79,3 +79,19 @@ def test_a_long_loss_line_has_no_markers():
     short, long = tab.charts.loss(records[:15]), tab.charts.loss(records)
     assert short.data[0].mode == "lines+markers" and long.data[0].mode == "lines"
     assert list(long.data[0].x) == list(range(1, 200))
+
+
+def test_the_cpu_memory_chart_starts_at_zero_beside_the_ram_estimate(monkeypatch, tmp_path):
+    """A process that moved 0.06 GiB drawn on an axis scaled to the data looked like a cliff; from zero, with the RAM
+    estimate the Train tab's status line names, the same line reads as flat and under its estimate."""
+    fake = FakeRun(tmp_path / "run-a")
+    fake.live.memory_estimate = {"cpu_ram": {"peak_gb": 7.06}}
+    for step in range(1, 6):
+        fake.stream.append({"kind": "train", "step": step, "loss": 1.0, "rss_gb": 4.76 + 0.015 * step,
+                            "rss_peak_gb": 4.9, "device": "cpu", "mem_total_gb": 23.4})
+    monkeypatch.setattr(tab.training, "status", fake.status)
+    chart = tab.poll(None, {"train/seen": {}})["train/memory"]
+    assert chart.layout.yaxis.rangemode == "tozero"
+    assert [trace.name for trace in chart.data] == ["process RSS", "most so far"]
+    assert list(chart.data[1].y) == [4.9] * 5
+    assert [a.text for a in chart.layout.annotations] == ["RAM estimate 7.06 GiB"]

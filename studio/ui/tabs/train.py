@@ -77,7 +77,8 @@ def poll(ctx: UIContext, values: Values) -> dict:
     out = {"train/status": progress_html(snap), "train/seen": {**now, "drawn": drawn}}
     points = {"loss": len(records), "memory": len(records), "evals": sum(r.get("kind") == "eval" for r in records)}
     draw = {"loss": lambda: charts.loss(records), "evals": lambda: charts.eval_points(records),
-            "memory": lambda: charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"])}
+            "memory": lambda: charts.memory(records, estimate_gb=snap["memory"]["estimate_gb"],
+                                            ram_estimate_gb=snap["memory"]["ram_estimate_gb"])}
     clock = time.time()
     for name in charts_due(drawn, points, status.done, clock):
         drawn[name] = [points[name], clock]
