@@ -2,7 +2,7 @@
 Polled with gr.Timer from the job's snapshot; a reloaded page reattaches to the running job.
 
 The page shares the CPU with the training it watches (the web app trains in its own process): a poll sends only what
-changed (the charts when new records arrived, the log when it grew), and the poll slows down while nothing trains
+changed (each chart when new records arrived and its time has come, the log when it grew), and it comes every 5 s
 (docs/benchmarks.md, "The browser and the CLI")."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ POLL_SECONDS = 5.0
 # page starts and when the run ends): chromium spends 20-70 ms of its main thread on each plotly chart drawn, which
 # the training shares on a 2-core machine (bench/chart_cost.py; docs/benchmarks.md, "The browser and the CLI").
 CHART_SECONDS = {"loss": 10.0, "memory": 30.0, "evals": 10.0}
-IDLE_POLL_SECONDS = 5.0  # while none does (a run started elsewhere, the CLI, still shows up)
+IDLE_POLL_SECONDS = 5.0  # while none does (a run started elsewhere, the CLI, still shows up; no more often)
 POLL_OUTPUTS = ["train/status", "train/error", "train/loss", "train/memory", "train/evals", "train/log",
                 "train/start", "train/stop", "train/seen", "train/timer", "train/resume"]
 
