@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -28,48 +27,47 @@ from page_cost import cpu_seconds, open_watched_page, renderer_seconds, used  # 
 
 
 class PretendRun:
-    """A run's status as the Train tab polls it (studio.door.training.Status), advancing with the clock."""
+    """A run the Train tab polls (studio.door.training.Status), advancing with the clock: its snapshot built by the
+    jobs' own build_snapshot from a metrics stream that gains a CPU run's records step by step."""
 
-    def __init__(self, step_s: float, total_steps: int = 140):
-        self.step_s, self.total, self.started = step_s, total_steps, time.time()
+    def __init__(self, step_s: float, run_dir: Path, total_steps: int = 140):
+        from studio.runs.folder import RunDir
+        from studio.runs.jobs import LiveState
+        from studio.runs.stream import MetricsStream
+
+        self.step_s, self.total, self.logged = step_s, total_steps, 0
+        self.run, self.stream = RunDir(run_dir), MetricsStream()
+        self.live = LiveState(state="running", phase="training", started=time.time(), total_steps=total_steps,
+                              backend={"name": "transformers", "device": "cpu"}, rows_per_step=16, batch=(16, 1),
+                              memory_estimate={"cpu_ram": {"peak_gb": 7.06}}, time_budget_s=420.0)
 
     def step(self) -> int:
-        return min(self.total, int((time.time() - self.started) / self.step_s))
-
-    def records(self, step: int) -> list[dict]:
-        rows = []
-        for i in range(1, step + 1):
-            rows.append({"kind": "train", "step": i, "loss": 2.0 / (1 + 0.05 * i), "learning_rate": 1e-4,
-                         "tokens_per_s": 600.0, "rss_gb": 5.8 + 0.001 * i, "rss_peak_gb": 6.0, "device": "cpu",
-                         "mem_total_gb": 23.4, "max_steps": self.total})
-            if i % 10 == 0:
-                rows.append({"kind": "eval", "step": i, "macro_f1": 0.5 + 0.002 * i, "minority_recall": 0.4})
-        return rows
+        return min(self.total, int((time.time() - self.live.started) / self.step_s))
 
     def status(self, log_lines: int = 60):
         from studio.door.training import Status
+        from studio.runs.jobs import build_snapshot
 
-        step = self.step()
-        snapshot = {
-            "run": "pretend-run", "run_dir": "runs/pretend-run", "state": "running", "phase": "running",
-            "step": step, "total_steps": self.total, "progress": step / self.total, "loss": 2.0 / (1 + 0.05 * step),
-            "learning_rate": 1e-4, "tokens_per_s": 600.0, "eta_s": (self.total - step) * self.step_s,
-            "elapsed_s": round(time.time() - self.started, 1), "backend": {"name": "transformers", "device": "cpu"},
-            "warnings": [], "error": None, "error_kind": None, "levers": [], "stop_requested": False,
-            "n_records": step, "gpus": 1, "rows_per_step": 16, "batch": [16, 1],
-            "memory": {"estimate_gb": None, "verdict": None, "measured_gb": None, "in_use_at_start_gb": 0.0,
-                       "rss_gb": 5.8, "rss_peak_gb": 6.0, "ram_estimate_gb": 7.06},
-            "best_eval": None, "adapter_step": None, "time_budget_s": 420.0}
+        for i in range(self.logged + 1, self.step() + 1):  # the steps taken since the last poll
+            self.stream.append({"kind": "train", "step": i, "loss": 2.0 / (1 + 0.05 * i), "learning_rate": 1e-4,
+                                "tokens_per_s": 600.0, "eta_s": (self.total - i) * self.step_s,
+                                "rss_gb": 5.8 + 0.001 * i, "rss_peak_gb": 6.0, "device": "cpu", "mem_total_gb": 23.4,
+                                "max_steps": self.total})
+            if i % 10 == 0:
+                self.stream.append({"kind": "eval", "step": i, "macro_f1": 0.5 + 0.002 * i, "minority_recall": 0.4})
+            self.logged = i
+        step = self.logged
         log = "\n".join(f"step {i}: loss {2.0 / (1 + 0.05 * i):.4f}" for i in range(max(1, step - log_lines), step + 1))
-        return Status(snapshot, self.records(step), log, False)
+        return Status(build_snapshot(self.run, self.stream, self.live), self.stream.records(), log, False)
 
 
 def start_app(port: int, runs_dir: str):
-    from studio.ui.app import launch
+    """The web app as launch.py starts it, in this process (so the pretend run is the one it polls)."""
+    import launch
 
-    args = SimpleNamespace(auth_file=None, auth=None, config=None, runs_dir=runs_dir, max_upload_mb=200.0,
-                           host="127.0.0.1", port=port, share=False, session_hours=12)
-    return launch(args, block=False)
+    from studio.ui.app import launch as launch_app
+
+    return launch_app(launch.parse_args(["--port", str(port), "--runs-dir", runs_dir]), block=False)
 
 
 def main() -> None:
@@ -88,10 +86,11 @@ def main() -> None:
 
     from studio.door import training
 
-    run = PretendRun(args.step_s)
+    work = Path(tempfile.mkdtemp(prefix="poll-cost-"))
+    run = PretendRun(args.step_s, work / "pretend-run")
     if not args.no_run:
         training.status = run.status  # the Train tab's poll reads it by module attribute
-    demo = start_app(args.port, tempfile.mkdtemp(prefix="poll-cost-"))
+    demo = start_app(args.port, str(work / "runs"))
     me = psutil.Process(os.getpid())
     windows = []
     try:
@@ -100,10 +99,10 @@ def main() -> None:
             page = open_watched_page(browser, args.port)
             time.sleep(15)  # the page's first draws and the app's first answers are not the steady cost
             for _ in range(args.windows):
-                chromium = cpu_seconds(lambda: chromium_processes())
+                chromium = cpu_seconds(chromium_processes)
                 app, main_thread = me.cpu_times(), renderer_seconds(page)
                 time.sleep(args.window_s)
-                chromium_after = cpu_seconds(lambda: chromium_processes())
+                chromium_after = cpu_seconds(chromium_processes)
                 app_after, main_after = me.cpu_times(), renderer_seconds(page)
                 per_min = 60.0 / args.window_s
                 windows.append({
