@@ -46,7 +46,8 @@ CONFIDENCES = (0.8, 0.9, 0.95)
 
 # ---- recording ------------------------------------------------------------------------------------------------
 def recording_factory(store: dict):
-    from studio.evaluate.calibration import apply_calibration
+    from studio.classifier.choice import applied
+    from studio.classifier.rules import Sources
     from studio.evaluate.evaluation import make_scorer
     from studio.evaluate.periodic import PeriodicEvaluator
 
@@ -66,8 +67,7 @@ def recording_factory(store: dict):
             started = time.perf_counter()
             full = self.prepared.split.val_a
             scorer = make_scorer(model, self.tokenizer, self.prepared)
-            probs = apply_calibration(scorer.score(list(full["text"])).probs, self.card)
-            predicted = probs.argmax(axis=1)
+            predicted = applied(self.rule, Sources(scorer.score(list(full["text"])).probs, None), self.task).decided
             store["checks"].append({"step": step, "pred": predicted.tolist(),
                                     "seconds": round(time.perf_counter() - started, 2)})
             sample = np.asarray(store["product_sample"])
@@ -122,9 +122,9 @@ def one(name: str, path: Path, seed: int, args) -> dict:
 
 # ---- the rules ------------------------------------------------------------------------------------------------
 def macro_f1(y, pred, classes: int) -> float:
-    from studio.evaluate.metrics import index_macro_f1  # (scikit-learn's figure, fast: the studio's bootstrap uses it)
+    from studio.classifier.candidates import macro_f1 as studio_macro_f1  # (the studio's own: the choice and bootstrap)
 
-    return index_macro_f1(np.asarray(y), np.asarray(pred), classes)
+    return studio_macro_f1(np.asarray(y), np.asarray(pred), classes)
 
 
 def recall(y, pred, label: int) -> float:

@@ -132,8 +132,8 @@ def blends(run_name: str, runs: Path) -> dict:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from studio.evaluate import choice
-    from studio.evaluate.calibration import halves
+    from studio.classifier.calibration import halves
+    from studio.classifier.candidates import macro_f1
     from studio.evaluate.saved_run import evaluate_run
 
     evaluation, _ = evaluate_run(runs / run_name, runs, untrained=False, log=lambda m: None)
@@ -147,7 +147,7 @@ def blends(run_name: str, runs: Path) -> dict:
         model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit(features[fit_idx], y[fit_idx])
         stacked[apply_idx] = model.predict(features[apply_idx])
     return {"weighted_average": round(d.scores["blend"], 4),
-            "stacking": round(choice.macro_f1(y, stacked, len(labels)), 4)}
+            "stacking": round(macro_f1(y, stacked, len(labels)), 4)}
 
 
 def main() -> None:

@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
 
     from studio.config import DataRecipe
     from studio.data.prepare import prepare_data
-    from studio.evaluate.scoring import LabelScorer
+    from studio.classifier.scoring import LabelScorer
 
     model, tokenizer, name, device = load(args)
     prepared = prepare_data(DataRecipe(), tokenizer, 512)

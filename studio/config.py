@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError
+from studio.files import written_atomically
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_DATA = ASSETS / "sample_forum_posts.csv"
@@ -247,7 +248,8 @@ class RunConfig:
         return cls.from_dict(data.get("config", data) if isinstance(data, dict) else data)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        with written_atomically(path) as tmp:
+            tmp.write_text(self.to_json(), encoding="utf-8")
 
     def replace(self, overrides: dict) -> "RunConfig":
         """A copy with nested overrides applied, e.g. {"lora": {"r": 32}}."""

@@ -20,8 +20,8 @@ def modules(under: Path = STUDIO):
 
 
 def test_the_layer_contract_holds():
-    """faces → door → export | train → evaluate → estimate → data | models → runs → config | machine | text →
-    errors; the faces reach the engine through the door only."""
+    """faces → door → export | train → evaluate → classifier → estimate → data | models → runs → config | machine |
+    text → errors | files; the faces reach the engine through the door only."""
     lint = Path(sys.executable).with_name("lint-imports")
     out = subprocess.run([str(lint), str(REPO / "tests" / "importlinter.ini")], cwd=REPO, capture_output=True,
                          text=True)

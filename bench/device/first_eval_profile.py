@@ -30,7 +30,7 @@ def timed_scorer(calls: list) -> None:
     """Record the wall time of the scorer's prefix pass and of each batch (synchronised on a GPU)."""
     import torch
 
-    from studio.evaluate.scoring import LabelScorer
+    from studio.classifier.scoring import LabelScorer
 
     def wrap(name, method):
         @functools.wraps(method)

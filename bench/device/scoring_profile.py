@@ -17,8 +17,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from studio.config import DataRecipe  # noqa: E402
 from studio.data.prepare import prepare_data  # noqa: E402
-from studio.evaluate import scoring  # noqa: E402
-from studio.evaluate.scoring import LabelScorer  # noqa: E402
+from studio.classifier import scoring  # noqa: E402
+from studio.classifier.scoring import LabelScorer  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("folder")

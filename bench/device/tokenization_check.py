@@ -34,7 +34,7 @@ def main() -> None:
 
     from studio.data.formatting import answer_ids
     from studio.data.prepare import prepare_data
-    from studio.evaluate.scoring import LabelScorer
+    from studio.classifier.scoring import LabelScorer
     from studio.models.loading import load_for_training
     from studio.train.sft import Objective, sft_args, sft_trainer_class
 

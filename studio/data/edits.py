@@ -8,7 +8,6 @@ relabel (to another label), or drop (remove the row).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd
 from studio.data.prepare import original_name
 from studio.data.readers import ReadResult, read_table
 from studio.errors import StudioError
+from studio.files import write_json_atomic, written_atomically
 from studio.runs.sheets import write_csv
 
 ACTIONS = ("keep", "relabel", "drop")
@@ -67,11 +67,8 @@ def save_decision(data_path: str | Path, decision: Decision, labels: list[str]) 
 
 
 def _write(data_path, decisions: dict[int, Decision]) -> None:
-    path = decisions_path(data_path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"data": str(data_path), "decisions": [vars(d) for d in sorted(
-        decisions.values(), key=lambda d: d.row)]}, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(decisions_path(data_path), {"data": str(data_path), "decisions": [
+        vars(d) for d in sorted(decisions.values(), key=lambda d: d.row)]}, indent=1)
 
 
 def edits_table(decisions: dict[int, Decision]) -> pd.DataFrame:
@@ -102,22 +99,21 @@ def write_like(source: ReadResult, frame: pd.DataFrame, out: str | Path) -> Path
     """Write ``frame`` in the format the source was read in (delimiter and header row for text files), to a temporary
     name first."""
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
     fmt = source.format
-    if fmt in ("csv", "tsv"):
-        frame.to_csv(tmp, sep=source.delimiter or ("\t" if fmt == "tsv" else ","), index=False,
-                     header=bool(source.header), encoding="utf-8")
-    elif fmt == "jsonl":
-        frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
-    elif fmt == "json":
-        frame.to_json(tmp, orient="records", force_ascii=False, indent=1)
-    elif fmt == "parquet":
-        frame.to_parquet(tmp, index=False)
-    elif fmt == "excel":
-        frame.to_excel(tmp, index=False, engine="openpyxl")
-    else:
-        raise StudioError(f"Cannot write a cleaned copy of a {fmt} file.")
-    os.replace(tmp, out)
+    with written_atomically(out) as tmp:
+        if fmt in ("csv", "tsv"):
+            frame.to_csv(tmp, sep=source.delimiter or ("\t" if fmt == "tsv" else ","), index=False,
+                         header=bool(source.header), encoding="utf-8")
+        elif fmt == "jsonl":
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        elif fmt == "json":
+            frame.to_json(tmp, orient="records", force_ascii=False, indent=1)
+        elif fmt == "parquet":
+            frame.to_parquet(tmp, index=False)
+        elif fmt == "excel":
+            frame.to_excel(tmp, index=False, engine="openpyxl")
+        else:
+            raise StudioError(f"Cannot write a cleaned copy of a {fmt} file.")
     return out
 
 

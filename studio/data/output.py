@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from studio.errors import StudioError
+from studio.files import write_bytes_atomic, written_atomically
 from studio.runs.sheets import for_spreadsheets
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -62,7 +63,7 @@ class ChunkedOutput:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder.mkdir()
             manifest = {"settings": self.settings, "chunk_rows": self.chunk_rows}
-            _write_atomic(self.folder / MANIFEST, json.dumps(manifest).encode())
+            write_bytes_atomic(self.folder / MANIFEST, json.dumps(manifest).encode())
         self.chunk_rows = manifest["chunk_rows"]
 
     @property
@@ -77,16 +78,16 @@ class ChunkedOutput:
             import pyarrow.parquet as pq
 
             frame = frame.astype({c: "float64" for c in frame.columns if c in self.numbers})
-            tmp = target.with_name(target.name + ".tmp")
-            pq.write_table(pa.Table.from_pandas(frame, schema=_schema(frame, self.numbers), preserve_index=False), tmp)
-            os.replace(tmp, target)
+            with written_atomically(target) as tmp:
+                pq.write_table(pa.Table.from_pandas(frame, schema=_schema(frame, self.numbers),
+                                                    preserve_index=False), tmp)
             return
         if self.fmt in ("csv", "tsv"):
             data = for_spreadsheets(frame).to_csv(index=False, header=number == 0, lineterminator="\n",
                                                   sep="," if self.fmt == "csv" else "\t")
         else:  # one object per line, each line ending with a newline
             data = frame.to_json(orient="records", lines=True, force_ascii=False) if not frame.empty else ""
-        _write_atomic(target, data.encode("utf-8"))
+        write_bytes_atomic(target, data.encode("utf-8"))
 
     def finish(self, chunks: int) -> Path:
         """Chunks 0 … chunks-1 joined in order into the output, renamed into place; the partial folder removed."""
@@ -132,13 +133,6 @@ class ChunkedOutput:
             return None  # none yet, or a kill before it was complete: nothing of the folder counts
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _schema(frame: pd.DataFrame, numbers: set[str]):

@@ -16,11 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.classifier.bundle import open_source
+from studio.classifier.candidates import EMPTY_NOTE
+from studio.classifier.engine import RunClassifier
 from studio.errors import StudioError
-from studio.evaluate.classifier import RunClassifier
-from studio.runs.bundle import open_source
-
-EMPTY = "empty text: not classified"
 
 
 @dataclass
@@ -59,7 +58,7 @@ class Classifier:
         out = []
         for label, row in zip(frame["predicted_label"], probs):
             if not isinstance(label, str):  # (pandas keeps a missing label as NaN)
-                out.append({"label": None, "probabilities": None, "note": EMPTY})
+                out.append({"label": None, "probabilities": None, "note": EMPTY_NOTE})
             else:
                 out.append({"label": label, "probabilities": dict(zip(self.labels, row.tolist()))})
         return out

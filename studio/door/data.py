@@ -207,10 +207,10 @@ def check_data(config: RunConfig, model: str | None = None, *, difficulty: bool 
 
 def how_hard(prepared: PreparedData, seed: int = 3407) -> dict | None:
     """A classic model's cross-validated macro-F1, in seconds, before any training (None: too few rows a class)."""
-    from studio.evaluate import classic  # (scikit-learn: not at the page's start)
+    from studio.evaluate import baselines  # (scikit-learn: not at the page's start)
 
     try:
-        return classic.difficulty(prepared.table.frame, prepared.labels, folds=3, seed=seed)
+        return baselines.difficulty(prepared.table.frame, prepared.labels, folds=3, seed=seed)
     except ValueError:
         return None
 

@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from studio.classifier.candidates import CANDIDATES, NAMES, SET_TITLES
 from studio.config import RunConfig
 from studio.door.result import Result, as_markdown
 from studio.door.runs import open_run
 from studio.errors import StudioError
-from studio.evaluate.choice import CANDIDATES, NAMES
 from studio.evaluate.verdicts import judged, summary_lines
 from studio.runs.folder import RunDir
 
 DECISION_COLUMNS = ["label", "predicted", "confidence", "p_label", "text", "set", "row"]
-SETS = (("val_a", "Val A (natural)"), ("val_b", "Val B (balanced)"), ("train", "Train"))
 GOOD, BAD = "✓", "⚠"  # glyphs every font has (no emoji font needed)
 TEXT_PREVIEW = 160
 
@@ -28,6 +27,11 @@ class Evaluated(Result):
     evaluation: object  # studio.evaluate.evaluation.Evaluation
     report: dict
     run: RunDir
+    threshold_in_view: float | None = None  # a page's: the saved threshold, or the one its slider was moved to
+
+    def __post_init__(self):
+        if self.threshold_in_view is None:
+            self.threshold_in_view = self.evaluation.threshold
 
     @property
     def binary(self) -> bool:
@@ -38,10 +42,16 @@ class Evaluated(Result):
         return self.evaluation.threshold
 
     @property
+    def rule_threshold(self) -> float | None:
+        """The minority threshold the classifier in use's rule was fitted with (None: the most probable class)."""
+        decision = self.evaluation.decision
+        return decision.rules[decision.use].threshold if decision and self.binary else None
+
+    @property
     def candidates(self) -> list[str]:
         """The candidates of this evaluation, the simplest first (none in generate mode)."""
         decision = self.evaluation.decision
-        return [n for n in ("classic", "llm", "blend") if decision and n in decision.rules]
+        return [n for n in CANDIDATES if decision and n in decision.rules]
 
     @property
     def in_use(self) -> str | None:
@@ -77,7 +87,7 @@ class Evaluated(Result):
         r = self.report
         lines = summary_lines(r)
         used = f", {NAMES[r['chosen']['name']]} (in use)" if r.get("chosen") else ""
-        for key, title in SETS:
+        for key, title in SET_TITLES.items():
             if key in r and r[key]["confusion_matrix"]["counts"]:
                 lines += _confusion_lines(self.figures(r, key) if key in ("val_a", "val_b") else r[key],
                                           title + (used if key in ("val_a", "val_b") else ""))

@@ -137,8 +137,9 @@ def llm_out_of_fold(prepared: PreparedData, config: RunConfig, k: int, workdir: 
 
 def _one_fold(prepared, config, folds, fold: int, k: int, workdir: Path, progress, stop) -> np.ndarray | None:
     """Train fold ``fold``'s model on the other folds and score its held-out rows (None: stopped)."""
-    from studio.evaluate.calibration import apply_calibration  # (torch: only to train)
-    from studio.evaluate.scoring import LabelScorer
+    from studio.classifier.choice import applied  # (torch: only to train)
+    from studio.classifier.rules import Sources, card_rule
+    from studio.classifier.scoring import LabelScorer
     from studio.models.loading import inference_autocast
     from studio.train.worker import start_training
 
@@ -166,7 +167,8 @@ def _one_fold(prepared, config, folds, fold: int, k: int, workdir: Path, progres
     say(f"LLM fold {fold + 1} of {k}: scoring its {len(held)} held-out rows", (fold + 0.8) / k)
     scorer = LabelScorer(job.model, job.tokenizer, card["label_codes"], card["rubric"], card["prompt_format"],
                          autocast=inference_autocast(job.model.device.type))
-    return apply_calibration(scorer.score(list(frame["text"].iloc[held])).probs, card)
+    rule, task = card_rule(card, list(card["label_codes"]))
+    return applied(rule, Sources(scorer.score(list(frame["text"].iloc[held])).probs, None), task).probs
 
 
 def workdir_for(data_path: str, config: RunConfig) -> Path:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from studio.classifier.bundle import open_source
+from studio.classifier.candidates import CANDIDATES, NAMES
 from studio.data.stream import open_table
 from studio.door.result import Result, escape_markdown
 from studio.door.runs import open_run
 from studio.errors import StudioError
-from studio.evaluate.choice import CANDIDATES, NAMES
 from studio.machine import leave_process_group, ranks
-from studio.runs.bundle import open_source
 from studio.text import first_up
 
 
@@ -160,10 +160,9 @@ class Classified(Result):
 
 def classify(run: str | Path, text: str, runs_dir: str | Path = "runs", names_only: bool = False,
              log=print) -> Classified:
-    """One text through the run's classifier in use, through each candidate, and through the base model with its
-    adapter off."""
-    from studio.evaluate.classifier import RunClassifier  # (torch: only to run the model)
-    from studio.evaluate.predict import predict_frame
+    """One text through the run's classifier in use and each candidate (one pass of each model: every candidate
+    is derived from the same scores), and through the base model with its adapter off."""
+    from studio.classifier.engine import RunClassifier  # (torch: only to run the model)
     from studio.models.trained import run_model
 
     if not run:
@@ -171,17 +170,12 @@ def classify(run: str | Path, text: str, runs_dir: str | Path = "runs", names_on
     if not (text or "").strip():
         raise StudioError("Type or paste a text first.")
     folder = open_run(run, runs_dir, names_only)
-    loaded = run_model(folder, log=log)
-    in_use = RunClassifier.of_run(folder, loaded=loaded)
-    decision = folder.classifier() or {}
-    views = {}
-    for name in [n for n in CANDIDATES if n in decision.get("rules", {})] or [in_use.use]:
-        row = RunClassifier.of_run(folder, use=name, loaded=loaded).predict_frame([text]).iloc[0]
-        views[name] = {lb: float(row[f"p_{lb}"]) for lb in in_use.labels}
-    chosen = in_use.predict_frame([text]).iloc[0]
-    model, tokenizer, card = loaded
-    with model.disable_adapter():
-        before = predict_frame(model, tokenizer, card, [text], folder.threshold(), folder.minority_label()).iloc[0]
-    views["untrained"] = {lb: float(before[f"p_{lb}"]) for lb in in_use.labels}
-    return Classified(in_use.use, chosen["predicted_label"], chosen["predicted_code"], float(chosen["confidence"]),
-                      views, before["predicted_label"], float(before["confidence"]))
+    classifier = RunClassifier.of_run(folder, loaded=run_model(folder, log=log))
+    outcomes = classifier.every_candidate([text.strip()])
+    views = {name: dict(zip(classifier.labels, outcomes[name].probs[0].tolist()))
+             for name in CANDIDATES if name in outcomes}
+    label = classifier.labels[int(outcomes[classifier.use].decided[0])]
+    before = classifier.untrained_frame([text], folder.minority_label(), folder.threshold()).iloc[0]
+    views["untrained"] = {lb: float(before[f"p_{lb}"]) for lb in classifier.labels}
+    return Classified(classifier.use, label, classifier.codes[label], round(views[classifier.use][label], 4), views,
+                      before["predicted_label"], float(before["confidence"]))

@@ -1,9 +1,12 @@
 """What every verb's result has: its lines for a terminal, the same lines as Markdown for a page (text from users
-and files in them made safe by ``studio.text``, whose helpers the faces use through here)."""
+and files in them made safe by ``studio.text``).
+
+The faces may not import ``studio.text`` (the faces contract: the engine only through the door), so its three
+escaping helpers are re-exported here, on purpose, for the charts and pages that escape a file's labels."""
 
 from __future__ import annotations
 
-from studio.text import escape_html, escape_markdown, page_line  # noqa: F401 (the faces' escaping helpers)
+from studio.text import escape_html, escape_markdown, page_line  # noqa: F401 (re-exported for the faces)
 
 
 class Result:

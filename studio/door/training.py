@@ -130,11 +130,6 @@ def stop() -> str:
     return "Stopping after the current step; the adapter will be saved."
 
 
-def current():
-    """The job of this process (training or last trained), None before the first."""
-    return jobs.current()
-
-
 @dataclass
 class Status:
     snapshot: dict

@@ -4,12 +4,12 @@ before it starts."""
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 
 from studio.config import total_steps
 from studio.estimate.recipe import Resolved
+from studio.files import write_json_atomic
 from studio.machine import cache_dir
 
 
@@ -33,9 +33,7 @@ def write_speed(key: str, row_seconds: float) -> None:
         known = {}
     known[key] = {"row_seconds": round(row_seconds, 4), "measured": time.time()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(known, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, known, indent=1)
 
 
 def known_speed(model_name: str) -> dict | None:

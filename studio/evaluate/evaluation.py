@@ -11,18 +11,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from studio.classifier import choice
+from studio.classifier.calibration import class_priors, reliability
+from studio.classifier.candidates import SET_TITLES
+from studio.classifier.rules import Rule, Sources, Task
+from studio.classifier.scoring import LabelScorer
 from studio.data.prepare import PreparedData
 from studio.errors import StudioError
-from studio.evaluate import choice, classic
-from studio.evaluate.calibration import class_priors, reliability
-from studio.evaluate.metrics import disagreements, pr_curve, predict_with_threshold, set_metrics
-from studio.evaluate.scoring import LabelScorer
+from studio.evaluate import baselines
+from studio.evaluate.metrics import disagreements, pr_curve, set_metrics
 from studio.evaluate.verdicts import verdicts
 from studio.models.loading import inference_autocast
 from studio.runs.score_cache import cached_scores
 
 MODES = ("score", "generate")
-SET_NAMES = {"val_a": "Val A (natural)", "val_b": "Val B (balanced)", "train": "Train"}
 CPU_SCORING_BATCH, GPU_SCORING_BATCH = 16, 256  # rows per scoring batch (docs/benchmarks.md, label scoring)
 
 
@@ -47,7 +49,7 @@ class Evaluation:
     threshold: float | None = None  # the minority threshold set by hand (two classes)
     priors: dict | None = None  # {"train": [...], "natural": [...]}: the LLM's training mix and the natural one
     calibration: dict = field(default_factory=dict)
-    references: dict | None = None  # the classic and majority models' figures (studio.evaluate.classic.baselines)
+    references: dict | None = None  # the classic and majority models' figures (studio.evaluate.baselines)
     classic_model: object = None  # the classic model fitted on the run's training rows (a candidate)
     decision: choice.Decision | None = None  # the three candidates, their rules and the classifier in use
 
@@ -58,14 +60,21 @@ class Evaluation:
 
     def predictions(self, name: str, threshold: float | None = None, untrained: bool = False,
                     raw: bool = False) -> list[str]:
-        """The LLM's labels on a set (``threshold`` None: its rule's decisions)."""
+        """The LLM's labels on a set. The fine-tuned LLM's are its rule's decisions, the very ones of the
+        candidates' table (Val A cross-fitted; the hand-set threshold only where the LLM is the classifier in use);
+        the untrained model's and the probabilities before correction (``raw``) take the most probable class, or a
+        two-class run's ``threshold``."""
         scores = (self.untrained if untrained else self.sets)[name]
         if scores.generated is not None:
             return scores.generated
+        minority = self.labels.index(self.minority)
+        if self.decision and not raw and not untrained:
+            d = self.decision
+            decided = d.outcome("llm", name).decided if name in ("val_a", "val_b") else \
+                d.rule("llm").decide(scores.probs, minority)
+            return [self.labels[i] for i in decided]
         probs = scores.raw if raw and scores.raw is not None else scores.probs
-        if threshold is None and not raw and not untrained and self.decision and name in ("val_a", "val_b"):
-            return [self.labels[i] for i in self.decision.outcome("llm", name).decided]
-        return predict_with_threshold(probs, self.labels, self.minority, threshold)
+        return [self.labels[i] for i in Rule("llm", threshold=threshold).decide(probs, minority)]
 
     def report(self, threshold: float | None = ..., max_disagreements: int = 200) -> dict:
         """JSON-ready metrics; ``threshold`` defaults to the one set by hand. ``val_a`` / ``val_b`` are the fine-tuned
@@ -73,6 +82,8 @@ class Evaluation:
         The keys stay those of earlier reports: ``baseline`` is the untrained model, ``classic_baseline`` and
         ``majority_baseline`` the references."""
         t = self.threshold if threshold is ... else threshold
+        if self.decision:
+            self.decision.threshold = t if len(self.labels) == 2 else None
         out = {"mode": self.mode, "labels": self.labels, "codes": self.codes, "minority_label": self.minority,
                "threshold": t}
         for name, scores in self.sets.items():
@@ -91,7 +102,7 @@ class Evaluation:
             out["classic_baseline"] = self.references["classic"]
             out["majority_baseline"] = {**self.references["majority"], "label": self.references["majority_label"]}
         if self.decision:
-            out.update(self._candidates(t))
+            out.update(self._candidates())
         if self.calibration:
             out["calibration"] = {**self.calibration, "temperature": self.temperature}
         if self.mode == "score":
@@ -104,11 +115,10 @@ class Evaluation:
         out["conflicts"] = self.conflicts
         return out
 
-    def _candidates(self, threshold: float | None) -> dict:
+    def _candidates(self) -> dict:
         """``candidates``: each one's cross-fitted Val A, its Val B and its rule; ``chosen``: the classifier in use,
         with the figures behind the choice and why."""
         d = self.decision
-        d.threshold = threshold if len(self.labels) == 2 else None
         truth = {name: list(self.sets[name].frame["label"]) for name in ("val_a", "val_b")}
 
         def figures(candidate: str) -> dict:
@@ -130,7 +140,7 @@ class Evaluation:
         the natural class mix, which would favour the majority label over a minority text's own label)."""
         t = self.threshold if threshold is ... else threshold
         parts = [disagreements(s.frame, s.raw if s.raw is not None else s.probs,
-                               self.predictions(name, t, raw=True), self.labels, SET_NAMES[name])
+                               self.predictions(name, t, raw=True), self.labels, SET_TITLES[name])
                  for name, s in self.sets.items()]
         merged = pd.concat(parts, ignore_index=True)
         return merged.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
@@ -147,7 +157,7 @@ class Evaluation:
             if scores.raw is None:
                 scores.raw = scores.probs
         classic_probs = (self.references or {}).get("probs", {})
-        sources = {name: choice.Sources(self.sets[name].raw, classic_probs.get(name)) for name in self.sets}
+        sources = {name: Sources(self.sets[name].raw, classic_probs.get(name)) for name in self.sets}
         y = np.array([self.labels.index(lb) for lb in self.sets["val_a"].frame["label"]])
         return sources, y
 
@@ -172,16 +182,16 @@ class Evaluation:
         self._follow_llm_rule(sources, y)
 
 
-def task_for(labels: list[str], minority: str, priors: dict | None) -> choice.Task:
+def task_for(labels: list[str], minority: str, priors: dict | None) -> Task:
     """The class mixes the rules correct between: the natural one (the training rows before balancing), the LLM's
     (after), and the classic model's (uniform: it weighs the classes as if balanced)."""
     k = len(labels)
     natural = list(priors["natural"]) if priors else [1 / k] * k
     llm = list(priors["train"]) if priors else natural
-    return choice.Task(natural=natural, llm_train=llm, classic_train=[1 / k] * k, minority=labels.index(minority))
+    return Task(natural=natural, llm_train=llm, classic_train=[1 / k] * k, minority=labels.index(minority))
 
 
-def calibration_report(raw: np.ndarray, held_out: np.ndarray, y: np.ndarray, rule: choice.Rule) -> dict:
+def calibration_report(raw: np.ndarray, held_out: np.ndarray, y: np.ndarray, rule: Rule) -> dict:
     """The LLM's calibration on Val A: its own probabilities against its rule's, cross-fitted (each half by a rule
     fitted on the other)."""
     report = {"fitted_on": f"Val A, 2-fold cross-fitted ({len(y)} rows): each half is decided by a rule fitted on the "
@@ -209,7 +219,7 @@ def score_sets(scorer: LabelScorer, frames: dict[str, pd.DataFrame], mode: str,
     for name, frame in frames.items():
         def step(done, total, name=name):
             if progress:
-                progress(f"Scoring {SET_NAMES[name]}{what}: {done} of {total} rows", done / max(1, total))
+                progress(f"Scoring {SET_TITLES[name]}{what}: {done} of {total} rows", done / max(1, total))
 
         texts = list(frame["text"])
         if mode == "generate":
@@ -257,7 +267,7 @@ def evaluate_model(model, tokenizer, prepared: PreparedData, *, mode: str = "sco
                             priors=class_priors(prepared.counts(), prepared.labels) if priors is ... else priors)
     rows = prepared.split.train if reference_rows is None else reference_rows
     if len(rows):
-        found = classic.baselines(rows, frames, prepared.labels, minority, model=classic_model)
+        found = baselines.baselines(rows, frames, prepared.labels, minority, model=classic_model)
         evaluation.classic_model = found.pop("model")
         evaluation.references = found
     if mode == "score" and decide:

@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
 
 from studio.data.prepare import PreparedData
-from studio.evaluate import classic
+from studio.classifier import classic
 
 CLASSIC_FOLDS = 5
 STACK_FOLDS = 5  # the cross-fitting of the regression that combines the classic model's and the LLM's probabilities

@@ -1,6 +1,6 @@
 """Metrics for the UI's plots and the CLI's JSON, all through scikit-learn: confusion matrices (counts and
 row-normalised), per-class precision/recall/F1/support, accuracy, macro-F1 and the minority class's recall;
-the binary decision threshold and its precision-recall curve; the label-sanity list of confident disagreements.
+the precision-recall curve of a two-class run's minority; the label-sanity list of confident disagreements.
 What the numbers mean, in words, is in ``studio.evaluate.verdicts``.
 """
 
@@ -11,8 +11,7 @@ import pandas as pd
 from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score,
                              precision_recall_curve, precision_recall_fscore_support)
 
-INVALID = "(invalid)"  # a generated answer that matches no label code
-
+from studio.classifier.candidates import INVALID, macro_f1
 
 def set_metrics(y_true: list[str], y_pred: list[str], labels: list[str], minority: str | None = None) -> dict:
     """Metrics of one evaluation set. ``y_pred`` may contain INVALID (generate mode): it counts as wrong."""
@@ -46,26 +45,8 @@ def share_better(y_true: np.ndarray, first: np.ndarray, second: np.ndarray, clas
     macro-F1 than ``second`` (class indices below ``classes``): how sure the rows are that ``first`` is better."""
     y_true, first, second = (np.asarray(a, dtype=int) for a in (y_true, first, second))
     draw = np.random.default_rng(seed).integers(0, len(y_true), size=(draws, len(y_true)))
-    return float(np.mean([index_macro_f1(y_true[d], first[d], classes) > index_macro_f1(y_true[d], second[d], classes)
+    return float(np.mean([macro_f1(y_true[d], first[d], classes) > macro_f1(y_true[d], second[d], classes)
                           for d in draw]))
-
-
-def index_macro_f1(y_true: np.ndarray, pred: np.ndarray, classes: int) -> float:
-    """Macro-F1 over ``classes`` (a class with no rows and no predictions counts 0, as scikit-learn's
-    zero_division=0): thousands of times a second, for the bootstrap."""
-    counts = np.bincount(y_true * classes + pred, minlength=classes * classes).reshape(classes, classes)
-    both = counts.sum(axis=0) + counts.sum(axis=1)
-    return float(np.mean(np.divide(2 * np.diag(counts), both, out=np.zeros(classes), where=both > 0)))
-
-
-def predict_with_threshold(probs: np.ndarray, labels: list[str], positive: str | None,
-                           threshold: float | None) -> list[str]:
-    """Argmax, or for binary tasks with a threshold: the positive (minority) class when its probability ≥ t."""
-    if threshold is None or positive is None or len(labels) != 2:
-        return [labels[i] for i in probs.argmax(axis=1)]
-    k = labels.index(positive)
-    other = labels[1 - k]
-    return [positive if row[k] >= threshold else other for row in probs]
 
 
 def pr_curve(y_true: list[str], probs: np.ndarray, labels: list[str], positive: str) -> dict | None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import time
 
+from studio.classifier.calibration import class_priors
+from studio.classifier.choice import applied
+from studio.classifier.rules import Sources, card_rule
 from studio.config import RunConfig
 from studio.data.prepare import PreparedData
-from studio.evaluate.calibration import apply_calibration, class_priors
 from studio.evaluate.evaluation import make_scorer
 from studio.evaluate.metrics import set_metrics, share_better
 
@@ -30,7 +32,9 @@ class PeriodicEvaluator:
                                                                      random_state=config.data.split_seed)
         self.prepared, self.tokenizer, self.val_a = prepared, tokenizer, val_a
         self.minority = prepared.table.minority_label
-        self.card = {"class_prior": class_priors(prepared.counts(), prepared.labels), "temperature": 1.0}
+        # the LLM corrected all the way to the natural class mix, as an adapter card of a run not evaluated yet says
+        self.rule, self.task = card_rule({"class_prior": class_priors(prepared.counts(), prepared.labels)},
+                                         prepared.labels)
 
     @property
     def rows(self) -> int:
@@ -40,9 +44,9 @@ class PeriodicEvaluator:
         if self.val_a.empty:
             return {}
         scorer = make_scorer(model, self.tokenizer, self.prepared)
-        probs = apply_calibration(scorer.score(list(self.val_a["text"])).probs, self.card)
+        outcome = applied(self.rule, Sources(scorer.score(list(self.val_a["text"])).probs, None), self.task)
         labels = self.prepared.labels
-        chosen = probs.argmax(axis=1).tolist()
+        chosen = outcome.decided.tolist()
         truth = list(self.val_a["label"])
         metrics = set_metrics(truth, [labels[i] for i in chosen], labels, self.minority)
         return {"eval_rows": len(self.val_a), "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],

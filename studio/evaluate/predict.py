@@ -1,8 +1,7 @@
 """Batch predictions: one output row per input row, in order, by the classifier in use of a run or a bundle (the
 candidate its evaluation chose, or the one picked), the run's threshold applied, in chunks written as they are made
 (files of any size, a kill loses nothing: ``studio.data.output``; several processes share the chunks under
-``accelerate launch``); and the fine-tuned LLM's own view of a few texts
-(``predict_frame``: the Playground's before and after training)."""
+``accelerate launch``)."""
 
 from __future__ import annotations
 
@@ -13,52 +12,20 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from studio.classifier.bundle import open_source
+from studio.classifier.engine import RunClassifier
 from studio.data.output import ChunkedOutput
 from studio.data.stream import NOTE, fingerprint, open_table
 from studio.data.table import detect_text_column, resolve_column
 from studio.errors import StudioError
-from studio.evaluate.calibration import apply_calibration
-from studio.evaluate.classifier import RunClassifier
-from studio.evaluate.metrics import predict_with_threshold
-from studio.evaluate.scoring import LabelScorer
 from studio.machine import join_process_group, ranks, wait_for_all_ranks
-from studio.runs.bundle import open_source
 from studio.runs.folder import RunDir
 from studio.runs.jobs import refuse_while_training
 
 CHUNK_ROWS = 256  # rows classified and written at a time: what a kill can cost, at most
 PREVIEW_ROWS = 50
-
-
-def predict_frame(model, tokenizer, card: dict, texts: list[str | None], threshold: float | None = None,
-                  minority: str | None = None, batch_size: int = 16, raw: bool = False) -> pd.DataFrame:
-    """Predicted label and code, confidence and one probability per class for each text (``raw=True``: the scorer's
-    own probabilities); an empty text gets no label and a note."""
-    codes = card["label_codes"]
-    labels = list(codes)
-    scorer = LabelScorer(model, tokenizer, codes, card["rubric"], card["prompt_format"], batch_size=batch_size)
-    present = [i for i, t in enumerate(texts) if t is not None and str(t).strip()]
-    probs = np.full((len(texts), len(labels)), np.nan)
-    if present:
-        probs[present] = apply_calibration(scorer.score([str(texts[i]).strip() for i in present]).probs, card, raw)
-    predicted = [None] * len(texts)
-    if present:
-        chosen = predict_with_threshold(probs[present], labels, minority, threshold)
-        for i, lb in zip(present, chosen):
-            predicted[i] = lb
-    out = pd.DataFrame({
-        "predicted_label": predicted,
-        "predicted_code": [codes[p] if p else None for p in predicted],
-        "confidence": [None if p is None else round(float(probs[i, labels.index(p)]), 4)
-                       for i, p in enumerate(predicted)],
-    })
-    for k, lb in enumerate(labels):
-        out[f"p_{lb}"] = np.round(probs[:, k], 4)
-    out["note"] = [None if p else "empty text: not classified" for p in predicted]
-    return out
 
 
 @dataclass

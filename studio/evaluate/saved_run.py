@@ -10,7 +10,7 @@ from pathlib import Path
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.data.split import Split
 from studio.errors import StudioError
-from studio.evaluate.calibration import class_priors
+from studio.classifier.calibration import class_priors
 from studio.evaluate.evaluation import Evaluation, evaluate_model
 from studio.evaluate.verdicts import verdicts
 from studio.models.trained import load_run_model

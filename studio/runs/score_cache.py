@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
 import numpy as np
 
+from studio.files import written_atomically
 from studio.machine import cache_dir
 
 
@@ -28,9 +28,8 @@ def cached_scores(scorer, texts: list[str], model_key: str, progress=None) -> np
     probs = scorer.score(texts, progress).probs
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npy")
-        np.save(tmp, probs)
-        os.replace(tmp, path)
+        with written_atomically(path, ".tmp.npy") as tmp:  # (np.save adds .npy to a name without it)
+            np.save(tmp, probs)
     except OSError:  # a cache that cannot be written only costs time
         pass
     return probs

@@ -5,10 +5,11 @@ studio reads back as data (a cleaned copy of an upload, JSONL and Parquet output
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
+
+from studio.files import written_atomically
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -29,7 +30,6 @@ def for_spreadsheets(frame: pd.DataFrame) -> pd.DataFrame:
 def write_csv(frame: pd.DataFrame, path: str | Path, **kwargs) -> Path:
     """``frame`` as a CSV for people, to a temporary name first."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    for_spreadsheets(frame).to_csv(tmp, index=False, **kwargs)
-    os.replace(tmp, path)
+    with written_atomically(path) as tmp:
+        for_spreadsheets(frame).to_csv(tmp, index=False, **kwargs)
     return path

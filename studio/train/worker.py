@@ -29,14 +29,15 @@ from studio.estimate.plan import preflight, row_cost
 from studio.estimate.ram import ram_share
 from studio.estimate.recipe import budget_steps, eval_every, resolve, step_warnings
 from studio.estimate.vram import BANDS, detect_gpu, estimate_vram
-from studio.evaluate.calibration import class_priors
+from studio.classifier.calibration import class_priors
 from studio.evaluate.periodic import CLEARLY_BETTER, PeriodicEvaluator, share_earlier_better
 from studio.machine import device_description, has_module, import_stack, join_process_group, library_versions, ranks
 from studio.models.embedded import HUB_ID
 from studio.models.loading import (choose_backend, cpu_computes_bf16, load_for_training, load_tokenizer,
                                    resolve_source)
 from studio.runs import jobs
-from studio.runs.folder import CHECKPOINT_DONE, RunDir, default_run_name, write_adapter_card, write_json_atomic
+from studio.files import write_json_atomic
+from studio.runs.folder import CHECKPOINT_DONE, RunDir, default_run_name, write_adapter_card
 from studio.runs.recorder import RunRecorder
 from studio.runs.stream import MetricsStream
 from studio.train.distributed import broadcast

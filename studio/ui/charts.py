@@ -8,10 +8,11 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from studio.door.evaluation import SET_TITLES as EVALUATED_SETS
 from studio.door.result import escape_html as escape
 
 SET_TITLES = {"input": "All rows", "train_before": "Train (natural)", "train_after": "Train (balanced)",
-              "val_a": "Val A (natural)", "val_b": "Val B (balanced)"}
+              "val_a": EVALUATED_SETS["val_a"], "val_b": EVALUATED_SETS["val_b"]}
 MARKED_POINTS = 20  # a line with more points has no markers: each is an element the browser redraws with the chart
 LAYOUT = dict(margin=dict(l=40, r=20, t=40, b=40), height=320, template="plotly_white",
               legend=dict(orientation="h", y=-0.2))

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from studio.evaluate.calibration import fit_temperature, prior_correct, reliability, with_temperature
-from studio.evaluate.choice import Sources, Task, best_threshold, cross_fitted, fit_rule
+from studio.classifier.calibration import fit_temperature, prior_correct, reliability, with_temperature
+from studio.classifier.choice import cross_fitted
+from studio.classifier.rules import Sources, Task, best_threshold, fit_rule
 
 
 def test_prior_correction_by_hand():
@@ -61,7 +62,7 @@ def test_threshold_is_chosen_on_held_out_rows():
 def test_classic_and_majority_baselines_use_the_runs_split(tmp_path):
     from studio.config import DataRecipe
     from studio.data.prepare import prepare_data
-    from studio.evaluate import classic
+    from studio.evaluate import baselines
 
     rows = [(f"refund please order {i}", "Billing") for i in range(30)] + \
            [(f"app crashes on start {i}", "Bug") for i in range(90)]
@@ -69,7 +70,7 @@ def test_classic_and_majority_baselines_use_the_runs_split(tmp_path):
     pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
     prepared = prepare_data(DataRecipe(path=str(path), balance="50/50"))
     sets = {"val_a": prepared.split.val_a, "val_b": prepared.split.val_b}
-    result = classic.baselines(prepared.split.train, sets, prepared.labels, "Billing")
+    result = baselines.baselines(prepared.split.train, sets, prepared.labels, "Billing")
     assert result["train_rows"] == len(prepared.split.train) < len(prepared.train)  # before oversampling
     assert result["classic"]["val_a"]["n"] == len(prepared.split.val_a)
     assert result["classic"]["val_a"]["macro_f1"] == 1.0  # the words give the label away

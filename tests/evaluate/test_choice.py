@@ -4,8 +4,10 @@ against numbers worked out by hand, an override, and no reported figure decided 
 import numpy as np
 import pytest
 
-from studio.evaluate import choice
-from studio.evaluate.choice import Rule, Sources, Task, cross_fitted, decide, fit_rule, macro_f1
+from studio.classifier import choice
+from studio.classifier.candidates import macro_f1
+from studio.classifier.choice import cross_fitted, decide
+from studio.classifier.rules import Rule, Sources, Task, fit_rule, log_loss
 
 TASK = Task(natural=[0.8, 0.2], llm_train=[0.6, 0.4], classic_train=[0.5, 0.5], minority=1)
 
@@ -59,7 +61,7 @@ def test_the_blend_against_numbers_worked_out_by_hand():
     fitted = fit_rule("blend", Sources(llm, classic), y, TASK)
     q_llm = fitted.parts["llm"].probabilities(Sources(llm, classic), TASK)
     q_cls = fitted.parts["classic"].probabilities(Sources(llm, classic), TASK)
-    losses = {w: choice.log_loss(w * q_llm + (1 - w) * q_cls, y) for w in np.linspace(0, 1, 11)}
+    losses = {w: log_loss(w * q_llm + (1 - w) * q_cls, y) for w in np.linspace(0, 1, 11)}
     assert fitted.weight == pytest.approx(min(losses, key=losses.get))
 
 
@@ -141,7 +143,7 @@ def test_macro_f1_matches_scikit_learn():
 def test_halves_that_choose_differently_are_said_to_be_unsure():
     """Where each half of Val A would pick the classifier that is worse on the other half, choosing scores below
     every candidate's own figure, and the why says the choice is unsure; a clear choice says nothing of the kind."""
-    from studio.evaluate.calibration import halves
+    from studio.classifier.calibration import halves
 
     y, good, bad = two_class(400, 6, llm_noise=0.05, classic_noise=2.0)
     (first, second), _ = halves(y, 3407)

@@ -10,14 +10,15 @@ import pandas as pd
 import pytest
 from conftest import toy_rows
 
+from studio.classifier.engine import RunClassifier
+from studio.classifier.rules import Rule
+from studio.classifier.scoring import INVALID, LabelScorer, parse_answer
 from studio.config import RunConfig
 from studio.errors import StudioError
-from studio.evaluate.classifier import RunClassifier
 from studio.evaluate.evaluation import evaluate_model
-from studio.evaluate.metrics import predict_with_threshold, set_metrics
+from studio.evaluate.metrics import set_metrics
 from studio.evaluate.predict import predict_file
 from studio.evaluate.saved_run import evaluate_run
-from studio.evaluate.scoring import INVALID, LabelScorer, parse_answer
 from studio.models.trained import load_run_model
 from studio.runs.folder import RunDir
 from studio.train.worker import start_training
@@ -49,6 +50,10 @@ def test_invalid_generations_count_as_wrong_and_get_a_column():
 def test_threshold_moves_predictions():
     probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]])
     labels = ["O", "RQ"]
+
+    def predict_with_threshold(probs, labels, positive, threshold):  # a rule's decision, as every face takes it
+        return [labels[i] for i in Rule("llm", threshold=threshold).decide(probs, labels.index(positive))]
+
     assert predict_with_threshold(probs, labels, "RQ", None) == ["O", "O", "RQ"]
     assert predict_with_threshold(probs, labels, "RQ", 0.35) == ["O", "RQ", "RQ"]
     assert predict_with_threshold(probs, labels, "RQ", 0.8) == ["O", "O", "O"]

@@ -92,7 +92,7 @@ def test_classifier_refuses_what_it_cannot_classify(run, tmp_path):
 def test_one_scorer_serves_every_call(run, monkeypatch):
     """A loaded classifier builds its scorer (and the rubric's cache) once, not at every call: one-text requests to
     the server cost a whole rubric's forward each before (1.5 rows/s from one client on the 2-core CPU)."""
-    from studio.evaluate import scoring
+    from studio.classifier import scoring
 
     job_run, _ = run
     built = []
@@ -106,6 +106,61 @@ def test_one_scorer_serves_every_call(run, monkeypatch):
     for single, batched in zip(one_by_one, together):
         assert single["label"] == batched["label"]
         assert single["probabilities"] == pytest.approx(batched["probabilities"], abs=1e-4)
+
+
+@pytest.mark.parametrize("use", ["llm", "classic", "blend"])
+def test_every_face_gives_the_same_probabilities(run, tmp_path, use):
+    """One path from scores to labels: the Python API, a batch prediction, the bundle and the Playground's view of
+    the same candidate give the same probabilities and labels for the same texts."""
+    from studio.classifier.engine import RunClassifier
+    from studio.door.predict import classify
+    from studio.evaluate.predict import predict_file
+
+    job_run, folder = run
+    texts = [t for t in NEW_TEXTS if t]
+    api = Classifier.load(job_run.path, use=use).predict(texts)
+    labels = Classifier.load(job_run.path).labels
+    src = tmp_path / "posts.csv"
+    pd.DataFrame({"text": texts}).to_csv(src, index=False)
+    predict_file(job_run.path, src, tmp_path / "out.csv", use=use)
+    batch = pd.read_csv(tmp_path / "out.csv")
+    bundled = Classifier.load(bundle_of(job_run, folder, use)).predict(texts)
+    engine = RunClassifier.of_run(job_run, use=use)
+    for i, answer in enumerate(api):
+        row = [answer["probabilities"][lb] for lb in labels]
+        assert batch["predicted_label"][i] == bundled[i]["label"] == answer["label"]
+        assert [batch[f"p_{lb}"][i] for lb in labels] == pytest.approx(row, abs=1e-4)
+        assert [bundled[i]["probabilities"][lb] for lb in labels] == pytest.approx(row, abs=1e-4)
+        seen = engine.every_candidate([texts[i]])[use]  # the Playground's view of this candidate
+        assert seen.probs[0].tolist() == pytest.approx(row, abs=1e-4)
+        assert labels[int(seen.decided[0])] == answer["label"]
+    in_use = job_run.classifier()["use"]
+    shown = classify(job_run.path, texts[0], folder / "runs", log=lambda m: None)
+    assert shown.in_use == in_use
+    assert shown.label == Classifier.load(job_run.path).predict(texts[:1])[0]["label"]
+
+
+def test_the_playground_runs_the_llm_once_for_every_candidate(run, monkeypatch):
+    """A text typed in the Playground goes through the fine-tuned LLM once, and every candidate (the LLM, the
+    classic model, the blend) is derived from that one pass; the untrained view is the one other pass."""
+    from studio.classifier import scoring
+    from studio.door.predict import classify
+
+    job_run, folder = run
+    passes = []
+    original = scoring.LabelScorer.score
+    monkeypatch.setattr(scoring.LabelScorer, "score", lambda self, texts, *a, **k: passes.append(len(texts)) or
+                        original(self, texts, *a, **k))
+    shown = classify(job_run.path, NEW_TEXTS[0], folder / "runs", log=lambda m: None)
+    assert set(shown.views) == {"llm", "classic", "blend", "untrained"}
+    assert passes == [1, 1]  # the fine-tuned model once for the three candidates, the untrained model once
+    rules = job_run.classifier()["rules"]
+    shaping = ("prior_strength", "temperature")  # what makes a rule's probabilities (a threshold only decides)
+    if all(rules["blend"]["parts"][n][k] == rules[n][k] for n in ("llm", "classic") for k in shaping):
+        weight = rules["blend"]["weight"]
+        for lb in shown.views["blend"]:  # the blend is its parts' weighted average, from the same scores
+            assert shown.views["blend"][lb] == pytest.approx(
+                weight * shown.views["llm"][lb] + (1 - weight) * shown.views["classic"][lb], abs=1e-6)
 
 
 def test_batch_predictions_run_in_the_background(run, tmp_path, monkeypatch):

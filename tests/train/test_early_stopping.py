@@ -11,7 +11,8 @@ from conftest import toy_config
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from studio.evaluate.metrics import index_macro_f1, share_better
+from studio.classifier.candidates import macro_f1
+from studio.evaluate.metrics import share_better
 from studio.train.worker import start_training
 
 SCRIPTED = {5: 0.50, 10: 0.90, 15: 0.60, 20: 0.70, 25: 0.80, 30: 0.85}  # the best is at step 10
@@ -36,7 +37,7 @@ def evaluator_with_rows(wrong_at: dict[int, int]):
             for i in range(wrong_at[step]):
                 row = i // 2 + (20 if i % 2 else 0)
                 predicted[row] = 1 - predicted[row]
-            f1 = index_macro_f1(np.array(TRUTH), np.array(predicted), 2)
+            f1 = macro_f1(np.array(TRUTH), np.array(predicted), 2)
             return {"eval_rows": 40, "accuracy": 1 - wrong_at[step] / 40, "macro_f1": f1, "minority_recall": 1.0,
                     "predictions": (list(TRUTH), predicted)}
 
@@ -142,7 +143,7 @@ def test_the_paired_bootstrap_against_hand_computed_cases():
         predicted = rng.integers(0, 3, 200)
         from sklearn.metrics import f1_score
 
-        assert index_macro_f1(truth, predicted, 3) == pytest.approx(f1_score(truth, predicted, labels=[0, 1, 2],
+        assert macro_f1(truth, predicted, 3) == pytest.approx(f1_score(truth, predicted, labels=[0, 1, 2],
                                                                       average="macro", zero_division=0))
     wrong = (truth + 1) % 3
     assert share_better(truth, truth, wrong, 3) == 1.0 and share_better(truth, wrong, truth, 3) == 0.0

@@ -96,7 +96,7 @@ def test_the_trainer_trains_on_the_ids_the_scorer_feeds(setup):
     """One tokenization: for every training row, the trainer's prepared dataset starts with exactly the prompt ids
     the scorer (predict, serve, the Playground) feeds for that text, then the code's tokens as the scorer reads them;
     the model's start-of-text token appears once, as the template writes it."""
-    from studio.evaluate.scoring import LabelScorer
+    from studio.classifier.scoring import LabelScorer
 
     model, tokenizer, prepared, _, _, trainer = setup
     trainer_rows = [trainer.train_dataset[i] for i in range(len(prepared.train))]

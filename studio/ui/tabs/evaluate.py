@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.door.evaluation import DECISION_COLUMNS, save_threshold, use_classifier
+from studio.door.evaluation import DECISION_COLUMNS, NAMES, SET_TITLES, save_threshold, use_classifier
 from studio.door.evaluation import evaluate as evaluate_run
 from studio.door.predict import current_prediction, start_prediction
 from studio.errors import StudioError
@@ -24,9 +24,7 @@ from studio.ui.run_picker import picker
 PER_CLASS = ["label", "precision", "recall", "f1", "support"]
 RENDERED = ["evaluate/summary", "evaluate/cm_a", "evaluate/cm_b", "evaluate/table_a", "evaluate/table_b",
             "evaluate/pr", "evaluate/reliability", "evaluate/disagreements", "evaluate/disagreements_file"]
-NAMES = {"val_a": "Val A (natural)", "val_b": "Val B (balanced)"}
 CLASSIFIERS = {"llm": "Fine-tuned LLM", "classic": "Classic model (TF-IDF)", "blend": "Blend of the two"}
-SHORT = {"llm": "the fine-tuned LLM", "classic": "the classic model", "blend": "the blend"}
 PREDICT_POLL_SECONDS = 1.0
 PREDICTION = ["evaluate/predict_status", "evaluate/predict_out", "evaluate/predict_preview", "evaluate/predict_timer",
               "evaluate/predict_box"]
@@ -52,8 +50,9 @@ def layout(page: Page) -> None:
         info="The studio picks the best candidate on held-out Val A rows; pick another to use it instead."))
     page.add("evaluate/normalized", gr.Checkbox(label="Row-normalised confusion matrices", value=False))
     with gr.Row():
-        page.add("evaluate/cm_a", gr.Plot(charts.confusion(None, NAMES["val_a"]), elem_id="cm-val-a", show_label=False))
-        page.add("evaluate/cm_b", gr.Plot(charts.confusion(None, NAMES["val_b"]), elem_id="cm-val-b", show_label=False))
+        for on in ("a", "b"):
+            page.add(f"evaluate/cm_{on}", gr.Plot(charts.confusion(None, SET_TITLES[f"val_{on}"]),
+                                                  elem_id=f"cm-val-{on}", show_label=False))
     with gr.Row():
         page.add("evaluate/table_a", gr.Dataframe(headers=PER_CLASS, label="Val A per class", interactive=False))
         page.add("evaluate/table_b", gr.Dataframe(headers=PER_CLASS, label="Val B per class", interactive=False))
@@ -98,7 +97,7 @@ def wire(page: Page) -> None:
     page.on(page["evaluate/use"].input, use, ["evaluate/state", "evaluate/use", "evaluate/threshold",
                                               "evaluate/normalized"], RENDERED, api_name="use_classifier")
     redraw = ["evaluate/state", "evaluate/threshold", "evaluate/normalized"]
-    page.on(page["evaluate/threshold"].release, rerender, redraw, RENDERED, api_visibility="private")
+    page.on(page["evaluate/threshold"].release, moved, redraw, RENDERED, api_visibility="private")
     page.on(page["evaluate/normalized"].change, rerender, redraw, RENDERED, api_visibility="private")
     page.on(page["evaluate/save"].click, save, ["evaluate/state", "evaluate/threshold", "evaluate/run"], [],
             api_name="save_threshold")
@@ -115,14 +114,14 @@ def evaluate(ctx: UIContext, values: Values) -> dict:
     evaluated = evaluate_run(values["evaluate/run"], ctx.runs_dir, mode=mode, names_only=True,
                              include_train=values["evaluate/include_train"], log=notify,
                              progress=values.progress, data=values["evaluate/data"] or None)
-    t = evaluated.threshold if evaluated.threshold is not None else 0.5
     binary = evaluated.binary
     classes = len(evaluated.evaluation.labels)
     note = ("" if binary else f"_The threshold applies to two-class tasks; this run has {classes} classes, so each "
             "row takes its most probable class._" if mode == "score" else
             "_Generate mode has no probabilities: no threshold._")
-    return {"evaluate/state": evaluated, **render(evaluated, t if binary else None, values["evaluate/normalized"]),
-            "evaluate/threshold": gr.update(value=t, visible=binary),
+    shown = evaluated.threshold_in_view or evaluated.rule_threshold or 0.5  # (a slider has to show a value)
+    return {"evaluate/state": evaluated, **render(evaluated, values["evaluate/normalized"]),
+            "evaluate/threshold": gr.update(value=shown, visible=binary),
             "evaluate/threshold_note": gr.update(value=note, visible=not binary),
             "evaluate/save": gr.update(visible=binary), "evaluate/use": use_choices(evaluated)}
 
@@ -131,8 +130,8 @@ def use_choices(evaluated) -> dict:
     """The selector: the best on held-out rows (naming it), or each candidate."""
     if not evaluated.candidates:
         return gr.update(visible=False)
-    auto = f"Best on held-out rows ({SHORT[evaluated.chosen]})"
-    choices = [(auto, "auto")] + [(CLASSIFIERS[n], n) for n in ("llm", "classic", "blend") if n in evaluated.candidates]
+    auto = f"Best on held-out rows ({NAMES[evaluated.chosen]})"
+    choices = [(auto, "auto")] + [(words, n) for n, words in CLASSIFIERS.items() if n in evaluated.candidates]
     return gr.update(choices=choices, value="auto" if evaluated.in_use == evaluated.chosen else evaluated.in_use,
                      visible=True)
 
@@ -143,27 +142,35 @@ def use(ctx: UIContext, values: Values) -> dict:
         raise StudioError("Evaluate a run first.")
     evaluated = use_classifier(evaluated, values["evaluate/use"])
     notify(f"{CLASSIFIERS[evaluated.in_use]} is the classifier in use for {evaluated.run.name}.")
-    t = values["evaluate/threshold"] if evaluated.binary and evaluated.threshold is not None else None
-    return render(evaluated, t, values["evaluate/normalized"])
+    return render(evaluated, values["evaluate/normalized"])
+
+
+def moved(ctx: UIContext, values: Values) -> dict:
+    """The slider, let go: its threshold decides the classifier in use's minority from now on (set by hand)."""
+    evaluated = values["evaluate/state"]
+    if evaluated is None:
+        return {}
+    if evaluated.binary:
+        evaluated.threshold_in_view = values["evaluate/threshold"]
+    return render(evaluated, values["evaluate/normalized"])
 
 
 def rerender(ctx: UIContext, values: Values) -> dict:
     evaluated = values["evaluate/state"]
-    if evaluated is None:
-        return {}
-    return render(evaluated, values["evaluate/threshold"] if evaluated.binary else None,
-                  values["evaluate/normalized"])
+    return {} if evaluated is None else render(evaluated, values["evaluate/normalized"])
 
 
-def render(evaluated, threshold, normalized) -> dict:
-    """The summary, and the classifier in use's matrices, tables and precision-recall curve."""
+def render(evaluated, normalized) -> dict:
+    """The summary, and the classifier in use's matrices, tables and precision-recall curve, at the threshold in
+    view (None until one is saved with the run or the slider is moved: each rule decides as fitted)."""
+    threshold = evaluated.threshold_in_view
     report = evaluated.at(threshold)
     view, csv_path = evaluated.disagreements(threshold)
     whose = f" · {CLASSIFIERS[evaluated.in_use]}" if evaluated.in_use else ""
     a, b = evaluated.figures(report, "val_a"), evaluated.figures(report, "val_b")
     return {"evaluate/summary": evaluated.markdown(report),
-            "evaluate/cm_a": charts.confusion(a, NAMES["val_a"] + whose, normalized),
-            "evaluate/cm_b": charts.confusion(b, NAMES["val_b"] + whose, normalized),
+            "evaluate/cm_a": charts.confusion(a, SET_TITLES["val_a"] + whose, normalized),
+            "evaluate/cm_b": charts.confusion(b, SET_TITLES["val_b"] + whose, normalized),
             "evaluate/table_a": per_class(a), "evaluate/table_b": per_class(b),
             "evaluate/pr": charts.pr_curve(evaluated.pr_curve(threshold), threshold),
             "evaluate/reliability": charts.reliability(report.get("calibration")),
@@ -181,7 +188,7 @@ def save(ctx: UIContext, values: Values) -> None:
     if evaluated is None or len(evaluated.evaluation.labels) != 2:
         raise StudioError("Evaluate a two-class run first.")
     notify(save_threshold(values["evaluate/run"], float(t), ctx.runs_dir, names_only=True))
-    evaluated.evaluation.threshold = float(t)
+    evaluated.evaluation.threshold = evaluated.threshold_in_view = float(t)
 
 
 def predict(ctx: UIContext, values: Values) -> dict:

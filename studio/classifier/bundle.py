@@ -1,7 +1,7 @@
 """A classifier bundle: one folder with everything needed to classify new texts on another machine, without the
 runs folder: the adapter (its card: codes, rubric, prompt format, calibration), the classic model when the
 classifier in use needs it, the decision (the candidates' rules and the one in use), the threshold, the labels, what
-it scored, a model card. ``studio.evaluate.classifier`` reads it the way it reads a run folder."""
+it scored, a model card. ``studio.classifier.engine`` reads it the way it reads a run folder."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 from studio.errors import StudioError
-from studio.runs.folder import (ADAPTER_CARD, CLASSIC_MODEL, RunDir, load_classic_file, read_adapter_card,
-                                write_json_atomic)
+from studio.files import write_json_atomic
+from studio.runs.folder import ADAPTER_CARD, CLASSIC_MODEL, RunDir, load_classic_file, read_adapter_card
 
 BUNDLE_RECORD = "classifier.json"
 FORMAT_VERSION = 1

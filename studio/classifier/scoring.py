@@ -22,7 +22,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from studio.data.formatting import answer_ids, encode_prompt, prefix_ids, render_prompt
-from studio.evaluate.metrics import INVALID
+from studio.classifier.candidates import INVALID
 
 WIDTH_MULTIPLE = 1  # batch widths rounded up to this: no rounding (docs/benchmarks.md, "GPU: label scoring")
 

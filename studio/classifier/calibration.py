@@ -1,5 +1,5 @@
-"""Probabilities that mean what they say: the pieces the candidates' rules are made of (``studio.evaluate.choice``
-decides which to use, on held-out rows).
+"""Probabilities that mean what they say: the pieces the candidates' rules are made of (``studio.classifier.rules``
+keeps each where held-out rows say it helps).
 
 - Prior correction (label shift): a model trained on a 70/30 or 50/50 mix over-predicts the minority at the natural
   ratio. Its class probabilities are moved back toward the natural prior: p(y|x) ∝ p_train(y|x) · (π_natural(y) /
@@ -29,18 +29,6 @@ def class_priors(counts: dict, labels: list[str]) -> dict | None:
     if np.allclose(train, natural, atol=1e-3):
         return None
     return {"train": train.round(6).tolist(), "natural": natural.round(6).tolist()}
-
-
-def apply_calibration(probs: np.ndarray, card: dict, raw: bool = False) -> np.ndarray:
-    """The LLM's probabilities as its rule uses them: corrected toward the natural class mix (the adapter card's
-    ``class_prior``, ``prior_strength`` of the way: all of it on cards from before the rule was fitted) and
-    temperature-scaled (its ``temperature``); ``raw``: unchanged."""
-    if raw:
-        return probs
-    prior = card.get("class_prior")
-    if prior:
-        probs = prior_correct(probs, prior["train"], prior["natural"], float(card.get("prior_strength", 1.0)))
-    return with_temperature(probs, float(card.get("temperature") or 1.0))
 
 
 def prior_correct(probs: np.ndarray, train_prior, natural_prior, strength: float = 1.0) -> np.ndarray:

@@ -1,0 +1,60 @@
+"""The classic model, one of the classifier's sources: what a user gets without an LLM, in seconds. TF-IDF over word
+1–2-grams and character 2–5-grams (sublinear term frequencies) into a logistic regression with balanced class weights
+(scikit-learn), trained on exactly the run's training rows (before oversampling); its probabilities in the run's
+label order; out-of-fold probabilities for every row (label-issue ranking, the Data tab's difficulty hint). Its
+figures beside the LLM's are ``studio.evaluate.baselines``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import FeatureUnion, make_pipeline
+
+C = 10.0  # the regularisation chosen on Financial PhraseBank (docs/benchmarks.md, "Numbers the code relies on")
+
+
+def classic_model():
+    """An unfitted TF-IDF + logistic regression pipeline."""
+    features = FeatureUnion([
+        ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
+        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1)),
+    ])
+    return make_pipeline(features, LogisticRegression(C=C, class_weight="balanced", max_iter=2000))
+
+
+def fit(texts: list[str], labels: list[str]):
+    return classic_model().fit(list(texts), list(labels))
+
+
+def probabilities(model, texts: list[str], labels: list[str]) -> np.ndarray:
+    """(rows, classes) in the order of ``labels`` (classes the model never saw get 0)."""
+    if not len(texts):
+        return np.zeros((0, len(labels)))
+    raw = model.predict_proba(list(texts))
+    out = np.zeros((len(texts), len(labels)))
+    for k, lb in enumerate(model.classes_):
+        if lb in labels:
+            out[:, labels.index(lb)] = raw[:, k]
+    return out
+
+
+def out_of_fold(frame: pd.DataFrame, labels: list[str], folds: int = 5, seed: int = 3407,
+                fold_done=None) -> np.ndarray:
+    """Each row's probabilities from a model that did not see it (k-fold cross-fitting, stratified by label).
+    Classes with fewer rows than ``folds`` use as many folds as they allow (at least 2). ``fold_done(done, k)``
+    after each fold."""
+    y = frame["label"].to_numpy()
+    k = max(2, min(folds, int(pd.Series(y).value_counts().min())))
+    out = np.zeros((len(frame), len(labels)))
+    texts = frame["text"].to_numpy()
+    splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(texts, y)
+    for done, (train_idx, test_idx) in enumerate(splits, 1):
+        model = fit(texts[train_idx], y[train_idx])
+        out[test_idx] = probabilities(model, list(texts[test_idx]), labels)
+        if fold_done:
+            fold_done(done, k)
+    return out
