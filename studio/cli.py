@@ -88,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = config_from_args(args, config)
         if args.name:
             config.name = args.name
-        job = training.train_here(config, runs_dir=args.runs_dir, into=args.into)
+        job = training.train_here(config, runs_dir=args.runs_dir)
     if speak:
         print(f"Run {job.run.name}: {job.run.path}", file=sys.stderr)
         for warning in job.warnings:
@@ -271,7 +271,6 @@ def parse_train(sub) -> None:
     add_runs_dir(p)
     p.add_argument("--name", help="run name (folder under --runs-dir); default: model + time")
     p.add_argument("--resume", metavar="RUN", help="resume a run (folder or name) from its last checkpoint")
-    p.add_argument("--into", help=argparse.SUPPRESS)  # an empty run folder made by the UI's multi-GPU launcher
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_flags(p, ["data", "model", "lora", "train"])

@@ -27,7 +27,12 @@ def written_atomically(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]
 
 def write_json_atomic(path: str | Path, data, indent: int | None = 2) -> None:
     with written_atomically(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=indent, ensure_ascii=False, default=str), encoding="utf-8")
+        tmp.write_text(json.dumps(data, indent=indent, ensure_ascii=False, default=_plain), encoding="utf-8")
+
+
+def _plain(value):
+    """A numpy number as the number it is; anything else JSON cannot write (a path, a date) as its text."""
+    return value.item() if hasattr(value, "item") and not hasattr(value, "__len__") else str(value)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

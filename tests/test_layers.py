@@ -29,6 +29,19 @@ def test_the_layer_contract_holds():
     assert "2 kept, 0 broken" in out.stdout
 
 
+def test_no_engine_module_runs_a_studio_command():
+    """The engine starts no face: a process it starts runs an engine entry point (``python -m studio.train.child``),
+    never ``python -m studio COMMAND``, a dependency no import contract can see."""
+    found = []
+    for path, tree in modules():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.List, ast.Tuple)):
+                words = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+                if any(a == "-m" and b == "studio" for a, b in zip(words, words[1:])):
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not found, found
+
+
 def test_only_the_run_floor_names_the_run_files():
     """run.json and studio.json are read and written through studio/runs only."""
     found = []

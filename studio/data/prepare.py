@@ -105,9 +105,11 @@ def load_recipe_table(recipe: DataRecipe) -> LabeledTable:
     if recipe.header not in HEADER_CHOICES:
         raise StudioError(f"header must be auto, yes or no (got '{recipe.header}').")
     delimiter = DELIMITER_ALIASES.get(recipe.delimiter.lower(), recipe.delimiter) if recipe.delimiter else None
-    return load_table(recipe.path, text_column=recipe.text_column or None, label_column=recipe.label_column or None,
-                      header=HEADER_CHOICES[recipe.header], delimiter=delimiter, max_mb=recipe.max_file_mb,
-                      max_classes=recipe.max_classes, drop_duplicates=recipe.drop_duplicates)
+    table = load_table(recipe.path, text_column=recipe.text_column or None, label_column=recipe.label_column or None,
+                       header=HEADER_CHOICES[recipe.header], delimiter=delimiter, max_mb=recipe.max_file_mb,
+                       max_classes=recipe.max_classes, drop_duplicates=recipe.drop_duplicates)
+    table.sha256 = file_sha256(recipe.path)
+    return table
 
 
 def resolve_rubric(recipe: DataRecipe, codes: dict[str, str]) -> str:
@@ -118,9 +120,11 @@ def resolve_rubric(recipe: DataRecipe, codes: dict[str, str]) -> str:
     return default_rubric(codes)
 
 
-def prepare_data(recipe: DataRecipe, tokenizer=None, max_seq_length: int | None = None) -> PreparedData:
-    """Run the whole data side. Without a tokenizer, token checks and truncation are skipped (inspect)."""
-    table = load_recipe_table(recipe)
+def prepare_data(recipe: DataRecipe, tokenizer=None, max_seq_length: int | None = None,
+                 table: LabeledTable | None = None) -> PreparedData:
+    """Run the whole data side. Without a tokenizer, token checks and truncation are skipped (inspect). ``table``:
+    the recipe's file as already read and checked (a run reads its file once, at Start)."""
+    table = load_recipe_table(recipe) if table is None else table
     labels = list(table.classes)
     codes = validate_codes(recipe.label_codes, labels) if recipe.label_codes else suggest_codes(labels, tokenizer)
     rubric = resolve_rubric(recipe, codes)
@@ -156,7 +160,7 @@ def prepare_data(recipe: DataRecipe, tokenizer=None, max_seq_length: int | None 
                             code_rows=code_rows, warnings=warnings, truncated=truncated,
                             train_lengths=lengths.get("train", []))
     # Record what was actually used, so run.json reproduces the same sets.
-    recipe.sha256 = file_sha256(recipe.path)
+    recipe.sha256 = table.sha256
     recipe.text_column, recipe.label_column = table.text_column, table.label_column
     recipe.label_codes = dict(codes)
     recipe.counts = prepared.counts()

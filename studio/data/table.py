@@ -37,6 +37,7 @@ class LabeledTable:
     dropped: list[dict] = field(default_factory=list)
     conflicts: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    sha256: str = ""  # the file's content hash, taken when it was read
 
     @property
     def classes(self) -> dict[str, int]:
@@ -47,6 +48,27 @@ class LabeledTable:
     @property
     def minority_label(self) -> str:
         return list(self.classes)[-1]
+
+    def facts(self) -> dict:
+        """Everything but the rows, JSON-ready: with the rows, what ``from_rows`` rebuilds the checked table from (a
+        run started by the web app hands its child process the table Start read, not the file to read again)."""
+        read = self.source
+        return {"text_column": self.text_column, "label_column": self.label_column, "columns": self.columns,
+                "input_rows": self.input_rows, "dropped": self.dropped, "conflicts": self.conflicts,
+                "warnings": self.warnings, "sha256": self.sha256,
+                "read": {"format": read.format, "encoding": read.encoding, "delimiter": read.delimiter,
+                         "header": read.header}}
+
+    @classmethod
+    def from_rows(cls, frame: pd.DataFrame, facts: dict) -> "LabeledTable":
+        """The table ``facts`` describes, with its rows (the raw file's own columns are not kept)."""
+        read = facts["read"]
+        source = ReadResult(frame=frame.iloc[0:0], format=read["format"], encoding=read["encoding"],
+                            delimiter=read["delimiter"], header=read["header"])
+        return cls(frame=frame, text_column=facts["text_column"], label_column=facts["label_column"],
+                   columns=list(facts["columns"]), source=source, input_rows=int(facts["input_rows"]),
+                   dropped=list(facts["dropped"]), conflicts=list(facts["conflicts"]),
+                   warnings=list(facts["warnings"]), sha256=facts["sha256"])
 
     def summary(self) -> dict:
         """What ``studio inspect --json`` prints and the UI shows."""

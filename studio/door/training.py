@@ -12,7 +12,7 @@ from studio.config import RunConfig
 from studio.door.plan import rows_per_step_words
 from studio.door.result import Result, escape_html, md_list
 from studio.errors import StudioError
-from studio.machine import device_guess, end_with_parent, import_stack_in_background, leave_process_group, ranks
+from studio.machine import device_guess, import_stack_in_background, leave_process_group, ranks
 from studio.runs import jobs
 from studio.runs.folder import RunDir, list_runs
 
@@ -50,7 +50,7 @@ def start(config: RunConfig, runs_dir: str | Path = "runs", gpus: int = 1) -> St
     already training."""
     gpus = int(gpus or 1)
     if in_child_processes(gpus):
-        from studio.train.launcher import start_launched  # (torch: only to train)
+        from studio.door.launcher import start_launched  # (torch: only to train)
 
         job = start_launched(config, runs_dir, gpus)
     else:
@@ -74,7 +74,7 @@ def resume(run: str | Path, runs_dir: str | Path = "runs", names_only: bool = Fa
     folder = RunDir.open(run, runs_dir, inside_only=names_only)
     processes = (folder.record().get("distributed") or {}).get("processes") or 1
     if in_child_processes(processes):
-        from studio.train.launcher import (  # (torch: only to train)
+        from studio.door.launcher import (  # (torch: only to train)
             start_launched,
             visible_gpus,
         )
@@ -90,14 +90,12 @@ def resume(run: str | Path, runs_dir: str | Path = "runs", names_only: bool = Fa
     return Started(job, _per_step(job.config, processes), resumed=True)
 
 
-def train_here(config: RunConfig | None = None, runs_dir: str | Path = "runs", *, resume: str | Path | None = None,
-               into: str | Path | None = None):
-    """Train in this process, whatever the GPUs (the CLI; started by the web app, or under ``accelerate launch`` one
-    rank of the run, ``into`` the run folder the app made; it then ends with the app). Returns the job."""
+def train_here(config: RunConfig | None = None, runs_dir: str | Path = "runs", *, resume: str | Path | None = None):
+    """Train in this process, whatever the GPUs (the CLI; under ``accelerate launch`` one rank of the run).
+    Returns the job."""
     from studio.train.worker import start_training  # (torch: only to train)
 
-    end_with_parent()
-    return start_training(config, runs_dir, resume=resume, into=into)
+    return start_training(config, runs_dir, resume=resume)
 
 
 def done_here(job) -> None:
@@ -176,8 +174,20 @@ def interrupted(runs_dir: str | Path = "runs") -> Interrupted | None:
     return Interrupted(newest["name"], newest["step"] or 0, newest["max_steps"], saved[-1] if saved else None)
 
 
+def interrupted_config(runs_dir: str | Path = "runs") -> RunConfig | None:
+    """The settings of the newest run when it was interrupted (a crash, a restart) and its data file is still there:
+    a page started after the restart starts from them, so its Data tab shows the data Resume trains on (not the
+    sample, which Start would then have trained on). Its name is left for a new run to choose."""
+    stopped = interrupted(runs_dir)
+    if stopped is None:
+        return None
+    config = RunDir.open(stopped.name, runs_dir).config()
+    config.name = ""
+    return config if Path(config.data.path).exists() else None
+
+
 def visible_gpus() -> int:
-    from studio.train.launcher import visible_gpus as count  # (torch: asked once the page has loaded)
+    from studio.door.launcher import visible_gpus as count  # (torch: asked once the page has loaded)
 
     return count()
 

@@ -5,10 +5,12 @@ the RAM on a CPU), the micro-batch's cost from the rows' lengths and classes whe
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 from studio.config import RunConfig, validate_config
 from studio.data.order import cost_per_row
 from studio.data.prepare import prepare_data
+from studio.data.table import LabeledTable
 from studio.errors import StudioError
 from studio.estimate.model_shape import read_shape
 from studio.estimate.ram import ram_share
@@ -48,14 +50,19 @@ def row_cost(lengths: list[int] | None, classes: list[int] | None, seed: int):
     return lambda micro_batch, step_rows: cost_per_row(lengths, classes, micro_batch, step_rows, seed)
 
 
+@dataclass
+class Preflight:
+    warnings: list[str]  # the data's and the settings'
+    table: LabeledTable  # the data file as read and checked: the run prepares its sets from it, not from the file
 
 
-def preflight(config: RunConfig) -> list[str]:
+def preflight(config: RunConfig, table: LabeledTable | None = None) -> Preflight:
     """Before a run starts (in the caller's thread, so bad input is an immediate error): the data read and checked
-    (on a copy: the codes are chosen with the model's tokenizer once it is loaded) and the settings validated; returns
-    the warnings of both. The warnings about the run's length come once its recipe is resolved (the worker)."""
-    prepared = prepare_data(copy.deepcopy(config.data))
-    return list(dict.fromkeys(prepared.warnings + validate_config(config)))
+    once (``table``: already read, by the web app at Start) and prepared on a copy (the codes are chosen with the
+    model's tokenizer once it is loaded), and the settings validated. The warnings about the run's length come once
+    its recipe is resolved (the worker)."""
+    prepared = prepare_data(copy.deepcopy(config.data), table=table)
+    return Preflight(list(dict.fromkeys(prepared.warnings + validate_config(config))), prepared.table)
 
 
 def check_config(config: RunConfig, train_rows: int | None = None, gpus: int = 1) -> list[str]:

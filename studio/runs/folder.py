@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from studio.config import RunConfig
 from studio.errors import StudioError
 from studio.files import write_json_atomic, written_atomically
@@ -26,6 +28,7 @@ RUN_RECORD = "run.json"  # the config and what each phase of the run learnt
 ADAPTER_CARD = "studio.json"  # beside the adapter weights: what turns them into a classifier (codes, rubric, ...)
 CLASSIC_MODEL = "classic.skops"  # the classic model fitted on the run's training rows (a candidate)
 CHECKPOINT_DONE = "studio_checkpoint_complete"  # written after the trainer finished saving a checkpoint
+LAUNCH = ".launch"  # a run started by the web app in child processes: its config and its data as Start read them
 MAX_NAME = 80
 
 
@@ -242,6 +245,28 @@ class RunDir:
             return json.loads((self.path / "eval.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             return None
+
+    def hand_over(self, config: RunConfig, rows, facts: dict) -> None:
+        """What the web app's Start hands its training processes (``studio.train.child``): the run's config, and
+        the data file's checked rows and what was learnt reading it (``studio.data.table.LabeledTable.facts``), so
+        the file is read once, by Start."""
+        folder = self.path / LAUNCH
+        folder.mkdir(exist_ok=True)
+        with written_atomically(folder / "rows.parquet") as tmp:
+            rows.to_parquet(tmp, index=False)
+        write_json_atomic(folder / "launch.json", {"config": config.to_dict(), "table": facts})
+
+    def handed_over(self):
+        """(config, rows, facts) as ``hand_over`` left them."""
+        folder = self.path / LAUNCH
+        try:
+            launch = json.loads((folder / "launch.json").read_text(encoding="utf-8"))
+            return RunConfig.from_dict(launch["config"]), pd.read_parquet(folder / "rows.parquet"), launch["table"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise StudioError(f"{self.path} holds no run handed over by the web app ({exc}).") from None
+
+    def clear_hand_over(self) -> None:
+        shutil.rmtree(self.path / LAUNCH, ignore_errors=True)
 
     def write_table(self, name: str, frame) -> Path:
         """A CSV a person opens (disagreements), safe to open in a spreadsheet (``studio.runs.sheets``)."""

@@ -1,7 +1,7 @@
 """Who is training: one job per process, owned here.
 
 A job is either a run trained in this process by the worker thread (``studio.train.worker.TrainingJob``: the CLI,
-the web app on one GPU) or one trained by child processes (``studio.train.launcher.LaunchedJob``: the web app on a CPU,
+the web app on one GPU) or one trained by child processes (``studio.door.launcher.LaunchedJob``: the web app on a CPU,
 ``accelerate launch`` on several GPUs). Both satisfy ``Job`` and build their snapshot with the one
 ``build_snapshot`` below, from the run folder, the metrics stream and what only the job knows while it runs
 (``LiveState``). The faces read ``current()`` and its snapshot, and call ``stop()``, through the door.

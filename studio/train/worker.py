@@ -23,9 +23,10 @@ from typing import Callable
 from studio.config import EMBEDDED_MODEL, RunConfig, effective_checkpointing, rows_per_step, total_steps
 from studio.data.formatting import answer_ids, prefix_ids
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
+from studio.data.table import LabeledTable
 from studio.errors import StudioError, is_disk_full
 from studio.estimate.model_shape import read_shape
-from studio.estimate.plan import preflight, row_cost
+from studio.estimate.plan import Preflight, preflight, row_cost
 from studio.estimate.ram import ram_share
 from studio.estimate.recipe import budget_steps, eval_every, resolve, step_warnings
 from studio.estimate.vram import BANDS, detect_gpu, estimate_vram
@@ -63,9 +64,10 @@ class _LogCapture(logging.Handler):
 
 
 class TrainingJob(jobs.SnapshotMixin):
-    def __init__(self, config: RunConfig, run: RunDir, warnings: list[str], resume_from: Path | None,
+    def __init__(self, config: RunConfig, run: RunDir, checked: Preflight, resume_from: Path | None,
                  callbacks: list, evaluator_factory: Callable | None):
-        self.config, self.run, self.warnings = config, run, warnings
+        self.config, self.run, self.warnings = config, run, list(checked.warnings)
+        self.table = checked.table  # the data file as Start read and checked it: the sets are prepared from it
         self.resume_from, self.callbacks = resume_from, callbacks
         self.evaluator_factory = evaluator_factory or PeriodicEvaluator
         self.ranks = ranks()
@@ -213,7 +215,7 @@ class TrainingJob(jobs.SnapshotMixin):
         self.phase = "reading the data"
         import_stack()  # this thread may be the process's first to use transformers (the web app)
         tokenizer = load_tokenizer(cfg.model.name, log=self.log)
-        prepared = prepare_data(cfg.data, tokenizer, cfg.model.max_seq_length)
+        prepared = prepare_data(cfg.data, tokenizer, cfg.model.max_seq_length, table=self.table)
         self.prepared = prepared
         self.warnings = _unique(self.warnings + prepared.warnings)
         self.log(f"Data: {len(prepared.train)} training rows after balancing, {len(prepared.split.val_a)} in Val A, "
@@ -602,13 +604,16 @@ def _unique(items: list[str]) -> list[str]:
 # ---- starting a run -------------------------------------------------------------------------------------------
 def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs", *,
                    resume: str | Path | None = None, callbacks: list | None = None,
-                   evaluator_factory: Callable | None = None, into: str | Path | None = None) -> TrainingJob:
+                   evaluator_factory: Callable | None = None, into: str | Path | None = None,
+                   table: LabeledTable | None = None) -> TrainingJob:
     """Start a run (or resume one from its last checkpoint) in a background thread.
 
     Raises StudioError at once when another run is training, the config is invalid or the data is unusable.
     ``evaluator_factory(prepared, tokenizer, config)``: the periodic evaluation (default: a Val A sample scored).
-    ``into``: an empty run folder made beforehand (the UI's multi-GPU launcher names it before the processes start).
-    Under ``accelerate launch`` every rank calls this; rank 0 makes the run folder and the others follow it.
+    ``into``: an empty run folder made beforehand, and ``table`` the data file as read and checked there (the web
+    app's launcher, which names the folder before its child processes start: ``studio.train.child``). The data file
+    is read once: here, or where ``table`` was read. Under ``accelerate launch`` every rank calls this; rank 0 makes
+    the run folder and the others follow it.
     """
     with jobs.claimed():
         dist = ranks()
@@ -618,19 +623,19 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
             run, config, resume_from = _resume_target(resume, runs_dir)
         else:
             config, resume_from = copy.deepcopy(config or RunConfig()), None
-        warnings = preflight(config)  # unusable data fails here, before any model is loaded
+        checked = preflight(config, table)  # unusable data fails here, before any model is loaded
         if resume is None:
             run = _new_run_folder(config, runs_dir, into, dist)
             config.name = run.name
             run.update_record(config, created=time.time(), versions=library_versions(),
-                              device=device_description(), warnings=warnings)
+                              device=device_description(), warnings=checked.warnings)
         run.set_status("running", step=run.status().get("step", 0), started=time.time(), error=None)
         previous = jobs.current()
         if previous is not None and previous.model is not None:
             previous.model = None  # the previous run's model (kept for evaluation in memory) makes way
             free_memory()
-        job = TrainingJob(config, run, warnings, resume_from, list(callbacks or []), evaluator_factory)
-        for warning in warnings:
+        job = TrainingJob(config, run, checked, resume_from, list(callbacks or []), evaluator_factory)
+        for warning in checked.warnings:
             job.log(f"Warning: {warning}")
         jobs.set_current(job)
         job.thread.start()

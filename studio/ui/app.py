@@ -9,7 +9,7 @@ from starlette.middleware import Middleware
 
 from studio.config import RunConfig
 from studio.door.passwords import read_auth_file
-from studio.door.training import warm_up
+from studio.door.training import interrupted_config, warm_up
 from studio.ui import run_picker
 from studio.ui.forms import Form
 from studio.ui.frontend import RepairedAssets
@@ -116,7 +116,7 @@ def launch(args, block: bool = True):
     if args.auth:
         user, _, password = args.auth.partition(":")
         users[user] = password
-    config = RunConfig.load(args.config) if args.config else None
+    config = RunConfig.load(args.config) if args.config else interrupted_config(args.runs_dir)
     demo = build_app(args.runs_dir, args.max_upload_mb, config, logout=bool(users))
     warm_up()  # the first Start finds unsloth imported (GPU machines; nothing on a CPU)
     demo.queue(default_concurrency_limit=4)

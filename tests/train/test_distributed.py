@@ -57,7 +57,7 @@ def test_the_cli_runs_unchanged_under_accelerate_launch(tiny_model_dir, tmp_path
 
 def test_the_ui_launcher_trains_in_two_processes_and_stops_them_together(tiny_model_dir, tmp_path):
     from studio.runs.jobs import current as current_job
-    from studio.train.launcher import start_launched
+    from studio.door.launcher import start_launched
     from studio.train.worker import start_training
     from studio.ui.tabs.train import progress_html
 

@@ -33,7 +33,8 @@ def drive(job, started_state=("starting", "running")) -> dict:
 
 
 def test_both_job_kinds_satisfy_one_protocol_and_one_snapshot(tiny_model_dir, toy_csv, tmp_path):
-    from studio.train.launcher import LaunchedJob
+    from studio.door.launcher import LaunchedJob, launch_command
+    from studio.estimate.plan import preflight
     from studio.train.worker import start_training
 
     config = toy_config(tiny_model_dir, toy_csv, max_steps=100_000, save_steps=10_000)
@@ -43,15 +44,15 @@ def test_both_job_kinds_satisfy_one_protocol_and_one_snapshot(tiny_model_dir, to
         jobs.claim()
     here = drive(in_process)
 
-    # The other kind: a run trained by a child process (the CLI, as accelerate launch runs it), watched through
-    # its folder.
+    # The other kind: a run trained by a child process (the training process the web app starts, as accelerate
+    # launch runs it), watched through its folder.
     run = RunDir.create(tmp_path / "runs", "child")
-    config.replace({"name": run.name}).save(tmp_path / "child.json")
+    checked = preflight(config)
+    run.hand_over(config.replace({"name": run.name}), checked.table.frame, checked.table.facts())
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     # Started with SIGINT ignored, as a shell starts a background job (`launch.py &`) and its children inherit: Stop
     # must still land (it once did not: the child trained on).
-    proc = subprocess.Popen([sys.executable, "-m", "studio", "train", "--config", str(tmp_path / "child.json"),
-                             "--runs-dir", str(tmp_path / "runs"), "--into", str(run.path), "--quiet"],
+    proc = subprocess.Popen(launch_command(run.path, tmp_path / "runs", 1, resume=False),
                             cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     child = LaunchedJob(config, run, 1, [], proc)
@@ -70,7 +71,7 @@ def test_the_web_app_trains_on_a_cpu_in_a_child_process_that_shows_its_phases(ti
     slowed a run in its own process), watched through the folder with the phases, the plan and the batch as the
     worker thread shows them; the model is not in the app's memory, the slot is free once it ends."""
     from studio.door import training
-    from studio.train.launcher import LaunchedJob
+    from studio.door.launcher import LaunchedJob
 
     started = training.start(toy_config(tiny_model_dir, toy_csv, max_steps=30, eval_steps=10), tmp_path / "runs")
     job = started.job
@@ -93,6 +94,33 @@ def test_the_web_app_trains_on_a_cpu_in_a_child_process_that_shows_its_phases(ti
     jobs.release()
 
 
+def test_a_start_reads_the_data_file_once(tiny_model_dir, toy_csv, tmp_path, monkeypatch):
+    """Start reads and checks the data file once: the web app's Start in its own process, and its training process
+    trains on the rows Start handed over (the file may be gone by then), the run recording the file's hash as read;
+    a run started in this process (the CLI, one GPU) prepares its sets from the table its start read."""
+    import shutil
+
+    from studio.data import prepare
+    from studio.door import training
+    from studio.train.worker import start_training
+
+    reads = []
+    real = prepare.load_table
+    monkeypatch.setattr(prepare, "load_table", lambda path, **kw: reads.append(path) or real(path, **kw))
+    data = Path(shutil.copy(toy_csv, tmp_path / "posts.csv"))
+    sha = prepare.file_sha256(data)
+    job = training.start(toy_config(tiny_model_dir, data, max_steps=6), tmp_path / "runs").job
+    assert reads == [str(data)]
+    data.rename(tmp_path / "gone.csv")  # the training process never opens it
+    assert job.wait(300) and job.state == "finished", job.log_tail(60)
+    assert job.run.config().data.sha256 == sha and job.run.config().data.label_column == "label"
+    assert not (job.run.path / ".launch").exists()  # what Start handed over goes once the process has ended
+    reads.clear()
+    here = start_training(toy_config(tiny_model_dir, tmp_path / "gone.csv", max_steps=4), tmp_path / "runs")
+    assert here.wait(300) and here.state == "finished", here.error
+    assert reads == [str(tmp_path / "gone.csv")]
+
+
 def test_stop_before_the_child_process_trained_ends_the_run_stopped(tiny_model_dir, toy_csv, tmp_path):
     """Stop clicked while the child process is still starting (importing, reading the data): the run ends
     "stopped" with nothing trained, as it does in the app's own thread, and the next Start is free to go."""
@@ -111,7 +139,7 @@ def test_a_child_process_killed_mid_run_fails_the_run_and_not_the_app(tiny_model
     """The out-of-memory killer (or any crash) takes the training process: the run ends "failed" with what happened
     and where to look, its checkpoint kept; this process (the app) lives on and the next Start is free to go."""
     from studio.door import training
-    from studio.train.launcher import training_processes
+    from studio.door.launcher import training_processes
 
     job = training.start(toy_config(tiny_model_dir, toy_csv, max_steps=100_000, save_steps=5), tmp_path / "runs").job
     assert wait_for(lambda: len(job.stream.records("train")) >= 6 or job.done, 120), job.log_tail(40)
@@ -132,14 +160,14 @@ def test_a_child_run_reads_ended_only_once_its_process_has_gone(tmp_path):
     import threading
 
     from studio.config import RunConfig
-    from studio.train.launcher import LaunchedJob, _watch
+    from studio.door.launcher import LaunchedJob, _watch
 
     run = RunDir.create(tmp_path / "runs", "closing")
     run.set_status("finished", step=3, max_steps=3, phase="finished")
     closing = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
     jobs.claim()  # as start_launched holds it
     job = LaunchedJob(RunConfig(), run, 1, [], closing)
-    job.watcher = threading.Thread(target=_watch, args=(job, None), daemon=True)
+    job.watcher = threading.Thread(target=_watch, args=(job,), daemon=True)
     job.watcher.start()
     snap = job.snapshot()
     assert not job.done and (snap["state"], snap["phase"]) == ("running", "saving")
@@ -149,7 +177,7 @@ def test_a_child_run_reads_ended_only_once_its_process_has_gone(tmp_path):
 
 
 def training_started(job) -> bool:
-    from studio.train.launcher import training_processes
+    from studio.door.launcher import training_processes
 
     return bool(training_processes(job.proc.pid))
 

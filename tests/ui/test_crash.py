@@ -1,6 +1,7 @@
 """A crash costs at most a checkpoint interval, in the browser too: the web app is killed (kill -9) while a budgeted
-run trains; after a restart the Train tab shows the interrupted run with its last step and a Resume button, and
-Resume continues from the last checkpoint with the time budget it had left."""
+run trains; after a restart (without the settings it was started with) the Data tab shows the interrupted run's own
+data, the Train tab the interrupted run with its last step and a Resume button, and Resume continues from the last
+checkpoint with the time budget it had left."""
 
 import json
 import signal
@@ -39,12 +40,13 @@ def test_a_killed_app_shows_the_interrupted_run_and_resumes_it(tiny_model_dir, t
     listed = list_runs(runs)[0]  # the Runs tab's row: the last logged step, not "0/?"
     assert listed["state"] == "interrupted" and listed["step"] == last and listed["max_steps"]
 
-    app = start_web_app(runs, port, tmp_path / "run.json")
+    app = start_web_app(runs, port)  # a plain restart: the page starts from the interrupted run's settings
     try:
         with sync_playwright() as p:
             browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_text(f"Using {toy_csv.name}.", exact=True).wait_for(timeout=30000)  # not the sample
             page.get_by_role("tab", name="4 · Train").click()
             status = page.locator("#train-status")
             status.get_by_text("was interrupted at", exact=False).wait_for(timeout=30000)

@@ -1,14 +1,17 @@
-"""Runs the web app trains in child processes, watched through the run folder.
+"""Runs the web app trains in child processes, started and watched beside the door's training verb.
 
-On a CPU the web app trains in one child process, ``python -m studio train`` (the CLI's own run, with its own
-interpreter lock and heap; a crash takes the run, not the app: ``studio.door.training.in_child_processes``). With
-"GPUs to use" above 1, the same run config is trained by ``accelerate launch --multi_gpu --num_processes N -m studio
-train`` (DDP through Accelerate, as the README's multi-GPU section runs it by hand). One GPU trains in the app's own
-worker thread (``studio.train.worker``), where the stack is already imported and the model stays in memory for
-evaluation. The child (rank 0) writes metrics.jsonl, status.json and train.log into a run folder the app created,
-and ``LaunchedJob`` reads them back, so the Train tab's charts, progress and log work unchanged; Stop sends Ctrl-C
-to the processes, which stop at the same step and save the adapter; a child whose app has gone ends too
-(``studio.machine.end_with_parent``), as a run in the app's thread does.
+On a CPU the web app trains in one child process, ``python -m studio.train.child`` (the engine's training process,
+with its own interpreter lock and heap; a crash takes the run, not the app: ``studio.door.training.
+in_child_processes``). With "GPUs to use" above 1, the same run is trained by ``accelerate launch --multi_gpu
+--num_processes N -m studio.train.child`` (DDP through Accelerate). One GPU trains in the app's own worker thread
+(``studio.train.worker``), where the stack is already imported and the model stays in memory for evaluation.
+
+Start reads and checks the data file once, here: a file that cannot be used is refused before any process starts,
+and the run folder the app creates receives the config and the checked rows (``RunDir.hand_over``), which the
+child trains on without reading the file again. The child (rank 0) writes metrics.jsonl, status.json and train.log
+into that folder, and ``LaunchedJob`` reads them back, so the Train tab's charts, progress and log work unchanged;
+Stop sends Ctrl-C to the processes, which stop at the same step and save the adapter; a child whose app has gone
+ends too (``studio.machine.end_with_parent``), as a run in the app's thread does.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from studio.runs.folder import RunDir, default_run_name, effective_state
 from studio.runs.stream import FileStream
 
 REPO = Path(__file__).resolve().parents[2]
+CHILD = "studio.train.child"  # the training process's module (``python -m``)
 
 
 def visible_gpus() -> int:
@@ -43,14 +47,14 @@ def visible_gpus() -> int:
         return 0
 
 
-def launch_command(train_args: list[str], processes: int) -> list[str]:
-    """``python -m studio train`` with ``train_args``: itself for one process, through ``accelerate launch`` on
-    ``processes`` GPUs."""
+def launch_command(run: Path, runs_dir: str | Path, processes: int, resume: bool) -> list[str]:
+    """``python -m studio.train.child RUN``: itself for one process, through ``accelerate launch`` on ``processes``
+    GPUs."""
+    child = ["-m", CHILD, str(run), "--runs-dir", str(runs_dir), *(["--resume"] if resume else [])]
     if processes == 1:
-        return [sys.executable, "-m", "studio", "train", *train_args, "--quiet"]
+        return [sys.executable, *child]
     return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            "-m", "studio", "train", *train_args, "--quiet"]
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *child]
 
 
 class LaunchedJob(jobs.SnapshotMixin):
@@ -101,8 +105,8 @@ class LaunchedJob(jobs.SnapshotMixin):
         return True
 
     def stop(self) -> None:
-        """Ctrl-C to every rank (not to the launcher, which would tear the ranks down before they save): each rank's
-        CLI asks its worker to stop, and the ranks agree on the step to stop at."""
+        """Ctrl-C to every rank (not to the launcher, which would tear the ranks down before they save): each rank
+        asks its worker to stop, and the ranks agree on the step to stop at."""
         if self.done or self.proc.poll() is not None:  # ended, or closing
             return
 
@@ -161,13 +165,13 @@ class LaunchedJob(jobs.SnapshotMixin):
 
 
 def training_processes(pid: int) -> list[psutil.Process]:
-    """The processes that train, under ``pid`` (the launcher, or the CLI itself): each runs ``python -m studio``, and
-    its parent does not (a process forked by a rank, a data-loading worker, has the rank's command line; a signal
-    meant for the rank must not go to it instead)."""
+    """The processes that train, under ``pid`` (the launcher, or the child itself): each runs ``python -m
+    studio.train.child``, and its parent does not (a process forked by a rank, a data-loading worker, has the rank's
+    command line; a signal meant for the rank must not go to it instead)."""
     def trains(process) -> bool:
         try:
             argv = process.cmdline() if process is not None else []
-            return "-m" in argv and argv[argv.index("-m") + 1:argv.index("-m") + 2] == ["studio"]  # python [-u] -m
+            return "-m" in argv and argv[argv.index("-m") + 1:argv.index("-m") + 2] == [CHILD]  # python [-u] -m
         except psutil.Error:
             return False
 
@@ -194,45 +198,42 @@ def start_launched(config: RunConfig | None, runs_dir: str | Path, processes: in
         raise StudioError(f"A run needs at least one training process (got {processes}).")
     with jobs.claimed():
         if resume is None:
-            warnings = preflight(config)  # bad data fails here, before any process starts
+            checked = preflight(config)  # the data read and checked, once: bad data fails before any process starts
             run = RunDir.create(runs_dir, config.name or default_run_name(config.model.name, config.data.path))
-            config_path = run.path.parent / f".{run.name}.launch.json"
-            config.replace({"name": run.name}).save(config_path)
-            train_args = ["--config", str(config_path), "--runs-dir", str(runs_dir), "--into", str(run.path)]
+            run.hand_over(config.replace({"name": run.name}), checked.table.frame, checked.table.facts())
+            warnings = checked.warnings
         else:
             run = RunDir.open(resume, runs_dir)
             if run.last_checkpoint() is None:
                 raise StudioError(f"Run '{run.name}' has no checkpoint to resume from; start a new run instead.")
-            config, warnings, config_path = run.config(), [], None
-            train_args = ["--resume", str(run.path), "--runs-dir", str(runs_dir)]
-        job = LaunchedJob(config, run, processes, warnings, _spawn(run, train_args, processes, resume is not None))
+            config, warnings = run.config(), []
+        command = launch_command(run.path, runs_dir, processes, resume is not None)
+        job = LaunchedJob(config, run, processes, warnings, _spawn(run, command, resume is not None))
         jobs.set_current(job)
-        job.watcher = threading.Thread(target=_watch, args=(job, config_path), name=f"studio-launch-{run.name}",
-                                       daemon=True)
+        job.watcher = threading.Thread(target=_watch, args=(job,), name=f"studio-launch-{run.name}", daemon=True)
         job.watcher.start()
         return job
 
 
-def _spawn(run: RunDir, train_args: list[str], processes: int, resumed: bool) -> subprocess.Popen:
-    """The child (``python -m studio train``, or ``accelerate launch`` of it), its output in the run's launcher.log,
-    in a process group of its own."""
+def _spawn(run: RunDir, command: list[str], resumed: bool) -> subprocess.Popen:
+    """The child (``python -m studio.train.child``, or ``accelerate launch`` of it), its output in the run's
+    launcher.log, in a process group of its own."""
     log = open(run.path / "launcher.log", "a" if resumed else "w", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",  # our `studio`
            **parent_env()}  # the training ends with this process
     try:
-        return subprocess.Popen(launch_command(train_args, processes), cwd=REPO, stdout=log,
+        return subprocess.Popen(command, cwd=REPO, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env)
     finally:
         log.close()  # the child holds its own copy
 
 
-def _watch(job: LaunchedJob, config_path: Path | None) -> None:
+def _watch(job: LaunchedJob) -> None:
     """Wait for the child; a child that died without writing its end leaves a failed status (or stopped, when Stop
     reached it before it trained); the slot is freed whatever happens here."""
     job.proc.wait()
     try:
-        if config_path is not None:
-            config_path.unlink(missing_ok=True)
+        job.run.clear_hand_over()
         job.finished = time.time()
         status = job.run.status()
         if effective_state(status) in ("interrupted", "running", "unknown"):
