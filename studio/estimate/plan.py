@@ -12,10 +12,10 @@ from studio.data.order import cost_per_row
 from studio.data.prepare import prepare_data
 from studio.data.table import LabeledTable
 from studio.errors import StudioError
-from studio.estimate.model_shape import read_shape
+from studio.estimate.model_shape import ModelShape, read_shape
 from studio.estimate.ram import ram_share
 from studio.estimate.recipe import Resolved, resolve, step_warnings
-from studio.estimate.vram import detect_gpu, estimate_vram
+from studio.estimate.vram import detect_gpu, vram_share
 from studio.machine import device_guess
 from studio.models.loading import cpu_computes_bf16
 
@@ -28,19 +28,23 @@ def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int]
         shape, pre_quantized = read_shape(config.model.name)
     except (StudioError, OSError):
         shape, pre_quantized = None, False
-    fits = None
-    if device == "cpu" and shape is not None:
-        fits = ram_share(shape, lengths, config.model.max_seq_length, cpu_computes_bf16(config.model))
-    if device == "cuda" and shape is not None:
-        gpu = detect_gpu()
-        if gpu:
-            def fits(batch: int, checkpointing: str, four_bit: bool) -> float:
-                trial = config.replace({"train": {"per_device_train_batch_size": batch},
-                                        "lora": {"use_gradient_checkpointing": checkpointing}})
-                return estimate_vram(trial, shape, lengths=lengths, load_in_4bit=pre_quantized or four_bit,
-                                     gpu_name=gpu[0], gpu_total_gb=gpu[1]).share
+    fits = memory_share(config, shape, device, lengths, pre_quantized=pre_quantized) if shape else None
     return resolve(config, device=device, params=shape.params if shape else None, train_rows=train_rows, fits=fits,
                    cost=row_cost(lengths, classes, config.train.seed))
+
+
+def memory_share(config: RunConfig, shape: ModelShape, device: str, lengths: list[int] | None, *,
+                 backend: str = "unsloth", pre_quantized: bool = False, four_bit_available: bool = True):
+    """``share(micro_batch, checkpointing, four_bit)``: the share of the device's memory a run of ``config`` takes
+    with those settings, which the recipe's auto settings are decided by: of the RAM on a CPU, of the GPU on CUDA
+    (None where no GPU is found). The one such function for the plan before Start and the run itself."""
+    if device == "cpu":
+        return ram_share(shape, lengths, config.model.max_seq_length, cpu_computes_bf16(config.model))
+    gpu = detect_gpu() if device == "cuda" else None
+    if gpu is None:
+        return None
+    return vram_share(config, shape, lengths, backend, gpu[0], gpu[1],
+                      loads_4bit=lambda chosen: pre_quantized or (chosen and four_bit_available))
 
 
 def row_cost(lengths: list[int] | None, classes: list[int] | None, seed: int):

@@ -136,6 +136,21 @@ def lora_params(shape: ModelShape, r: int, targets: list[str]) -> int:
     return shape.num_hidden_layers * sum(r * sum(projections[t]) for t in targets if t in projections)
 
 
+def vram_share(config: RunConfig, shape: ModelShape, lengths: list[int] | None, backend: str, gpu_name: str | None,
+               gpu_total_gb: float | None, loads_4bit=lambda chosen: chosen):
+    """``share(micro_batch, checkpointing, four_bit) -> share of the GPU`` that ``config`` takes with those settings,
+    for the recipe's auto settings; ``loads_4bit(four_bit)``: whether the weights then load in 4-bit (a pre-quantized
+    model always does; without bitsandbytes none does)."""
+    def share(batch: int, checkpointing: str, four_bit: bool) -> float:
+        trial = config.replace({"train": {"per_device_train_batch_size": batch},
+                                "lora": {"use_gradient_checkpointing": checkpointing},
+                                "model": {"load_in_4bit": str(four_bit).lower()}})
+        return estimate_vram(trial, shape, lengths=lengths, backend=backend, load_in_4bit=loads_4bit(four_bit),
+                             gpu_total_gb=gpu_total_gb, gpu_name=gpu_name).share
+
+    return share
+
+
 def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | None = None,
                   backend: str = "unsloth", load_in_4bit: bool | None = None, gpu_total_gb: float | None = None,
                   gpu_name: str | None = None) -> Estimate:
@@ -143,13 +158,8 @@ def estimate_vram(config: RunConfig, shape: ModelShape, *, lengths: list[int] | 
     micro-batch or checkpointing left on auto is decided first, as the run will (the largest that fits)."""
     if config.train.per_device_train_batch_size == 0 or config.lora.use_gradient_checkpointing == "auto" or \
             four_bit_setting(config.model) is None:
-        def share(batch: int, checkpointing: str, four_bit: bool) -> float:
-            trial = config.replace({"train": {"per_device_train_batch_size": batch},
-                                    "lora": {"use_gradient_checkpointing": checkpointing},
-                                    "model": {"load_in_4bit": str(four_bit).lower()}})
-            return estimate_vram(trial, shape, lengths=lengths, backend=backend, load_in_4bit=load_in_4bit,
-                                 gpu_total_gb=gpu_total_gb, gpu_name=gpu_name).share
-
+        share = vram_share(config, shape, lengths, backend, gpu_name, gpu_total_gb,
+                           loads_4bit=lambda chosen: chosen if load_in_4bit is None else load_in_4bit)
         config = resolve(config, device="cuda", params=shape.params, fits=share if gpu_total_gb else None).config
     model, lora, train = config.model, config.lora, config.train
     four_bit = bool(four_bit_setting(model)) if load_in_4bit is None else load_in_4bit

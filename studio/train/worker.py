@@ -26,15 +26,14 @@ from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.data.table import LabeledTable
 from studio.errors import StudioError, is_disk_full
 from studio.estimate.model_shape import read_shape
-from studio.estimate.plan import Preflight, preflight, row_cost
-from studio.estimate.ram import ram_share
+from studio.estimate.plan import Preflight, memory_share, preflight, row_cost
 from studio.estimate.recipe import budget_steps, eval_every, resolve, step_warnings
-from studio.estimate.vram import BANDS, detect_gpu, estimate_vram
+from studio.estimate.vram import BANDS
 from studio.classifier.calibration import class_priors
 from studio.evaluate.periodic import CLEARLY_BETTER, PeriodicEvaluator, share_earlier_better
 from studio.machine import device_description, has_module, import_stack, join_process_group, library_versions, ranks
 from studio.models.embedded import HUB_ID
-from studio.models.loading import (choose_backend, cpu_computes_bf16, load_for_training, load_tokenizer,
+from studio.models.loading import (choose_backend, load_for_training, load_tokenizer,
                                    resolve_source)
 from studio.runs import jobs
 from studio.files import write_json_atomic
@@ -264,22 +263,9 @@ class TrainingJob(jobs.SnapshotMixin):
             return None, None
         if shape is None:
             return None, None
-        if backend.device == "cpu":
-            return shape, ram_share(shape, prepared.train_lengths, self.config.model.max_seq_length,
-                                    cpu_computes_bf16(self.config.model))
-        gpu = detect_gpu() if backend.device == "cuda" else None
-        if gpu is None:
-            return shape, None
-        bnb = has_module("bitsandbytes")  # without it a 4-bit choice loads 16-bit (a notice says so)
-
-        def share(batch: int, checkpointing: str, four_bit: bool) -> float:
-            trial = self.config.replace({"train": {"per_device_train_batch_size": batch},
-                                         "lora": {"use_gradient_checkpointing": checkpointing}})
-            return estimate_vram(trial, shape, lengths=prepared.train_lengths, backend=backend.name,
-                                 load_in_4bit=pre_quantized or (four_bit and bnb), gpu_name=gpu[0],
-                                 gpu_total_gb=gpu[1]).share
-
-        return shape, share
+        return shape, memory_share(self.config, shape, backend.device, prepared.train_lengths, backend=backend.name,
+                                   pre_quantized=pre_quantized,  # without bitsandbytes a 4-bit choice loads 16-bit
+                                   four_bit_available=has_module("bitsandbytes"))
 
     def _load_model(self, backend):
         """3. The base model + tokenizer, the LoRA adapter attached."""
