@@ -40,6 +40,7 @@ class RunClassifier:
     batch_size: int = 16
     _llm: tuple | None = field(default=None, repr=False)
     _scorer: object | None = field(default=None, repr=False)  # kept: its rubric's cache is built once, not per call
+    _untrained: object | None = field(default=None, repr=False)  # the same for the base model, adapter off
 
     @classmethod
     def of_run(cls, run: RunDir | Bundle, use: str | None = None, loaded=None, log=print) -> "RunClassifier":
@@ -129,14 +130,17 @@ class RunClassifier:
 
     def untrained_frame(self, texts: list[str | None], minority: str | None, threshold: float | None) -> pd.DataFrame:
         """The same base model with its adapter off, read through the adapter card's calibration: what training
-        changed. Its scorer is its own (the rubric's cache of the adapted model is not the base model's)."""
+        changed. Its scorer is its own (the rubric's cache of the adapted model is not the base model's), kept, and
+        used with the adapter off only."""
         from studio.classifier.scoring import LabelScorer  # (torch: only where the LLM is used)
 
         model, tokenizer, card = self.llm()
         rule, task = card_rule(card, self.labels, minority, threshold)
         with model.disable_adapter():
-            scorer = LabelScorer(model, tokenizer, card["label_codes"], card["rubric"], card["prompt_format"],
-                                 batch_size=self.batch_size)
+            if self._untrained is None:
+                self._untrained = LabelScorer(model, tokenizer, card["label_codes"], card["rubric"],
+                                              card["prompt_format"], batch_size=self.batch_size)
+            scorer = self._untrained
             return predict_frame(texts, self.labels, self.codes,
                                  lambda t: _pair(choice.applied(rule, Sources(scorer.score(t).probs, None), task)))
 

@@ -125,6 +125,9 @@ def current_prediction() -> PredictionJob | None:
     return _prediction
 
 
+_playground_lock = threading.Lock()
+
+
 @dataclass
 class Classified(Result):
     in_use: str  # the candidate the run uses: "llm", "classic" or "blend"
@@ -163,19 +166,23 @@ def classify(run: str | Path, text: str, runs_dir: str | Path = "runs", names_on
     """One text through the run's classifier in use and each candidate (one pass of each model: every candidate
     is derived from the same scores), and through the base model with its adapter off."""
     from studio.classifier.engine import RunClassifier  # (torch: only to run the model)
-    from studio.models.trained import run_model
+    from studio.models.trained import kept_beside
 
     if not run:
         raise StudioError("Pick a run (train one first).")
     if not (text or "").strip():
         raise StudioError("Type or paste a text first.")
     folder = open_run(run, runs_dir, names_only)
-    classifier = RunClassifier.of_run(folder, loaded=run_model(folder, log=log))
-    outcomes = classifier.every_candidate([text.strip()])
+    with _playground_lock:  # one text at a time through the kept classifier (its adapter is switched off for one view)
+        # kept while the run is unchanged (a new evaluation, threshold or adapter makes another): its scorers keep
+        # the rubric's cache, which built again for every text cost most of a question's seconds
+        classifier = kept_beside(folder, "playground", folder.classifier_stamp(),
+                                 lambda loaded: RunClassifier.of_run(folder, loaded=loaded), log=log)
+        outcomes = classifier.every_candidate([text.strip()])
+        before = classifier.untrained_frame([text], folder.minority_label(), folder.threshold()).iloc[0]
     views = {name: dict(zip(classifier.labels, outcomes[name].probs[0].tolist()))
              for name in CANDIDATES if name in outcomes}
     label = classifier.labels[int(outcomes[classifier.use].decided[0])]
-    before = classifier.untrained_frame([text], folder.minority_label(), folder.threshold()).iloc[0]
     views["untrained"] = {lb: float(before[f"p_{lb}"]) for lb in classifier.labels}
     return Classified(classifier.use, label, classifier.codes[label], round(views[classifier.use][label], 4), views,
                       before["predicted_label"], float(before["confidence"]))

@@ -12,6 +12,7 @@ from studio.runs.jobs import current
 
 _lock = threading.Lock()
 _kept: dict = {"key": None, "value": None}
+_beside: dict = {}  # name -> (stamp, model, what was built on it): see kept_beside
 
 
 def load_run_model(run, log=print):
@@ -35,12 +36,36 @@ def run_model(run: RunDir, log=print):
     with _lock:
         if _kept["key"] != key:
             _kept["key"], _kept["value"] = None, None  # let the previous model go before loading
+            _beside.clear()
             _kept["value"] = load_run_model(run, log=log)
             _kept["key"] = key
         model, tokenizer, _ = _kept["value"]
         return model, tokenizer, run.adapter_card()  # the card as saved now (a new threshold, a calibration)
 
 
+def kept_beside(run: RunDir, name: str, stamp, build, log=print):
+    """``build((model, tokenizer, card))`` on the run's model as ``run_model`` gives it, kept beside that model while
+    ``stamp`` stays the same (the Playground's classifier, whose scorers hold the rubric's cache), and let go with it:
+    when another model is kept, or a new run starts (``let_go_beside``)."""
+    loaded = run_model(run, log=log)
+    with _lock:
+        held = _beside.pop(name, None)
+        if held is not None and held[0] == stamp and held[1] is loaded[0]:
+            _beside[name] = held
+            return held[2]
+    value = build(loaded)
+    with _lock:
+        _beside[name] = (stamp, loaded[0], value)
+    return value
+
+
+def let_go_beside() -> None:
+    """Let go of what was built on a model (a new run is about to train: the memory is its)."""
+    with _lock:
+        _beside.clear()
+
+
 def forget() -> None:
     with _lock:
         _kept["key"], _kept["value"] = None, None
+        _beside.clear()

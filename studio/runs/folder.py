@@ -203,6 +203,14 @@ class RunDir:
         with written_atomically(self.path / CLASSIC_MODEL) as tmp:
             skops.io.dump(model, tmp)
 
+    def classifier_stamp(self) -> tuple[int, ...]:
+        """When the files the run's classifier is made of last changed (the record with its decision and threshold,
+        the adapter card, the adapter's weights, the classic model): a classifier kept in memory is stale once this
+        changes."""
+        files = (self.run_json, self.adapter / ADAPTER_CARD, self.adapter / "adapter_model.safetensors",
+                 self.path / CLASSIC_MODEL)
+        return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in files)
+
     def load_classic(self):
         """The run's classic model (None when it has none), loaded without running code from the run folder."""
         return load_classic_file(self.path / CLASSIC_MODEL)

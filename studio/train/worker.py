@@ -35,6 +35,7 @@ from studio.machine import device_description, has_module, import_stack, join_pr
 from studio.models.embedded import HUB_ID
 from studio.models.loading import (choose_backend, load_for_training, load_tokenizer,
                                    resolve_source)
+from studio.models.trained import let_go_beside
 from studio.runs import jobs
 from studio.files import write_json_atomic
 from studio.runs.folder import CHECKPOINT_DONE, RunDir, default_run_name, write_adapter_card
@@ -619,6 +620,7 @@ def start_training(config: RunConfig | None = None, runs_dir: str | Path = "runs
         previous = jobs.current()
         if previous is not None and previous.model is not None:
             previous.model = None  # the previous run's model (kept for evaluation in memory) makes way
+            let_go_beside()  # and what was built on it (the Playground's classifier)
             free_memory()
         job = TrainingJob(config, run, checked, resume_from, list(callbacks or []), evaluator_factory)
         for warning in checked.warnings:

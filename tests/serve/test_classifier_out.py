@@ -163,6 +163,33 @@ def test_the_playground_runs_the_llm_once_for_every_candidate(run, monkeypatch):
                 weight * shown.views["llm"][lb] + (1 - weight) * shown.views["classic"][lb], abs=1e-6)
 
 
+def test_the_playground_keeps_its_classifier_until_the_run_changes(run, monkeypatch):
+    """The Playground's classifier (its scorers with the rubric's cache) is built once for a run and kept across
+    questions; a threshold saved with the run makes a new one, which decides with it."""
+    from studio.classifier import scoring
+    from studio.door.predict import classify
+
+    job_run, folder = run
+    built = []
+    original = scoring.LabelScorer.__init__
+    monkeypatch.setattr(scoring.LabelScorer, "__init__", lambda self, *a, **k: built.append(1) or original(
+        self, *a, **k))
+    ask = lambda text: classify(job_run.path, text, folder / "runs", log=lambda m: None)  # noqa: E731
+    ask(NEW_TEXTS[0])
+    built.clear()
+    for text in NEW_TEXTS[1:4]:
+        ask(text)
+    assert built == []
+    minority = job_run.minority_label()
+    try:
+        job_run.set_threshold(0.999999)  # almost nothing reaches it: the minority is never the answer
+        strict = ask(NEW_TEXTS[0])
+        assert len(built) == 2  # the fine-tuned model's scorer and the untrained one's, built anew
+        assert strict.label != minority
+    finally:
+        job_run.set_threshold(None)
+
+
 def test_batch_predictions_run_in_the_background(run, tmp_path, monkeypatch):
     """The app's batch predictions: refused at once for a file that cannot be read, one at a time, then followed in
     words and rows to the written file (the page polls ``current_prediction`` and finds it again after a reload)."""
