@@ -75,10 +75,6 @@ class RunClassifier:
                    (lambda: load_run_model(run, log=log)),
                    classic_model=classic_model, rules=rules, load_classic=run.load_classic)
 
-    @property
-    def needs_llm(self) -> bool:
-        return _needs(self.rule, "llm")
-
     def llm(self) -> tuple:
         """(model, tokenizer, adapter card), loaded at the first call."""
         if self._llm is None:
@@ -111,10 +107,6 @@ class RunClassifier:
     def classify(self, texts: list[str]) -> choice.Outcome:
         """The classifier in use's probabilities and decisions for the texts."""
         return choice.applied(self.rule, self.sources(texts), self.task)
-
-    def probabilities(self, texts: list[str]) -> tuple[np.ndarray, Sources]:
-        sources = self.sources(texts)
-        return self.rule.probabilities(sources, self.task), sources
 
     def predict_frame(self, texts: list[str | None]) -> pd.DataFrame:
         """One row per text: predicted label and code, confidence, one probability per class, and a note (an empty

@@ -61,8 +61,8 @@ class Evaluation:
     def predictions(self, name: str, threshold: float | None = None, untrained: bool = False,
                     raw: bool = False) -> list[str]:
         """The LLM's labels on a set. The fine-tuned LLM's are its rule's decisions, the very ones of the
-        candidates' table (Val A cross-fitted; the hand-set threshold only where the LLM is the classifier in use);
-        the untrained model's and the probabilities before correction (``raw``) take the most probable class, or a
+        candidates' table (Val A cross-fitted; a hand-set threshold as ``choice.takes_hand_threshold`` says); the
+        untrained model's and the probabilities before correction (``raw``) take the most probable class, or a
         two-class run's ``threshold``."""
         scores = (self.untrained if untrained else self.sets)[name]
         if scores.generated is not None:
