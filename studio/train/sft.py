@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from studio.config import RunConfig
+from studio.data.formatting import answer_ids, prefix_ids
+from studio.data.prepare import PreparedData
 
 NEVER = 10**9  # steps: checkpoints come by time (studio.train.callback) unless save_steps asks for step-based ones
 
@@ -50,6 +53,26 @@ class Objective:
     pad_id: int
     prefix_ids: list[int] | None = None  # None: no prefix sharing
     classes: list[int] | None = None  # each training row's class, in the dataset's order: class-stratified batches
+
+
+def choose_objective(tokenizer, prepared: PreparedData, wanted: str, share_prefix: bool, why_not: str | None,
+                     log: Callable[[str], None]) -> Objective:
+    """The loss's view of the task: each code's first answer token (the codes' loss needs them distinct: else the
+    next-token loss), and the shared prompt prefix where the backend can run it once per micro-batch (``why_not``:
+    what prevents that, None when nothing does)."""
+    first = [answer_ids(tokenizer, prepared.rubric, prepared.prompt_format, code)[0]
+             for code in prepared.codes.values()]
+    name = wanted
+    if "codes" in name and len(set(first)) < len(first):
+        name = "next_token"
+        log("Notice: some codes start with the same token, so the loss cannot choose among the codes at the first "
+            "token; training with the next-token loss only (rename the codes to fix this).")
+    share = share_prefix and why_not is None
+    if share_prefix and why_not:
+        log(f"The prompt prefix is run per row ({why_not} needs it).")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return Objective(name, first, pad, prefix_ids(tokenizer, prepared.rubric, prepared.prompt_format)
+                     if share else None, classes=prepared.train_classes())
 
 
 def sft_trainer_class():

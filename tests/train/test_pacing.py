@@ -71,7 +71,7 @@ def used_s(job) -> float:
 
 def test_a_slow_start_neither_shortens_the_run_nor_leaves_the_budget_unused(tiny_model_dir, toy_csv, tmp_path,
                                                                                monkeypatch):
-    import studio.train.worker as worker
+    import studio.train.finetune as worker  # the run's steps, where the step time is measured
 
     measured = worker.measure_step_seconds
     monkeypatch.setattr(worker, "measure_step_seconds", lambda *a: 4 * measured(*a))  # timed while the page was busy
