@@ -24,7 +24,7 @@ from studio.data.edits import Decision, cleaned_copy, edits_table, load_decision
 from studio.data.prepare import DELIMITER_ALIASES, HEADER_CHOICES, PreparedData, file_sha256, keep_upload
 from studio.door.data import check_data
 from studio.door.result import Result
-from studio.door.training import start
+from studio.door.training import start, train_here
 from studio.errors import StudioError
 from studio.machine import cache_dir
 
@@ -136,12 +136,9 @@ def llm_out_of_fold(prepared: PreparedData, config: RunConfig, k: int, workdir: 
 
 
 def _one_fold(prepared, config, folds, fold: int, k: int, workdir: Path, progress, stop) -> np.ndarray | None:
-    """Train fold ``fold``'s model on the other folds and score its held-out rows (None: stopped)."""
-    from studio.classifier.choice import applied  # (torch: only to train)
-    from studio.classifier.rules import Sources, card_rule
-    from studio.classifier.scoring import LabelScorer
-    from studio.models.loading import inference_autocast
-    from studio.train.worker import start_training
+    """Train fold ``fold``'s model on the other folds (the training verb's run in this process) and score its
+    held-out rows through the fold run's classifier, as ``predict`` would (None: stopped)."""
+    from studio.classifier.engine import RunClassifier  # (torch: only to train)
 
     frame, held = prepared.table.frame, np.flatnonzero(folds == fold)
     train_file = workdir / f"fold-{fold}-train.csv"
@@ -151,7 +148,7 @@ def _one_fold(prepared, config, folds, fold: int, k: int, workdir: Path, progres
         "label_codes": dict(prepared.codes), "rubric": prepared.rubric}})
     say = progress or (lambda message, fraction: None)
     say(f"LLM fold {fold + 1} of {k}: training on {len(frame) - len(held)} rows", fold / k)
-    job = start_training(fold_config, workdir / "runs")
+    job = train_here(fold_config, workdir / "runs")
     while not job.wait(1.0):
         if stop is not None and stop.is_set():
             job.stop()
@@ -163,12 +160,9 @@ def _one_fold(prepared, config, folds, fold: int, k: int, workdir: Path, progres
         if stop is not None and stop.is_set():
             return None
         raise StudioError(f"LLM fold {fold + 1} of {k} did not finish ({job.state}): {job.error}")
-    card = job.run.adapter_card()
     say(f"LLM fold {fold + 1} of {k}: scoring its {len(held)} held-out rows", (fold + 0.8) / k)
-    scorer = LabelScorer(job.model, job.tokenizer, card["label_codes"], card["rubric"], card["prompt_format"],
-                         autocast=inference_autocast(job.model.device.type))
-    rule, task = card_rule(card, list(card["label_codes"]))
-    return applied(rule, Sources(scorer.score(list(frame["text"].iloc[held])).probs, None), task).probs
+    classifier = RunClassifier.of_run(job.run, loaded=(job.model, job.tokenizer, job.run.adapter_card()))
+    return classifier.classify(list(frame["text"].iloc[held])).probs
 
 
 def workdir_for(data_path: str, config: RunConfig) -> Path:
