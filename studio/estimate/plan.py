@@ -9,15 +9,15 @@ from dataclasses import dataclass
 
 from studio.config import RunConfig, validate_config
 from studio.data.order import cost_per_row
-from studio.data.prepare import prepare_data
+from studio.data.prepare import PreparedData, prepare_data
 from studio.data.table import LabeledTable
 from studio.errors import StudioError
 from studio.estimate.model_shape import ModelShape, read_shape
 from studio.estimate.ram import ram_share
 from studio.estimate.recipe import Resolved, resolve, step_warnings
 from studio.estimate.vram import detect_gpu, vram_share
-from studio.machine import device_guess
-from studio.models.loading import cpu_computes_bf16
+from studio.machine import device_guess, has_module
+from studio.models.loading import cpu_computes_bf16, resolve_source
 
 
 def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int] | None = None,
@@ -31,6 +31,39 @@ def preview(config: RunConfig, train_rows: int | None = None, lengths: list[int]
     fits = memory_share(config, shape, device, lengths, pre_quantized=pre_quantized) if shape else None
     return resolve(config, device=device, params=shape.params if shape else None, train_rows=train_rows, fits=fits,
                    cost=row_cost(lengths, classes, config.train.seed))
+
+
+def resolve_for_run(config: RunConfig, backend, prepared: PreparedData, started: dict | None,
+                    log=lambda message: None) -> Resolved:
+    """The settings left on auto, decided as a run starts: from its device and backend (``backend``: name, device),
+    the model's size (its config, read where the run loads it from) and the prepared rows (their lengths and
+    classes, the memory they take); a resumed run keeps the plan it ``started`` with (its record's)."""
+    try:
+        shape, pre_quantized = read_shape(resolve_source(config.model.name, log=log))
+    except Exception:  # the size is a hint for the learning rate; the run does not need it
+        shape, pre_quantized = None, False
+    fits = None if shape is None else memory_share(
+        config, shape, backend.device, prepared.train_lengths, backend=backend.name, pre_quantized=pre_quantized,
+        four_bit_available=has_module("bitsandbytes"))  # without bitsandbytes a 4-bit choice loads 16-bit
+    resolved = resolve(config, device=backend.device, params=shape.params if shape else None,
+                       train_rows=len(prepared.train), fits=fits,
+                       cost=row_cost(prepared.train_lengths, prepared.train_classes(), config.train.seed))
+    if started is not None:
+        _keep_the_started_plan(resolved, started)
+    return resolved
+
+
+def _keep_the_started_plan(resolved: Resolved, planned: dict) -> None:
+    for key in ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "eval_steps",
+                "max_steps"):
+        if planned.get(key) is not None:
+            setattr(resolved.config.train, key, planned[key])
+    if planned.get("load_in_4bit") in ("true", "false"):  # the weights it trained on, whatever fits now
+        resolved.config.model.load_in_4bit = planned["load_in_4bit"]
+    if planned.get("pace"):  # a paced budget: the trainer's limit again, and the budget's rest (the run's pacer)
+        resolved.config.train.max_steps = planned["pace"]["limit"]
+    else:
+        resolved.time_budget_s = None
 
 
 def memory_share(config: RunConfig, shape: ModelShape, device: str, lengths: list[int] | None, *,

@@ -19,13 +19,12 @@ from typing import Callable, Protocol
 
 from studio.config import RunConfig, effective_checkpointing, rows_per_step
 from studio.data.prepare import PreparedData, prepare_data
-from studio.estimate.model_shape import read_shape
-from studio.estimate.plan import Preflight, memory_share, row_cost
-from studio.estimate.recipe import eval_every, resolve, step_warnings
+from studio.estimate.plan import Preflight, resolve_for_run
+from studio.estimate.recipe import eval_every, step_warnings
 from studio.estimate.vram import BANDS
 from studio.evaluate.periodic import PeriodicEvaluator
-from studio.machine import has_module, import_stack, ranks
-from studio.models.loading import choose_backend, load_for_training, load_tokenizer, resolve_source
+from studio.machine import import_stack, ranks
+from studio.models.loading import choose_backend, load_for_training, load_tokenizer
 from studio.runs.folder import CHECKPOINT_DONE, RunDir
 from studio.runs.recorder import RunRecorder
 from studio.runs.stream import MetricsStream
@@ -136,22 +135,8 @@ class FineTune:
 
     def _resolve(self, backend, prepared) -> None:
         """2. The settings left on auto, decided from the device, the model's size and the rows."""
-        shape, fits = self._fits(backend, prepared)
-        resolved = resolve(self.config, device=backend.device, params=shape.params if shape else None,
-                           train_rows=len(prepared.train), fits=fits,
-                           cost=row_cost(prepared.train_lengths, prepared.train_classes(), self.config.train.seed))
-        if self.resume_from is not None:  # a resumed run keeps the plan it started with
-            planned = self.recorder.record.get("resolved") or {}
-            for key in ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
-                        "eval_steps", "max_steps"):
-                if planned.get(key) is not None:
-                    setattr(resolved.config.train, key, planned[key])
-            if planned.get("load_in_4bit") in ("true", "false"):  # the weights it trained on, whatever fits now
-                resolved.config.model.load_in_4bit = planned["load_in_4bit"]
-            if planned.get("pace"):  # a paced budget: the trainer's limit again, and the budget's rest (_fit)
-                resolved.config.train.max_steps = planned["pace"]["limit"]
-            else:
-                resolved.time_budget_s = None
+        started = (self.recorder.record.get("resolved") or {}) if self.resume_from is not None else None
+        resolved = resolve_for_run(self.config, backend, prepared, started, log=self.log)
         self.resolved, self.train_config = resolved, resolved.config
         for choice in resolved.choices:
             self.log(f"Recipe: {choice}.")
@@ -164,18 +149,6 @@ class FineTune:
             if warning not in self.warnings:
                 self.warnings.append(warning)
                 self.log(f"Warning: {warning}")
-
-    def _fits(self, backend, prepared):
-        """(shape, share-of-memory function) for the auto micro-batch: of the GPU, or of the RAM on a CPU."""
-        try:
-            shape, pre_quantized = read_shape(resolve_source(self.config.model.name, log=self.log))
-        except Exception:  # the size is a hint for the learning rate; the run does not need it
-            return None, None
-        if shape is None:
-            return None, None
-        return shape, memory_share(self.config, shape, backend.device, prepared.train_lengths, backend=backend.name,
-                                   pre_quantized=pre_quantized,  # without bitsandbytes a 4-bit choice loads 16-bit
-                                   four_bit_available=has_module("bitsandbytes"))
 
     def _load_model(self, backend):
         """3. The base model + tokenizer, the LoRA adapter attached."""
