@@ -94,17 +94,16 @@ class ChunkedOutput:
         missing = sorted(set(range(chunks)) - self.done)
         if missing:
             raise StudioError(f"{self.folder} misses chunks {missing[:5]}: run the same command again to make them.")
-        joined = self.path.with_name(self.path.name + ".joining")
-        if self.fmt == "parquet":
-            self._join_parquet(chunks, joined)
-        else:
-            with open(joined, "wb") as out:
-                for number in range(chunks):
-                    with open(self._chunk(number), "rb") as part:
-                        shutil.copyfileobj(part, out)
-                out.flush()
-                os.fsync(out.fileno())
-        os.replace(joined, self.path)
+        with written_atomically(self.path, ".joining") as joined:
+            if self.fmt == "parquet":
+                self._join_parquet(chunks, joined)
+            else:
+                with open(joined, "wb") as out:
+                    for number in range(chunks):
+                        with open(self._chunk(number), "rb") as part:
+                            shutil.copyfileobj(part, out)
+                    out.flush()
+                    os.fsync(out.fileno())
         shutil.rmtree(self.folder, ignore_errors=True)
         return self.path
 

@@ -19,6 +19,7 @@ from studio.data.labels import code_report, code_token_ids, default_rubric, sugg
 from studio.data.split import Split, balance_train, class_counts, split_table
 from studio.data.table import LabeledTable, load_table
 from studio.errors import StudioError
+from studio.files import written_atomically
 
 HEADER_CHOICES = {"auto": None, "yes": True, "no": False}
 UPLOAD_HASH_CHARS = 12  # a kept upload's name: this many hex characters of its content hash, "-", its own name
@@ -88,9 +89,8 @@ def keep_upload(path: str | Path, runs_dir: str | Path) -> Path:
     kept = Path(runs_dir) / ".uploads" / f"{file_sha256(path)[:UPLOAD_HASH_CHARS]}-{path.name}"
     if not kept.exists():
         kept.parent.mkdir(parents=True, exist_ok=True)
-        tmp = kept.with_name(kept.name + ".tmp")
-        shutil.copyfile(path, tmp)
-        tmp.replace(kept)
+        with written_atomically(kept) as tmp:
+            shutil.copyfile(path, tmp)
     return kept
 
 
