@@ -65,11 +65,16 @@ class DataRecipe:
                         label="Column separator")
     label_codes: dict = _f({}, "Label → short code the model learns (the guide: 'Rules Question' → 'RQ'). "
                                "Empty: suggested from the labels.", label="Label codes")
-    rubric: str = _f("", "System prompt / instruction: what each label means. Empty: a plain list of the codes.",
+    rubric: str = _f("", "System prompt / instruction: what each label means. Empty: a plain list of the codes "
+                         "(past 16 classes a short instruction naming none: training teaches the codes).",
                      label="Rubric (system prompt)")
     prompt_format: str = _f("auto", "chat: the tokenizer's chat template (Instruct models); alpaca: the guide's "
                                     "Alpaca template + EOS (base models).", choices=["auto", "chat", "alpaca"],
                                     label="Prompt format")
+    out_of_scope: str = _f("auto", "The class that means 'none of these' (out of scope): a label, 'auto' (a class "
+                                   "named like oos, other or none, with 3 or more classes) or 'off'. With one, a "
+                                   "reject rule answers it when no class is likely enough, fitted on held-out rows.",
+                           label="Out-of-scope class")
     val_fraction: float = _f(0.15, "Share of each class held out for Val A, the natural-ratio validation set.",
                              label="Share held out for Val A (natural mix)")
     val_b_per_class: int = _f(0, "Rows per class in Val B, the balanced validation set (0: as many as the "
@@ -85,7 +90,8 @@ class DataRecipe:
                                     label="Balance by dropping majority rows")
     drop_duplicates: bool = _f(True, "Drop rows whose text and label repeat an earlier row.",
                                label="Drop duplicate rows")
-    max_classes: int = _f(50, "More distinct labels than this means the label column is probably wrong.",
+    max_classes: int = _f(1000, "More classes than this are refused. The label column itself is judged by its rows "
+                                "per class: mostly one-row values are refused as a text or ID column.",
                           label="Most classes allowed")
     max_file_mb: float = _f(200.0, "Largest data file accepted, in MB.", flag="--max-upload-mb",
                             label="Largest file (MB)")

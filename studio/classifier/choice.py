@@ -39,7 +39,7 @@ def takes_hand_threshold(name: str, use: str) -> bool:
 def applied(rule: Rule, sources: Sources, task: Task) -> Outcome:
     """A rule's probabilities and decisions for these rows: the one way from sources to labels."""
     probs = rule.probabilities(sources, task)
-    return Outcome(probs, rule.decide(probs, task.minority))
+    return Outcome(probs, rule.decide(probs, task.minority, task.reject))
 
 
 def cross_fitted(name: str | None, sources: Sources, y: np.ndarray, task: Task, seed: int = 3407) -> Outcome:
@@ -100,7 +100,8 @@ class Decision:
         outcome = (self.val_a if on == "val_a" else self.val_b)[name]
         candidate = self.use if name == "chosen" and not self.overridden else name
         if self.threshold is not None and candidate in self.rules and takes_hand_threshold(candidate, self.use):
-            return Outcome(outcome.probs, self.rule(candidate).decide(outcome.probs, self.task.minority))
+            return Outcome(outcome.probs, self.rule(candidate).decide(outcome.probs, self.task.minority,
+                                                                      self.task.reject))
         return outcome
 
     def why(self) -> str:

@@ -20,6 +20,8 @@ from studio.classifier.candidates import TIE, macro_f1
 STRENGTHS = (0.0, 0.5, 1.0)  # how far to correct to the natural class mix
 WEIGHTS = np.linspace(0.0, 1.0, 11)  # the blend's LLM share
 MIN_ROWS = 8  # fewer held-out rows than this: parts are not fitted (the defaults stay)
+MIN_REJECT_ROWS = 3  # out-of-scope rows needed to fit the reject rule
+REJECT_BUDGET = 0.01  # in-scope accuracy the reject rule may give up on held-out rows to catch out-of-scope texts
 EPS = 1e-12
 
 
@@ -50,6 +52,7 @@ class Task:
     llm_train: list[float]  # the mix the LLM trained on (after balancing)
     classic_train: list[float]  # the mix the classic model acts as trained on (balanced class weights: uniform)
     minority: int
+    reject: int | None = None  # the out-of-scope class ("none of these"), where the labels have one
 
     def train_prior(self, name: str) -> np.ndarray:
         return np.asarray(self.llm_train if name == "llm" else self.classic_train, dtype=float)
@@ -62,6 +65,7 @@ class Rule:
     temperature: float = 1.0
     threshold: float | None = None  # two classes: the minority's threshold (None: the most probable class)
     weight: float | None = None  # blend: the LLM's share
+    reject_below: float | None = None  # the out-of-scope class where no class reaches this probability
     parts: dict = field(default_factory=dict)  # blend: the LLM's and the classic model's rules
 
     def probabilities(self, sources: Sources, task: Task) -> np.ndarray:
@@ -73,10 +77,13 @@ class Rule:
         corrected = prior_correct(probs, task.train_prior(self.candidate), task.natural, self.prior_strength)
         return with_temperature(corrected, self.temperature)
 
-    def decide(self, probs: np.ndarray, minority: int) -> np.ndarray:
-        if self.threshold is None or probs.shape[1] != 2:
-            return probs.argmax(axis=1)
-        return np.where(probs[:, minority] >= self.threshold, minority, 1 - minority)
+    def decide(self, probs: np.ndarray, minority: int, reject: int | None = None) -> np.ndarray:
+        if self.threshold is not None and probs.shape[1] == 2:
+            return np.where(probs[:, minority] >= self.threshold, minority, 1 - minority)
+        decided = probs.argmax(axis=1)
+        if self.reject_below is not None and reject is not None:
+            decided = np.where(probs.max(axis=1) < self.reject_below, reject, decided)
+        return decided
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -99,6 +106,8 @@ class Rule:
             said.append(f"temperature {self.temperature:.2f}")
         if self.threshold is not None:
             said.append(f"minority threshold {self.threshold:.2f}")
+        if self.reject_below is not None:
+            said.append(f"out of scope when no class reaches {self.reject_below:.2f}")
         return "; ".join(said) or "its probabilities as they are"
 
 
@@ -148,6 +157,8 @@ def fit_rule(name: str, sources: Sources, y: np.ndarray, task: Task, seed: int =
             rule.temperature = _helpful_temperature(rule.probabilities(sources, task), y, seed)
     if classes == 2 and len(y) >= MIN_ROWS:
         rule.threshold = _helpful_threshold(rule, sources, y, task, seed)
+    if classes > 2 and task.reject is not None and len(y) >= MIN_ROWS:
+        rule.reject_below = _helpful_reject(rule.probabilities(sources, task), y, task, seed)
     return rule
 
 
@@ -187,6 +198,31 @@ def _helpful_threshold(rule: Rule, sources: Sources, y, task: Task, seed: int) -
     if not with_t or np.mean(with_t) <= np.mean(without) + TIE:
         return None
     return best_threshold(probs[:, k], y == k)
+
+
+def _helpful_reject(probs: np.ndarray, y: np.ndarray, task: Task, seed: int) -> float | None:
+    """The reject rule fitted on these rows, where they hold enough out-of-scope texts to tell (``best_reject``)."""
+    if np.sum(y == task.reject) < MIN_REJECT_ROWS:
+        return None
+    return best_reject(probs, y, task.reject)
+
+
+def best_reject(probs: np.ndarray, y: np.ndarray, reject: int, steps: int = 60) -> float | None:
+    """The top-probability cut under which the out-of-scope class is answered: the one that catches the most
+    out-of-scope texts while in-scope accuracy stays within ``REJECT_BUDGET`` of answering every text's most
+    probable class. Not macro-F1, where the out-of-scope class is one of 150: it would never pay for itself. None when
+    no cut catches more."""
+    top, argmax, inside = probs.max(axis=1), probs.argmax(axis=1), y != reject
+    if not inside.any() or inside.all():
+        return None
+    base_accuracy = np.mean(argmax[inside] == y[inside])
+    best, best_recall = None, np.mean(argmax[~inside] == reject)
+    for cut in np.unique(np.quantile(top, np.linspace(0.0, 0.8, steps))):
+        decided = np.where(top < cut, reject, argmax)
+        recall = np.mean(decided[~inside] == reject)
+        if np.mean(decided[inside] == y[inside]) >= base_accuracy - REJECT_BUDGET and recall > best_recall:
+            best, best_recall = float(cut), recall
+    return best
 
 
 def best_threshold(scores: np.ndarray, positive: np.ndarray) -> float | None:

@@ -7,6 +7,9 @@ batch only runs the row-specific suffix (the user turn and the assistant header)
 the shared prefix and their suffix, with explicit position ids, so padding never shifts a row's positions. That pays
 on a CPU; on a GPU plain batching is faster (docs/benchmarks.md), so the default follows the device.
 
+Multi-token codes (many classes: the labels' own words) are read from one more pass over their prefix tree
+(``studio.classifier.code_tree``): all of them at once, whatever their number.
+
 Generate mode (the guide's ``do_sample=False``, small ``max_new_tokens``) is here too, for comparison: its output is
 parsed back to a code, and anything else is counted as invalid.
 """
@@ -21,9 +24,11 @@ import numpy as np
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from studio.data.formatting import answer_ids, encode_prompt, prefix_ids, render_prompt
+from studio.data.formatting import answer_end_id, answer_ids, encode_prompt, prefix_ids, render_prompt
 from studio.classifier.candidates import INVALID
+from studio.classifier.code_tree import CodeTree, code_paths, ended_where_prefix
 
+TREE_CHECK_ATOL = 1.0  # log-probability: bfloat16 noise measured up to 0.3, a mask not applied 6.9-10.8
 WIDTH_MULTIPLE = 1  # batch widths rounded up to this: no rounding (docs/benchmarks.md, "GPU: label scoring")
 
 
@@ -53,8 +58,14 @@ class LabelScorer:
         self.rubric, self.fmt = rubric, prompt_format
         self.batch_size, self.reuse_prefix = batch_size, reuse_prefix
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.code_ids = [answer_ids(tokenizer, rubric, prompt_format, codes[lb]) for lb in self.labels]
+        self.code_ids = ended_where_prefix([answer_ids(tokenizer, rubric, prompt_format, codes[lb])
+                                           for lb in self.labels],
+                                          answer_end_id(tokenizer, rubric, prompt_format, codes[self.labels[0]]))
         self.prefix_ids = prefix_ids(tokenizer, rubric, prompt_format)
+        self.code_paths = code_paths(self.code_ids)
+        self.tree = CodeTree(self.code_ids)
+        self.tree_ok: bool | None = None  # the one-pass tree agrees with a pass per path (checked on the first batch)
+        self.tree_gap: float | None = None  # their largest difference in log-probability, at that check
         self._prefix_cache = None
         self._cache_ok: bool | None = None  # some patched models (Unsloth) return legacy tuples, not a Cache
 
@@ -151,26 +162,88 @@ class LabelScorer:
         from transformers.cache_utils import Cache  # (after unsloth's patches)
 
         cache, last_pos = result.past_key_values, positions[:, -1]
-        for k, code in enumerate(self.code_ids):
-            if len(code) == 1:
-                continue
-            # The rest of a multi-token code: on top of the row's cache (then cropped back for the next code), or,
-            # for models that return no Cache object, as one pass over the whole sequence.
-            tail = torch.tensor([code[:-1]] * b, device=device)
+        if self.tree.nodes and self.tree_ok is not False:
+            cached = isinstance(cache, Cache)
+            tree_scores = self._tree_pass(scores, cache, mask, last_pos) if cached else \
+                self._tree_pass_whole(scores, ids, mask, positions)
+            if self.tree_ok:
+                return tree_scores.cpu().numpy()
+            # First batch: the one-pass tree checked against a pass per path, once (a patched attention that drops
+            # a custom mask would read wrong rows); the per-path passes stay the answer where they disagree.
+            if cached:
+                cache.crop(-len(self.tree.nodes))
+            path_scores = self._path_passes(scores.clone(), cache, ids, mask, positions, last_pos)
+            self.tree_gap = float((tree_scores - path_scores).abs().max())
+            self.tree_ok = self.tree_gap <= TREE_CHECK_ATOL
+            return path_scores.cpu().numpy()
+        return self._path_passes(scores, cache, ids, mask, positions, last_pos).cpu().numpy()
+
+    def _tree_pass(self, scores, cache, mask, last_pos):
+        """Every multi-token code's later tokens in one pass: the prefix tree's nodes fed side by side, each seeing
+        its row and its own ancestors only (a 4-D attention mask), at the position its depth gives."""
+        device, b, tree = self.model.device, scores.shape[0], self.tree
+        n = len(tree.nodes)
+        ids = torch.tensor([tree.tokens] * b, device=device)
+        seen = torch.cat([mask.bool()[:, None, None, :].expand(b, 1, n, mask.shape[1]),
+                          torch.from_numpy(tree.sees).to(device)[None, None].expand(b, 1, n, n)], dim=3)
+        positions = last_pos[:, None] + torch.from_numpy(tree.depths).to(device)[None]
+        logits = self.model(input_ids=ids, attention_mask=seen, position_ids=positions, past_key_values=cache,
+                            use_cache=True, logits_to_keep=n).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        out = scores.clone()
+        for k, (nodes, targets) in tree.reads.items():
+            out[:, k] += logp[:, nodes, targets].sum(dim=1)
+        return out
+
+    def _tree_pass_whole(self, scores, ids, mask, positions):
+        """The same tree in one pass for models that return no Cache object (Unsloth's patched ones): each row's
+        whole sequence, then the tree's nodes, under one 4-D mask (causal over the row's own tokens, each node its
+        row and its ancestors; a padding position sees itself, so nothing divides by zero)."""
+        device, b, tree = self.model.device, scores.shape[0], self.tree
+        n, width = len(tree.nodes), ids.shape[1]
+        keys = mask.bool()
+        causal = torch.tril(torch.ones((width, width), dtype=torch.bool, device=device))
+        rows = (causal[None] & keys[:, None, :]) | torch.eye(width, dtype=torch.bool, device=device)[None]
+        top = torch.cat([rows, torch.zeros((b, width, n), dtype=torch.bool, device=device)], dim=2)
+        bottom = torch.cat([keys[:, None, :].expand(b, n, width),
+                            torch.from_numpy(tree.sees).to(device)[None].expand(b, n, n)], dim=2)
+        seen = torch.cat([top, bottom], dim=1)[:, None]
+        nodes = torch.tensor([tree.tokens] * b, device=device)
+        depth = positions[:, -1:] + torch.from_numpy(tree.depths).to(device)[None]
+        logits = self.model(input_ids=torch.cat([ids, nodes], dim=1), attention_mask=seen,
+                            position_ids=torch.cat([positions, depth], dim=1), use_cache=False,
+                            logits_to_keep=n).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        out = scores.clone()
+        for k, (at, targets) in tree.reads.items():
+            out[:, k] += logp[:, at, targets].sum(dim=1)
+        return out
+
+    def _path_passes(self, scores, cache, ids, mask, positions, last_pos):
+        from transformers.cache_utils import Cache  # (after unsloth's patches)
+
+        device, b = self.model.device, scores.shape[0]
+        for path, served in self.code_paths:
+            # The rest of the multi-token codes under one path of the prefix tree, in one pass: on top of the row's
+            # cache (then cropped back for the next path), or, for models that return no Cache object, as one pass
+            # over the whole sequence.
+            tail = torch.tensor([list(path)] * b, device=device)
             tail_mask = torch.cat([mask, torch.ones_like(tail)], dim=1)
-            tail_pos = last_pos[:, None] + torch.arange(1, len(code), device=device)[None]
+            tail_pos = last_pos[:, None] + torch.arange(1, len(path) + 1, device=device)[None]
             if isinstance(cache, Cache):
                 logits = self.model(input_ids=tail, attention_mask=tail_mask, position_ids=tail_pos,
-                                    past_key_values=cache, use_cache=True, logits_to_keep=len(code) - 1).logits
-                cache.crop(-(len(code) - 1))
+                                    past_key_values=cache, use_cache=True, logits_to_keep=len(path)).logits
+                cache.crop(-len(path))
             else:
                 logits = self.model(input_ids=torch.cat([ids, tail], dim=1), attention_mask=tail_mask,
                                     position_ids=torch.cat([positions, tail_pos], dim=1), use_cache=False,
-                                    logits_to_keep=len(code) - 1).logits
+                                    logits_to_keep=len(path)).logits
             logp = torch.log_softmax(logits.float(), dim=-1)
-            targets = torch.tensor(code[1:], device=device)
-            scores[:, k] += logp[:, torch.arange(len(code) - 1), targets].sum(dim=1)
-        return scores.cpu().numpy()
+            for k in served:
+                code = self.code_ids[k]
+                targets = torch.tensor(code[1:], device=device)
+                scores[:, k] += logp[:, torch.arange(len(code) - 1), targets].sum(dim=1)
+        return scores
 
     # ---- generate mode ------------------------------------------------------------------------------------
     @torch.inference_mode()

@@ -115,3 +115,13 @@ def answer_ids(tokenizer, rubric: str, fmt: str, code: str) -> list[int]:
     if full[: len(base)] == base and len(full) > len(base):
         return full[len(base):]
     return list(tokenizer.encode(code, add_special_tokens=False))
+
+
+def answer_end_id(tokenizer, rubric: str, fmt: str, code: str) -> int | None:
+    """The token that ends an answer after ``code`` as training writes it (end-of-turn; Alpaca: EOS), None when the
+    template writes none: a code that is the start of another ('1' of '12') is scored with it, or it would carry the
+    longer code's probability too."""
+    ids, labels = training_ids(tokenizer, rubric, "x", code, fmt)
+    answer = [t for t, lab in zip(ids, labels) if lab != -100]
+    code_ids = answer_ids(tokenizer, rubric, fmt, code)
+    return answer[len(code_ids)] if answer[:len(code_ids)] == code_ids and len(answer) > len(code_ids) else None

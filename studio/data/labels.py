@@ -6,11 +6,14 @@ user's label. The token checks use the tokenizer the run will train with.
 
 from __future__ import annotations
 
+import itertools
 import re
+import string
 
 from studio.errors import StudioError
 
 MAX_CODE_TOKENS = 3
+MANY_CLASSES = 16  # beyond this many labels, codes are the labels' own words (suggest_codes)
 SHORT_LABEL_CHARS = 4
 WHOLE_WORD_CHARS = 14  # a one-word label up to this long may be its own code, when it is one token
 # Short English words that start an answer on their own: as a code, one of them starts with a huge prior
@@ -21,18 +24,28 @@ got let new old one own per put say see set six ten use yet""".split()) - {"o"} 
 
 
 def suggest_codes(labels: list[str], tokenizer=None) -> dict[str, str]:
-    """Label → short unique code. Without a tokenizer: letters (the guide's 'Rules Question' → 'RQ'); labels that
-    are already short (≤4 chars, one word) are kept as they are. With the tokenizer the model trains with, the same
-    letters unless they are a common word (it would start with a huge prior) or over 2 tokens, and every code
-    starting with its own token (so the model's first answer token decides): where letters collide, the label's own
-    word ('neutral', 'negative' rather than 'NEU', 'NEG', which share their first token 'N')."""
-    letters = _letter_codes(labels)
+    """Label → short unique code, never more than ``MAX_CODE_TOKENS`` tokens, for any number of labels.
+
+    A handful of labels: letters (the guide's 'Rules Question' → 'RQ'); labels that are already short (≤4 chars, one
+    word) are kept as they are. With the tokenizer the model trains with, the same letters unless they are a common
+    word (it would start with a huge prior) or over 2 tokens, and every code starting with its own token (so the
+    model's first answer token decides): where letters collide, the label's own word ('neutral', 'negative' rather
+    than 'NEU', 'NEG', which share their first token 'N').
+
+    Many labels (over ``MANY_CLASSES``): letters run long and carry no meaning ('BNUACOCD'), so each label's code is
+    its most telling word ('change_language' → 'language'), one token where the tokenizer has it, so that scoring
+    reads every class from one pass (docs/benchmarks.md, "Many classes")."""
+    if len(labels) > MANY_CLASSES:
+        return _word_codes(labels, tokenizer)
+    letters = letter_codes(labels)
     if tokenizer is None:
         return letters
-    return _token_codes(labels, letters, tokenizer)
+    return _made_unique(_token_codes(labels, letters, tokenizer), labels, tokenizer)
 
 
-def _letter_codes(labels: list[str]) -> dict[str, str]:
+def letter_codes(labels: list[str]) -> dict[str, str]:
+    """The guide's letters for each label ('Rules Question' → 'RQ'), lengthened until unique; short one-word labels
+    kept as they are."""
     if all(len(lb) <= SHORT_LABEL_CHARS and " " not in lb for lb in labels):
         return {lb: lb for lb in labels}
     words = {lb: _words(lb) for lb in labels}
@@ -61,6 +74,7 @@ def _letter_codes(labels: list[str]) -> dict[str, str]:
 
 def _words(label: str) -> list[str]:
     return re.findall(r"[^\W_]+", label) or [label]
+
 
 
 def _candidates(label: str, letters: str, whole_first: bool) -> list[str]:
@@ -110,7 +124,101 @@ def _token_codes(labels: list[str], letters: dict[str, str], tokenizer) -> dict[
             break
         for lb in clashing[1:] if len(clashing) > 1 else clashing:  # the first keeps its choice
             chosen[lb] += 1
-    return validate_codes({lb: options[lb][chosen[lb]][0] for lb in labels}, labels)
+    return {lb: options[lb][chosen[lb]][0] for lb in labels}
+
+
+def _made_unique(codes: dict[str, str], labels: list[str], tokenizer) -> dict[str, str]:
+    """``codes`` with any code that repeats another (ignoring case) or runs over ``MAX_CODE_TOKENS`` replaced by a
+    free one from the label's words or the spare pool: a suggestion never fails."""
+    taken: set[str] = set()
+    out = {}
+    for lb in labels:
+        code = codes[lb]
+        if code.lower() in taken or len(code_token_ids(tokenizer, code)) > MAX_CODE_TOKENS:
+            code = next(c for c in [*_word_options(lb, {}, tokenizer), *_spare_codes(tokenizer)]
+                        if c.lower() not in taken)
+        out[lb] = code
+        taken.add(code.lower())
+    return out
+
+
+def _word_codes(labels: list[str], tokenizer) -> dict[str, str]:
+    """Each label's most telling word as its code: one token where possible (then every code has its own first
+    token), else two words, else a spare code; unique ignoring case, at most ``MAX_CODE_TOKENS`` tokens each."""
+    spread: dict[str, int] = {}  # how many labels each word appears in: a rarer word tells its label apart
+    for lb in labels:
+        for w in {w.lower() for w in _words(lb)}:
+            spread[w] = spread.get(w, 0) + 1
+    options = {lb: _word_options(lb, spread, tokenizer) for lb in labels}
+    single = {lb: [c for c in options[lb] if c.lower() not in COMMON_WORDS
+                   and (tokenizer is None or len(code_token_ids(tokenizer, c)) == 1)] for lb in labels}
+    chosen = _matched(labels, single)  # as many labels as possible on a one-token word of their own
+    taken = {c.lower() for c in chosen.values()}
+    spare = iter(_spare_codes(tokenizer))
+    for lb in labels:
+        if lb in chosen:
+            continue
+        code = next((c for c in options[lb] if c.lower() not in taken), None)
+        while code is None or code.lower() in taken:
+            code = next(spare)
+        chosen[lb] = code
+        taken.add(code.lower())
+    return {lb: chosen[lb] for lb in labels}
+
+
+def _word_options(label: str, spread: dict[str, int], tokenizer) -> list[str]:
+    """A label's candidate codes, best first: its words (the rarest among the labels first), two words joined
+    ('cardDeclined'), its common English words, the label itself; only those of at most ``MAX_CODE_TOKENS``
+    tokens."""
+    words = list(dict.fromkeys(_words(label)))
+    ranked = sorted((w for w in words if len(w) > 1 or w.isdigit() or len(words) == 1),
+                    key=lambda w: (spread.get(w.lower(), 1), -len(w)))
+    common = [w for w in ranked if w.lower() in COMMON_WORDS]
+    out = [v for w in ranked if w not in common for v in (w, w.capitalize())]  # 'Busy' may be one token, 'busy' two
+    if len(words) > 1:
+        out += [a + b[:1].upper() + b[1:] for a, b in zip(words, words[1:])]
+    out += common + [label]
+    fits = [c for c in dict.fromkeys(out) if c.strip() and "\n" not in c and c == c.strip()
+            and (tokenizer is None or len(code_token_ids(tokenizer, c)) <= MAX_CODE_TOKENS)]
+    return fits
+
+
+def _matched(labels: list[str], options: dict[str, list[str]]) -> dict[str, str]:
+    """A one-to-one choice of codes from each label's ranked options covering as many labels as it can: each label
+    takes its best free option, and a label left without one takes a code from a label that can move to another
+    (augmenting paths, Kuhn's matching)."""
+    owner: dict[str, str] = {}  # code (lower case) → label
+
+    def place(lb: str, seen: set[str]) -> bool:
+        for code in options[lb]:
+            key = code.lower()
+            if key in seen:
+                continue
+            seen.add(key)
+            if key not in owner or place(owner[key], seen):
+                owner[key] = lb
+                return True
+        return False
+
+    for lb in sorted(labels, key=lambda lb: len(options[lb])):  # the most constrained first
+        place(lb, set())
+    by_label = {lb: key for key, lb in owner.items()}
+    return {lb: next(c for c in options[lb] if c.lower() == by_label[lb]) for lb in labels if lb in by_label}
+
+
+def _spare_codes(tokenizer):
+    """Codes that carry no meaning, for labels left without one: two letters, then letter + digit, then three
+    letters; each at most ``MAX_CODE_TOKENS`` tokens (a letter or a digit is at most one token in the tokenizers
+    the studio trains, and a code longer than that is skipped)."""
+    upper = string.ascii_uppercase
+    pools = (("".join(p) for p in itertools.product(upper, repeat=2)),
+             (a + d for a in upper for d in string.digits),
+             ("".join(p) for p in itertools.product(upper, repeat=3)))
+    for code in itertools.chain(*pools):
+        if code.lower() in COMMON_WORDS:
+            continue
+        if tokenizer is None or len(code_token_ids(tokenizer, code)) <= MAX_CODE_TOKENS:
+            yield code
 
 
 def _abbreviate(words: list[str], extra: int) -> str:
@@ -154,6 +262,26 @@ def validate_codes(codes: dict[str, str], labels: list[str]) -> dict[str, str]:
     return {lb: full[lb] for lb in labels}
 
 
+OUT_OF_SCOPE_NAMES = {"oos", "out_of_scope", "out-of-scope", "out of scope", "other", "others", "none",
+                      "none of these", "no_intent", "unknown", "misc"}
+
+
+def out_of_scope_label(labels: list[str], wanted: str = "auto") -> str | None:
+    """The class that means "none of these": the one named (``wanted``), "auto" one named like ``oos``, ``other`` or
+    ``none`` (only when the labels are more than two: with two, "other" is simply the second class), "off" none."""
+    wanted = (wanted or "auto").strip()
+    if wanted.lower() == "off":
+        return None
+    if wanted.lower() == "auto":
+        named = [lb for lb in labels if lb.strip().lower() in OUT_OF_SCOPE_NAMES]
+        return named[0] if len(labels) > 2 and len(named) == 1 else None
+    if wanted not in labels:
+        raise StudioError(f"The out-of-scope class '{wanted}' is not one of the labels "
+                          f"({', '.join(map(repr, labels[:12]))}{' …' if len(labels) > 12 else ''}). Name one of "
+                          "them, or 'auto' (a class named like oos, other or none) or 'off'.")
+    return wanted
+
+
 def code_token_ids(tokenizer, code: str) -> list[int]:
     """The token ids of a code as the model writes it at the start of its answer."""
     return list(tokenizer.encode(code, add_special_tokens=False))
@@ -180,25 +308,41 @@ def code_report(codes: dict[str, str], tokenizer=None) -> tuple[list[dict], list
             row["warnings"].append(f"'{code}' is a common English word: answers often start with it, so the model "
                                    "starts out picking it for every text. Use a code that is not a word.")
         rows.append(row)
-    for token, shared in first_tokens.items():
-        if len(shared) > 1:
+    shared_starts = [shared for shared in first_tokens.values() if len(shared) > 1]
+    if len(codes) > MANY_CLASSES and shared_starts:  # expected with many classes: scoring reads every code's tokens
+        warnings.append(f"{sum(map(len, shared_starts))} codes share their first token with another code; scoring "
+                        "reads each code's own tokens (one more pass per shared start).")
+    elif tokenizer is not None:
+        for shared in shared_starts:
             warnings.append(
                 f"Codes {', '.join(repr(c) for c in shared)} start with the same token "
-                f"{tokenizer.decode([token])!r}: the model's first output token cannot tell them apart. Scoring "
-                "still sums each code's tokens, but codes with distinct first tokens are more robust: rename one.")
-    lowered = [c.lower() for c in codes.values()]
-    for a in lowered:
-        for b in lowered:
-            if a != b and b.startswith(a):
-                warnings.append(f"Code '{a}' is a prefix of '{b}': generated answers can be ambiguous; "
-                                "prefer codes where none starts another.")
+                f"{tokenizer.decode([code_token_ids(tokenizer, shared[0])[0]])!r}: the model's first output token "
+                "cannot tell them apart. Scoring still sums each code's tokens, but codes with distinct first tokens "
+                "are more robust: rename one.")
+    if len(codes) <= MANY_CLASSES:  # a prefix matters to generated answers, not to scoring: many classes skip it
+        lowered = [c.lower() for c in codes.values()]
+        for a in lowered:
+            for b in lowered:
+                if a != b and b.startswith(a):
+                    warnings.append(f"Code '{a}' is a prefix of '{b}': generated answers can be ambiguous; "
+                                    "prefer codes where none starts another.")
     for row in rows:
         warnings.extend(f"{row['label']}: {w}" for w in row["warnings"])
     return rows, warnings
 
 
 def default_rubric(codes: dict[str, str]) -> str:
-    """A plain instruction naming every code, used when the user has not written a rubric."""
+    """The instruction used when the user has not written a rubric: every code named, for a handful of classes; for
+    many, no list (it would ride on every training and scored row: 1,190 tokens at 151 classes), since the codes are
+    the labels' own words and training teaches them (docs/benchmarks.md, "Many classes")."""
+    if len(codes) > MANY_CLASSES:
+        return (f"Classify the text into exactly one of {len(codes)} categories. "
+                "Answer with the category's code only.")
+    return listing_rubric(codes)
+
+
+def listing_rubric(codes: dict[str, str]) -> str:
+    """A plain instruction naming every code."""
     lines = "\n".join(f"- {code}: {label}" for label, code in codes.items())
     return ("Classify the text into exactly one of these categories. "
             f"Answer with the code only.\n{lines}")

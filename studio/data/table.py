@@ -18,10 +18,11 @@ TEXT_NAMES = ["text", "message", "post", "content", "body", "sentence", "review"
               "sms", "tweet", "document", "utterance", "query", "title", "v2"]
 LABEL_NAMES = ["label", "labels", "class", "category", "target", "tag", "intent", "sentiment", "output", "y",
                "topic", "v1"]
-DEFAULT_MAX_CLASSES = 50
+DEFAULT_MAX_CLASSES = 1000  # a column is judged by its rows per class (below); this only bounds the views' cost
 MIN_ROWS_PER_CLASS = 2  # one to train on, one to validate on
 FEW_ROWS_PER_CLASS = 10
 EXAMPLE_ROWS = 20  # row numbers listed per drop reason
+LISTED_CLASSES = 12  # classes named in a warning; the rest counted
 
 
 @dataclass
@@ -139,6 +140,14 @@ def validate_table(
     return result
 
 
+def file_columns(path: str | os.PathLike, *, max_mb: float = DEFAULT_MAX_FILE_MB) -> tuple[list[str], str, str]:
+    """A readable file's columns and the detected text and label columns, before its rows are judged (an upload is
+    kept when it can be read, so that a refused label column can be changed and checked again)."""
+    frame = read_table(path, max_mb=max_mb).frame
+    text_column, label_column = _pick_columns(frame, None, None, os.path.basename(path))
+    return list(frame.columns), text_column, label_column
+
+
 def _pick_columns(frame: pd.DataFrame, text_column: str | None, label_column: str | None,
                   name: str) -> tuple[str, str]:
     """The text and label columns: as asked, else detected."""
@@ -250,11 +259,16 @@ def detect_label_column(frame: pd.DataFrame, exclude: str | None = None) -> str:
 def _check_classes(table: LabeledTable, name: str, max_classes: int) -> None:
     classes = table.classes
     col = table.label_column
+    single = sum(1 for v in classes.values() if v == 1)
+    if len(classes) > 2 and single > len(classes) / 2:  # mostly unique values: a text or ID column, not labels
+        raise StudioError(
+            f"The label column '{col}' has {len(classes)} distinct values in {len(table.frame)} rows, {single} of "
+            f"them on a single row: that looks like a text or ID column, not labels. Pick the label column with "
+            f"--label-col (columns: {', '.join(table.columns)}).")
     if len(classes) > max_classes:
         raise StudioError(
-            f"The label column '{col}' has {len(classes)} distinct values in {len(table.frame)} rows: that looks "
-            f"like a text or ID column, not labels. Pick the label column with --label-col "
-            f"(columns: {', '.join(table.columns)}), or raise --max-classes if you really have that many classes.")
+            f"The label column '{col}' has {len(classes)} classes, more than the {max_classes} allowed ('Most "
+            f"classes allowed', --max-classes). Raise it if you really have that many classes, or merge rare ones.")
     if len(classes) < 2:
         only = next(iter(classes))
         raise StudioError(
@@ -262,13 +276,17 @@ def _check_classes(table: LabeledTable, name: str, max_classes: int) -> None:
             "Check that the label column is right, or add examples of the other class(es).")
     tiny = [k for k, v in classes.items() if v < MIN_ROWS_PER_CLASS]
     if tiny:
+        named = ", ".join(map(repr, tiny[:LISTED_CLASSES])) + (f" and {len(tiny) - LISTED_CLASSES} more"
+                                                               if len(tiny) > LISTED_CLASSES else "")
         raise StudioError(
-            f"Class{'es' if len(tiny) > 1 else ''} {', '.join(repr(t) for t in tiny)} "
+            f"Class{'es' if len(tiny) > 1 else ''} {named} "
             f"{'have' if len(tiny) > 1 else 'has'} only 1 row: each class needs at least {MIN_ROWS_PER_CLASS} "
             "(one to train on, one to validate). Add examples, or merge or remove that class.")
     few = [f"'{k}' ({v})" for k, v in classes.items() if v < FEW_ROWS_PER_CLASS]
     if few:
-        table.warnings.append(f"Very few rows for {', '.join(few)}: the model can barely learn these classes and "
+        more = len(few) - LISTED_CLASSES
+        listed = ", ".join(few[:LISTED_CLASSES]) + (f" and {more} more" if more > 0 else "")
+        table.warnings.append(f"Very few rows for {listed}: the model can barely learn these classes and "
                               f"their validation scores will be noisy. Aim for at least {FEW_ROWS_PER_CLASS * 5}.")
     top, bottom = max(classes.values()), min(classes.values())
     if top >= 4 * bottom:

@@ -14,10 +14,11 @@ import pandas as pd
 
 from studio.config import RunConfig
 from studio.data.prepare import PreparedData, keep_upload, prepare_data
-from studio.data.table import load_table
+from studio.data.table import file_columns as read_columns, load_table
 from studio.door.result import Result, escape_markdown, md_list
 from studio.errors import StudioError
 
+LISTED_CLASSES = 12  # classes named one by one in the summary; past it, counted
 _tokenizers: dict[str, object] = {}  # model name → tokenizer: a page checks the data again and again
 
 
@@ -88,7 +89,8 @@ class DataCheck(Result):
     def summary(self) -> dict:
         """``inspect --json``: rows, columns, classes, dropped rows, conflicts, warnings, codes, split counts."""
         summary = self.prepared.table.summary()
-        summary.update(warnings=self.prepared.warnings, codes=self.prepared.codes, split=self.prepared.counts())
+        summary.update(warnings=self.prepared.warnings, codes=self.prepared.codes, split=self.prepared.counts(),
+                       out_of_scope=self.prepared.out_of_scope)
         return summary
 
     def counts(self) -> dict:
@@ -133,11 +135,11 @@ class DataCheck(Result):
 
     def markdown(self) -> str:
         """The Data tab's summary."""
-        s, p, md = self.prepared.table.summary(), self.prepared, escape_markdown
+        s, p, md = self.summary(), self.prepared, escape_markdown
         lines = [f"**{s['rows']}** usable rows of {s['input_rows']} · text column **{md(s['text_column'])}** · label "
                  f"column **{md(s['label_column'])}** · {s['format']}, {s['encoding'] or ''} "
                  f"{'header row' if s['header'] else 'no header row'}",
-                 "Classes: " + ", ".join(f"**{md(k)}** {v}" for k, v in s["classes"].items()),
+                 _classes_line(s["classes"], s.get("out_of_scope")),
                  f"Training rows after balancing: **{len(p.train)}** · Val A {len(p.split.val_a)} · "
                  f"Val B {len(p.split.val_b)}"]
         if s["dropped"]:
@@ -156,6 +158,19 @@ class DataCheck(Result):
         return (f"\n\n**How hard is this data?** A classic model (TF-IDF + logistic regression) reaches macro-F1 "
                 f"**{d['macro_f1']:.3f}** on it ({d['folds']}-fold cross-validation, {took}). The fine-tuned model is "
                 "worth its training when it beats that; the Evaluate tab shows both.")
+
+
+def _classes_line(classes: dict[str, int], out_of_scope: str | None) -> str:
+    """The classes in a line: each with its rows, or for many of them their number and spread (the code table below
+    lists, sorts and searches them all)."""
+    md = escape_markdown
+    scope = f" · out-of-scope class **{md(out_of_scope)}** (a reject rule is fitted for it)" if out_of_scope else ""
+    if len(classes) <= LISTED_CLASSES:
+        return "Classes: " + ", ".join(f"**{md(k)}** {v}" for k, v in classes.items()) + scope
+    counts = sorted(classes.values())
+    rarest = min(classes, key=classes.get)
+    return (f"**{len(classes)} classes**, {counts[0]}–{counts[-1]} rows each (median {counts[len(counts) // 2]}; "
+            f"rarest **{md(rarest)}**); all of them in the code table below, searchable{scope}")
 
 
 def _dropped_lines(dropped: list[dict]) -> list[str]:
@@ -222,19 +237,25 @@ class Upload:
     columns: list[str]
     text_column: str | None
     label_column: str | None
+    problem: str = ""  # why the rows cannot be used as they are: the file is kept, the columns or limits can change
 
 
 def use_upload(file: str | Path, runs_dir: str | Path, max_mb: float) -> Upload:
-    """An uploaded file checked as a table and kept beside the runs (its temporary copy goes away)."""
-    table = load_table(file, max_mb=max_mb)
+    """A readable uploaded file kept beside the runs (its temporary copy goes away), with its columns and what the
+    data check says about its rows; an unreadable file raises."""
+    columns, text_column, label_column = read_columns(file, max_mb=max_mb)
     kept = keep_upload(file, runs_dir)
-    return Upload(str(kept), Path(file).name, table.columns, table.text_column, table.label_column)
+    try:
+        load_table(kept, max_mb=max_mb)
+        problem = ""
+    except StudioError as err:
+        problem = str(err)
+    return Upload(str(kept), Path(file).name, columns, text_column, label_column, problem)
 
 
 def file_columns(path: str | Path, max_mb: float) -> tuple[list[str], str | None, str | None]:
     """The file's columns and the detected text and label columns (nothing when it cannot be read)."""
     try:
-        table = load_table(path, max_mb=max_mb)
+        return read_columns(path, max_mb=max_mb)
     except StudioError:
         return [], None, None
-    return table.columns, table.text_column, table.label_column

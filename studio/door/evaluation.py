@@ -20,6 +20,8 @@ from studio.runs.folder import RunDir
 DECISION_COLUMNS = ["label", "predicted", "confidence", "p_label", "text", "set", "row"]
 GOOD, BAD = "✓", "⚠"  # glyphs every font has (no emoji font needed)
 TEXT_PREVIEW = 160
+PRINTED_MATRIX_CLASSES = 12  # past this many classes ``eval`` prints the confused pairs, not the matrix
+PRINTED_PAIRS = 15
 
 
 @dataclass
@@ -70,6 +72,20 @@ class Evaluated(Result):
     def figures(self, report: dict, on: str) -> dict:
         """The metrics of the classifier in use on a set (the fine-tuned LLM's without candidates)."""
         return (report.get("chosen") or report)[on]
+
+    @staticmethod
+    def confused_pairs(metrics: dict, top: int = 20) -> list[dict]:
+        """A set's most frequent mistakes, most first: true, predicted, rows, share of the true class's rows."""
+        from studio.evaluate.metrics import confused_pairs  # (scikit-learn: beside its one use)
+
+        return confused_pairs(metrics, top)
+
+    @staticmethod
+    def worst_classes(metrics: dict, n: int) -> list[str]:
+        """The ``n`` classes with the lowest F1 on a set."""
+        from studio.evaluate.metrics import worst_classes  # (scikit-learn: beside its one use)
+
+        return worst_classes(metrics, n)
 
     def pr_curve(self, threshold: float | None) -> dict | None:
         """The precision-recall curve of the classifier in use on Val A (two-class runs)."""
@@ -122,6 +138,8 @@ class Evaluated(Result):
 
 def _confusion_lines(metrics: dict, title: str) -> list[str]:
     cm = metrics["confusion_matrix"]
+    if len(cm["labels"]) > PRINTED_MATRIX_CLASSES:
+        return _many_class_lines(metrics, title)
     lines = [f"\nConfusion matrix, {title} (rows: true, columns: predicted)"]
     width = max(12, *(len(x) + 2 for x in cm["predicted"]))
     lines.append(" " * width + "".join(f"{x:>{width}}" for x in cm["predicted"]))
@@ -130,6 +148,22 @@ def _confusion_lines(metrics: dict, title: str) -> list[str]:
     for label, m in metrics["per_class"].items():
         lines.append(f"  {label}: precision {m['precision']:.3f}  recall {m['recall']:.3f}  f1 {m['f1']:.3f}  "
                      f"support {m['support']}")
+    return lines
+
+
+def _many_class_lines(metrics: dict, title: str) -> list[str]:
+    """Many classes: the most confused pairs and the worst classes (the whole matrix is in evaluation.json)."""
+    from studio.evaluate.metrics import confused_pairs, worst_classes  # (scikit-learn: beside its one use)
+
+    classes = len(metrics["confusion_matrix"]["labels"])
+    lines = [f"\nMost confused pairs, {title} ({classes} classes; the whole matrix is in evaluation.json):"]
+    lines += [f"  {p['rows']:>4} × {p['true']} → {p['predicted']} ({p['share']:.0%} of {p['true']})"
+              for p in confused_pairs(metrics, PRINTED_PAIRS)] or ["  none"]
+    lines.append(f"Lowest F1, {title}:")
+    per_class = metrics["per_class"]
+    worst = sorted(worst_classes(metrics, PRINTED_PAIRS), key=lambda lb: per_class[lb]["f1"])
+    lines += [f"  {lb}: precision {per_class[lb]['precision']:.3f}  recall {per_class[lb]['recall']:.3f}  f1 "
+              f"{per_class[lb]['f1']:.3f}  support {per_class[lb]['support']}" for lb in worst]
     return lines
 
 

@@ -14,7 +14,7 @@ from studio.evaluate.metrics import set_metrics
 
 
 def baselines(train: pd.DataFrame, sets: dict[str, pd.DataFrame], labels: list[str], minority: str,
-              model=None) -> dict:
+              model=None, out_of_scope: str | None = None) -> dict:
     """Metrics of the classic model (its most probable class) and of the majority baseline on each set, in the shape
     of the model's own (``set_metrics``); the classic model's training time; and, for the candidates, the fitted
     model (``model``: one already fitted on these rows) and its probabilities on each set (``probs``)."""
@@ -27,8 +27,8 @@ def baselines(train: pd.DataFrame, sets: dict[str, pd.DataFrame], labels: list[s
         truth = list(frame["label"])
         probs[name] = probabilities(model, list(frame["text"]), labels)
         predicted = [labels[i] for i in probs[name].argmax(axis=1)] if len(frame) else []
-        classic[name] = set_metrics(truth, predicted, labels, minority)
-        always[name] = set_metrics(truth, [majority] * len(truth), labels, minority)
+        classic[name] = set_metrics(truth, predicted, labels, minority, out_of_scope)
+        always[name] = set_metrics(truth, [majority] * len(truth), labels, minority, out_of_scope)
     return {"classic": classic, "majority": always, "majority_label": majority, "train_rows": len(train),
             "classic_seconds": round(seconds, 2), "model": model, "probs": probs}
 

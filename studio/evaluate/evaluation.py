@@ -52,6 +52,7 @@ class Evaluation:
     references: dict | None = None  # the classic and majority models' figures (studio.evaluate.baselines)
     classic_model: object = None  # the classic model fitted on the run's training rows (a candidate)
     decision: choice.Decision | None = None  # the three candidates, their rules and the classifier in use
+    out_of_scope: str | None = None  # the "none of these" class, where the labels have one (its reject rule)
 
     @property
     def temperature(self) -> float:
@@ -71,7 +72,7 @@ class Evaluation:
         if self.decision and not raw and not untrained:
             d = self.decision
             decided = d.outcome("llm", name).decided if name in ("val_a", "val_b") else \
-                d.rule("llm").decide(scores.probs, minority)
+                d.rule("llm").decide(scores.probs, minority, d.task.reject)
             return [self.labels[i] for i in decided]
         probs = scores.raw if raw and scores.raw is not None else scores.probs
         return [self.labels[i] for i in Rule("llm", threshold=threshold).decide(probs, minority)]
@@ -123,7 +124,7 @@ class Evaluation:
 
         def figures(candidate: str) -> dict:
             return {on: set_metrics(truth[on], [self.labels[i] for i in d.outcome(candidate, on).decided],
-                                    self.labels, self.minority) for on in ("val_a", "val_b")}
+                                    self.labels, self.minority, self.out_of_scope) for on in ("val_a", "val_b")}
 
         candidates = {n: {**figures(n), "rule": d.rule(n).to_dict(), "rule_words": d.rule(n).words()}
                       for n in d.rules}
@@ -133,7 +134,7 @@ class Evaluation:
                            "why": d.why(), "rule": d.rule().to_dict()}}
 
     def _metrics(self, scores: SetScores, predicted: list[str]) -> dict:
-        return set_metrics(list(scores.frame["label"]), predicted, self.labels, self.minority)
+        return set_metrics(list(scores.frame["label"]), predicted, self.labels, self.minority, self.out_of_scope)
 
     def disagreements(self, threshold: float | None = ...) -> pd.DataFrame:
         """Label-noise candidates, most confident first, judged by the model as trained (before the correction to
@@ -177,18 +178,19 @@ class Evaluation:
         if val_a is None or not len(val_a.frame):
             return
         sources, y = self._sources()
-        task = task_for(self.labels, self.minority, self.priors)
+        task = task_for(self.labels, self.minority, self.priors, self.out_of_scope)
         self.decision = choice.decide(sources["val_a"], y, sources["val_b"], task, use=use, seed=seed)
         self._follow_llm_rule(sources, y)
 
 
-def task_for(labels: list[str], minority: str, priors: dict | None) -> Task:
+def task_for(labels: list[str], minority: str, priors: dict | None, out_of_scope: str | None = None) -> Task:
     """The class mixes the rules correct between: the natural one (the training rows before balancing), the LLM's
-    (after), and the classic model's (uniform: it weighs the classes as if balanced)."""
+    (after), and the classic model's (uniform: it weighs the classes as if balanced); the out-of-scope class."""
     k = len(labels)
     natural = list(priors["natural"]) if priors else [1 / k] * k
     llm = list(priors["train"]) if priors else natural
-    return Task(natural=natural, llm_train=llm, classic_train=[1 / k] * k, minority=labels.index(minority))
+    return Task(natural=natural, llm_train=llm, classic_train=[1 / k] * k, minority=labels.index(minority),
+                reject=labels.index(out_of_scope) if out_of_scope in labels else None)
 
 
 def calibration_report(raw: np.ndarray, held_out: np.ndarray, y: np.ndarray, rule: Rule) -> dict:
@@ -264,10 +266,12 @@ def evaluate_model(model, tokenizer, prepared: PreparedData, *, mode: str = "sco
     minority = prepared.table.minority_label
     evaluation = Evaluation(labels=prepared.labels, codes=prepared.codes, minority=minority, mode=mode, sets=sets,
                             untrained=before, conflicts=prepared.table.conflicts, threshold=threshold,
+                            out_of_scope=prepared.out_of_scope,
                             priors=class_priors(prepared.counts(), prepared.labels) if priors is ... else priors)
     rows = prepared.split.train if reference_rows is None else reference_rows
     if len(rows):
-        found = baselines.baselines(rows, frames, prepared.labels, minority, model=classic_model)
+        found = baselines.baselines(rows, frames, prepared.labels, minority, model=classic_model,
+                                    out_of_scope=prepared.out_of_scope)
         evaluation.classic_model = found.pop("model")
         evaluation.references = found
     if mode == "score" and decide:

@@ -13,8 +13,10 @@ from sklearn.metrics import (accuracy_score, average_precision_score, confusion_
 
 from studio.classifier.candidates import INVALID, macro_f1
 
-def set_metrics(y_true: list[str], y_pred: list[str], labels: list[str], minority: str | None = None) -> dict:
-    """Metrics of one evaluation set. ``y_pred`` may contain INVALID (generate mode): it counts as wrong."""
+def set_metrics(y_true: list[str], y_pred: list[str], labels: list[str], minority: str | None = None,
+                out_of_scope: str | None = None) -> dict:
+    """Metrics of one evaluation set. ``y_pred`` may contain INVALID (generate mode): it counts as wrong. With an
+    out-of-scope class, its own figures too (``scope_metrics``)."""
     if not y_true:
         return {"n": 0, "accuracy": None, "macro_f1": None, "per_class": {}, "minority_label": minority,
                 "minority_recall": None, "confusion_matrix": {"labels": labels, "predicted": labels,
@@ -36,7 +38,19 @@ def set_metrics(y_true: list[str], y_pred: list[str], labels: list[str], minorit
         "confusion_matrix": {"labels": labels, "predicted": predicted_labels, "counts": cm.tolist(),
                              "normalized": np.round(normalized, 4).tolist()},
         "invalid": int(sum(1 for y in y_pred if y == INVALID)),
+        **({"out_of_scope": scope_metrics(y_true, y_pred, out_of_scope)} if out_of_scope else {}),
     }
+
+
+def scope_metrics(y_true: list[str], y_pred: list[str], out_of_scope: str) -> dict:
+    """The two questions of an intent set with a "none of these" class, apart (CLINC150's measures): how often an
+    in-scope text gets its own class, and how well the out-of-scope ones are caught (recall, precision)."""
+    truth, pred = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
+    inside, caught, said = truth != out_of_scope, pred == out_of_scope, pred == out_of_scope
+    return {"label": out_of_scope, "in_scope": int(inside.sum()), "out_of_scope": int((~inside).sum()),
+            "in_scope_accuracy": float(np.mean(truth[inside] == pred[inside])) if inside.any() else None,
+            "recall": float(np.mean(caught[~inside])) if (~inside).any() else None,
+            "precision": float(np.mean(~inside[said])) if said.any() else None}
 
 
 def share_better(y_true: np.ndarray, first: np.ndarray, second: np.ndarray, classes: int, draws: int = 1000,
@@ -75,3 +89,24 @@ def disagreements(frame: pd.DataFrame, probs: np.ndarray, predicted: list[str], 
                          "p_label": round(float(p[labels.index(row["label"])]), 4)})
     out = pd.DataFrame(rows, columns=["set", "row", "text", "label", "predicted", "confidence", "p_label"])
     return out.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def confused_pairs(metrics: dict, top: int = 20) -> list[dict]:
+    """The most frequent mistakes of one set, most first: (true label, predicted label, rows, share of the true
+    label's rows). What a 150-class matrix hides in its 22,500 cells."""
+    cm = metrics.get("confusion_matrix") or {}
+    counts = np.asarray(cm.get("counts") or [], dtype=int)
+    if not counts.size:
+        return []
+    totals = counts.sum(axis=1)
+    pairs = [{"true": t, "predicted": p, "rows": int(counts[i, j]), "share": round(counts[i, j] / totals[i], 3)}
+             for i, t in enumerate(cm["labels"]) for j, p in enumerate(cm["predicted"])
+             if t != p and counts[i, j] > 0]
+    return sorted(pairs, key=lambda x: (-x["rows"], -x["share"], x["true"]))[:top]
+
+
+def worst_classes(metrics: dict, n: int) -> list[str]:
+    """The ``n`` classes with the lowest F1 on one set (the most rows first among equals), in label order."""
+    per_class = metrics.get("per_class") or {}
+    ranked = sorted(per_class, key=lambda lb: (per_class[lb]["f1"], -per_class[lb]["support"]))[:n]
+    return [lb for lb in per_class if lb in set(ranked)]

@@ -92,6 +92,9 @@ def _against_classic(report: dict, a: dict) -> list[tuple[bool, str]]:
 
 WORDS = {"classic": "the classic model", "llm": "the fine-tuned LLM alone", "blend": "the blend of the two"}
 METRICS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("minority_recall", "minority recall"))
+SCOPE_METRICS = (("in_scope_accuracy", "in-scope accuracy"), ("recall", "out-of-scope recall"),
+                 ("precision", "out-of-scope precision"))  # an intent set's own questions (metrics.scope_metrics)
+LISTED_SHARES = 12  # class shares named in a sentence; past it, counted
 
 
 def summary_lines(report: dict) -> list[str]:
@@ -125,11 +128,16 @@ def _table(report: dict, sets: list[tuple[str, str]]) -> list[str]:
     columns += [(name, report[key]) for key, name in (("baseline", "untrained"), ("majority_baseline", "majority"))
                 if report.get(key)]
     lines = ["| set | metric | " + " | ".join(name for name, _ in columns) + " |", "|" + "---|" * (len(columns) + 2)]
+    scope = (report.get("val_a") or {}).get("out_of_scope")
     for key, title in sets:
-        for metric, name in METRICS:
+        rows = [(m, n, lambda figures, m=m: figures.get(m)) for m, n in METRICS]
+        if scope:
+            rows += [(m, f"{n} ('{scope['label']}')", lambda figures, m=m: (figures.get("out_of_scope") or {}).get(m))
+                     for m, n in SCOPE_METRICS]
+        for _, name, read in rows:
             cells = []
             for _, source in columns:
-                value = (source.get(key) or {}).get(metric)
+                value = read(source.get(key) or {})
                 cells.append("-" if value is None else f"{value:.3f}")
             lines.append(f"| {title} | {name} | " + " | ".join(cells) + " |")
     return lines
@@ -146,7 +154,9 @@ def _rule_lines(report: dict) -> list[str]:
         lines.append(f"Rule of {name}, fitted on held-out rows: {candidate['rule_words']}.")
     raw = report.get("without_prior_correction")
     if raw and report["prior_correction"].get("strength"):
-        natural = ", ".join(f"{lb} {share:.0%}" for lb, share in report["prior_correction"]["natural"].items())
+        shares = report["prior_correction"]["natural"]
+        natural = ", ".join(f"{lb} {share:.0%}" for lb, share in shares.items()) if len(shares) <= LISTED_SHARES \
+            else f"{len(shares)} classes"
         lines.append(f"The LLM's probabilities are corrected from its training mix toward the natural mix ({natural}). "
                      f"Without the correction: Val A macro-F1 {raw['val_a']['macro_f1']:.3f}, minority recall "
                      f"{_f(raw['val_a']['minority_recall'])}; Val B minority recall "

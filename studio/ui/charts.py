@@ -13,6 +13,8 @@ from studio.door.result import escape_html as escape
 
 SET_TITLES = {"input": "All rows", "train_before": "Train (natural)", "train_after": "Train (balanced)",
               "val_a": EVALUATED_SETS["val_a"], "val_b": EVALUATED_SETS["val_b"]}
+MANY_CELLS_SIDE = 25  # a confusion matrix with more classes than this shows its numbers on hover
+MANY_BARS = 12  # classes past which the counts chart draws one bar per class, not one per class and set
 MARKED_POINTS = 20  # a line with more points has no markers: each is an element the browser redraws with the chart
 LAYOUT = dict(margin=dict(l=40, r=20, t=40, b=40), height=320, template="plotly_white",
               legend=dict(orientation="h", y=-0.2))
@@ -30,9 +32,23 @@ def class_counts(counts: dict | None) -> go.Figure:
         return _empty("Class counts", "Load data to see class counts")
     sets = [s for s in SET_TITLES if s in counts]
     labels = list(counts[sets[0]])
+    if len(labels) > MANY_BARS:
+        return _many_class_counts(counts, labels)
     fig = go.Figure([go.Bar(name=escape(lb), x=[SET_TITLES[s] for s in sets], y=[counts[s].get(lb, 0) for s in sets],
                             text=[counts[s].get(lb, 0) for s in sets], textposition="auto") for lb in labels])
     fig.update_layout(title="Class counts before and after balancing", barmode="group", **LAYOUT)
+    return fig
+
+
+def _many_class_counts(counts: dict, labels: list[str]) -> go.Figure:
+    """Many classes: one bar per class, stacked by set (train after balancing, Val A, Val B), the rarest first, so
+    the classes that may be too small stand at the left."""
+    order = sorted(labels, key=lambda lb: (counts["input"].get(lb, 0), lb))
+    parts = [s for s in ("train_after", "val_a", "val_b") if s in counts]
+    fig = go.Figure([go.Bar(name=SET_TITLES[s], x=[escape(lb) for lb in order],
+                            y=[counts[s].get(lb, 0) for lb in order]) for s in parts])
+    fig.update_layout(title=f"Rows per class ({len(labels)} classes, the rarest first)", barmode="stack",
+                      xaxis_tickangle=-60, **{**LAYOUT, "height": 380})
     return fig
 
 
@@ -102,17 +118,30 @@ def eval_points(records: list[dict]) -> go.Figure:
     return fig
 
 
-def confusion(metrics: dict | None, title: str, normalized: bool = False) -> go.Figure:
+def confusion(metrics: dict | None, title: str, normalized: bool = False,
+              classes: list[str] | None = None) -> go.Figure:
+    """A set's confusion heatmap; ``classes``: only these rows and columns (the worst of many), named in the title."""
     if not metrics or not metrics.get("confusion_matrix", {}).get("counts"):
         return _empty(title, "Evaluate a run to see its confusion matrix")
     cm = metrics["confusion_matrix"]
     z = cm["normalized"] if normalized else cm["counts"]
+    rows, columns = list(range(len(cm["labels"]))), list(range(len(cm["predicted"])))
+    if classes is not None:
+        keep = set(classes)
+        rows = [i for i in rows if cm["labels"][i] in keep]
+        columns = [j for j in columns if cm["predicted"][j] in keep or cm["predicted"][j] not in cm["labels"]]
+        title += f" · {len(rows)} of {len(cm['labels'])} classes"
+    z = [[z[i][j] for j in columns] for i in rows]
+    many = len(rows) > MANY_CELLS_SIDE  # cell numbers past this many classes are unreadable: hover only
     text = [[f"{v:.0%}" if normalized else str(v) for v in row] for row in z]
-    fig = go.Figure(go.Heatmap(z=z, x=[escape(x) for x in cm["predicted"]], y=[escape(y) for y in cm["labels"]],
-                               text=text, texttemplate="%{text}",
+    fig = go.Figure(go.Heatmap(z=z, x=[escape(cm["predicted"][j]) for j in columns],
+                               y=[escape(cm["labels"][i]) for i in rows], text=text,
+                               texttemplate=None if many else "%{text}",
+                               hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>",
                                colorscale="Blues", showscale=False))
+    layout = {**LAYOUT, "height": max(LAYOUT["height"], 14 * len(rows) + 160)}
     fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true label", yaxis_autorange="reversed",
-                      **LAYOUT)
+                      **layout)
     return fig
 
 

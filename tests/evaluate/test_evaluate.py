@@ -312,3 +312,5 @@ def test_models_returning_legacy_caches_score_the_same(trained):
                              batch_size=5)
         assert np.abs(normal.score(texts).probs - legacy.score(texts).probs).max() < 1e-4
         assert legacy._cache_ok is False  # it noticed, and scored without reusing the cache
+        if legacy.tree.nodes:  # multi-token codes: the tree in one whole pass, checked against a pass per path
+            assert legacy.tree_ok is True and legacy.tree_gap < 1e-3

@@ -17,11 +17,12 @@ from studio.ui.page import Page, UIContext, Values, for_the_page
 
 FILE_TYPES = [".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".parquet", ".xlsx", ".xls"]
 SPLIT_FIELDS = ["val_fraction", "val_b_per_class", "split_seed", "balance", "minority_share",
-                "undersample_majority", "prompt_format", "drop_duplicates", "header", "delimiter", "max_classes"]
+                "undersample_majority", "prompt_format", "drop_duplicates", "header", "delimiter", "max_classes",
+                "out_of_scope"]
 CODE_COLUMNS = ["label", "code", "tokens", "warnings"]
 SAMPLE_RUBRIC_TEXT = SAMPLE_RUBRIC.read_text(encoding="utf-8").strip()
 FILE_OUTPUTS = ["data.path", "data.text_column", "data.label_column", "data/source", "data/problem", "data.rubric",
-                "data.label_codes", "data/rejected"]
+                "data.label_codes", "data/rejected", "data/summary", "data/counts", "data/preview"]
 CHECK_OUTPUTS = ["data/summary", "data.label_codes", "data/counts", "data/preview", "data/problem"]
 
 
@@ -52,7 +53,8 @@ def layout(page: Page) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             page.form.register("data.label_codes", gr.Dataframe(
-                value=code_frame(recipe.label_codes), interactive=True, elem_id="codes",
+                value=code_frame(recipe.label_codes), interactive=True, elem_id="codes", max_height=420,
+                show_search="search",
                 label="Label codes (edit the code column; short codes train best)"),
                 to_config=codes_from_table, from_config=code_frame)
         with gr.Column(scale=3):
@@ -75,7 +77,7 @@ def _columns_and_rubric(page: Page, is_sample: bool) -> None:
     page.form.register("data.rubric", gr.Textbox(
         label="Rubric (system prompt): what each label means", lines=6,
         placeholder="Describe each label and end with 'Answer with the code only.' Empty: a plain list of the "
-                    "codes is used.",
+                    "codes is used (past 16 classes a short instruction: training teaches the codes).",
         value=recipe.rubric or (SAMPLE_RUBRIC_TEXT if is_sample else "")), to_config=lambda v: (v or "").strip())
 
 
@@ -106,11 +108,22 @@ def use_file(ctx: UIContext, values: Values) -> dict:
                 "data.label_column": gr.update(choices=[], value=None),  # pops the value out of the dict it gets
                 "data/problem": error_box(reason), "data.label_codes": code_frame({}), "data/rejected": reason,
                 "data/source": f"**{escape_markdown(name)}** cannot be used: "
-                               f"{escape_markdown(reason.split('. ')[0].removeprefix(name).strip())}."}
+                               f"{escape_markdown(reason.split('. ')[0].removeprefix(name).strip())}.",
+                **_previous_check_cleared()}
+    # A file that reads but whose rows are refused (a label column to change, a limit to raise) stays in use:
+    # the pickers and Check data work on it.
+    problem = for_the_page(upload.problem) if upload.problem else ""
     return {"data.path": upload.path, "data.text_column": gr.update(choices=upload.columns, value=upload.text_column),
             "data.label_column": gr.update(choices=upload.columns, value=upload.label_column),
-            "data/source": f"Using **{escape_markdown(name)}** (uploaded).", "data/problem": "", "data.rubric": "",
-            "data.label_codes": code_frame({}), "data/rejected": ""}
+            "data/source": f"Using **{escape_markdown(name)}** (uploaded).", "data.rubric": "",
+            "data/problem": error_box(problem + " Change the columns or the limits, then press Check data.")
+            if problem else "", "data.label_codes": code_frame({}), "data/rejected": "", **_previous_check_cleared()}
+
+
+def _previous_check_cleared() -> dict:
+    """The last check's summary, chart and preview belong to the file it checked: gone with it."""
+    return {"data/summary": "", "data/counts": charts.class_counts(None),
+            "data/preview": pd.DataFrame(columns=["the file's columns appear here after Check data"])}
 
 
 def use_sample(ctx: UIContext, values: Values) -> dict:
@@ -118,7 +131,8 @@ def use_sample(ctx: UIContext, values: Values) -> dict:
     return {"data.path": str(SAMPLE_DATA), "data.text_column": gr.update(choices=columns, value="text"),
             "data.label_column": gr.update(choices=columns, value="label"),
             "data/source": f"Using **{SAMPLE_DATA.name}** (sample).", "data/problem": "",
-            "data.rubric": SAMPLE_RUBRIC_TEXT, "data.label_codes": code_frame({}), "data/rejected": ""}
+            "data.rubric": SAMPLE_RUBRIC_TEXT, "data.label_codes": code_frame({}), "data/rejected": "",
+            **_previous_check_cleared()}
 
 
 def run_check(ctx: UIContext, values: Values) -> dict:
@@ -131,7 +145,7 @@ def run_check(ctx: UIContext, values: Values) -> dict:
         checked = check_data(config, config.model.name, difficulty=True, progress=values.progress,
                              log=notify)
     except StudioError as err:
-        return {"data/problem": error_box(for_the_page(str(err))), "data/summary": ""}
+        return {"data/problem": error_box(for_the_page(str(err))), **_previous_check_cleared()}
     ctx.data = checked.facts
     return {"data/problem": "", "data/summary": checked.markdown(),
             "data.label_codes": pd.DataFrame(checked.code_rows(), columns=CODE_COLUMNS),

@@ -22,8 +22,13 @@ from studio.ui.page import Page, UIContext, Values
 from studio.ui.run_picker import picker
 
 PER_CLASS = ["label", "precision", "recall", "f1", "support"]
+PAIRS = ["true", "predicted", "rows", "share"]
 RENDERED = ["evaluate/summary", "evaluate/cm_a", "evaluate/cm_b", "evaluate/table_a", "evaluate/table_b",
-            "evaluate/pr", "evaluate/reliability", "evaluate/disagreements", "evaluate/disagreements_file"]
+            "evaluate/pr", "evaluate/reliability", "evaluate/disagreements", "evaluate/disagreements_file",
+            "evaluate/pairs", "evaluate/classes"]
+MANY_CLASSES = 20  # past this many classes the matrices show the worst classes (all on demand) and the pairs
+WORST_SHOWN = 20
+CLASS_VIEWS = [f"Worst {WORST_SHOWN} classes (lowest F1)", "All classes"]
 CLASSIFIERS = {"llm": "Fine-tuned LLM", "classic": "Classic model (TF-IDF)", "blend": "Blend of the two"}
 PREDICT_POLL_SECONDS = 1.0
 PREDICTION = ["evaluate/predict_status", "evaluate/predict_out", "evaluate/predict_preview", "evaluate/predict_timer",
@@ -48,14 +53,22 @@ def layout(page: Page) -> None:
         [("Best on held-out rows", "auto")], value="auto", label="Classifier in use (predict, the Playground and the "
         "bundle use it)", visible=False, elem_id="eval-use",
         info="The studio picks the best candidate on held-out Val A rows; pick another to use it instead."))
-    page.add("evaluate/normalized", gr.Checkbox(label="Row-normalised confusion matrices", value=False))
+    with gr.Row():
+        page.add("evaluate/normalized", gr.Checkbox(label="Row-normalised confusion matrices", value=False))
+        page.add("evaluate/classes", gr.Radio(CLASS_VIEWS, value=CLASS_VIEWS[0], label="Classes in the matrices",
+                                              visible=False, elem_id="eval-classes"))
+    page.add("evaluate/pairs", gr.Dataframe(headers=PAIRS, label="Most confused pairs, Val A (the classifier in use; "
+                                                                 "share: of the true class's rows)",
+                                            interactive=False, max_height=300, visible=False, elem_id="eval-pairs"))
     with gr.Row():
         for on in ("a", "b"):
             page.add(f"evaluate/cm_{on}", gr.Plot(charts.confusion(None, SET_TITLES[f"val_{on}"]),
                                                   elem_id=f"cm-val-{on}", show_label=False))
     with gr.Row():
-        page.add("evaluate/table_a", gr.Dataframe(headers=PER_CLASS, label="Val A per class", interactive=False))
-        page.add("evaluate/table_b", gr.Dataframe(headers=PER_CLASS, label="Val B per class", interactive=False))
+        for on in ("a", "b"):  # sortable by any column (click its header), searchable by label
+            page.add(f"evaluate/table_{on}", gr.Dataframe(headers=PER_CLASS, label=f"Val {on.upper()} per class",
+                                                          interactive=False, max_height=400, show_search="search",
+                                                          elem_id=f"per-class-{on}"))
     with gr.Row():
         with gr.Column():
             _threshold_layout(page)
@@ -95,10 +108,12 @@ def wire(page: Page) -> None:
             ["evaluate/state", *RENDERED, "evaluate/threshold", "evaluate/threshold_note", "evaluate/save",
              "evaluate/use"], progress=True, api_name="evaluate")
     page.on(page["evaluate/use"].input, use, ["evaluate/state", "evaluate/use", "evaluate/threshold",
-                                              "evaluate/normalized"], RENDERED, api_name="use_classifier")
-    redraw = ["evaluate/state", "evaluate/threshold", "evaluate/normalized"]
+                                              "evaluate/normalized", "evaluate/classes"], RENDERED,
+            api_name="use_classifier")
+    redraw = ["evaluate/state", "evaluate/threshold", "evaluate/normalized", "evaluate/classes"]
     page.on(page["evaluate/threshold"].release, moved, redraw, RENDERED, api_visibility="private")
     page.on(page["evaluate/normalized"].change, rerender, redraw, RENDERED, api_visibility="private")
+    page.on(page["evaluate/classes"].input, rerender, redraw, RENDERED, api_visibility="private")
     page.on(page["evaluate/save"].click, save, ["evaluate/state", "evaluate/threshold", "evaluate/run"], [],
             api_name="save_threshold")
     page.on(page["evaluate/predict_in"].upload, predict, ["evaluate/predict_in", "evaluate/run"], PREDICTION,
@@ -120,7 +135,7 @@ def evaluate(ctx: UIContext, values: Values) -> dict:
             "row takes its most probable class._" if mode == "score" else
             "_Generate mode has no probabilities: no threshold._")
     shown = evaluated.threshold_in_view or evaluated.rule_threshold or 0.5  # (a slider has to show a value)
-    return {"evaluate/state": evaluated, **render(evaluated, values["evaluate/normalized"]),
+    return {"evaluate/state": evaluated, **render(evaluated, values["evaluate/normalized"], CLASS_VIEWS[0]),
             "evaluate/threshold": gr.update(value=shown, visible=binary),
             "evaluate/threshold_note": gr.update(value=note, visible=not binary),
             "evaluate/save": gr.update(visible=binary), "evaluate/use": use_choices(evaluated)}
@@ -142,7 +157,7 @@ def use(ctx: UIContext, values: Values) -> dict:
         raise StudioError("Evaluate a run first.")
     evaluated = use_classifier(evaluated, values["evaluate/use"])
     notify(f"{CLASSIFIERS[evaluated.in_use]} is the classifier in use for {evaluated.run.name}.")
-    return render(evaluated, values["evaluate/normalized"])
+    return render(evaluated, values["evaluate/normalized"], values["evaluate/classes"])
 
 
 def moved(ctx: UIContext, values: Values) -> dict:
@@ -152,35 +167,45 @@ def moved(ctx: UIContext, values: Values) -> dict:
         return {}
     if evaluated.binary:
         evaluated.threshold_in_view = values["evaluate/threshold"]
-    return render(evaluated, values["evaluate/normalized"])
+    return render(evaluated, values["evaluate/normalized"], values["evaluate/classes"])
 
 
 def rerender(ctx: UIContext, values: Values) -> dict:
     evaluated = values["evaluate/state"]
-    return {} if evaluated is None else render(evaluated, values["evaluate/normalized"])
+    return {} if evaluated is None else render(evaluated, values["evaluate/normalized"], values["evaluate/classes"])
 
 
-def render(evaluated, normalized) -> dict:
+def render(evaluated, normalized, classes_view: str | None = None) -> dict:
     """The summary, and the classifier in use's matrices, tables and precision-recall curve, at the threshold in
-    view (None until one is saved with the run or the slider is moved: each rule decides as fitted)."""
+    view (None until one is saved with the run or the slider is moved: each rule decides as fitted). Many classes:
+    the matrices show the worst classes of each set unless all are asked for, the most confused pairs above them,
+    the per-class tables worst first."""
     threshold = evaluated.threshold_in_view
     report = evaluated.at(threshold)
     view, csv_path = evaluated.disagreements(threshold)
     whose = f" · {CLASSIFIERS[evaluated.in_use]}" if evaluated.in_use else ""
     a, b = evaluated.figures(report, "val_a"), evaluated.figures(report, "val_b")
+    many = len(evaluated.evaluation.labels) > MANY_CLASSES
+    worst = many and classes_view != CLASS_VIEWS[1]
     return {"evaluate/summary": evaluated.markdown(report),
-            "evaluate/cm_a": charts.confusion(a, SET_TITLES["val_a"] + whose, normalized),
-            "evaluate/cm_b": charts.confusion(b, SET_TITLES["val_b"] + whose, normalized),
-            "evaluate/table_a": per_class(a), "evaluate/table_b": per_class(b),
+            "evaluate/cm_a": charts.confusion(a, SET_TITLES["val_a"] + whose, normalized,
+                                              evaluated.worst_classes(a, WORST_SHOWN) if worst else None),
+            "evaluate/cm_b": charts.confusion(b, SET_TITLES["val_b"] + whose, normalized,
+                                              evaluated.worst_classes(b, WORST_SHOWN) if worst else None),
+            "evaluate/table_a": per_class(a, many), "evaluate/table_b": per_class(b, many),
             "evaluate/pr": charts.pr_curve(evaluated.pr_curve(threshold), threshold),
             "evaluate/reliability": charts.reliability(report.get("calibration")),
-            "evaluate/disagreements": view, "evaluate/disagreements_file": str(csv_path)}
+            "evaluate/disagreements": view, "evaluate/disagreements_file": str(csv_path),
+            "evaluate/pairs": gr.update(value=pd.DataFrame(evaluated.confused_pairs(a, top=50), columns=PAIRS),
+                                        visible=many),
+            "evaluate/classes": gr.update(visible=many)}
 
 
-def per_class(metrics: dict) -> pd.DataFrame:
-    """Per-class rows (precision, recall, F1, support) of one set, rounded for a table."""
-    return pd.DataFrame([{"label": lb, **vals} for lb, vals in metrics["per_class"].items()],
-                        columns=PER_CLASS).round(3)
+def per_class(metrics: dict, worst_first: bool = False) -> pd.DataFrame:
+    """Per-class rows (precision, recall, F1, support) of one set, rounded for a table (the lowest F1 first)."""
+    table = pd.DataFrame([{"label": lb, **vals} for lb, vals in metrics["per_class"].items()],
+                         columns=PER_CLASS).round(3)
+    return table.sort_values(["f1", "support"], ascending=[True, False], kind="stable") if worst_first else table
 
 
 def save(ctx: UIContext, values: Values) -> None:
