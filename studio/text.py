@@ -36,6 +36,14 @@ def page_line(line: str) -> str:
     return html.escape(line, quote=False).replace("[", "\\[")
 
 
+def named_list(names, limit: int = 12) -> str:
+    """Names joined by commas, the first ``limit`` of them, the rest counted ("a, b and 139 more"): a message that
+    stays readable at 150 classes."""
+    names = list(names)
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
 def first_up(words: str) -> str:
     """A sentence's first letter up, the rest as written (str.capitalize would turn "LLM" into "llm")."""
     return words[:1].upper() + words[1:]

@@ -153,6 +153,15 @@ def start_web_app(runs: Path, port: int, config: Path | None = None):
     return app
 
 
+def evaluate_in_page(page, timeout: int = 120000) -> None:
+    """The Evaluate tab, its Evaluate button, and the wait until the summary and Val A's matrix are drawn."""
+    page.get_by_role("tab", name="5 · Evaluate").click()
+    page.wait_for_timeout(1000)
+    page.click("#evaluate")
+    page.get_by_text("minority class").wait_for(timeout=timeout)
+    page.locator("#cm-val-a .heatmaplayer").wait_for(timeout=30000)
+
+
 def launch_chromium(playwright):
     """Debian's chromium, headless, as every browser test launches it."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=[

@@ -189,11 +189,7 @@ class LabelScorer:
         positions = last_pos[:, None] + torch.from_numpy(tree.depths).to(device)[None]
         logits = self.model(input_ids=ids, attention_mask=seen, position_ids=positions, past_key_values=cache,
                             use_cache=True, logits_to_keep=n).logits
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        out = scores.clone()
-        for k, (nodes, targets) in tree.reads.items():
-            out[:, k] += logp[:, nodes, targets].sum(dim=1)
-        return out
+        return self._read_tree(scores, logits)
 
     def _tree_pass_whole(self, scores, ids, mask, positions):
         """The same tree in one pass for models that return no Cache object (Unsloth's patched ones): each row's
@@ -213,10 +209,14 @@ class LabelScorer:
         logits = self.model(input_ids=torch.cat([ids, nodes], dim=1), attention_mask=seen,
                             position_ids=torch.cat([positions, depth], dim=1), use_cache=False,
                             logits_to_keep=n).logits
+        return self._read_tree(scores, logits)
+
+    def _read_tree(self, scores, logits):
+        """The first tokens' scores plus each multi-token code's later tokens, read at its nodes' logits."""
         logp = torch.log_softmax(logits.float(), dim=-1)
         out = scores.clone()
-        for k, (at, targets) in tree.reads.items():
-            out[:, k] += logp[:, at, targets].sum(dim=1)
+        for k, (nodes, targets) in self.tree.reads.items():
+            out[:, k] += logp[:, nodes, targets].sum(dim=1)
         return out
 
     def _path_passes(self, scores, cache, ids, mask, positions, last_pos):

@@ -11,6 +11,7 @@ import re
 import string
 
 from studio.errors import StudioError
+from studio.text import named_list
 
 MAX_CODE_TOKENS = 3
 MANY_CLASSES = 16  # beyond this many labels, codes are the labels' own words (suggest_codes)
@@ -277,8 +278,8 @@ def out_of_scope_label(labels: list[str], wanted: str = "auto") -> str | None:
         return named[0] if len(labels) > 2 and len(named) == 1 else None
     if wanted not in labels:
         raise StudioError(f"The out-of-scope class '{wanted}' is not one of the labels "
-                          f"({', '.join(map(repr, labels[:12]))}{' …' if len(labels) > 12 else ''}). Name one of "
-                          "them, or 'auto' (a class named like oos, other or none) or 'off'.")
+                          f"({named_list(map(repr, labels))}). Name one of them, or 'auto' (a class named like oos, "
+                          "other or none) or 'off'.")
     return wanted
 
 
@@ -311,7 +312,7 @@ def code_report(codes: dict[str, str], tokenizer=None) -> tuple[list[dict], list
     shared_starts = [shared for shared in first_tokens.values() if len(shared) > 1]
     if len(codes) > MANY_CLASSES and shared_starts:  # expected with many classes: scoring reads every code's tokens
         warnings.append(f"{sum(map(len, shared_starts))} codes share their first token with another code; scoring "
-                        "reads each code's own tokens (one more pass per shared start).")
+                        "reads each code's own tokens (one more pass for all of them).")
     elif tokenizer is not None:
         for shared in shared_starts:
             warnings.append(

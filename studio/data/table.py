@@ -13,6 +13,7 @@ import pandas as pd
 
 from studio.data.readers import DEFAULT_MAX_FILE_MB, DELIMITER_NAMES, ReadResult, read_table
 from studio.errors import StudioError
+from studio.text import named_list
 
 TEXT_NAMES = ["text", "message", "post", "content", "body", "sentence", "review", "comment", "input", "question",
               "sms", "tweet", "document", "utterance", "query", "title", "v2"]
@@ -22,7 +23,6 @@ DEFAULT_MAX_CLASSES = 1000  # a column is judged by its rows per class (below); 
 MIN_ROWS_PER_CLASS = 2  # one to train on, one to validate on
 FEW_ROWS_PER_CLASS = 10
 EXAMPLE_ROWS = 20  # row numbers listed per drop reason
-LISTED_CLASSES = 12  # classes named in a warning; the rest counted
 
 
 @dataclass
@@ -141,11 +141,15 @@ def validate_table(
 
 
 def file_columns(path: str | os.PathLike, *, max_mb: float = DEFAULT_MAX_FILE_MB) -> tuple[list[str], str, str]:
-    """A readable file's columns and the detected text and label columns, before its rows are judged (an upload is
-    kept when it can be read, so that a refused label column can be changed and checked again)."""
-    frame = read_table(path, max_mb=max_mb).frame
-    text_column, label_column = _pick_columns(frame, None, None, os.path.basename(path))
-    return list(frame.columns), text_column, label_column
+    """A readable file's columns and the detected text and label columns, before its rows are judged."""
+    return columns_of(read_table(path, max_mb=max_mb), os.path.basename(path))
+
+
+def columns_of(source: ReadResult, name: str) -> tuple[list[str], str, str]:
+    """A read file's columns and the detected text and label columns, before its rows are judged (an upload is kept
+    when it can be read, so that a refused label column can be changed and checked again)."""
+    text_column, label_column = _pick_columns(source.frame, None, None, name)
+    return list(source.frame.columns), text_column, label_column
 
 
 def _pick_columns(frame: pd.DataFrame, text_column: str | None, label_column: str | None,
@@ -276,17 +280,13 @@ def _check_classes(table: LabeledTable, name: str, max_classes: int) -> None:
             "Check that the label column is right, or add examples of the other class(es).")
     tiny = [k for k, v in classes.items() if v < MIN_ROWS_PER_CLASS]
     if tiny:
-        named = ", ".join(map(repr, tiny[:LISTED_CLASSES])) + (f" and {len(tiny) - LISTED_CLASSES} more"
-                                                               if len(tiny) > LISTED_CLASSES else "")
         raise StudioError(
-            f"Class{'es' if len(tiny) > 1 else ''} {named} "
+            f"Class{'es' if len(tiny) > 1 else ''} {named_list(map(repr, tiny))} "
             f"{'have' if len(tiny) > 1 else 'has'} only 1 row: each class needs at least {MIN_ROWS_PER_CLASS} "
             "(one to train on, one to validate). Add examples, or merge or remove that class.")
     few = [f"'{k}' ({v})" for k, v in classes.items() if v < FEW_ROWS_PER_CLASS]
     if few:
-        more = len(few) - LISTED_CLASSES
-        listed = ", ".join(few[:LISTED_CLASSES]) + (f" and {more} more" if more > 0 else "")
-        table.warnings.append(f"Very few rows for {listed}: the model can barely learn these classes and "
+        table.warnings.append(f"Very few rows for {named_list(few)}: the model can barely learn these classes and "
                               f"their validation scores will be noisy. Aim for at least {FEW_ROWS_PER_CLASS * 5}.")
     top, bottom = max(classes.values()), min(classes.values())
     if top >= 4 * bottom:

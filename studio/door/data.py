@@ -14,7 +14,8 @@ import pandas as pd
 
 from studio.config import RunConfig
 from studio.data.prepare import PreparedData, keep_upload, prepare_data
-from studio.data.table import file_columns as read_columns, load_table
+from studio.data.readers import read_table
+from studio.data.table import columns_of, file_columns as read_columns, validate_table
 from studio.door.result import Result, escape_markdown, md_list
 from studio.errors import StudioError
 
@@ -243,14 +244,16 @@ class Upload:
 def use_upload(file: str | Path, runs_dir: str | Path, max_mb: float) -> Upload:
     """A readable uploaded file kept beside the runs (its temporary copy goes away), with its columns and what the
     data check says about its rows; an unreadable file raises."""
-    columns, text_column, label_column = read_columns(file, max_mb=max_mb)
+    name = Path(file).name
+    source = read_table(file, max_mb=max_mb)  # read once: the columns, then the rows judged
+    columns, text_column, label_column = columns_of(source, name)
     kept = keep_upload(file, runs_dir)
     try:
-        load_table(kept, max_mb=max_mb)
+        validate_table(source, name=name)
         problem = ""
     except StudioError as err:
         problem = str(err)
-    return Upload(str(kept), Path(file).name, columns, text_column, label_column, problem)
+    return Upload(str(kept), name, columns, text_column, label_column, problem)
 
 
 def file_columns(path: str | Path, max_mb: float) -> tuple[list[str], str | None, str | None]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import CHROMIUM, REPO, launch_chromium, serve, toy_rows
+from conftest import CHROMIUM, REPO, evaluate_in_page, launch_chromium, serve, toy_rows
 
 from studio.config import RunConfig
 
@@ -188,11 +188,7 @@ def drive(page, url: str, toy_file: Path) -> str:
     assert points >= 1, "the loss chart has no line"
     page.screenshot(path=str(SHOTS / "4-train.png"), full_page=True)
 
-    page.get_by_role("tab", name="5 · Evaluate").click()
-    page.wait_for_timeout(1000)
-    page.click("#evaluate")
-    page.get_by_text("minority class").wait_for(timeout=120000)
-    page.locator("#cm-val-a .heatmaplayer").wait_for(timeout=30000)
+    evaluate_in_page(page)
     summary = page.locator("#eval-summary")
     table = summary.locator("table").first.inner_text()
     assert all(name in table for name in ("fine-tuned LLM", "classic", "blend", "★"))  # the three, one in use
@@ -456,11 +452,7 @@ def walk_with_payloads(page, url: str, crafted_file: Path, untouched) -> None:
     page.locator("#train-status").get_by_text(f"{run_name}: finished").wait_for(timeout=180000)
     untouched("training")
 
-    page.get_by_role("tab", name="5 · Evaluate").click()
-    page.wait_for_timeout(1000)
-    page.click("#evaluate")
-    page.get_by_text("minority class").wait_for(timeout=120000)
-    page.locator("#cm-val-a .heatmaplayer").wait_for(timeout=30000)
+    evaluate_in_page(page)
     page.wait_for_timeout(1000)
     untouched("evaluate")
     assert PAYLOADS["label"] in page.locator("#eval-summary").inner_text()
