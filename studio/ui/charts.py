@@ -48,7 +48,9 @@ def _many_class_counts(counts: dict, labels: list[str]) -> go.Figure:
     fig = go.Figure([go.Bar(name=SET_TITLES[s], x=[escape(lb) for lb in order],
                             y=[counts[s].get(lb, 0) for lb in order]) for s in parts])
     fig.update_layout(title=f"Rows per class ({len(labels)} classes, the rarest first)", barmode="stack",
-                      xaxis_tickangle=-60, **{**LAYOUT, "height": 380})
+                      xaxis_tickangle=-60, **{**LAYOUT, "height": 380,  # legend above: the tilted names fill below
+                                              "legend": dict(orientation="h", x=1, xanchor="right", y=1.02,
+                                                             yanchor="bottom")})
     return fig
 
 
