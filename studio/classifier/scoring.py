@@ -187,8 +187,8 @@ class LabelScorer:
         seen = torch.cat([mask.bool()[:, None, None, :].expand(b, 1, n, mask.shape[1]),
                           torch.from_numpy(tree.sees).to(device)[None, None].expand(b, 1, n, n)], dim=3)
         positions = last_pos[:, None] + torch.from_numpy(tree.depths).to(device)[None]
-        logits = self.model(input_ids=ids, attention_mask=seen, position_ids=positions, past_key_values=cache,
-                            use_cache=True, logits_to_keep=n).logits
+        logits = self.model(input_ids=ids, attention_mask=self._additive(seen), position_ids=positions,
+                            past_key_values=cache, use_cache=True, logits_to_keep=n).logits
         return self._read_tree(scores, logits)
 
     def _tree_pass_whole(self, scores, ids, mask, positions):
@@ -206,10 +206,19 @@ class LabelScorer:
         seen = torch.cat([top, bottom], dim=1)[:, None]
         nodes = torch.tensor([tree.tokens] * b, device=device)
         depth = positions[:, -1:] + torch.from_numpy(tree.depths).to(device)[None]
-        logits = self.model(input_ids=torch.cat([ids, nodes], dim=1), attention_mask=seen,
+        logits = self.model(input_ids=torch.cat([ids, nodes], dim=1), attention_mask=self._additive(seen),
                             position_ids=torch.cat([positions, depth], dim=1), use_cache=False,
                             logits_to_keep=n).logits
         return self._read_tree(scores, logits)
+
+    def _additive(self, seen):
+        """A 4-D mask as the attention adds it (0 where a position is seen, the dtype's lowest elsewhere), in the
+        model's compute dtype: Unsloth's patched models refuse a boolean one (H100, CLINC150: a training run's first
+        periodic evaluation failed on it), and eager attention adds the mask rather than selecting by it."""
+        embeddings = getattr(self.model, "get_input_embeddings", None)  # never quantised: the compute dtype
+        dtype = self.autocast or (embeddings().weight.dtype if embeddings else
+                                  next(p.dtype for p in self.model.parameters() if p.is_floating_point()))
+        return torch.zeros(seen.shape, dtype=dtype, device=seen.device).masked_fill(~seen, torch.finfo(dtype).min)
 
     def _read_tree(self, scores, logits):
         """The first tokens' scores plus each multi-token code's later tokens, read at its nodes' logits."""

@@ -314,3 +314,9 @@ def test_models_returning_legacy_caches_score_the_same(trained):
         assert legacy._cache_ok is False  # it noticed, and scored without reusing the cache
         if legacy.tree.nodes:  # multi-token codes: the tree in one whole pass, checked against a pass per path
             assert legacy.tree_ok is True and legacy.tree_gap < 1e-3
+            import torch  # (as the legacy model above: torch only where a test runs a model by hand)
+
+            fast = LabelScorer(LegacyCacheModel(job.model), job.tokenizer, codes, p.rubric, p.prompt_format,
+                               batch_size=5, autocast=torch.bfloat16)  # the CPU's compute: the mask in its dtype
+            fast.score(texts)
+            assert fast.tree_ok is True, fast.tree_gap
