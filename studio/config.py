@@ -75,6 +75,11 @@ class DataRecipe:
                                    "named like oos, other or none, with 3 or more classes) or 'off'. With one, a "
                                    "reject rule answers it when no class is likely enough, fitted on held-out rows.",
                            label="Out-of-scope class")
+    unsure: float = _f(0.0, "Let the classifier answer 'unsure' instead of guessing: a cut on its answer's "
+                            "probability, fitted on held-out rows so that the texts it does answer are right at least "
+                            "this often (0.95: 95 in 100); the others get 'unsure', for a person to look at. 0: every "
+                            "text gets a class. With an out-of-scope class, that class is the answer instead.",
+                       label="Answer 'unsure' unless right this often")
     val_fraction: float = _f(0.15, "Share of each class held out for Val A, the natural-ratio validation set.",
                              label="Share held out for Val A (natural mix)")
     val_b_per_class: int = _f(0, "Rows per class in Val B, the balanced validation set (0: as many as the "

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,6 +61,29 @@ def toy_rows(n: int, minority_every: int, seed: int, words_per_row: int = 5) -> 
         minority = i % minority_every == 0
         words = " ".join(rng.choice(TOY_WORDS) for _ in range(words_per_row))
         rows.append((f"{'rules' if minority else 'project'} {words} {i}", "Rules Question" if minority else "Other"))
+    return rows
+
+
+DOUBTFUL_TOPICS = {"glue": ["glue", "epoxy", "resin"], "paint": ["paint", "brush", "primer"],
+                   "lathe": ["lathe", "chuck", "spindle"], "garden": ["garden", "seeds", "compost"]}
+DOUBTFUL_FILLER = ["my", "the", "new", "old", "shed", "today", "again", "please", "help", "with"]
+
+
+def doubtful_rows(per_class: int, seed: int) -> list[tuple[str, str]]:
+    """Four topics told by their words; a third of the rows name two topics and carry either label: the texts a
+    classifier should be unsure of."""
+    rng = np.random.default_rng(seed)
+    names, rows = list(DOUBTFUL_TOPICS), []
+    for k, topic in enumerate(names):
+        for i in range(per_class):
+            words = [rng.choice(DOUBTFUL_TOPICS[topic])] + list(rng.choice(DOUBTFUL_FILLER, 4))
+            label = topic
+            if i % 3 == 0:
+                other = names[(k + 1 + i) % len(names)]
+                words.append(rng.choice(DOUBTFUL_TOPICS[other]))
+                label = rng.choice([topic, other])
+            rng.shuffle(words)
+            rows.append((" ".join(words) + f" {i}", label))
     return rows
 
 
@@ -158,7 +182,7 @@ def evaluate_in_page(page, timeout: int = 120000) -> None:
     page.get_by_role("tab", name="5 · Evaluate").click()
     page.wait_for_timeout(1000)
     page.click("#evaluate")
-    page.get_by_text("minority class").wait_for(timeout=timeout)
+    page.locator("#eval-summary").get_by_text("minority class").wait_for(timeout=timeout)
     page.locator("#cm-val-a .heatmaplayer").wait_for(timeout=30000)
 
 

@@ -1,11 +1,13 @@
 """The classic model, one of the classifier's sources: what a user gets without an LLM, in seconds. TF-IDF over word
 1–2-grams and character 2–5-grams (sublinear term frequencies) into a logistic regression with balanced class weights
-(scikit-learn), trained on exactly the run's training rows (before oversampling); its probabilities in the run's
-label order; out-of-fold probabilities for every row (label-issue ranking, the Data tab's difficulty hint). Its
-figures beside the LLM's are ``studio.evaluate.baselines``.
+(scikit-learn), trained on exactly the run's training rows (before oversampling), and for use, once the choice is
+made, on every labelled row; its probabilities in the run's label order; out-of-fold probabilities for every row
+(label-issue ranking, the Data tab's difficulty hint). Its figures beside the LLM's are ``studio.evaluate.baselines``.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,27 @@ def classic_model():
 
 def fit(texts: list[str], labels: list[str]):
     return classic_model().fit(list(texts), list(labels))
+
+
+def fit_in_background(train: pd.DataFrame, *held_out: pd.DataFrame, model=None) -> Future:
+    """(the model fitted on the training rows, or ``model`` where it is already; the one fitted on every row) in a
+    thread of its own, so that the fits overlap the LLM's scoring (on a GPU they take none of its time)."""
+    def both():
+        return (model if model is not None else fit(train["text"], train["label"]),
+                fit_on_every_row(train, *held_out))
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classic-fit")
+    future = pool.submit(both)
+    pool.shutdown(wait=False)  # the thread ends with the fits
+    return future
+
+
+def fit_on_every_row(*frames: pd.DataFrame):
+    """The classic model in use, fitted once the choice is made on every labelled row (training rows, Val A and
+    Val B): a third more rows than the training rows alone (docs/benchmarks.md, "Many classes"). Its rules and
+    figures are those of the model fitted on the training rows, so they stay held out."""
+    rows = pd.concat([f[["text", "label"]] for f in frames if len(f)], ignore_index=True)
+    return fit(rows["text"], rows["label"])
 
 
 def probabilities(model, texts: list[str], labels: list[str]) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Decisions into output rows, one function for every face (predict, serve, the Python API, the Playground, the
 bundle's check): the predicted label and code, the confidence, one probability per class, and a note where a text
-was not classified (an empty one)."""
+was not classified (an empty one) or was answered "unsure"."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from studio.classifier.candidates import EMPTY_NOTE
+from studio.classifier.candidates import EMPTY_NOTE, UNSURE, label_of
+
+UNSURE_NOTE = "unsure: no class was likely enough (the rule's cut)"
 
 
 def present(texts: list) -> list[int]:
@@ -28,14 +30,16 @@ def predict_frame(texts: list, labels: list[str], codes: dict[str, str],
         chosen, decided = classify([str(texts[i]).strip() for i in where])
         probs[where] = chosen
         for i, k in zip(where, decided):
-            predicted[i] = labels[int(k)]
+            predicted[i] = label_of(labels, int(k))
     out = pd.DataFrame({
         "predicted_label": predicted,
-        "predicted_code": [codes[p] if p else None for p in predicted],
-        "confidence": [None if p is None else round(float(probs[i, labels.index(p)]), 4)
-                       for i, p in enumerate(predicted)],
+        "predicted_code": [codes.get(p) if p else None for p in predicted],
+        # "unsure": the most likely class's probability, the one that fell short of the rule's cut
+        "confidence": [None if p is None else round(float(probs[i, labels.index(p)] if p in labels
+                                                         else np.max(probs[i])), 4) for i, p in enumerate(predicted)],
     })
     for k, lb in enumerate(labels):
         out[f"p_{lb}"] = np.round(probs[:, k], 4)
-    out["note"] = [None if p else EMPTY_NOTE for p in predicted]
+    out["note"] = [EMPTY_NOTE if p is None else UNSURE_NOTE if p == UNSURE and UNSURE not in labels else None
+                   for p in predicted]
     return out

@@ -10,7 +10,7 @@ folds) is a rule like the others: ``card_rule``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -53,6 +53,7 @@ class Task:
     classic_train: list[float]  # the mix the classic model acts as trained on (balanced class weights: uniform)
     minority: int
     reject: int | None = None  # the out-of-scope class ("none of these"), where the labels have one
+    unsure: float | None = None  # where "unsure" may be answered: the accuracy the answered texts keep (no reject)
 
     def train_prior(self, name: str) -> np.ndarray:
         return np.asarray(self.llm_train if name == "llm" else self.classic_train, dtype=float)
@@ -66,6 +67,7 @@ class Rule:
     threshold: float | None = None  # two classes: the minority's threshold (None: the most probable class)
     weight: float | None = None  # blend: the LLM's share
     reject_below: float | None = None  # the out-of-scope class where no class reaches this probability
+    unsure_below: float | None = None  # "unsure" where the answer's probability is under this (index: the classes)
     parts: dict = field(default_factory=dict)  # blend: the LLM's and the classic model's rules
 
     def probabilities(self, sources: Sources, task: Task) -> np.ndarray:
@@ -78,11 +80,15 @@ class Rule:
         return with_temperature(corrected, self.temperature)
 
     def decide(self, probs: np.ndarray, minority: int, reject: int | None = None) -> np.ndarray:
+        """Class indices; ``probs.shape[1]`` (one past the classes) stands for "unsure" (``candidates.label_of``)."""
         if self.threshold is not None and probs.shape[1] == 2:
-            return np.where(probs[:, minority] >= self.threshold, minority, 1 - minority)
-        decided = probs.argmax(axis=1)
-        if self.reject_below is not None and reject is not None:
-            decided = np.where(probs.max(axis=1) < self.reject_below, reject, decided)
+            decided = np.where(probs[:, minority] >= self.threshold, minority, 1 - minority)
+        else:
+            decided = probs.argmax(axis=1)
+            if self.reject_below is not None and reject is not None:
+                decided = np.where(probs.max(axis=1) < self.reject_below, reject, decided)
+        if self.unsure_below is not None:
+            decided = np.where(probs[np.arange(len(decided)), decided] < self.unsure_below, probs.shape[1], decided)
         return decided
 
     def to_dict(self) -> dict:
@@ -108,6 +114,8 @@ class Rule:
             said.append(f"minority threshold {self.threshold:.2f}")
         if self.reject_below is not None:
             said.append(f"out of scope when no class reaches {self.reject_below:.2f}")
+        if self.unsure_below is not None:
+            said.append(f"'unsure' when its answer's probability is under {self.unsure_below:.2f}")
         return "; ".join(said) or "its probabilities as they are"
 
 
@@ -144,8 +152,8 @@ def card_rule(card: dict, labels: list[str], minority: str | None = None,
 def fit_rule(name: str, sources: Sources, y: np.ndarray, task: Task, seed: int = 3407) -> Rule:
     """The rule for candidate ``name``, fitted on these rows (each part kept only where it helps)."""
     classes = len(task.natural)
-    if name == "blend":
-        parts = {k: fit_rule(k, sources, y, task, seed) for k in ("llm", "classic")}
+    if name == "blend":  # its parts only make probabilities: the blend's own rule decides
+        parts = {k: fit_rule(k, sources, y, replace(task, unsure=None), seed) for k in ("llm", "classic")}
         rule = Rule("blend", weight=1.0, parts=parts)
         q_llm, q_cls = parts["llm"].probabilities(sources, task), parts["classic"].probabilities(sources, task)
         losses = [log_loss(w * q_llm + (1 - w) * q_cls, y) for w in WEIGHTS]
@@ -159,6 +167,9 @@ def fit_rule(name: str, sources: Sources, y: np.ndarray, task: Task, seed: int =
         rule.threshold = _helpful_threshold(rule, sources, y, task, seed)
     if classes > 2 and task.reject is not None and len(y) >= MIN_ROWS:
         rule.reject_below = _helpful_reject(rule.probabilities(sources, task), y, task, seed)
+    if task.unsure and task.reject is None and len(y) >= MIN_ROWS:
+        probs = rule.probabilities(sources, task)
+        rule.unsure_below = best_unsure(probs, rule.decide(probs, task.minority), y, task.unsure)
     return rule
 
 
@@ -223,6 +234,20 @@ def best_reject(probs: np.ndarray, y: np.ndarray, reject: int, steps: int = 60) 
         if np.mean(decided[inside] == y[inside]) >= base_accuracy - REJECT_BUDGET and recall > best_recall:
             best, best_recall = float(cut), recall
     return best
+
+
+def best_unsure(probs: np.ndarray, decided: np.ndarray, y: np.ndarray, target: float, steps: int = 60) -> float | None:
+    """The lowest cut on the answer's probability under which "unsure" is answered, such that the texts still
+    answered are right at least ``target`` of the time here (the fewest texts left unanswered for that accuracy).
+    None when every answer already is, or when no cut gets there (the report says which)."""
+    sure = probs[np.arange(len(y)), decided]
+    if np.mean(decided == y) >= target:
+        return None
+    for cut in np.unique(np.quantile(sure, np.linspace(0.0, 0.95, steps))):
+        answered = sure >= cut
+        if answered.any() and np.mean(decided[answered] == y[answered]) >= target:
+            return float(cut)
+    return None
 
 
 def best_threshold(scores: np.ndarray, positive: np.ndarray) -> float | None:

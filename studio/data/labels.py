@@ -283,6 +283,19 @@ def out_of_scope_label(labels: list[str], wanted: str = "auto") -> str | None:
     return wanted
 
 
+def unsure_target(wanted: float, labels: list[str], out_of_scope: str | None) -> float | None:
+    """The accuracy the answered texts keep where the classifier may answer "unsure" (None: it answers every text,
+    or the out-of-scope class answers instead)."""
+    if not 0 <= wanted < 1:
+        raise StudioError(f"'unsure' takes the accuracy the answered texts should keep, above 0 and below 1 (0.95: "
+                          f"95 in 100), or 0 to answer every text (got {wanted:g}).")
+    clash = [lb for lb in labels if lb.strip().lower() == "unsure"]
+    if wanted and clash and not out_of_scope:
+        raise StudioError(f"The labels already have a class {clash[0]!r}: name it the out-of-scope class "
+                          f"(--out-of-scope {clash[0]}) so uncertain texts are answered with it, or set 'unsure' to 0.")
+    return float(wanted) if wanted and not out_of_scope else None
+
+
 def code_token_ids(tokenizer, code: str) -> list[int]:
     """The token ids of a code as the model writes it at the start of its answer."""
     return list(tokenizer.encode(code, add_special_tokens=False))

@@ -16,7 +16,7 @@ import pandas as pd
 from studio.config import SAMPLE_DATA, SAMPLE_RUBRIC, DataRecipe
 from studio.data.formatting import fit_texts, resolve_prompt_format, training_ids
 from studio.data.labels import (code_report, code_token_ids, default_rubric, out_of_scope_label, suggest_codes,
-                                 validate_codes)
+                                 unsure_target, validate_codes)
 from studio.data.split import Split, balance_train, class_counts, split_table
 from studio.data.table import LabeledTable, load_table
 from studio.errors import StudioError
@@ -40,6 +40,7 @@ class PreparedData:
     truncated: int = 0
     train_lengths: list[int] = field(default_factory=list)  # tokens per formatted training row (with a tokenizer)
     out_of_scope: str | None = None  # the "none of these" class, where the labels have one
+    unsure: float | None = None  # where "unsure" may be answered (no out-of-scope class): the answers' accuracy kept
 
     @property
     def labels(self) -> list[str]:
@@ -162,6 +163,10 @@ def prepare_data(recipe: DataRecipe, tokenizer=None, max_seq_length: int | None 
                             code_rows=code_rows, warnings=warnings, truncated=truncated,
                             train_lengths=lengths.get("train", []),
                             out_of_scope=out_of_scope_label(labels, recipe.out_of_scope))
+    prepared.unsure = unsure_target(recipe.unsure, labels, prepared.out_of_scope)
+    if recipe.unsure and prepared.out_of_scope:
+        prepared.warnings.append(f"'unsure' is not used: uncertain texts get the out-of-scope class "
+                                 f"'{prepared.out_of_scope}' (its reject rule).")
     # Record what was actually used, so run.json reproduces the same sets.
     recipe.sha256 = table.sha256
     recipe.text_column, recipe.label_column = table.text_column, table.label_column

@@ -91,7 +91,7 @@ class DataCheck(Result):
         """``inspect --json``: rows, columns, classes, dropped rows, conflicts, warnings, codes, split counts."""
         summary = self.prepared.table.summary()
         summary.update(warnings=self.prepared.warnings, codes=self.prepared.codes, split=self.prepared.counts(),
-                       out_of_scope=self.prepared.out_of_scope)
+                       out_of_scope=self.prepared.out_of_scope, unsure=self.prepared.unsure)
         return summary
 
     def counts(self) -> dict:
@@ -140,7 +140,8 @@ class DataCheck(Result):
         lines = [f"**{s['rows']}** usable rows of {s['input_rows']} · text column **{md(s['text_column'])}** · label "
                  f"column **{md(s['label_column'])}** · {s['format']}, {s['encoding'] or ''} "
                  f"{'header row' if s['header'] else 'no header row'}",
-                 _classes_line(s["classes"], s.get("out_of_scope")),
+                 _classes_line(s["classes"], s.get("out_of_scope"))
+                 + (f" · 'unsure' allowed: answered texts kept right {p.unsure:.0%} of the time" if p.unsure else ""),
                  f"Training rows after balancing: **{len(p.train)}** · Val A {len(p.split.val_a)} · "
                  f"Val B {len(p.split.val_b)}"]
         if s["dropped"]:

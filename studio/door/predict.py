@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from studio.classifier.bundle import open_source
-from studio.classifier.candidates import CANDIDATES, NAMES
+from studio.classifier.candidates import CANDIDATES, NAMES, label_of
 from studio.data.stream import open_table
 from studio.door.result import Result, escape_markdown
 from studio.door.runs import open_run
@@ -137,6 +137,8 @@ class Classified(Result):
     views: dict[str, dict[str, float]]  # each candidate's probabilities (its own rule), and "untrained"
     before_label: str
     before_confidence: float
+    unsure_below: float | None = None  # the rule's cut where the answer is "unsure"
+    answers: dict[str, str] = field(default_factory=dict)  # each candidate's own answer (its rule's decision)
 
     @property
     def probabilities(self) -> dict[str, float]:
@@ -145,20 +147,31 @@ class Classified(Result):
 
     def others(self) -> list[tuple[str, str, float]]:
         """(candidate, its label, its probability) for each candidate not in use."""
-        return [(name, max(probs, key=probs.get), max(probs.values())) for name, probs in self.views.items()
-                if name not in (self.in_use, "untrained")]
+        return [(name, self.answers.get(name) or max(probs, key=probs.get), max(probs.values()))
+                for name, probs in self.views.items() if name not in (self.in_use, "untrained")]
+
+    def _why_unsure(self) -> str:
+        likely = max(self.probabilities, key=self.probabilities.get)
+        return (f"the most likely class, {likely} ({self.confidence:.1%}), is under the {self.unsure_below:.0%} cut "
+                "fitted on held-out rows")
+
+    def _answer(self) -> str:
+        """The label with its code and probability, or for "unsure" why."""
+        return f"{self.label} ({self.code}, {self.confidence:.1%})" if self.code else \
+            f"{self.label}: {self._why_unsure()}"
 
     def lines(self) -> list[str]:
         others = "".join(f"; {NAMES[n]} says {lb} ({p:.1%})" for n, lb, p in self.others())
-        return [f"{self.label} ({self.code}, {self.confidence:.1%}) by {NAMES[self.in_use]}{others}; before training "
-                f"the same model said {self.before_label} ({self.before_confidence:.1%})."]
+        return [f"{self._answer()} by {NAMES[self.in_use]}{others}; before training the same model said "
+                f"{self.before_label} ({self.before_confidence:.1%})."]
 
     def markdown(self) -> str:
         md = escape_markdown
         others = "".join(f" {first_up(NAMES[n])} says **{md(lb)}** ({p:.1%})." for n, lb, p in self.others())
-        return (f"## {md(self.label)}  (code {md(self.code)}, {self.confidence:.1%})\nBy {NAMES[self.in_use]}, the "
-                f"classifier in use.{others} Before training the same model said **{md(self.before_label)}** "
-                f"({self.before_confidence:.1%}).")
+        head = (f"## {md(self.label)}  (code {md(self.code)}, {self.confidence:.1%})" if self.code else
+                f"## {md(self.label)}\n{md(first_up(self._why_unsure()))}.")
+        return (f"{head}\nBy {NAMES[self.in_use]}, the classifier in use.{others} Before training the same model said "
+                f"**{md(self.before_label)}** ({self.before_confidence:.1%}).")
 
 
 def classify(run: str | Path, text: str, runs_dir: str | Path = "runs", names_only: bool = False,
@@ -182,7 +195,10 @@ def classify(run: str | Path, text: str, runs_dir: str | Path = "runs", names_on
         before = classifier.untrained_frame([text], folder.minority_label(), folder.threshold()).iloc[0]
     views = {name: dict(zip(classifier.labels, outcomes[name].probs[0].tolist()))
              for name in CANDIDATES if name in outcomes}
-    label = classifier.labels[int(outcomes[classifier.use].decided[0])]
+    label = label_of(classifier.labels, int(outcomes[classifier.use].decided[0]))
     views["untrained"] = {lb: float(before[f"p_{lb}"]) for lb in classifier.labels}
-    return Classified(classifier.use, label, classifier.codes[label], round(views[classifier.use][label], 4), views,
-                      before["predicted_label"], float(before["confidence"]))
+    in_use = views[classifier.use]
+    return Classified(classifier.use, label, classifier.codes.get(label, ""),
+                      round(in_use.get(label, max(in_use.values())), 4), views, before["predicted_label"],
+                      float(before["confidence"]), classifier.rule.unsure_below,
+                      {name: label_of(classifier.labels, int(o.decided[0])) for name, o in outcomes.items()})

@@ -6,6 +6,7 @@ calibrated on held-out halves; the binary threshold chosen the same held-out way
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 
 from studio.classifier import choice
 from studio.classifier.calibration import class_priors, reliability
-from studio.classifier.candidates import SET_TITLES
+from studio.classifier.candidates import SET_TITLES, label_of
 from studio.classifier.rules import Rule, Sources, Task
 from studio.classifier.scoring import LabelScorer
 from studio.data.prepare import PreparedData
@@ -53,6 +54,7 @@ class Evaluation:
     classic_model: object = None  # the classic model fitted on the run's training rows (a candidate)
     decision: choice.Decision | None = None  # the three candidates, their rules and the classifier in use
     out_of_scope: str | None = None  # the "none of these" class, where the labels have one (its reject rule)
+    unsure: float | None = None  # where "unsure" may be answered: the accuracy the answered texts keep
 
     @property
     def temperature(self) -> float:
@@ -73,7 +75,7 @@ class Evaluation:
             d = self.decision
             decided = d.outcome("llm", name).decided if name in ("val_a", "val_b") else \
                 d.rule("llm").decide(scores.probs, minority, d.task.reject)
-            return [self.labels[i] for i in decided]
+            return [label_of(self.labels, i) for i in decided]
         probs = scores.raw if raw and scores.raw is not None else scores.probs
         return [self.labels[i] for i in Rule("llm", threshold=threshold).decide(probs, minority)]
 
@@ -104,6 +106,8 @@ class Evaluation:
             out["majority_baseline"] = {**self.references["majority"], "label": self.references["majority_label"]}
         if self.decision:
             out.update(self._candidates())
+            if self.decision.task.unsure:
+                out["unsure"] = {"target": self.decision.task.unsure}
         if self.calibration:
             out["calibration"] = {**self.calibration, "temperature": self.temperature}
         if self.mode == "score":
@@ -123,7 +127,7 @@ class Evaluation:
         truth = {name: list(self.sets[name].frame["label"]) for name in ("val_a", "val_b")}
 
         def figures(candidate: str) -> dict:
-            return {on: set_metrics(truth[on], [self.labels[i] for i in d.outcome(candidate, on).decided],
+            return {on: set_metrics(truth[on], [label_of(self.labels, i) for i in d.outcome(candidate, on).decided],
                                     self.labels, self.minority, self.out_of_scope) for on in ("val_a", "val_b")}
 
         candidates = {n: {**figures(n), "rule": d.rule(n).to_dict(), "rule_words": d.rule(n).words()}
@@ -178,19 +182,22 @@ class Evaluation:
         if val_a is None or not len(val_a.frame):
             return
         sources, y = self._sources()
-        task = task_for(self.labels, self.minority, self.priors, self.out_of_scope)
+        task = task_for(self.labels, self.minority, self.priors, self.out_of_scope, self.unsure)
         self.decision = choice.decide(sources["val_a"], y, sources["val_b"], task, use=use, seed=seed)
         self._follow_llm_rule(sources, y)
 
 
-def task_for(labels: list[str], minority: str, priors: dict | None, out_of_scope: str | None = None) -> Task:
+def task_for(labels: list[str], minority: str, priors: dict | None, out_of_scope: str | None = None,
+             unsure: float | None = None) -> Task:
     """The class mixes the rules correct between: the natural one (the training rows before balancing), the LLM's
-    (after), and the classic model's (uniform: it weighs the classes as if balanced); the out-of-scope class."""
+    (after), and the classic model's (uniform: it weighs the classes as if balanced); the out-of-scope class, or
+    the accuracy kept where "unsure" may be answered."""
     k = len(labels)
     natural = list(priors["natural"]) if priors else [1 / k] * k
     llm = list(priors["train"]) if priors else natural
     return Task(natural=natural, llm_train=llm, classic_train=[1 / k] * k, minority=labels.index(minority),
-                reject=labels.index(out_of_scope) if out_of_scope in labels else None)
+                reject=labels.index(out_of_scope) if out_of_scope in labels else None,
+                unsure=None if out_of_scope in labels else unsure)
 
 
 def calibration_report(raw: np.ndarray, held_out: np.ndarray, y: np.ndarray, rule: Rule) -> dict:
@@ -246,7 +253,8 @@ def evaluate_model(model, tokenizer, prepared: PreparedData, *, mode: str = "sco
     classifier in use (``use``: an override) on Val A (``priors``: the LLM's training and natural mix, default from
     the prepared counts; ``decide`` False: leave the rules to ``Evaluation.replay``); the untrained model (its scores
     cached under ``base_key``, the base model's identity) and the majority label beside them. ``reference_rows``:
-    the training rows of the classic and majority models (default: the prepared training rows)."""
+    the training rows of the classic and majority models (default: the prepared training rows); ``classic_model``
+    may be a ``Future`` of (that model, another) fitting alongside the scoring."""
     if mode not in MODES:
         raise StudioError(f"mode must be one of {', '.join(MODES)} (got '{mode}').")
     frames = {"val_a": prepared.split.val_a, "val_b": prepared.split.val_b}
@@ -266,9 +274,11 @@ def evaluate_model(model, tokenizer, prepared: PreparedData, *, mode: str = "sco
     minority = prepared.table.minority_label
     evaluation = Evaluation(labels=prepared.labels, codes=prepared.codes, minority=minority, mode=mode, sets=sets,
                             untrained=before, conflicts=prepared.table.conflicts, threshold=threshold,
-                            out_of_scope=prepared.out_of_scope,
+                            out_of_scope=prepared.out_of_scope, unsure=prepared.unsure,
                             priors=class_priors(prepared.counts(), prepared.labels) if priors is ... else priors)
     rows = prepared.split.train if reference_rows is None else reference_rows
+    if isinstance(classic_model, Future):  # fitted while the LLM scored: (on the training rows, on every row)
+        classic_model = classic_model.result()[0]
     if len(rows):
         found = baselines.baselines(rows, frames, prepared.labels, minority, model=classic_model,
                                     out_of_scope=prepared.out_of_scope)

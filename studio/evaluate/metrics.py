@@ -11,18 +11,20 @@ import pandas as pd
 from sklearn.metrics import (accuracy_score, average_precision_score, confusion_matrix, f1_score,
                              precision_recall_curve, precision_recall_fscore_support)
 
-from studio.classifier.candidates import INVALID, macro_f1
+from studio.classifier.candidates import INVALID, UNSURE, macro_f1
 
 def set_metrics(y_true: list[str], y_pred: list[str], labels: list[str], minority: str | None = None,
                 out_of_scope: str | None = None) -> dict:
-    """Metrics of one evaluation set. ``y_pred`` may contain INVALID (generate mode): it counts as wrong. With an
-    out-of-scope class, its own figures too (``scope_metrics``)."""
+    """Metrics of one evaluation set. ``y_pred`` may contain INVALID (generate mode) and UNSURE (a rule's unsure
+    cut): both count as wrong, each a column of its own in the confusion matrix. With an out-of-scope class, its own
+    figures too (``scope_metrics``); with "unsure" answers, the answered texts' (``answered_metrics``)."""
     if not y_true:
         return {"n": 0, "accuracy": None, "macro_f1": None, "per_class": {}, "minority_label": minority,
                 "minority_recall": None, "confusion_matrix": {"labels": labels, "predicted": labels,
                                                               "counts": [], "normalized": []}, "invalid": 0}
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    predicted_labels = labels + ([INVALID] if INVALID in y_pred else [])
+    unsure = [i for i, y in enumerate(y_pred) if y == UNSURE and UNSURE not in labels]
+    predicted_labels = labels + [extra for extra in (INVALID, UNSURE) if extra in y_pred and extra not in labels]
     cm = confusion_matrix(y_true, y_pred, labels=predicted_labels)[: len(labels)]
     totals = cm.sum(axis=1, keepdims=True)
     normalized = np.divide(cm, totals, out=np.zeros_like(cm, dtype=float), where=totals > 0)
@@ -39,7 +41,18 @@ def set_metrics(y_true: list[str], y_pred: list[str], labels: list[str], minorit
                              "normalized": np.round(normalized, 4).tolist()},
         "invalid": int(sum(1 for y in y_pred if y == INVALID)),
         **({"out_of_scope": scope_metrics(y_true, y_pred, out_of_scope)} if out_of_scope else {}),
+        **({"answered": answered_metrics(y_true, y_pred, unsure)} if unsure else {}),
     }
+
+
+def answered_metrics(y_true: list[str], y_pred: list[str], unsure: list[int]) -> dict:
+    """Where the classifier may answer "unsure": how many texts it answered, and how often those answers are right
+    (the accuracy its unsure rule was fitted to keep)."""
+    answered = np.ones(len(y_true), dtype=bool)
+    answered[unsure] = False
+    truth, pred = np.asarray(y_true, dtype=object)[answered], np.asarray(y_pred, dtype=object)[answered]
+    return {"unsure": len(unsure), "share": float(answered.mean()),
+            "accuracy": float(np.mean(truth == pred)) if answered.any() else None}
 
 
 def scope_metrics(y_true: list[str], y_pred: list[str], out_of_scope: str) -> dict:

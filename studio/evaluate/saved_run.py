@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from concurrent.futures import Future
 from pathlib import Path
 
 from studio.data.prepare import PreparedData, file_sha256, prepare_data
 from studio.data.split import Split
 from studio.errors import StudioError
 from studio.classifier.calibration import class_priors
+from studio.classifier.classic import fit_in_background
 from studio.evaluate.evaluation import Evaluation, evaluate_model
 from studio.evaluate.verdicts import verdicts
 from studio.models.trained import load_run_model
@@ -74,13 +76,20 @@ def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: st
     priors = card["class_prior"] if "class_prior" in card else class_priors(config.data.counts, prepared.labels)
     log(f"Scoring {sum(len(f) for f in (prepared.split.val_a, prepared.split.val_b))} validation rows...")
     own = prepare_for_run(run, tokenizer)[0] if data is not None else prepared
+    classic_model, fits = run.load_classic(held_out=data is None), None
+    if data is None and not run.has_classic_in_use():  # both classic models fit while the LLM scores
+        fits = fit_in_background(own.split.train, own.split.val_a, own.split.val_b, model=classic_model)
     evaluation = evaluate_model(model, tokenizer, prepared, mode=mode, untrained=untrained,
                                 include_train=include_train, threshold=t, priors=priors, base_key=base_identity(card),
-                                reference_rows=own.split.train, classic_model=run.load_classic(),
+                                reference_rows=own.split.train, classic_model=fits or classic_model,
                                 use=None if use == "auto" else use, decide=data is None, progress=progress)
     if data is not None and saved and mode == "score":
         evaluation.replay(saved, where=f"on {Path(data).name}")
     report = evaluation.report()
+    if evaluation.classic_model is not None and (data is None or run.has_classic_in_use()):
+        split = own.split
+        report["classic_in_use"] = {"rows": len(split.train) + len(split.val_a) + len(split.val_b),
+                                    "held_out_rows": len(split.train), "this_file": data is not None}
     report["notes"] = notes
     report["training"] = training_facts(run)
     report["verdicts"] = verdicts(report)
@@ -88,7 +97,7 @@ def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: st
     if data is not None:
         report["set_names"] = {"val_a": f"{Path(data).name} (all rows)", "val_b": f"{Path(data).name} (balanced)"}
     else:
-        keep_with_run(run, evaluation, report)
+        keep_with_run(run, evaluation, report, fits)
     return evaluation, report
 
 
@@ -105,9 +114,13 @@ def training_facts(run: RunDir) -> dict:
             "ended_by_budget": ended_by_budget}
 
 
-def keep_with_run(run: RunDir, evaluation: Evaluation, report: dict) -> None:
-    """eval.json, disagreements.csv, the summary the Runs table shows, the decision and the classic model that
-    predict, the Playground and the bundle use, and the LLM's rule that its own exports apply."""
+def keep_with_run(run: RunDir, evaluation: Evaluation, report: dict, fits: Future | None = None) -> None:
+    """eval.json, disagreements.csv, the summary the Runs table shows, the decision, the classic model that predict,
+    the Playground and the bundle use (``fits``: fitted on every labelled row, beside the one of the figures), and
+    the LLM's rule that its own exports apply."""
+    if fits is not None and evaluation.classic_model is not None:
+        held_out, every_row = fits.result()
+        run.save_classic(every_row, held_out)
     run.write_evaluation(report)
     run.write_table("disagreements.csv", evaluation.disagreements())
     summary = {name: {k: report[name][k] for k in SUMMARY_METRICS} for name in ("val_a", "val_b")}
@@ -117,8 +130,6 @@ def keep_with_run(run: RunDir, evaluation: Evaluation, report: dict) -> None:
         summary["chosen_val_a"] = {"name": report["chosen"]["name"],
                                    **{k: report["chosen"]["val_a"][k] for k in SUMMARY_METRICS}}
     run.update_record(eval_summary=summary)
-    if evaluation.classic_model is not None:
-        run.save_classic(evaluation.classic_model)
     if evaluation.decision is not None:
         run.set_classifier(evaluation.decision.to_record())
         llm = evaluation.decision.rules["llm"]

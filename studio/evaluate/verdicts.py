@@ -39,6 +39,8 @@ def judged(report: dict) -> list[tuple[bool, str]]:
                                f"Val A rows (the truth: {100 * true_share:.0f}%). Its minority recall and accuracy "
                                "mean little: train longer, or check the label codes."))
     out += _against_classic(report, a)
+    out += _classic_in_use(report)
+    out += _unsure(report)
     base = (report.get("baseline") or {}).get("val_a")
     if base and base.get("macro_f1") is not None:
         before, after = base["macro_f1"], a["macro_f1"]
@@ -90,6 +92,42 @@ def _against_classic(report: dict, a: dict) -> list[tuple[bool, str]]:
                    f"macro-F1 {chosen_f1:.3f}).")]
 
 
+def _classic_in_use(report: dict) -> list[tuple[bool, str]]:
+    """Where the classifier in use holds the classic model: which rows it learnt from, and what the figures are of."""
+    facts, chosen = report.get("classic_in_use"), report.get("chosen") or {}
+    if not facts or chosen.get("name") not in ("classic", "blend"):
+        return []
+    if facts.get("this_file"):
+        return [(True, f"The classic model scored here is the one in use: fitted on all {facts['rows']} labelled "
+                       "rows of the run's own file.")]
+    return [(True, f"The classic model in use learnt from all {facts['rows']} labelled rows (the training rows, Val A "
+                   "and Val B), fitted once the choice was made; the figures here are the same model's fitted on the "
+                   f"{facts['held_out_rows']} training rows alone, so they stay held out (and if anything low).")]
+
+
+def _unsure(report: dict) -> list[tuple[bool, str]]:
+    """Where "unsure" may be answered: the cut the held-out rows set, and what it answers; or why there is none."""
+    target, chosen = (report.get("unsure") or {}).get("target"), report.get("chosen") or {}
+    if not target or not chosen:
+        return []
+    cut, figures = (chosen.get("rule") or {}).get("unsure_below"), chosen.get("val_a") or {}
+    if cut is None:
+        accuracy = figures.get("accuracy") or 0.0
+        if accuracy >= target:
+            return [(True, f"Every text gets a class: the classifier in use is right {accuracy:.1%} of the time on "
+                           f"the held-out rows, above the {target:.0%} 'unsure' keeps.")]
+        return [(False, f"No cut on the answer's probability kept the answered texts right {target:.0%} of the time "
+                        f"on the held-out rows, so every text gets a class (right {accuracy:.1%} of the time): a lower "
+                        "target, or a stronger classifier (more rows, longer training), makes room for 'unsure'.")]
+    said = (f"'Unsure' when the answer's probability is under {cut:.2f}: fitted on held-out rows to keep the answered "
+            f"texts right {target:.0%} of the time")
+    answered = figures.get("answered")
+    if answered and answered.get("accuracy") is not None:
+        said += (f"; on the rows scored here it answers {answered['share']:.0%} of the texts, "
+                 f"{answered['accuracy']:.1%} of them right, and says 'unsure' to {answered['unsure']}")
+    return [(True, said + ".")]
+
+
 WORDS = {"classic": "the classic model", "llm": "the fine-tuned LLM alone", "blend": "the blend of the two"}
 METRICS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("minority_recall", "minority recall"))
 SCOPE_METRICS = (("in_scope_accuracy", "in-scope accuracy"), ("recall", "out-of-scope recall"),
@@ -134,6 +172,9 @@ def _table(report: dict, sets: list[tuple[str, str]]) -> list[str]:
         if scope:
             rows += [(m, f"{n} ('{scope['label']}')", lambda figures, m=m: (figures.get("out_of_scope") or {}).get(m))
                      for m, n in SCOPE_METRICS]
+        if report.get("unsure"):  # the texts answered (not "unsure") and how often those answers are right
+            rows += [(m, n, lambda figures, m=m: (figures.get("answered") or _all_answered(figures)).get(m))
+                     for m, n in (("share", "share answered"), ("accuracy", "accuracy of the answered"))]
         for _, name, read in rows:
             cells = []
             for _, source in columns:
@@ -141,6 +182,12 @@ def _table(report: dict, sets: list[tuple[str, str]]) -> list[str]:
                 cells.append("-" if value is None else f"{value:.3f}")
             lines.append(f"| {title} | {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _all_answered(figures: dict) -> dict:
+    """A source that never says "unsure" (no cut of its own, the untrained model, the majority): every text
+    answered."""
+    return {"share": 1.0, "accuracy": figures.get("accuracy")} if figures else {}
 
 
 CANDIDATE_COLUMNS = (("llm", "fine-tuned LLM"), ("classic", "classic"), ("blend", "blend"))

@@ -26,7 +26,8 @@ from studio.runs.stream import MetricsStream
 STATES = ("running", "finished", "stopped", "failed")
 RUN_RECORD = "run.json"  # the config and what each phase of the run learnt
 ADAPTER_CARD = "studio.json"  # beside the adapter weights: what turns them into a classifier (codes, rubric, ...)
-CLASSIC_MODEL = "classic.skops"  # the classic model fitted on the run's training rows (a candidate)
+CLASSIC_MODEL = "classic.skops"  # the classic model in use: once the choice is made, fitted on every labelled row
+CLASSIC_HELD_OUT = "classic_train.skops"  # the same fitted on the training rows alone: the one the figures are of
 CHECKPOINT_DONE = "studio_checkpoint_complete"  # written after the trainer finished saving a checkpoint
 LAUNCH = ".launch"  # a run started by the web app in child processes: its config and its data as Start read them
 MAX_NAME = 80
@@ -193,15 +194,18 @@ class RunDir:
     def set_classifier(self, decision: dict) -> None:
         self.update_record(classifier=decision)
 
-    def save_classic(self, model) -> None:
-        """The classic model fitted on the run's training rows, in scikit-learn's own safe format (skops: no pickle),
+    def save_classic(self, in_use, held_out=None) -> None:
+        """The classic model in use (``in_use``) and the one fitted on the training rows alone (``held_out``, whose
+        Val A / Val B figures the evaluation reports), in scikit-learn's own safe format (skops: no pickle), each
         written to a temporary name and renamed into place."""
         import skops.io  # (scikit-learn's serializer: only where a classic model is saved or loaded)
 
         if self.readonly:
             return
-        with written_atomically(self.path / CLASSIC_MODEL) as tmp:
-            skops.io.dump(model, tmp)
+        for model, name in ((held_out, CLASSIC_HELD_OUT), (in_use, CLASSIC_MODEL)):
+            if model is not None:
+                with written_atomically(self.path / name) as tmp:
+                    skops.io.dump(model, tmp)
 
     def classifier_stamp(self) -> tuple[int, ...]:
         """When the files the run's classifier is made of last changed (the record with its decision and threshold,
@@ -211,9 +215,17 @@ class RunDir:
                  self.path / CLASSIC_MODEL)
         return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in files)
 
-    def load_classic(self):
-        """The run's classic model (None when it has none), loaded without running code from the run folder."""
-        return load_classic_file(self.path / CLASSIC_MODEL)
+    def has_classic_in_use(self) -> bool:
+        """Whether the classic model in use and the one of the figures are both kept (runs evaluated before they
+        were kept apart have the latter only)."""
+        return (self.path / CLASSIC_MODEL).exists() and (self.path / CLASSIC_HELD_OUT).exists()
+
+    def load_classic(self, held_out: bool = False):
+        """The run's classic model in use (``held_out``: the one fitted on the training rows alone, which the run's
+        own figures are of; a run evaluated before the two were kept apart has that one only), None when it has
+        none; loaded without running code from the run folder."""
+        path = self.path / CLASSIC_HELD_OUT
+        return load_classic_file(path if held_out and path.exists() else self.path / CLASSIC_MODEL)
 
     def info(self) -> dict:
         """What a classifier made from this run says about itself: its model, the candidate in use and its figures."""

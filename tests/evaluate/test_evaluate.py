@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from conftest import toy_rows
 
+from studio.classifier.classic import fit_on_every_row
 from studio.classifier.engine import RunClassifier
 from studio.classifier.rules import Rule
 from studio.classifier.scoring import INVALID, LabelScorer, parse_answer
@@ -174,8 +175,19 @@ def test_three_candidates_the_one_in_use_and_the_override(trained, tmp_path):
     assert record["use"] == chosen["name"] and set(record["rules"]) == {"llm", "classic", "blend"}
     assert run.record()["eval_summary"]["chosen_val_a"]["name"] == chosen["name"]
     assert (run.path / "classic.skops").read_bytes()[:2] == b"PK"  # scikit-learn's own zip format, no pickle
-    texts = list(job.prepared.split.val_a["text"])
-    assert np.allclose(run.load_classic().predict_proba(texts), evaluation.classic_model.predict_proba(texts))
+    split = job.prepared.split
+    texts = list(split.val_a["text"])
+    # The figures are the classic model's fitted on the training rows; the one in use learnt from every labelled row.
+    assert np.allclose(run.load_classic(held_out=True).predict_proba(texts),
+                       evaluation.classic_model.predict_proba(texts))
+    every = fit_on_every_row(split.train, split.val_a, split.val_b)
+    assert np.allclose(run.load_classic().predict_proba(texts), every.predict_proba(texts))
+    assert not np.allclose(run.load_classic().predict_proba(texts), evaluation.classic_model.predict_proba(texts))
+    assert report["classic_in_use"] == {"rows": len(split.train) + len(split.val_a) + len(split.val_b),
+                                        "held_out_rows": len(split.train), "this_file": False}
+    said = [v for v in report["verdicts"] if "learnt from all" in v]
+    assert len(said) == (chosen["name"] in ("classic", "blend"))
+    kept = (run.path / "classic.skops").stat().st_mtime_ns
     src = tmp_path / "posts.csv"
     pd.DataFrame({"text": texts[:6], "id": range(6)}).to_csv(src, index=False)
     in_use = predict_file(run.path, src, tmp_path / "in_use.csv", loaded=loaded).preview
@@ -191,6 +203,7 @@ def test_three_candidates_the_one_in_use_and_the_override(trained, tmp_path):
     assert list(as_llm["predicted_label"]) == list(by_card["predicted_label"])
     evaluate_run(run.path, untrained=False, use="auto", loaded=loaded)  # back to the one the figures choose
     assert run.classifier()["override"] is None
+    assert (run.path / "classic.skops").stat().st_mtime_ns == kept  # evaluating again reuses both classic models
 
 
 def test_a_classic_model_file_of_other_types_is_refused(trained, tmp_path):

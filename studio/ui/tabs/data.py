@@ -18,7 +18,7 @@ from studio.ui.page import Page, UIContext, Values, for_the_page
 FILE_TYPES = [".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".parquet", ".xlsx", ".xls"]
 SPLIT_FIELDS = ["val_fraction", "val_b_per_class", "split_seed", "balance", "minority_share",
                 "undersample_majority", "prompt_format", "drop_duplicates", "header", "delimiter", "max_classes",
-                "out_of_scope"]
+                "out_of_scope", "unsure"]
 CODE_COLUMNS = ["label", "code", "tokens", "warnings"]
 SAMPLE_RUBRIC_TEXT = SAMPLE_RUBRIC.read_text(encoding="utf-8").strip()
 FILE_OUTPUTS = ["data.path", "data.text_column", "data.label_column", "data/source", "data/problem", "data.rubric",
