@@ -74,7 +74,7 @@ def cost(args) -> list[dict]:
         data = first_intents(args.data, k, folder)
         base = with_model(config_for_file(data), args)
         tokenizer, _ = tokenizer_for(base.model.name)
-        for rubric in ("default", "listing"):
+        for rubric in args.cost_rubrics:
             config = base
             if rubric == "listing":  # every code named on every row: it needs room (1,190 tokens at 151 classes)
                 config = variant(base, "words", rubric, tokenizer).replace({"model": {"max_seq_length": 2048}})
@@ -153,6 +153,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rubric", default="default", choices=["default", "listing"])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="cost: class counts")
     parser.add_argument("--steps", type=int, default=12, help="cost: training steps per size and rubric")
+    parser.add_argument("--cost-rubrics", nargs="+", default=["default", "listing"], choices=["default", "listing"],
+                        help="cost: the rubrics measured")
     parser.add_argument("--model", default=None, help="a smoke test's model folder (default: the default model)")
     parser.add_argument("--max-steps", type=int, default=None, help="quality: a smoke test's few steps")
     parser.add_argument("--score-rows", type=int, default=256, help="cost: Val A rows scored per size and rubric")
