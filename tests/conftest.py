@@ -3,6 +3,7 @@ built once per test session (no hub is reachable here or in CI)."""
 
 import os
 import random
+from contextlib import contextmanager
 import socket
 import sys
 import time
@@ -184,6 +185,29 @@ def evaluate_in_page(page, timeout: int = 120000) -> None:
     page.click("#evaluate")
     page.locator("#eval-summary").get_by_text("minority class").wait_for(timeout=timeout)
     page.locator("#cm-val-a .heatmaplayer").wait_for(timeout=30000)
+
+
+@contextmanager
+def trained_run_in_browser(config, runs: Path):
+    """Train ``config`` into ``runs``, serve the web app on it and open it in a browser page (yielded)."""
+    from playwright.sync_api import sync_playwright
+
+    from studio.train.worker import start_training
+    from studio.ui.app import build_app
+
+    job = start_training(config, runs)
+    assert job.wait(300) and job.state == "finished", job.error
+    demo = build_app(str(runs), 50, config)
+    url = serve(demo)
+    try:
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            yield page
+            browser.close()
+    finally:
+        demo.close()
 
 
 def launch_chromium(playwright):
