@@ -89,6 +89,16 @@ class Fit(Result):
             return self.cpu_lines
         return estimate_lines(self.report, self.lengths, self.advice)
 
+    def plan_button(self) -> tuple[str, bool]:
+        """What the "apply the levers" button says, and whether there is anything to apply."""
+        if not self.report or not self.report["estimate"].get("gpu_total_gb"):
+            return "No GPU to plan for: pick a card above", False
+        if self.report.get("plan"):
+            return "Apply the levers that make it fit", True
+        if self.report["estimate"].get("verdict") == "fits":
+            return "It fits: no lever needed", False
+        return "No lever is enough: see the estimate", False
+
     def markdown(self) -> str:
         if self.cpu_lines is not None:
             return "\n".join(page_line(line) for line in self.cpu_lines)

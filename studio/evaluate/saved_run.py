@@ -92,11 +92,15 @@ def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: st
                                     "held_out_rows": len(split.train), "this_file": data is not None}
     report["notes"] = notes
     report["training"] = training_facts(run)
-    report["verdicts"] = verdicts(report)
     report["data"] = str(data) if data else config.data.path
-    if data is not None:
+    if data is not None:  # named before the verdicts, which speak of the file scored, not of "Val A"
         report["set_names"] = {"val_a": f"{Path(data).name} (all rows)", "val_b": f"{Path(data).name} (balanced)"}
-    else:
+        if "calibration" in report:
+            name = Path(data).name
+            report["calibration"].update(on=name, fitted_on=f"the run's own Val A: its rule applied to {name}, "
+                                                            "nothing fitted on these rows")
+    report["verdicts"] = verdicts(report)
+    if data is None:
         keep_with_run(run, evaluation, report, fits)
     return evaluation, report
 

@@ -23,9 +23,10 @@ def judged(report: dict) -> list[tuple[bool, str]]:
     a = report.get("val_a") or {}
     if not a.get("n"):
         return out
+    name = set_name(report)
     majority = (report.get("majority_baseline") or {}).get("val_a")
     if majority and a["accuracy"] is not None and a["accuracy"] < majority["accuracy"]:
-        out.append((False, f"Val A accuracy {a['accuracy']:.3f} is worse than always answering the majority label "
+        out.append((False, f"{name} accuracy {a['accuracy']:.3f} is worse than always answering the majority label "
                            f"'{report['majority_baseline']['label']}' ({majority['accuracy']:.3f}): judge this model "
                            "by macro-F1 and minority recall, and train longer or on more balanced data."))
     counts = a["confusion_matrix"]["counts"]
@@ -36,7 +37,7 @@ def judged(report: dict) -> list[tuple[bool, str]]:
         share, true_share = predicted[top] / max(1, predicted.sum()), truth[top] / max(1, truth.sum())
         if share >= 0.8 and true_share < 0.6 and len(report["labels"]) > 1:
             out.append((False, f"Collapse: the model predicts '{report['labels'][top]}' for {100 * share:.0f}% of "
-                               f"Val A rows (the truth: {100 * true_share:.0f}%). Its minority recall and accuracy "
+                               f"{name} rows (the truth: {100 * true_share:.0f}%). Its minority recall and accuracy "
                                "mean little: train longer, or check the label codes."))
     out += _against_classic(report, a)
     out += _classic_in_use(report)
@@ -45,14 +46,19 @@ def judged(report: dict) -> list[tuple[bool, str]]:
     if base and base.get("macro_f1") is not None:
         before, after = base["macro_f1"], a["macro_f1"]
         if round(after, 3) == round(before, 3):
-            text = (f"Training left Val A macro-F1 unchanged ({after:.3f}, as untrained): train longer, or check "
+            text = (f"Training left {name} macro-F1 unchanged ({after:.3f}, as untrained): train longer, or check "
                     "the data.")
         else:
-            text = f"Training {'raised' if after > before else 'lowered'} Val A macro-F1 from {before:.3f} " \
+            text = f"Training {'raised' if after > before else 'lowered'} {name} macro-F1 from {before:.3f} " \
                    f"(untrained) to {after:.3f}."
         out.append((after > before + 0.0005, text))
     out += _budget(report.get("training") or {})
     return out
+
+
+def set_name(report: dict, key: str = "val_a") -> str:
+    """What a report calls one of its sets: "Val A", or where another labelled file was scored, that file's."""
+    return (report.get("set_names") or {}).get(key) or SET_TITLES[key].split(" (")[0]
 
 
 def _budget(training: dict) -> list[tuple[bool, str]]:
@@ -68,6 +74,8 @@ def _against_classic(report: dict, a: dict) -> list[tuple[bool, str]]:
     """The classifier in use against the other candidates (or, without candidates, the LLM against the classic
     model)."""
     candidates, chosen = report.get("candidates"), report.get("chosen")
+    name = set_name(report)
+    judged_on = name if report.get("set_names") else "cross-fitted Val A"
     if not candidates or not chosen:
         classic = (report.get("classic_baseline") or {}).get("val_a")
         if not classic or classic.get("macro_f1") is None:
@@ -75,20 +83,20 @@ def _against_classic(report: dict, a: dict) -> list[tuple[bool, str]]:
         gain = a["macro_f1"] - classic["macro_f1"]
         if gain >= 0:
             return [(True, f"The fine-tuned model adds {gain:+.3f} macro-F1 over a classic model (TF-IDF + logistic "
-                           f"regression, {classic['macro_f1']:.3f}) on Val A.")]
-        return [(False, f"A classic model (TF-IDF + logistic regression) is better on this data: Val A macro-F1 "
+                           f"regression, {classic['macro_f1']:.3f}) on {name}.")]
+        return [(False, f"A classic model (TF-IDF + logistic regression) is better on this data: {name} macro-F1 "
                         f"{classic['macro_f1']:.3f} against this model's {a['macro_f1']:.3f} ({gain:+.3f}). Train "
                         "longer, or use the classic model.")]
     f1 = {name: c["val_a"]["macro_f1"] for name, c in candidates.items()}
     used, chosen_f1 = chosen["name"], chosen["val_a"]["macro_f1"]
     if used == "classic":
         return [(False, f"A classic model (TF-IDF + logistic regression) is better on this data, and it is the "
-                        f"classifier in use: cross-fitted Val A macro-F1 {f1['classic']:.3f} against the fine-tuned "
+                        f"classifier in use: {judged_on} macro-F1 {f1['classic']:.3f} against the fine-tuned "
                         f"LLM's {f1.get('llm', 0):.3f}. Train longer (Time budget, Model & LoRA tab) to give the LLM "
                         "a chance.")]
     others = [(name, value) for name, value in f1.items() if name != used]
     gains = " and ".join(f"{chosen_f1 - value:+.3f} over {WORDS[name]}" for name, value in others)
-    return [(True, f"{first_up(WORDS[used])} is the classifier in use: it adds {gains} (cross-fitted Val A "
+    return [(True, f"{first_up(WORDS[used])} is the classifier in use: it adds {gains} ({judged_on} "
                    f"macro-F1 {chosen_f1:.3f}).")]
 
 
@@ -139,7 +147,8 @@ def summary_lines(report: dict) -> list[str]:
     """The evaluation in words and one table: the candidates (the fine-tuned LLM, the classic model, their blend)
     with the one in use marked, beside the untrained model and always answering the majority label; the rules the
     held-out rows kept; what the numbers mean."""
-    sets = [(key, title) for key, title in SET_TITLES.items() if key in report]
+    sets = [(key, (report.get("set_names") or {}).get(key, title)) for key, title in SET_TITLES.items()
+            if key in report]
     lines = [f"Mode {report['mode']} · minority class '{report['minority_label']}'"
              + (f" · threshold {report['threshold']}" if report.get("threshold") is not None else "")
              + " · " + ", ".join(f"{report[k]['n']} {t.split(' (')[0]} rows" for k, t in sets)]
@@ -205,15 +214,20 @@ def _rule_lines(report: dict) -> list[str]:
         natural = ", ".join(f"{lb} {share:.0%}" for lb, share in shares.items()) if len(shares) <= LISTED_SHARES \
             else f"{len(shares)} classes"
         lines.append(f"The LLM's probabilities are corrected from its training mix toward the natural mix ({natural}). "
-                     f"Without the correction: Val A macro-F1 {raw['val_a']['macro_f1']:.3f}, minority recall "
-                     f"{_f(raw['val_a']['minority_recall'])}; Val B minority recall "
+                     f"Without the correction: {set_name(report)} macro-F1 {raw['val_a']['macro_f1']:.3f}, minority "
+                     f"recall {_f(raw['val_a']['minority_recall'])}; {set_name(report, 'val_b')} minority recall "
                      f"{_f(raw.get('val_b', {}).get('minority_recall'))}.")
     cal = report.get("calibration")
     if cal and cal.get("before", {}).get("ece") is not None:
         kept = (f"the temperature used from now on is {cal['temperature']:.2f}" if cal["temperature"] != 1.0 else
                 "no temperature is used: on held-out halves it did not lower the error")
-        lines.append(f"Calibration of the fine-tuned LLM on Val A (held-out halves): expected calibration error "
-                     f"{cal['before']['ece']:.3f} → {cal['after']['ece']:.3f}; {kept}.")
+        if report.get("set_names"):  # another labelled file: the run's own rule, nothing fitted on these rows
+            lines.append(f"Calibration of the fine-tuned LLM on {set_name(report)}, by the run's own rule (fitted on "
+                         f"its Val A): expected calibration error {cal['before']['ece']:.3f} → "
+                         f"{cal['after']['ece']:.3f}; temperature {cal['temperature']:.2f}.")
+        else:
+            lines.append(f"Calibration of the fine-tuned LLM on Val A (held-out halves): expected calibration error "
+                         f"{cal['before']['ece']:.3f} → {cal['after']['ece']:.3f}; {kept}.")
     return lines
 
 

@@ -100,6 +100,7 @@ def build_snapshot(run: RunDir, stream: MetricsStream, live: LiveState) -> dict:
         "levers": live.levers, "stop_requested": live.stop_requested, "n_records": len(stream),
         "gpus": live.gpus, "rows_per_step": live.rows_per_step, "batch": live.batch,
         "memory": {"estimate_gb": estimate.get("peak_reserved_gb"), "verdict": estimate.get("verdict"),
+                   "on_gpu": bool(estimate.get("gpu_total_gb")) or peak is not None,
                    "measured_gb": None if peak is None else round(peak - live.gpu_in_use_at_start_gb, 3),
                    "in_use_at_start_gb": live.gpu_in_use_at_start_gb, "rss_gb": last.get("rss_gb"),
                    "rss_peak_gb": last.get("rss_peak_gb"),

@@ -225,12 +225,14 @@ def reliability(calibration: dict | None) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="#999"),
                              name="perfectly calibrated"))
-    for key, name in (("before", "before"), ("after", "after its rule (held-out halves)")):
+    where = calibration.get("on") or "Val A"  # another labelled file: the run's own rule, fitted on its Val A
+    after = "after the run's rule" if calibration.get("on") else "after its rule (held-out halves)"
+    for key, name in (("before", "before"), ("after", after)):
         bins = calibration[key]["bins"]
         fig.add_trace(go.Scatter(x=[b["confidence"] for b in bins], y=[b["accuracy"] for b in bins],
                                  mode="lines+markers", name=f"{name} (ECE {calibration[key]['ece']:.3f})",
                                  text=[f"{b['count']} rows" for b in bins], marker=dict(size=8)))
-    fig.update_layout(title="The fine-tuned LLM's calibration on Val A: how often it is right at each confidence",
+    fig.update_layout(title=f"The fine-tuned LLM's calibration on {where}: how often it is right at each confidence",
                       xaxis_title="confidence (the top class's probability)", yaxis_title="accuracy",
                       xaxis_range=[0, 1.02], yaxis_range=[0, 1.05], **LAYOUT)
     return fig

@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO, SAMPLE
 
 from studio.config import ATTENTION_ONLY, RunConfig
+from studio.door.plan import Fit
 from studio.errors import StudioError
 from studio.estimate import vram
 from studio.estimate.advisor import advise, apply_advice
@@ -124,6 +125,13 @@ def test_bands_levers_and_the_plan():
 
     assert [verdict(g) for g in (8.9, 9.2, 9.7, 10.5)] == ["fits", "close", "likely OOM", "will not fit"]
     assert estimate_report(cfg(), estimate_vram(cfg(), TINY, gpu_total_gb=10.0))["levers"] == []  # fits: no levers
+    # The Model tab's button offers the levers only where there is a plan to apply.
+    assert Fit(report).plan_button() == ("Apply the levers that make it fit", True)
+    fits = Fit(estimate_report(cfg(), estimate_vram(cfg(), TINY, gpu_total_gb=10.0))).plan_button()
+    assert fits == ("It fits: no lever needed", False)
+    assert Fit(None, cpu_lines=["the CPU's view"]).plan_button()[1] is False
+    hopeless = estimate_report(config, estimate_vram(config, qwen7, gpu_total_gb=2.0))
+    assert hopeless["plan"] is None and Fit(hopeless).plan_button()[1] is False
 
 
 def test_4bit_on_auto_is_decided_by_memory():
@@ -236,6 +244,10 @@ def test_the_run_folder_keeps_estimate_and_measured_side_by_side(tiny_model_dir,
     assert "uses <b>6.01 GiB</b> of RAM (at most <b>8.28 GiB</b> so far)" in earlier_high
     line = memory_line({"estimate_gb": 2.0, "verdict": "fits", "measured_gb": 1.9})
     assert "measured peak <b>1.90 GiB</b> (95% of the estimate)" in line
+    assert snap["on_gpu"] is False  # before its first step a CPU run shows its RAM estimate, never a GPU one
+    starting = memory_line({**snap, "rss_gb": None, "rss_peak_gb": None})
+    assert "on the CPU: its RAM use shows from the first step" in starting and "GPU" not in starting
+    assert f"RAM estimate for its peak: <b>{ram:.2f} GiB</b>" in starting
 
 
 @pytest.mark.parametrize("name", ["vram-0.5b-h100.json", "vram-1.5b-h100.json", "vram-holdout-h100.json"])

@@ -20,6 +20,7 @@ from studio.evaluate.evaluation import evaluate_model
 from studio.evaluate.metrics import set_metrics
 from studio.evaluate.predict import predict_file
 from studio.evaluate.saved_run import evaluate_run
+from studio.evaluate.verdicts import summary_lines
 from studio.models.trained import load_run_model
 from studio.runs.folder import RunDir
 from studio.train.worker import start_training
@@ -281,6 +282,11 @@ def test_eval_on_a_separate_file_and_unknown_labels(trained, tmp_path):
                                                  [f"project paint {i},Other" for i in range(12)]))
     _, report = evaluate_run(job.run.path, data=str(other), untrained=False, loaded=loaded)
     assert report["val_a"]["n"] == 16 and report["val_b"]["n"] == 8
+    # The file scored is named as itself, never "Val A": in the verdicts, the table and the calibration note.
+    said = "\n".join(summary_lines(report))
+    assert "Val A" not in said.replace("its Val A", "").replace("own Val A", ""), said
+    assert "holdout.csv (all rows)" in said and report["calibration"]["on"] == "holdout.csv"
+    assert "nothing fitted on these rows" in report["calibration"]["fitted_on"]
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\n" + "\n".join([f"x {i},Spam" for i in range(4)] + [f"y {i},Other" for i in
                                                                                     range(4)]))

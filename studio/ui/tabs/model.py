@@ -20,7 +20,7 @@ GPU_CHOICES = [("This machine's GPU", "auto"), ("8 GB card (7.6 GiB)", "7.6"), (
                ("40 GB A100 (39.4 GiB)", "39.4"), ("48 GB: L40S, RTX A6000 (44.4 GiB)", "44.4"),
                ("80 GB A100 / H100 (79.2 GiB)", "79.2"), ("H200 (139.8 GiB)", "139.8")]
 PLAN_OUTPUTS = ["model/estimate", "model/warnings"]
-FIT_OUTPUTS = ["model/fit", "model/fit_chart", "model/advice"]
+FIT_OUTPUTS = ["model/fit", "model/fit_chart", "model/advice", "model/apply_plan"]
 
 
 def layout(page: Page) -> None:
@@ -145,10 +145,12 @@ def will_it_fit(ctx: UIContext, values: Values) -> dict:
     except StudioError as err:
         return {"model/fit": f"_Memory estimate unavailable: {page_line(str(err))}_",
                 "model/fit_chart": gr.update(value=charts.memory_estimate(None), visible=False),
-                "model/advice": ""}
+                "model/advice": "", "model/apply_plan": gr.update(value="No estimate to plan from", interactive=False)}
+    label, applicable = fit.plan_button()  # "apply the levers that make it fit" only where there are some
     # no chart to draw (the CPU's view, no card picked): none shown, rather than an empty frame
     return {"model/fit": fit.markdown(), "model/advice": fit.advice_markdown(),
-            "model/fit_chart": gr.update(value=charts.memory_estimate(fit.chart), visible=fit.chart is not None)}
+            "model/fit_chart": gr.update(value=charts.memory_estimate(fit.chart), visible=fit.chart is not None),
+            "model/apply_plan": gr.update(value=label, interactive=applicable)}
 
 
 def run_sanity(ctx: UIContext, values: Values):

@@ -173,13 +173,18 @@ def memory_line(memory: dict | None) -> str:
     CPU run the process's RAM beside the RAM estimate (a GPU estimate means nothing there)."""
     if not memory:
         return ""
-    if memory.get("rss_gb") and not memory.get("measured_gb"):
-        line = f"Memory: this run is on the CPU and its process uses <b>{memory['rss_gb']:.2f} GiB</b> of RAM"
-        if (memory.get("rss_peak_gb") or 0) > memory["rss_gb"] + 0.05:  # the most it held so far (the OS's mark)
+    on_cpu = not memory.get("on_gpu", True) or (memory.get("rss_gb") and not memory.get("measured_gb"))
+    if on_cpu and (memory.get("rss_gb") or memory.get("ram_estimate_gb")):
+        line = "Memory: this run is on the CPU"
+        if memory.get("rss_gb"):
+            line += f" and its process uses <b>{memory['rss_gb']:.2f} GiB</b> of RAM"
+        else:  # before its first step: nothing measured yet (a GPU estimate would mean nothing here)
+            line += ": its RAM use shows from the first step"
+        if (memory.get("rss_peak_gb") or 0) > (memory.get("rss_gb") or 0) + 0.05:  # the most it held (the OS's mark)
             line += f" (at most <b>{memory['rss_peak_gb']:.2f} GiB</b> so far)"
         if memory.get("ram_estimate_gb"):  # with what the process held when the model loaded (the app, kept models)
             line += f" · the RAM estimate for its peak: <b>{memory['ram_estimate_gb']:.2f} GiB</b>"
-    elif memory.get("estimate_gb"):
+    elif memory.get("estimate_gb") and not on_cpu:
         line = (f"GPU memory: estimated peak <b>{memory['estimate_gb']:.2f} GiB</b> "
                 f"({escape(memory.get('verdict'))})")
         if memory.get("measured_gb"):
