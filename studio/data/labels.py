@@ -77,7 +77,6 @@ def _words(label: str) -> list[str]:
     return re.findall(r"[^\W_]+", label) or [label]
 
 
-
 def _candidates(label: str, letters: str, whole_first: bool) -> list[str]:
     """Codes for one label in order of preference: the guide's short letters (or, for a one-word label when
     ``whole_first``, the word itself), then the label's own word(s), then longer prefixes."""
@@ -136,11 +135,15 @@ def _made_unique(codes: dict[str, str], labels: list[str], tokenizer) -> dict[st
     for lb in labels:
         code = codes[lb]
         if code.lower() in taken or len(code_token_ids(tokenizer, code)) > MAX_CODE_TOKENS:
-            code = next(c for c in [*_word_options(lb, {}, tokenizer), *_spare_codes(tokenizer)]
-                        if c.lower() not in taken)
+            code = _first_free(_word_options(lb, {}, tokenizer), taken, tokenizer)
         out[lb] = code
         taken.add(code.lower())
     return out
+
+
+def _first_free(options: list[str], taken: set[str], tokenizer) -> str:
+    """The first of a label's ``options`` not taken (ignoring case), else the first free spare code."""
+    return next(c for c in itertools.chain(options, _spare_codes(tokenizer)) if c.lower() not in taken)
 
 
 def _word_codes(labels: list[str], tokenizer) -> dict[str, str]:
@@ -155,15 +158,10 @@ def _word_codes(labels: list[str], tokenizer) -> dict[str, str]:
                    and (tokenizer is None or len(code_token_ids(tokenizer, c)) == 1)] for lb in labels}
     chosen = _matched(labels, single)  # as many labels as possible on a one-token word of their own
     taken = {c.lower() for c in chosen.values()}
-    spare = iter(_spare_codes(tokenizer))
     for lb in labels:
-        if lb in chosen:
-            continue
-        code = next((c for c in options[lb] if c.lower() not in taken), None)
-        while code is None or code.lower() in taken:
-            code = next(spare)
-        chosen[lb] = code
-        taken.add(code.lower())
+        if lb not in chosen:
+            chosen[lb] = _first_free(options[lb], taken, tokenizer)
+            taken.add(chosen[lb].lower())
     return {lb: chosen[lb] for lb in labels}
 
 

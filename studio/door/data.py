@@ -140,8 +140,7 @@ class DataCheck(Result):
         lines = [f"**{s['rows']}** usable rows of {s['input_rows']} · text column **{md(s['text_column'])}** · label "
                  f"column **{md(s['label_column'])}** · {s['format']}, {s['encoding'] or ''} "
                  f"{'header row' if s['header'] else 'no header row'}",
-                 _classes_line(s["classes"], s.get("out_of_scope"))
-                 + (f" · 'unsure' allowed: answered texts kept right {p.unsure:.0%} of the time" if p.unsure else ""),
+                 _classes_line(s["classes"], s.get("out_of_scope"), p.unsure),
                  f"Training rows after balancing: **{len(p.train)}** · Val A {len(p.split.val_a)} · "
                  f"Val B {len(p.split.val_b)}"]
         if s["dropped"]:
@@ -162,11 +161,12 @@ class DataCheck(Result):
                 "worth its training when it beats that; the Evaluate tab shows both.")
 
 
-def _classes_line(classes: dict[str, int], out_of_scope: str | None) -> str:
+def _classes_line(classes: dict[str, int], out_of_scope: str | None, unsure: float | None = None) -> str:
     """The classes in a line: each with its rows, or for many of them their number and spread (the code table below
-    lists, sorts and searches them all)."""
+    lists, sorts and searches them all); what answers when no class is likely enough."""
     md = escape_markdown
-    scope = f" · out-of-scope class **{md(out_of_scope)}** (a reject rule is fitted for it)" if out_of_scope else ""
+    scope = f" · out-of-scope class **{md(out_of_scope)}** (a reject rule is fitted for it)" if out_of_scope else \
+        f" · 'unsure' allowed: answered texts kept right {unsure:.0%} of the time" if unsure else ""
     if len(classes) <= LISTED_CLASSES:
         return "Classes: " + ", ".join(f"**{md(k)}** {v}" for k, v in classes.items()) + scope
     counts = sorted(classes.values())

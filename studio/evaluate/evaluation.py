@@ -191,13 +191,12 @@ def task_for(labels: list[str], minority: str, priors: dict | None, out_of_scope
              unsure: float | None = None) -> Task:
     """The class mixes the rules correct between: the natural one (the training rows before balancing), the LLM's
     (after), and the classic model's (uniform: it weighs the classes as if balanced); the out-of-scope class, or
-    the accuracy kept where "unsure" may be answered."""
+    the accuracy kept where "unsure" may be answered (``PreparedData.unsure``: never both)."""
     k = len(labels)
     natural = list(priors["natural"]) if priors else [1 / k] * k
     llm = list(priors["train"]) if priors else natural
     return Task(natural=natural, llm_train=llm, classic_train=[1 / k] * k, minority=labels.index(minority),
-                reject=labels.index(out_of_scope) if out_of_scope in labels else None,
-                unsure=None if out_of_scope in labels else unsure)
+                reject=labels.index(out_of_scope) if out_of_scope in labels else None, unsure=unsure)
 
 
 def calibration_report(raw: np.ndarray, held_out: np.ndarray, y: np.ndarray, rule: Rule) -> dict:

@@ -56,8 +56,13 @@ def judged(report: dict) -> list[tuple[bool, str]]:
     return out
 
 
+def set_title(report: dict, key: str) -> str:
+    """A set's title in a report: "Val A (natural)", or where another labelled file was scored, that file's."""
+    return (report.get("set_names") or {}).get(key) or SET_TITLES[key]
+
+
 def set_name(report: dict, key: str = "val_a") -> str:
-    """What a report calls one of its sets: "Val A", or where another labelled file was scored, that file's."""
+    """A set's name in a sentence: "Val A", or another labelled file's title ("test.csv (all rows)")."""
     return (report.get("set_names") or {}).get(key) or SET_TITLES[key].split(" (")[0]
 
 
@@ -147,8 +152,7 @@ def summary_lines(report: dict) -> list[str]:
     """The evaluation in words and one table: the candidates (the fine-tuned LLM, the classic model, their blend)
     with the one in use marked, beside the untrained model and always answering the majority label; the rules the
     held-out rows kept; what the numbers mean."""
-    sets = [(key, (report.get("set_names") or {}).get(key, title)) for key, title in SET_TITLES.items()
-            if key in report]
+    sets = [(key, set_title(report, key)) for key in SET_TITLES if key in report]
     lines = [f"Mode {report['mode']} · minority class '{report['minority_label']}'"
              + (f" · threshold {report['threshold']}" if report.get("threshold") is not None else "")
              + " · " + ", ".join(f"{report[k]['n']} {t.split(' (')[0]} rows" for k, t in sets)]
