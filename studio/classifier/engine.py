@@ -21,7 +21,6 @@ from studio.classifier.candidates import CANDIDATES
 from studio.classifier.rows import predict_frame
 from studio.classifier.rules import Rule, Sources, Task, card_rule
 from studio.errors import StudioError
-from studio.models.loading import inference_autocast
 from studio.models.trained import load_run_model
 from studio.runs.folder import RunDir
 
@@ -101,7 +100,7 @@ class RunClassifier:
 
             model, tokenizer, card = self.llm()
             self._scorer = LabelScorer(model, tokenizer, card["label_codes"], card["rubric"], card["prompt_format"],
-                                       batch_size=self.batch_size, autocast=inference_autocast(model.device.type))
+                                       batch_size=self.batch_size)
         return self._scorer
 
     def classify(self, texts: list[str]) -> choice.Outcome:

@@ -47,8 +47,9 @@ class LabelScorer:
     def __init__(self, model, tokenizer, codes: dict[str, str], rubric: str, prompt_format: str,
                  batch_size: int = 16, reuse_prefix: bool | None = None, autocast=None):
         """``reuse_prefix`` None: reuse the rubric's KV cache (faster on a CPU and a GPU: docs/benchmarks.md, "Label
-        scoring"). ``autocast``: a torch dtype to compute in (bfloat16 on a CPU that has it), None for the weights'
-        own dtype (exact comparisons)."""
+        scoring"). ``autocast``: a torch dtype to compute in (bfloat16 on a CPU that has it: the live evaluations
+        during training only), None for the weights' own dtype: a text's probability then does not depend on the
+        other texts of its batch (float32 on a CPU; docs/benchmarks.md, "Same text, same probability")."""
         self.model, self.tokenizer = model, tokenizer
         self.autocast = autocast
         if reuse_prefix is None:

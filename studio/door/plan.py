@@ -13,7 +13,7 @@ from studio.door.result import Result, as_markdown, md_list, page_line
 from studio.errors import StudioError
 from studio.estimate.advisor import Advice, advise, apply_advice
 from studio.estimate.model_shape import read_shape
-from studio.estimate.plan import check_config, preview
+from studio.estimate.plan import check_config, preview, row_cost
 from studio.estimate.ram import estimate_cpu_ram
 from studio.estimate.recipe import Resolved, step_warnings
 from studio.estimate.speed import time_estimate
@@ -70,7 +70,10 @@ def plan(config: RunConfig, facts: DataFacts | None = None) -> Plan:
     resolved = preview(config, rows, lengths, facts.classes if facts else None)
     if rows:  # the run's length as this plan has it: the micro-batch its rows' lengths allow
         warnings += step_warnings(resolved.config.train, rows)
-    return Plan(resolved, warnings, rows, time_estimate(resolved, config.model.name, rows) if rows else "")
+    t = resolved.config.train
+    cost = row_cost(lengths, facts.classes if facts else None, t.seed)
+    row_tokens = cost(t.per_device_train_batch_size, rows_per_step(t)) if cost else None
+    return Plan(resolved, warnings, rows, time_estimate(resolved, config.model.name, rows, row_tokens) if rows else "")
 
 
 @dataclass

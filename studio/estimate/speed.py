@@ -25,13 +25,16 @@ def _speed_file():
     return cache_dir() / "speed.json"
 
 
-def write_speed(key: str, row_seconds: float) -> None:
+def write_speed(key: str, row_seconds: float, row_tokens: float | None = None) -> None:
+    """``row_tokens``: the compute a training row of that run cost, in tokens (``studio.data.order.cost_per_row``),
+    so that another file's rows, longer or shorter, are timed at their own length."""
     path = _speed_file()
     try:
         known = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         known = {}
-    known[key] = {"row_seconds": round(row_seconds, 4), "measured": time.time()}
+    known[key] = {"row_seconds": round(row_seconds, 4), "measured": time.time(),
+                  **({"row_tokens": round(row_tokens, 2)} if row_tokens else {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, known, indent=1)
 
@@ -47,8 +50,10 @@ def known_speed(model_name: str) -> dict | None:
     return max(mine, key=lambda v: v["measured"]) if mine else None
 
 
-def time_estimate(resolved: Resolved, model_name: str, train_rows: int) -> str:
-    """How long the training will take, in words, from this machine's last measured speed for the model."""
+def time_estimate(resolved: Resolved, model_name: str, train_rows: int, row_tokens: float | None = None) -> str:
+    """How long the training will take, in words, from this machine's last measured speed for the model, at this
+    file's ``row_tokens`` (the compute a training row costs, in tokens) where the speed knows its own: a row's time
+    grows with its length, and a file of long rows trained at half the speed of the file measured before."""
     t = resolved.config.train
     steps = total_steps(t, train_rows)
     per_step = t.per_device_train_batch_size * t.gradient_accumulation_steps
@@ -59,10 +64,14 @@ def time_estimate(resolved: Resolved, model_name: str, train_rows: int) -> str:
         cap = f", for at most {budget_s / 60:g} minutes (the time budget)" if budget_s else ""
         return (f"{plan}{cap}. Training time: measured in the first seconds of the run (this model has not trained "
                 "on this machine yet).")
-    seconds = steps * per_step * speed["row_seconds"]
-    rate = f"at {1 / speed['row_seconds']:.1f} rows/s (measured on this machine with this model)"
+    row_seconds, source = speed["row_seconds"], "measured on this machine with this model"
+    if row_tokens and speed.get("row_tokens"):
+        row_seconds *= row_tokens / speed["row_tokens"]
+        source += f", for rows of this file's length ({row_tokens:.0f} tokens each, padding included)"
+    seconds = steps * per_step * row_seconds
+    rate = f"at {1 / row_seconds:.1f} rows/s ({source})"
     if budget_s and seconds > budget_s:
-        reached = int(budget_s / (per_step * speed["row_seconds"]))
+        reached = int(budget_s / (per_step * row_seconds))
         return (f"{plan}; the time budget stops it after {budget_s / 60:g} minutes, near step {reached}, {rate}. "
                 "Its learning-rate schedule is planned for the steps it will reach.")
     return f"{plan}. About {_duration(seconds)} of training {rate}."

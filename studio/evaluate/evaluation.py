@@ -212,8 +212,10 @@ def calibration_report(raw: np.ndarray, held_out: np.ndarray, y: np.ndarray, rul
 
 
 def make_scorer(model, tokenizer, prepared: PreparedData, batch_size: int | None = None,
-                reuse_prefix: bool | None = None, fast: bool = True) -> LabelScorer:
-    """``fast``: bfloat16 compute on a CPU that has it (evaluation of many rows); False for exact comparisons."""
+                reuse_prefix: bool | None = None, fast: bool = False) -> LabelScorer:
+    """``fast``: bfloat16 compute on a CPU that has it, for the live evaluations during training only: its results
+    move with the batch's shape (up to 0.06 in probability), so every probability that is reported, fits a rule or
+    is delivered is computed in the weights' own dtype (docs/benchmarks.md, "Same text, same probability")."""
     device = model.device.type
     return LabelScorer(model, tokenizer, prepared.codes, prepared.rubric, prepared.prompt_format,
                        batch_size=batch_size or (GPU_SCORING_BATCH if device == "cuda" else CPU_SCORING_BATCH),

@@ -311,8 +311,9 @@ def inference_dtype(device: str | None = None):
 
 
 def inference_autocast(device: str):
-    """The compute dtype for scoring many rows: bfloat16 on a CPU that has it (the float32 weights stay), None
-    elsewhere (GPUs already hold 16-bit weights)."""
+    """The compute dtype for the live evaluations during training: bfloat16 on a CPU that has it (the float32
+    weights stay), None elsewhere (GPUs already hold 16-bit weights). Never for a probability that is kept: bfloat16
+    products move with the batch's shape (docs/benchmarks.md, "Same text, same probability")."""
     import torch  # (torch: not at the page's start)
 
     return torch.bfloat16 if device == "cpu" and cpu_has_bf16() else None

@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 
 from studio.config import RunConfig, effective_checkpointing, rows_per_step
 from studio.data.prepare import PreparedData, prepare_data
-from studio.estimate.plan import Preflight, resolve_for_run
+from studio.estimate.plan import Preflight, resolve_for_run, row_cost
 from studio.estimate.recipe import eval_every, step_warnings
 from studio.estimate.vram import BANDS
 from studio.evaluate.periodic import PeriodicEvaluator
@@ -244,7 +244,7 @@ class FineTune:
         learning-rate schedule ends when the time does."""
         cfg = self.train_config.train
         timed = getattr(self.evaluator, "seconds_per_row", None)
-        eval_rows = min(cfg.eval_max_rows, len(self.prepared.split.val_a)) if cfg.eval_steps and timed else 0
+        eval_rows = getattr(self.evaluator, "rows", 0) if cfg.eval_steps and timed else 0  # the rows it scores
         score_s = timed(loaded.model) if eval_rows else 0.0
         step_s = measure_step_seconds(trainer, loaded.autocast) * cfg.gradient_accumulation_steps
         row_s = step_s / max(1, cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps)
@@ -256,7 +256,10 @@ class FineTune:
                  + (f" and {1 / score_s:.1f} rows/s scored" if score_s else "") + f": {self.total_steps} of {before} "
                  f"planned steps fit the {self.resolved.time_budget_s / 60:g}-minute budget"
                  + (f" with an evaluation of {eval_rows} rows every {every} steps" if every else "") + ".")
-        record_speed(self.config, self.backend, row_s)
+        cost = row_cost(self.prepared.train_lengths, self.prepared.train_classes(), cfg.seed)
+        record_speed(self.config, self.backend, row_s,
+                     cost(cfg.per_device_train_batch_size, rows_per_step(cfg, gpus=self.ranks.world_size))
+                     if cost else None)
         planned = copy.deepcopy(self.train_config.train)
         planned.max_steps = self.total_steps
         self._warn(step_warnings(planned, rows, self.ranks.world_size))
@@ -278,6 +281,8 @@ class FineTune:
         # Mixed precision wrapped the model's forward in autocast: the model kept for evaluation computes in its own
         # dtype again, as a reloaded adapter does.
         self.model = trainer.accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)
+        if self.backend["device"] == "cpu" and self.model.dtype.itemsize < 4:
+            self.model.float()  # bfloat16 weights on a CPU: scored in float32, as the reloaded run is
         step = trainer.state.global_step
         kept = self.adapter_step = self.kept.restore(self.model, step, getattr(self.callback, "latest", None),
                                                      len(self.prepared.labels), self.log)
@@ -337,3 +342,4 @@ class FineTune:
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+

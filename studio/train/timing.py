@@ -65,9 +65,10 @@ def _timed_micro_step(trainer, model, inputs, compute, device, repeats: int = 2)
     return seconds[-1]
 
 
-def record_speed(config: RunConfig, backend: dict, row_seconds: float) -> None:
-    """Remember this machine's measured speed for this model and these settings (studio.estimate.speed)."""
+def record_speed(config: RunConfig, backend: dict, row_seconds: float, row_tokens: float | None = None) -> None:
+    """Remember this machine's measured speed for this model and these settings, at rows of ``row_tokens``
+    (studio.estimate.speed)."""
     try:
-        write_speed(speed_key(config.model.name, backend), row_seconds)
+        write_speed(speed_key(config.model.name, backend), row_seconds, row_tokens)
     except OSError:
         pass

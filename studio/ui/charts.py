@@ -114,8 +114,9 @@ def eval_points(records: list[dict]) -> go.Figure:
     steps = [r["step"] for r in evals]
     fig = go.Figure([go.Scatter(x=steps, y=[r.get("macro_f1") for r in evals], name="macro-F1",
                                 mode="lines+markers"),
-                     go.Scatter(x=steps, y=[r.get("minority_recall") for r in evals], name="minority recall",
-                                mode="lines+markers")])
+                     go.Scatter(x=steps, y=[r.get("minority_recall") for r in evals], mode="lines+markers",
+                                name="minority recall" + (f" ({evals[-1]['minority_rows']} rows)"
+                                                          if evals[-1].get("minority_rows") else ""))])
     fig.update_layout(title="Val A sample during training", xaxis_title="step", yaxis_range=[0, 1.05], **LAYOUT)
     return fig
 

@@ -94,7 +94,33 @@ def test_periodic_evaluation_feeds_the_stream(trained):
     evals = job.stream.records("eval")
     assert [e["step"] for e in evals] == [20, 40]
     assert all(0 <= e["macro_f1"] <= 1 and e["minority_recall"] is not None for e in evals)
-    assert evals[-1]["eval_rows"] <= 30
+    assert evals[-1]["eval_rows"] <= 30 + evals[-1]["minority_rows"]
+
+
+def test_the_live_minority_recall_is_read_on_enough_rows(tmp_path):
+    """A rare class keeps at least MINORITY_ROWS rows in the live sample (at its natural 2% it had 3 of 150: its
+    recall line jumped 0 -> 1 -> 0.5), the rest stays a stratified sample of the cap, and the chart names the count."""
+    from studio.config import RunConfig
+    from studio.data.prepare import prepare_data
+    from studio.evaluate.periodic import MINORITY_ROWS, PeriodicEvaluator
+    from studio.ui.charts import eval_points
+
+    rows = [(f"rules glue {i}", "Rules Question") if i % 50 == 0 else (f"project paint {i}", "Other")
+            for i in range(6000)]
+    path = tmp_path / "rare.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(path, index=False)
+    config = RunConfig().replace({"data": {"path": str(path)}, "train": {"eval_max_rows": 150}})
+    prepared = prepare_data(config.data)
+    evaluator = PeriodicEvaluator(prepared, None, config)
+    in_val_a = int((prepared.split.val_a["label"] == "Rules Question").sum())
+    natural = 150 * in_val_a / len(prepared.split.val_a)
+    assert evaluator.minority_rows == min(in_val_a, MINORITY_ROWS) > 4 * natural
+    sample = evaluator.val_a
+    assert sample.index.is_unique and set(sample.index) <= set(prepared.split.val_a.index)
+    assert (sample["label"] == "Other").sum() == pytest.approx(147, abs=2)  # the cap's stratified share
+    chart = eval_points([{"kind": "eval", "step": 10, "macro_f1": 0.5, "minority_recall": 0.4,
+                          "minority_rows": evaluator.minority_rows}])
+    assert f"minority recall ({evaluator.minority_rows} rows)" in [trace.name for trace in chart.data]
 
 
 def test_kv_reuse_equals_plain_batching(trained):

@@ -66,6 +66,27 @@ def test_the_training_time_is_shown_before_start_in_words(tmp_path, monkeypatch)
     assert "the time budget stops it after 7 minutes, near step 26" in text
 
 
+def test_the_training_time_is_this_files_rows_at_the_measured_speed(tmp_path, monkeypatch):
+    """The speed was measured on another file's rows: this file's rows, twice as long, take twice as long (a held-back
+    file was promised 8.9 rows/s, the previous file's speed, and trained at 4.5)."""
+    from studio.door.data import DataFacts
+    from studio.door.plan import plan
+
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
+    config = RunConfig().replace({"model": {"name": "m"}, "train": {"max_steps": 30, "per_device_train_batch_size": 16,
+                                                                     "time_budget_minutes": 0}})
+    resolved = resolve(config, device="cpu", params=135_000_000)
+    write_speed("m|cpu|x", 0.05, row_tokens=60.0)  # 20 rows/s on rows costing 60 tokens each
+    assert "About 24 seconds of training at 20.0 rows/s" in time_estimate(resolved, "m", 99, row_tokens=60.0)
+    assert "About 48 seconds of training at 10.0 rows/s" in time_estimate(resolved, "m", 99, row_tokens=120.0)
+    short = DataFacts(99, [40] * 99, [0, 1, 2] * 33, {}, "m", 512)
+    long = DataFacts(99, [200] * 99, [0, 1, 2] * 33, {}, "m", 512)
+    fast, slow = plan(config, short).time, plan(config, long).time
+    assert "for rows of this file's length" in fast and "for rows of this file's length" in slow
+    rate = [float(text.split(" rows/s")[0].rsplit("at ", 1)[1]) for text in (fast, slow)]
+    assert rate[0] > 3 * rate[1]  # 200-token rows are slower than 40-token ones, as their compute is
+
+
 def test_on_a_cpu_the_micro_batch_fits_half_the_ram(monkeypatch):
     from studio.estimate import ram
     from studio.estimate.model_shape import known_shape
