@@ -41,6 +41,9 @@ class Bundle:
     def adapter(self) -> Path:
         return self.path / "adapter"
 
+    def has_adapter_card(self) -> bool:
+        return read_adapter_card(self.adapter) is not None
+
     def adapter_card(self) -> dict:
         card = read_adapter_card(self.adapter)
         if card is None:

@@ -7,10 +7,12 @@ made, on every labelled row; its probabilities in the run's label order; out-of-
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -74,10 +76,21 @@ def out_of_fold(frame: pd.DataFrame, labels: list[str], folds: int = 5, seed: in
     k = max(2, min(folds, int(pd.Series(y).value_counts().min())))
     out = np.zeros((len(frame), len(labels)))
     texts = frame["text"].to_numpy()
-    splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(texts, y)
-    for done, (train_idx, test_idx) in enumerate(splits, 1):
-        model = fit(texts[train_idx], y[train_idx])
-        out[test_idx] = probabilities(model, list(texts[test_idx]), labels)
+    splits = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(texts, y))
+    # The folds fit side by side in worker processes, one per core (the vectorizers hold the interpreter lock:
+    # threads would not overlap): the Data tab's hint on a 4,839-row file took 13.6 s one fold after another.
+    workers = min(k, os.cpu_count() or 1)
+    folded = Parallel(n_jobs=workers, return_as="generator_unordered")(
+        delayed(_fold)(texts[train_idx], y[train_idx], texts[test_idx], labels, test_idx)
+        for train_idx, test_idx in splits) if workers > 1 else (
+        _fold(texts[train_idx], y[train_idx], texts[test_idx], labels, test_idx) for train_idx, test_idx in splits)
+    for done, (test_idx, probs) in enumerate(folded, 1):
+        out[test_idx] = probs
         if fold_done:
             fold_done(done, k)
     return out
+
+
+def _fold(train_texts, train_labels, test_texts, labels: list[str], test_idx):
+    """One fold of ``out_of_fold``: (its rows, their probabilities from a model fitted on the other folds)."""
+    return test_idx, probabilities(fit(train_texts, train_labels), list(test_texts), labels)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from studio.classifier import classic, choice
 from studio.classifier.bundle import Bundle
-from studio.classifier.candidates import CANDIDATES
+from studio.classifier.candidates import CANDIDATES, NAMES
 from studio.classifier.rows import predict_frame
 from studio.classifier.rules import Rule, Sources, Task, card_rule
 from studio.errors import StudioError
@@ -48,12 +48,21 @@ class RunClassifier:
         needs the LLM)."""
         if use not in (None, "auto", *CANDIDATES):
             raise StudioError(f"--use takes llm, classic, blend or auto (got '{use}').")
-        card = run.adapter_card()
-        labels = list(card["label_codes"])
         record = run.classifier()
+        first = bool(record and record.get("first"))  # the classic model alone, while the LLM trains
+        trained = run.has_adapter_card()
+        # the first classifier names its labels and codes itself until the LLM's adapter card does
+        card = run.adapter_card() if trained or not first else {"label_codes": record["codes"]}
+        labels = list(card["label_codes"])
+        if first and trained and use == "llm":
+            record = None  # the LLM trained, not evaluated yet: read through its adapter card, as before
         try:
             saved = choice.in_use(record, None if use == "auto" else use)
         except ValueError as err:
+            if first and not trained:
+                raise StudioError(f"Run '{run.name}' has its first classifier only, the classic model: the fine-"
+                                  f"tuned LLM is still training, and {NAMES[use]} comes once it is trained and "
+                                  "evaluated.") from None
             raise StudioError(f"{err}: evaluate the run first (python -m studio eval RUN).") from None
         if saved is None:
             if use in ("classic", "blend"):
@@ -73,6 +82,11 @@ class RunClassifier:
                    load_llm=loaded if callable(loaded) else (lambda: loaded) if loaded else
                    (lambda: load_run_model(run, log=log)),
                    classic_model=classic_model, rules=rules, load_classic=run.load_classic)
+
+    @property
+    def needs_llm(self) -> bool:
+        """Whether the classifier in use answers with the LLM (a first classifier, the classic model, does not)."""
+        return _needs(self.rule, "llm")
 
     def llm(self) -> tuple:
         """(model, tokenizer, adapter card), loaded at the first call."""

@@ -180,6 +180,15 @@ def evaluate(run: str | Path, runs_dir: str | Path = "runs", *, data: str | None
     if use not in (None, "auto", *CANDIDATES):
         raise StudioError(f"--use takes llm, classic, blend or auto (got '{use}').")
     folder = open_run(run, runs_dir, names_only)
+    if folder.first_only():
+        if data is not None or mode != "score" or use not in (None, "auto", "classic"):
+            raise StudioError(f"Run '{folder.name}' has its first classifier only (the classic model) while the "
+                              "fine-tuned LLM trains: scoring another file, generate mode and the other candidates "
+                              "come once the LLM is trained and evaluated.")
+        from studio.evaluate.first import evaluate_first  # (transformers: the run's tokenizer)
+
+        evaluation, report = evaluate_first(folder, log=log)
+        return Evaluated(evaluation, report, folder)
     if progress:
         progress("Loading the model", 0.0)
     evaluation, report = evaluate_run(folder.path, runs_dir, data=data, mode=mode, untrained=untrained,
@@ -198,7 +207,7 @@ def use_classifier(evaluated: Evaluated, name: str) -> Evaluated:
         raise StudioError(f"Pick one of: auto, {', '.join(decision.rules)}.")
     decision.use = decision.auto if name == "auto" else name
     decision.val_b["chosen"] = decision.val_b[decision.use]
-    evaluated.run.set_classifier(decision.to_record())
+    evaluated.run.set_classifier(evaluated.evaluation.decision_record())
     evaluated.report = evaluated.evaluation.report()
     evaluated.run.write_evaluation(evaluated.report)
     return evaluated

@@ -57,8 +57,9 @@ def export(run: str | Path, fmt: str, output: str | Path | None = None, runs_dir
     from studio.models.trained import run_model
 
     folder = open_run(run, runs_dir, names_only)
+    first = fmt == "classifier" and folder.first_only()  # the classic model's bundle: no LLM to load
     result = export_run(folder.path, fmt, output, runs_dir, overwrite=overwrite, verify=verify,
-                        loaded=run_model(folder, log=log), use=use, log=log)
+                        loaded=None if first else run_model(folder, log=log), use=use, log=log)
     return Exported(result, zip_export(result.path) if zipped else None)
 
 

@@ -126,6 +126,8 @@ def current_prediction() -> PredictionJob | None:
 
 
 _playground_lock = threading.Lock()
+FIRST_NOTE = ("the fine-tuned LLM is still training: it and the blend answer here once it is trained and "
+              "evaluated")
 
 
 @dataclass
@@ -135,8 +137,8 @@ class Classified(Result):
     code: str
     confidence: float
     views: dict[str, dict[str, float]]  # each candidate's probabilities (its own rule), and "untrained"
-    before_label: str
-    before_confidence: float
+    before_label: str | None  # None: a first classifier's run, whose LLM is still training
+    before_confidence: float | None
     unsure_below: float | None = None  # the rule's cut where the answer is "unsure"
     answers: dict[str, str] = field(default_factory=dict)  # each candidate's own answer (its rule's decision)
 
@@ -162,16 +164,18 @@ class Classified(Result):
 
     def lines(self) -> list[str]:
         others = "".join(f"; {NAMES[n]} says {lb} ({p:.1%})" for n, lb, p in self.others())
-        return [f"{self._answer()} by {NAMES[self.in_use]}{others}; before training the same model said "
-                f"{self.before_label} ({self.before_confidence:.1%})."]
+        before = (f"; before training the same model said {self.before_label} ({self.before_confidence:.1%})"
+                  if self.before_label is not None else f"; {FIRST_NOTE}")
+        return [f"{self._answer()} by {NAMES[self.in_use]}{others}{before}."]
 
     def markdown(self) -> str:
         md = escape_markdown
         others = "".join(f" {first_up(NAMES[n])} says **{md(lb)}** ({p:.1%})." for n, lb, p in self.others())
         head = (f"## {md(self.label)}  (code {md(self.code)}, {self.confidence:.1%})" if self.code else
                 f"## {md(self.label)}\n{md(first_up(self._why_unsure()))}.")
-        return (f"{head}\nBy {NAMES[self.in_use]}, the classifier in use.{others} Before training the same model said "
-                f"**{md(self.before_label)}** ({self.before_confidence:.1%}).")
+        before = (f" Before training the same model said **{md(self.before_label)}** ({self.before_confidence:.1%})."
+                  if self.before_label is not None else f" {first_up(FIRST_NOTE)}.")
+        return f"{head}\nBy {NAMES[self.in_use]}, the classifier in use.{others}{before}"
 
 
 def classify(run: str | Path, text: str, runs_dir: str | Path = "runs", names_only: bool = False,
@@ -186,6 +190,13 @@ def classify(run: str | Path, text: str, runs_dir: str | Path = "runs", names_on
     if not (text or "").strip():
         raise StudioError("Type or paste a text first.")
     folder = open_run(run, runs_dir, names_only)
+    if folder.first_only():  # the classic model answers while the LLM trains: no model to load
+        classifier = RunClassifier.of_run(folder)
+        outcome = classifier.every_candidate([text.strip()])["classic"]
+        label = label_of(classifier.labels, int(outcome.decided[0]))
+        probs = dict(zip(classifier.labels, outcome.probs[0].tolist()))
+        return Classified("classic", label, classifier.codes.get(label, ""), round(probs.get(label, max(
+            probs.values())), 4), {"classic": probs}, None, None, classifier.rule.unsure_below, {"classic": label})
     with _playground_lock:  # one text at a time through the kept classifier (its adapter is switched off for one view)
         # kept while the run is unchanged (a new evaluation, threshold or adapter makes another): its scorers keep
         # the rubric's cache, which built again for every text cost most of a question's seconds

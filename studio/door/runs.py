@@ -49,9 +49,10 @@ class RunList(Result):
         return [r["name"] for r in self.runs]
 
     def with_adapter(self) -> list[str]:
-        """Runs that can be evaluated, tried and exported: those that ended with an adapter (not one training)."""
+        """Runs that can be evaluated, tried and exported: those that ended with an adapter, and those whose first
+        classifier (the classic model) answers while the LLM trains or after it failed."""
         return [r["name"] for r in self.runs if r["state"] in ("finished", "stopped")
-                or (r["state"] in ("failed", "interrupted") and r["has_adapter"])]
+                or (r["state"] in ("failed", "interrupted") and r["has_adapter"]) or r.get("first_classifier")]
 
     def table(self) -> list[dict]:
         """One row per run for the Runs tab: how good and on which data first, then how it was trained."""
@@ -135,3 +136,4 @@ def _flatten(record: dict) -> dict:
         for k, v in metrics.items():
             out[f"{SETS.get(name, name)} {METRICS.get(k, k)}"] = _round(v) if isinstance(v, float) else v
     return out
+

@@ -44,7 +44,8 @@ class Evaluation:
     codes: dict[str, str]
     minority: str
     mode: str
-    sets: dict[str, SetScores]  # the fine-tuned LLM's (its probabilities through its own rule)
+    sets: dict[str, SetScores]  # the fine-tuned LLM's (its probabilities through its own rule); probs None: the
+    # run's first classifier, the classic model alone, while the LLM trains (studio.evaluate.first)
     untrained: dict[str, SetScores] | None = None  # the same base model without the adapter
     conflicts: list[dict] = field(default_factory=list)
     threshold: float | None = None  # the minority threshold set by hand (two classes)
@@ -55,11 +56,17 @@ class Evaluation:
     decision: choice.Decision | None = None  # the three candidates, their rules and the classifier in use
     out_of_scope: str | None = None  # the "none of these" class, where the labels have one (its reject rule)
     unsure: float | None = None  # where "unsure" may be answered: the accuracy the answered texts keep
+    first: dict | None = None  # the run's first classifier (the classic model alone, the LLM training): its facts
+
+    @property
+    def has_llm(self) -> bool:
+        """Whether the fine-tuned LLM scored these sets (not yet for a run's first classifier)."""
+        return any(s.probs is not None for s in self.sets.values())
 
     @property
     def temperature(self) -> float:
         """The LLM's temperature as its rule keeps it (1.0 where the held-out halves said it did not help)."""
-        return self.decision.rules["llm"].temperature if self.decision else 1.0
+        return self.decision.rules["llm"].temperature if self.decision and "llm" in self.decision.rules else 1.0
 
     def predictions(self, name: str, threshold: float | None = None, untrained: bool = False,
                     raw: bool = False) -> list[str]:
@@ -89,10 +96,11 @@ class Evaluation:
             self.decision.threshold = t if len(self.labels) == 2 else None
         out = {"mode": self.mode, "labels": self.labels, "codes": self.codes, "minority_label": self.minority,
                "threshold": t}
-        for name, scores in self.sets.items():
+        llm_sets = self.sets if self.has_llm else {}
+        for name, scores in llm_sets.items():
             out[name] = self._metrics(scores, self.predictions(name, t))
-        out["invalid"] = sum(out[name]["invalid"] for name in self.sets)
-        if self.priors and self.mode == "score":
+        out["invalid"] = sum(out[name]["invalid"] for name in llm_sets)
+        if self.priors and self.mode == "score" and llm_sets:
             out["prior_correction"] = {"train": dict(zip(self.labels, self.priors["train"])),
                                        "natural": dict(zip(self.labels, self.priors["natural"])),
                                        "strength": self.decision.rules["llm"].prior_strength if self.decision else 1}
@@ -112,7 +120,9 @@ class Evaluation:
             out["calibration"] = {**self.calibration, "temperature": self.temperature}
         if self.mode == "score":
             out["pr_curve"] = {name: pr_curve(list(s.frame["label"]), s.probs, self.labels, self.minority)
-                               for name, s in self.sets.items()}
+                               for name, s in llm_sets.items()}
+        if self.first:
+            out["first"] = self.first
         out["verdicts"] = verdicts(out)
         table = self.disagreements(t)
         out["disagreements_total"] = len(table)
@@ -144,11 +154,24 @@ class Evaluation:
         """Label-noise candidates, most confident first, judged by the model as trained (before the correction to
         the natural class mix, which would favour the majority label over a minority text's own label)."""
         t = self.threshold if threshold is ... else threshold
-        parts = [disagreements(s.frame, s.raw if s.raw is not None else s.probs,
-                               self.predictions(name, t, raw=True), self.labels, SET_TITLES[name])
-                 for name, s in self.sets.items()]
+        if not self.has_llm:  # the first classifier: the classic model's own disagreements
+            probs = (self.references or {}).get("probs", {})
+            parts = [disagreements(s.frame, probs[name], [self.labels[i] for i in probs[name].argmax(axis=1)],
+                                   self.labels, SET_TITLES[name]) for name, s in self.sets.items() if name in probs]
+        else:
+            parts = [disagreements(s.frame, s.raw if s.raw is not None else s.probs,
+                                   self.predictions(name, t, raw=True), self.labels, SET_TITLES[name])
+                     for name, s in self.sets.items()]
         merged = pd.concat(parts, ignore_index=True)
         return merged.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
+
+    def decision_record(self) -> dict:
+        """What the run record keeps of the decision; a first classifier's also says what a classifier needs that an
+        adapter card says once the LLM is trained: the labels, their codes, the rubric."""
+        record = self.decision.to_record()
+        if self.first:
+            record.update(first=self.first, labels=self.labels, codes=self.codes)
+        return record
 
     def replay(self, record: dict, where: str) -> None:
         """A run's saved decision applied to these sets (another labelled file): nothing is fitted on them."""
@@ -169,6 +192,8 @@ class Evaluation:
     def _follow_llm_rule(self, sources: dict, y: np.ndarray) -> None:
         """The LLM's probabilities as its rule makes them; its calibration report."""
         d = self.decision
+        if "llm" not in d.rules:  # the first classifier: no LLM yet
+            return
         self.sets["val_a"].probs = d.val_a["llm"].probs
         self.sets["val_b"].probs = d.val_b["llm"].probs
         if "train" in self.sets:

@@ -54,8 +54,6 @@ def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_di
     Under ``accelerate launch`` every process classifies its share of the chunks, and rank 0 joins the file.
     ``progress(message, fraction)``."""
     source = open_source(run_dir, runs_dir)
-    if isinstance(source, RunDir):
-        refuse_while_training(source, "use it to predict")
     me = ranks()
     if me.distributed:
         join_process_group()
@@ -95,6 +93,8 @@ def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_di
 def _prepared(source, file, out, text_column, use, loaded, restart, chunk_rows, me, log):
     """The output folder (set up by rank 0, joined by the others), the input stream, the classifier, the column."""
     classifier = RunClassifier.of_run(source, use, loaded=loaded, log=log)
+    if isinstance(source, RunDir) and classifier.needs_llm:  # a first classifier answers while the LLM trains
+        refuse_while_training(source, "use it to predict")
     table = open_table(file, chunk_rows)
     column = _text_column(source, table, text_column, Path(file).name)
     numbers = {"confidence", *(f"p_{lb}" for lb in classifier.labels)}

@@ -118,24 +118,28 @@ def training_facts(run: RunDir) -> dict:
             "ended_by_budget": ended_by_budget}
 
 
-def keep_with_run(run: RunDir, evaluation: Evaluation, report: dict, fits: Future | None = None) -> None:
+def keep_with_run(run: RunDir, evaluation: Evaluation, report: dict, fits: Future | None = None,
+                  write_record=None) -> None:
     """eval.json, disagreements.csv, the summary the Runs table shows, the decision, the classic model that predict,
     the Playground and the bundle use (``fits``: fitted on every labelled row, beside the one of the figures), and
-    the LLM's rule that its own exports apply."""
+    the LLM's rule that its own exports apply. ``write_record(**fields)``: how the run record is written (default
+    the run folder's update; a training run's first classifier goes through its recorder)."""
     if fits is not None and evaluation.classic_model is not None:
         held_out, every_row = fits.result()
         run.save_classic(every_row, held_out)
     run.write_evaluation(report)
     run.write_table("disagreements.csv", evaluation.disagreements())
-    summary = {name: {k: report[name][k] for k in SUMMARY_METRICS} for name in ("val_a", "val_b")}
+    summary = {name: {k: report[name][k] for k in SUMMARY_METRICS} for name in ("val_a", "val_b") if name in report}
     if "classic_baseline" in report:
         summary["classic_val_a"] = {k: report["classic_baseline"]["val_a"][k] for k in SUMMARY_METRICS}
     if "chosen" in report:
         summary["chosen_val_a"] = {"name": report["chosen"]["name"],
                                    **{k: report["chosen"]["val_a"][k] for k in SUMMARY_METRICS}}
-    run.update_record(eval_summary=summary)
+    fields = {"eval_summary": summary}
     if evaluation.decision is not None:
-        run.set_classifier(evaluation.decision.to_record())
+        fields["classifier"] = evaluation.decision_record()
+    (write_record or run.update_record)(**fields)
+    if evaluation.decision is not None and "llm" in evaluation.decision.rules:
         llm = evaluation.decision.rules["llm"]
         run.update_adapter_card(temperature=round(float(llm.temperature), 6), class_prior=evaluation.priors,
                                 prior_strength=llm.prior_strength)

@@ -20,9 +20,12 @@ def judged(report: dict) -> list[tuple[bool, str]]:
     """(good news?, sentence): against always answering the majority label, against the classic model and the
     untrained model, and whether the model collapsed onto one class."""
     out: list[tuple[bool, str]] = []
-    a = report.get("val_a") or {}
-    if not a.get("n"):
+    first = report.get("first")
+    a = (report.get("chosen") or {}).get("val_a") if first else report.get("val_a")
+    if not (a or {}).get("n"):
         return out
+    if first:
+        out.append(_first(report, a))
     name = set_name(report)
     majority = (report.get("majority_baseline") or {}).get("val_a")
     if majority and a["accuracy"] is not None and a["accuracy"] < majority["accuracy"]:
@@ -39,7 +42,7 @@ def judged(report: dict) -> list[tuple[bool, str]]:
             out.append((False, f"Collapse: the model predicts '{report['labels'][top]}' for {100 * share:.0f}% of "
                                f"{name} rows (the truth: {100 * true_share:.0f}%). Its minority recall and accuracy "
                                "mean little: train longer, or check the label codes."))
-    out += _against_classic(report, a)
+    out += [] if first else _against_classic(report, a)
     out += _classic_in_use(report)
     out += _unsure(report)
     base = (report.get("baseline") or {}).get("val_a")
@@ -54,6 +57,17 @@ def judged(report: dict) -> list[tuple[bool, str]]:
         out.append((after > before + 0.0005, text))
     out += _budget(report.get("training") or {})
     return out
+
+
+def _first(report: dict, a: dict) -> tuple[bool, str]:
+    """A run's first classifier: the classic model, ready while the LLM trains, and what happens next."""
+    seconds = report["first"].get("after_start_s")
+    ready = "" if seconds is None else ", ready under a second after Start" if seconds < 1 else \
+        f", ready {seconds:.0f} s after Start"
+    return (True, f"The classic model (TF-IDF + logistic regression) is this run's first classifier{ready}: "
+                  f"cross-fitted Val A macro-F1 {a['macro_f1']:.3f}, minority recall {_f(a.get('minority_recall'))}. "
+                  "Predict, serve, the Playground and the bundle use it now. The fine-tuned LLM is training: once it "
+                  "is evaluated, it competes with this model and their blend, and the best on held-out rows is used.")
 
 
 def set_title(report: dict, key: str) -> str:
@@ -152,12 +166,17 @@ def summary_lines(report: dict) -> list[str]:
     """The evaluation in words and one table: the candidates (the fine-tuned LLM, the classic model, their blend)
     with the one in use marked, beside the untrained model and always answering the majority label; the rules the
     held-out rows kept; what the numbers mean."""
-    sets = [(key, set_title(report, key)) for key in SET_TITLES if key in report]
+    chosen = report.get("chosen")
+    first = report.get("first")
+    figures = chosen if first else report  # a first classifier's sets are its own: no LLM scored them yet
+    sets = [(key, set_title(report, key)) for key in SET_TITLES if key in figures]
     lines = [f"Mode {report['mode']} · minority class '{report['minority_label']}'"
              + (f" · threshold {report['threshold']}" if report.get("threshold") is not None else "")
-             + " · " + ", ".join(f"{report[k]['n']} {t.split(' (')[0]} rows" for k, t in sets)]
-    chosen = report.get("chosen")
-    if chosen:
+             + " · " + ", ".join(f"{figures[k]['n']} {t.split(' (')[0]} rows" for k, t in sets)]
+    if first:
+        lines.append("In use: the classic model, this run's first classifier (the fine-tuned LLM is still "
+                     "training; the three candidates are compared once it is evaluated).")
+    elif chosen:
         lines.append(f"In use: {WORDS[chosen['name']].replace(' alone', '')}"
                      + (" (your choice)" if chosen.get("override") else " (chosen)") + f". {chosen['why']}")
     lines += _table(report, sets)

@@ -76,8 +76,10 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None,
     if fmt not in FORMATS:
         raise StudioError(f"Unknown export format '{fmt}'. Formats: {', '.join(FORMATS)}.")
     run = RunDir.open(run_dir, runs_dir)
-    refuse_while_training(run, "export it")
-    card = run.adapter_card()
+    first = fmt == "classifier" and run.first_only()  # the classic model alone, while the LLM trains
+    if not first:
+        refuse_while_training(run, "export it")
+    card = first_card(run) if first else run.adapter_card()
     if fmt == "merged_4bit":
         _require_cuda_bnb()
     if fmt.startswith("gguf"):
@@ -86,7 +88,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None,
     if out_dir and target.exists() and any(target.iterdir()) and not overwrite:
         raise StudioError(f"{target} already exists and is not empty; choose another folder or pass --overwrite.")
     started = time.time()
-    model, tokenizer, _ = loaded or load_run_model(run, log=log)
+    model, tokenizer, _ = (None, None, None) if first else loaded or load_run_model(run, log=log)
     tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -164,8 +166,10 @@ def _write_adapters(run: RunDir, model, tokenizer, out: Path, log) -> str:
 
 
 def _write_classifier(run: RunDir, model, tokenizer, out: Path, log, use: str | None = None) -> str:
-    """The classifier bundle: the adapter (with its card), the decision, the classic model when it is in use."""
-    shutil.copytree(run.adapter, out / "adapter", ignore=shutil.ignore_patterns(*PICKLE_WEIGHTS))
+    """The classifier bundle: the adapter (with its card), the decision, the classic model when it is in use (a
+    first classifier's bundle, the LLM still training: the classic model alone)."""
+    if run.has_adapter_card():
+        shutil.copytree(run.adapter, out / "adapter", ignore=shutil.ignore_patterns(*PICKLE_WEIGHTS))
     record = write_bundle(out, run, use)
     log(f"Classifier bundle: {record['info']['classifier']} in use, labels {', '.join(record['labels'])}")
     return "classifier.json"
@@ -242,6 +246,13 @@ def _verify(run: RunDir, model, tokenizer, card: dict, fmt: str, folder: Path, a
     return float(np.mean(reference == exported)), len(texts)
 
 
+def first_card(run: RunDir) -> dict:
+    """What a first classifier's bundle says in place of an adapter card: its labels, codes and rubric."""
+    decision = run.classifier()
+    return {"label_codes": decision["codes"], "rubric": decision["first"].get("rubric", ""),
+            "base_model": run.config().model.name, "classic_only": True}
+
+
 def _verify_bundle(run: RunDir, loaded: tuple, folder: Path, use: str | None) -> tuple[float, int]:
     """Fraction of (up to VERIFY_ROWS) Val A rows where the bundle, loaded on its own (its adapter, its classic
     model, its rules), predicts the run's label."""
@@ -302,9 +313,11 @@ def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows,
     def used(key):  # the value the run trained with (auto settings decided at start), else the setting
         return (record.get("resolved") or {}).get(key, train.get(key))
 
-    lines = [f"# {run.name}: text classifier", "",
-             f"LoRA fine-tune of `{card.get('base_model')}` that answers with a label code. Export format: "
-             f"**{fmt}** ({FORMAT_HELP[fmt]}).", "", "## Labels", "", "| code | label |", "|---|---|"]
+    what = (f"The first classifier of a run that fine-tunes `{card.get('base_model')}`: the classic model (TF-IDF + "
+            "logistic regression), in use while the LLM trains." if card.get("classic_only") else
+            f"LoRA fine-tune of `{card.get('base_model')}` that answers with a label code.")
+    lines = [f"# {run.name}: text classifier", "", f"{what} Export format: **{fmt}** ({FORMAT_HELP[fmt]}).", "",
+             "## Labels", "", "| code | label |", "|---|---|"]
     md = escape_markdown  # labels, codes and the rubric come from the user's file: text, never markup
     lines += [f"| {code_span(c)} | {md(lb)} |" for lb, c in card["label_codes"].items()]
     if record.get("threshold") is not None:
@@ -316,8 +329,9 @@ def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows,
     if report:
         lines += ["| set | rows | accuracy | macro-F1 | minority recall | untrained macro-F1 | classic macro-F1 |",
                   "|---|---|---|---|---|---|---|"]
+        figures = report.get("chosen") if report.get("first") else report  # a first classifier: its own
         for name, title in (("val_a", "Val A (natural ratio)"), ("val_b", "Val B (balanced)")):
-            m = report[name]
+            m = figures[name]
             base = report.get("baseline", {}).get(name, {}).get("macro_f1")
             classic = (report.get("classic_baseline") or {}).get(name, {}).get("macro_f1")
             lines.append(f"| {title} | {m['n']} | {_f(m['accuracy'])} | {_f(m['macro_f1'])} | "
@@ -334,7 +348,7 @@ def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows,
                           f"{cal['before']['ece']:.3f} → {cal['after']['ece']:.3f} with temperature "
                           f"{cal['temperature']:.2f}."]
         lines += ["", "| label | precision (Val A) | recall (Val A) | F1 (Val A) | support |", "|---|---|---|---|---|"]
-        for lb, m in report["val_a"]["per_class"].items():
+        for lb, m in figures["val_a"]["per_class"].items():
             lines.append(f"| {md(lb)} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | {m['support']} |")
     else:
         lines.append("Not evaluated yet (`python -m studio eval RUN` writes the table used here).")
@@ -355,7 +369,7 @@ def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows,
 def _candidate_lines(report: dict, fmt: str) -> list[str]:
     """The three candidates beside each other (Val A cross-fitted), the one in use, and what this export holds."""
     candidates, chosen = report.get("candidates"), report.get("chosen")
-    if not candidates or not chosen:
+    if not candidates or not chosen or report.get("first"):
         return []
     lines = ["", "The run's three candidate classifiers (Val A: each half decided by rules fitted on the other half; "
                  "Val B: rules fitted on Val A):", "",
@@ -418,8 +432,9 @@ def bundle_commands(folder: str, card: dict) -> str:
             "# any size; a rerun continues\n```\nCommand line:\n```bash\n"
             f"python -m studio predict {folder} new.csv -o labelled.csv\n"
             f"python -m studio serve {folder} --port 8000   # POST /v1/classify {{\"texts\": [...]}}\n```\n"
-            f"The base model `{base}` must be available (hub id or local folder; the embedded default is made on "
-            "this machine from its PyPI package).")
+            + ("It holds the classic model alone: no language model is needed." if card.get("classic_only") else
+               f"The base model `{base}` must be available (hub id or local folder; the embedded default is made "
+               "on this machine from its PyPI package)."))
 
 
 def _hub_name(model_name: str | None) -> str | None:

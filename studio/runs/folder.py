@@ -232,9 +232,15 @@ class RunDir:
         record = self.record()
         summary = record.get("eval_summary") or {}
         return {"name": self.name, "model": record.get("config", {}).get("model", {}).get("name"),
-                "labels": list(self.adapter_card()["label_codes"]) if self.has_adapter_card() else None,
+                "labels": list(self.adapter_card()["label_codes"]) if self.has_adapter_card() else
+                (self.classifier() or {}).get("labels"),
                 "classifier": (self.classifier() or {}).get("use", "llm"), "threshold": self.threshold(),
                 "val_a": summary.get("chosen_val_a") or summary.get("val_a"), "created": record.get("created")}
+
+    def first_only(self) -> bool:
+        """Whether the run's classifier is its first one (the classic model, fitted in the run's first seconds) and
+        the LLM has no adapter yet: the classic model answers while it trains (studio.evaluate.first)."""
+        return bool((self.classifier() or {}).get("first")) and not self.has_adapter_card()
 
     # ---- the adapter card (adapter/studio.json) --------------------------------------------------------
     def has_adapter_card(self) -> bool:
@@ -440,5 +446,6 @@ def list_runs(runs_dir: str | Path, live_names: set[str] = frozenset()) -> list[
             "max_steps": last.get("max_steps", status.get("max_steps")), "final_loss": status.get("final_loss"),
             "error": status.get("error"), "metrics": record.get("eval_summary"),
             "has_adapter": run.has_adapter_card(),
+            "first_classifier": bool((record.get("classifier") or {}).get("first")),  # usable while it trains
         })
     return sorted(out, key=lambda r: r.get("created") or 0, reverse=True)

@@ -106,7 +106,22 @@ def build_snapshot(run: RunDir, stream: MetricsStream, live: LiveState) -> dict:
                    "rss_peak_gb": last.get("rss_peak_gb"),
                    "ram_estimate_gb": (estimate.get("cpu_ram") or {}).get("peak_gb")},
         "best_eval": live.best_eval, "adapter_step": live.adapter_step, "time_budget_s": live.time_budget_s,
+        "first_classifier": first_classifier(run),
     }
+
+
+def first_classifier(run: RunDir) -> dict | None:
+    """The run's first classifier while it is the one in use (the classic model, ready while the LLM trains): its
+    cross-fitted Val A macro-F1 and when it was ready; None otherwise."""
+    try:
+        record = run.record()
+    except StudioError:
+        return None
+    first = (record.get("classifier") or {}).get("first")
+    if not first:
+        return None
+    figures = (record.get("eval_summary") or {}).get("chosen_val_a") or {}
+    return {"macro_f1": figures.get("macro_f1"), "after_start_s": first.get("after_start_s")}
 
 
 # ---- the one job of this process --------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from studio.data.prepare import PreparedData, prepare_data
 from studio.estimate.plan import Preflight, resolve_for_run, row_cost
 from studio.estimate.recipe import eval_every, step_warnings
 from studio.estimate.vram import BANDS
+from studio.evaluate.first import keep_first_in_background
 from studio.evaluate.periodic import PeriodicEvaluator
 from studio.machine import import_stack, ranks
 from studio.models.loading import choose_backend, load_for_training, load_tokenizer
@@ -97,15 +98,27 @@ class FineTune:
         """The guide's steps, one method each."""
         backend = self._choose_backend()
         prepared = self._prepare_data(backend)
-        self._resolve(backend, prepared)
-        loaded, optim = self._load_model(backend)
-        if self.report.stop_event.is_set():
-            return self._stop_before_training()
-        trainer, callback = self._build_trainer(loaded, backend, optim)
-        if self.report.stop_event.is_set():
-            return self._stop_before_training()
-        result = self._fit(trainer, callback, loaded)
-        return self._finish(trainer, callback, result)
+        first = self._first_classifier(prepared)
+        try:
+            self._resolve(backend, prepared)
+            loaded, optim = self._load_model(backend)
+            if self.report.stop_event.is_set():
+                return self._stop_before_training()
+            trainer, callback = self._build_trainer(loaded, backend, optim)
+            if self.report.stop_event.is_set():
+                return self._stop_before_training()
+            result = self._fit(trainer, callback, loaded)
+            return self._finish(trainer, callback, result)
+        finally:
+            if first is not None:
+                first.join()  # its record is written before the run's end is (seconds, long done by then)
+
+    def _first_classifier(self, prepared: PreparedData):
+        """1b. The classic model as the run's first classifier, fitted and evaluated in a thread beside the model's
+        loading (a resumed run has one already, or its evaluation)."""
+        if not self.ranks.main or self.recorder.record.get("classifier"):
+            return None
+        return keep_first_in_background(self.run, prepared, write_record=self.recorder.note, log=self.log)
 
     def _choose_backend(self):
         self.gpu_in_use_at_start_gb = reset_peak_memory()

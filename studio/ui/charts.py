@@ -174,10 +174,11 @@ def probabilities(probs: dict[str, float], title: str) -> go.Figure:
     return fig
 
 
-def probability_views(views: dict[str, dict[str, float]], title: str) -> go.Figure:
-    """Several models' probabilities for one text, one group of bars per class (a row per class)."""
+def probability_views(views: dict[str, dict[str, float]], title: str, empty: str = "") -> go.Figure:
+    """Several models' probabilities for one text, one group of bars per class (a row per class); ``empty``: what
+    the chart says when there are none (a first classifier's run: the LLM still training)."""
     if not views:
-        return probabilities({}, title)
+        return _empty(title, empty) if empty else probabilities({}, title)
     labels = list(next(iter(views.values())))
     fig = go.Figure([go.Bar(x=[probs[lb] for lb in labels], y=[escape(lb) for lb in labels], orientation="h",
                             name=name, text=[f"{probs[lb]:.0%}" for lb in labels], textposition="outside",

@@ -143,7 +143,7 @@ def evaluate(ctx: UIContext, values: Values) -> dict:
 
 def use_choices(evaluated) -> dict:
     """The selector: the best on held-out rows (naming it), or each candidate."""
-    if not evaluated.candidates:
+    if len(evaluated.candidates) < 2:  # none (generate mode), or a first classifier's one: nothing to pick
         return gr.update(visible=False)
     auto = f"Best on held-out rows ({NAMES[evaluated.chosen]})"
     choices = [(auto, "auto")] + [(words, n) for n, words in CLASSIFIERS.items() if n in evaluated.candidates]

@@ -11,6 +11,7 @@ from studio.ui.page import Page, UIContext, Values
 from studio.ui.run_picker import picker
 
 AFTER, BEFORE = "The classifier in use", "Each model (before training: the same model, adapter off)"
+FIRST = "The fine-tuned LLM is still training: its answer and the blend's show here once it is evaluated"
 VIEW_NAMES = {"llm": "fine-tuned LLM", "classic": "classic model", "blend": "blend", "untrained": "before training"}
 OUTPUTS = ["playground/verdict", "playground/after", "playground/before"]
 
@@ -40,4 +41,5 @@ def classify(ctx: UIContext, values: Values) -> dict:
             "playground/after": charts.probabilities(result.probabilities,
                                                      f"{AFTER}: {VIEW_NAMES[result.in_use]}"),
             "playground/before": charts.probability_views(
-                {VIEW_NAMES[name]: probs for name, probs in result.views.items()}, BEFORE)}
+                {VIEW_NAMES[name]: probs for name, probs in result.views.items()}, BEFORE)
+            if result.before_label is not None else charts.probability_views({}, BEFORE, FIRST)}

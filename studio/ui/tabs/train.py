@@ -165,7 +165,18 @@ def progress_html(snap: dict | None) -> str:
     return (f"<div class='studio-progress'><b>{escape(snap['run'])}</b>: {escape(state)} · step "
             f"{snap['step']}/{total or '?'}{loss}{batch}{tps}{eta} · {fmt_seconds(snap['elapsed_s'])} elapsed"
             f"{escape(backend)}<div class='bar'><div style='width:{pct:.1f}%'></div></div>"
-            f"{memory_line(snap.get('memory'))}</div>")
+            f"{first_line(snap.get('first_classifier'))}{memory_line(snap.get('memory'))}</div>")
+
+
+def first_line(first: dict | None) -> str:
+    """The run's first classifier, while it is the one in use: ready to try while the LLM trains."""
+    if not first or first.get("macro_f1") is None:
+        return ""
+    when = f", {fmt_seconds(first['after_start_s'])} after Start" if first.get("after_start_s") is not None else ""
+    return (f"<div class='studio-first'>First classifier ready{when}: the classic model (TF-IDF + logistic "
+            f"regression), Val A macro-F1 <b>{first['macro_f1']:.3f}</b> (cross-fitted). Evaluate, the Playground, "
+            "predict and the bundle use it while the LLM trains; the LLM competes with it once trained and "
+            "evaluated.</div>")
 
 
 def memory_line(memory: dict | None) -> str:
