@@ -83,7 +83,8 @@ def write_bundle(folder: Path, run: RunDir, use: str | None = None) -> dict:
             "val_a": {k: figures.get(k) for k in ("macro_f1", "accuracy", "minority_recall")} if figures else None}
     record = {"format_version": FORMAT_VERSION, "name": run.name, "decision": decision,
               "threshold": run.threshold(), "minority_label": run.minority_label(), "labels": info["labels"],
-              "text_column": run.config().data.text_column, "info": info}
+              "text_column": run.config().data.text_column, "label_column": run.config().data.label_column,
+              "info": info}
     write_json_atomic(folder / BUNDLE_RECORD, record)
     return record
 

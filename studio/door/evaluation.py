@@ -14,7 +14,7 @@ from studio.config import RunConfig
 from studio.door.result import Result, as_markdown
 from studio.door.runs import open_run
 from studio.errors import StudioError
-from studio.evaluate.verdicts import judged, summary_lines
+from studio.evaluate.verdicts import judged, set_title, summary_lines
 from studio.runs.folder import RunDir
 
 DECISION_COLUMNS = ["label", "predicted", "confidence", "p_label", "text", "set", "row"]
@@ -68,6 +68,15 @@ class Evaluated(Result):
     def at(self, threshold: float | None) -> dict:
         """The report with the minority class decided at ``threshold`` (two-class runs; None: each rule's own)."""
         return self.evaluation.report(threshold if self.binary else None)
+
+    def set_title(self, key: str) -> str:
+        """A set's title: "Val A (natural)", or a scored test file's own ("test.csv (test set)")."""
+        return set_title(self.report, key)
+
+    @property
+    def test_file(self) -> bool:
+        """Whether a labelled test file was scored (all its rows, once; no Val B)."""
+        return bool(self.report.get("set_names"))
 
     def figures(self, report: dict, on: str) -> dict:
         """The metrics of the classifier in use on a set (the fine-tuned LLM's without candidates)."""

@@ -36,7 +36,7 @@ class Predicted(Result):
         counts = ", ".join(f"{k} {v:,}" for k, v in sorted(w.counts.items(), key=lambda kv: -kv[1]))
         resumed = f" (continued after the {w.resumed_from:,} rows a partial output held)" if w.resumed_from else ""
         return [f"Wrote {w.rows:,} rows to {w.output}{resumed}. Classified here: {w.classified:,} rows, "
-                f"{w.rows_per_second:,.1f} rows/s ({counts or 'none'})."]
+                f"{w.rows_per_second:,.1f} rows/s ({counts or 'none'})."] + ([test_words(w.test)] if w.test else [])
 
 
 def predict_file(run: str | Path, file: str | Path, output: str | Path, runs_dir: str | Path = "runs", *,
@@ -57,6 +57,18 @@ def predict_file(run: str | Path, file: str | Path, output: str | Path, runs_dir
     if ranks().distributed:  # one of several processes (accelerate launch): leave the group cleanly
         leave_process_group()
     return Predicted(written)
+
+
+def test_words(test: dict) -> str:
+    """A labelled file's figures as a test set, in words: from the predictions just made (each text scored once)."""
+    minority = (f", minority recall ({test['minority_label']}) {test['minority_recall']:.3f}"
+                if test.get("minority_recall") is not None else "")
+    left = (f" ({test['unknown_labels']:,} rows with labels the run does not know are left out)"
+            if test["unknown_labels"] else "")
+    return (f"The file is labelled (column '{test['column']}'), so it is a test set: on its {test['n']:,} rows the "
+            f"classifier in use scores accuracy {test['accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}{minority}"
+            f"{left}. Nothing was fitted on them; `python -m studio eval RUN --data FILE` (Evaluate: 'Score a "
+            "labelled test file') shows its confusion matrix beside every candidate.")
 
 
 @dataclass

@@ -57,6 +57,8 @@ class Evaluation:
     out_of_scope: str | None = None  # the "none of these" class, where the labels have one (its reject rule)
     unsure: float | None = None  # where "unsure" may be answered: the accuracy the answered texts keep
     first: dict | None = None  # the run's first classifier (the classic model alone, the LLM training): its facts
+    context: dict = field(default_factory=dict)  # facts beside the scores, in every report made from these scores:
+    # notes, training, data, the classic model in use, and a test file's ``test_file`` name and ``set_names``
 
     @property
     def has_llm(self) -> bool:
@@ -78,7 +80,7 @@ class Evaluation:
         if scores.generated is not None:
             return scores.generated
         minority = self.labels.index(self.minority)
-        if self.decision and not raw and not untrained:
+        if self.decision and "llm" in self.decision.rules and not raw and not untrained:
             d = self.decision
             decided = d.outcome("llm", name).decided if name in ("val_a", "val_b") else \
                 d.rule("llm").decide(scores.probs, minority, d.task.reject)
@@ -123,6 +125,11 @@ class Evaluation:
                                for name, s in llm_sets.items()}
         if self.first:
             out["first"] = self.first
+        out.update(self.context)
+        if self.context.get("test_file") and "calibration" in out:
+            name = self.context["test_file"]
+            out["calibration"] = {**out["calibration"], "on": name, "fitted_on": f"the run's own Val A: its rule "
+                                  f"applied to {name}, nothing fitted on these rows"}
         out["verdicts"] = verdicts(out)
         table = self.disagreements(t)
         out["disagreements_total"] = len(table)
@@ -157,13 +164,17 @@ class Evaluation:
         if not self.has_llm:  # the first classifier: the classic model's own disagreements
             probs = (self.references or {}).get("probs", {})
             parts = [disagreements(s.frame, probs[name], [self.labels[i] for i in probs[name].argmax(axis=1)],
-                                   self.labels, SET_TITLES[name]) for name, s in self.sets.items() if name in probs]
+                                   self.labels, self._title(name)) for name, s in self.sets.items() if name in probs]
         else:
             parts = [disagreements(s.frame, s.raw if s.raw is not None else s.probs,
-                                   self.predictions(name, t, raw=True), self.labels, SET_TITLES[name])
+                                   self.predictions(name, t, raw=True), self.labels, self._title(name))
                      for name, s in self.sets.items()]
         merged = pd.concat(parts, ignore_index=True)
         return merged.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
+
+    def _title(self, name: str) -> str:
+        """A set's title: "Val A (natural)", or a scored test file's own."""
+        return (self.context.get("set_names") or {}).get(name) or SET_TITLES[name]
 
     def decision_record(self) -> dict:
         """What the run record keeps of the decision; a first classifier's also says what a classifier needs that an

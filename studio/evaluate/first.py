@@ -86,6 +86,5 @@ def evaluate_first(run: RunDir, log=print) -> tuple[Evaluation, dict]:
     config = run.config()
     prepared, notes = prepare_for_run(run, load_tokenizer(config.model.name, log=log))
     evaluation = first_evaluation(prepared, run.load_classic(), facts=(run.classifier() or {}).get("first"))
-    report = evaluation.report()
-    report["notes"] = notes
-    return evaluation, report
+    evaluation.context["notes"] = notes
+    return evaluation, evaluation.report()

@@ -20,6 +20,7 @@ from studio.data.output import ChunkedOutput
 from studio.data.stream import NOTE, fingerprint, open_table
 from studio.data.table import detect_text_column, resolve_column
 from studio.errors import StudioError
+from studio.evaluate.metrics import set_metrics
 from studio.machine import join_process_group, ranks, wait_for_all_ranks
 from studio.runs.folder import RunDir
 from studio.runs.jobs import refuse_while_training
@@ -39,10 +40,36 @@ class PredictionRun:
     seconds: float
     preview: pd.DataFrame  # the first rows this call classified
     classified: int = 0  # rows this call (this process) classified
+    test: dict | None = None  # a labelled file's figures as a test set (``test_figures``), from these predictions
 
     @property
     def rows_per_second(self) -> float:
         return self.classified / max(self.seconds, 1e-9)
+
+
+def test_figures(output: Path, column: str, labels: list[str], minority: str | None) -> dict | None:
+    """A file with the run's label column is a test set: the classifier in use's figures on it, read from the
+    predictions just written (each text scored once). Rows whose label is empty or one the run does not know are
+    left out and counted; None when the column is missing or holds none of the run's labels."""
+    table = open_table(output)
+    if column not in table.columns:
+        return None
+    truth, predicted, unknown = [], [], 0
+    for chunk in table.chunks():
+        given = chunk[column].astype("string").str.strip()
+        for label, guess in zip(given, chunk["predicted_label"]):
+            if pd.isna(label) or not label or pd.isna(guess):
+                continue
+            if label in labels:
+                truth.append(label)
+                predicted.append(str(guess))
+            else:
+                unknown += 1
+    if not truth:
+        return None
+    figures = set_metrics(truth, predicted, labels, minority)
+    return {"column": column, "unknown_labels": unknown, **{k: figures[k] for k in (
+        "n", "accuracy", "macro_f1", "minority_label", "minority_recall", "per_class", "confusion_matrix")}}
 
 
 def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_dir: str | Path = "runs", *,
@@ -85,9 +112,11 @@ def predict_file(run_dir: str | Path, file: str | Path, out: str | Path, runs_di
     wait_for_all_ranks()
     path = output.finish(chunks) if me.main else output.path
     wait_for_all_ranks()
+    label = _label_column(source, table.columns, column)
     return PredictionRun(path, table.rows, resumed, dict(counts), seconds,
                          pd.concat(preview, ignore_index=True).head(PREVIEW_ROWS) if preview else pd.DataFrame(),
-                         classified)
+                         classified, test_figures(path, label, classifier.labels, source.minority_label())
+                         if me.main and label else None)
 
 
 def _prepared(source, file, out, text_column, use, loaded, restart, chunk_rows, me, log):
@@ -127,6 +156,13 @@ def _text_column(source, table, asked: str | None, name: str) -> str:
     if first is None or first.empty:
         raise StudioError(f"{name} has no rows to classify.")
     return detect_text_column(first.drop(columns=[NOTE], errors="ignore"))
+
+
+def _label_column(source, columns: list[str], text_column: str) -> str | None:
+    """The run's label column where the file has it (a labelled file: a test set), else None."""
+    trained = source.config().data.label_column if isinstance(source, RunDir) else \
+        source.record.get("label_column", "")
+    return trained if trained and trained in columns and trained != text_column else None
 
 
 def _classified(chunk: pd.DataFrame, column: str, classifier: RunClassifier) -> pd.DataFrame:

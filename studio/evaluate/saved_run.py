@@ -14,7 +14,6 @@ from studio.errors import StudioError
 from studio.classifier.calibration import class_priors
 from studio.classifier.classic import fit_in_background
 from studio.evaluate.evaluation import Evaluation, evaluate_model
-from studio.evaluate.verdicts import verdicts
 from studio.models.trained import load_run_model
 from studio.runs.folder import RunDir
 from studio.runs.jobs import refuse_while_training
@@ -23,8 +22,8 @@ SUMMARY_METRICS = ("accuracy", "macro_f1", "minority_recall")
 
 
 def prepare_for_run(run: RunDir, tokenizer, data: str | None = None) -> tuple[PreparedData, list[str]]:
-    """The run's own Val A / Val B (same recipe and seed), or a separate labelled file: Val A = the whole file at
-    its natural ratio, Val B = a balanced sample of it."""
+    """The run's own Val A / Val B (same recipe and seed), or a separate labelled file, a test set: scored once, all
+    its rows in Val A (named after the file), no Val B drawn from it."""
     config = run.config()
     recipe = dataclasses.replace(config.data)
     notes = []
@@ -42,12 +41,9 @@ def prepare_for_run(run: RunDir, tokenizer, data: str | None = None) -> tuple[Pr
         raise StudioError(f"{os.path.basename(str(data))} has labels this model was not trained on: "
                           f"{', '.join(map(repr, unknown))}. Known labels: {', '.join(map(repr, known))}.")
     frame = prepared.table.frame
-    n = int(frame["label"].value_counts().min())
-    balanced = frame.groupby("label", group_keys=False).sample(n=n, random_state=recipe.split_seed)
     prepared.codes = {lb: known[lb] for lb in known}
     prepared.rubric = run.record().get("rubric") or prepared.rubric
-    prepared.split = Split(train=frame.iloc[0:0], val_a=frame.reset_index(drop=True),
-                           val_b=balanced.sort_values("row").reset_index(drop=True))
+    prepared.split = Split(train=frame.iloc[0:0], val_a=frame.reset_index(drop=True), val_b=frame.iloc[0:0])
     return prepared, notes
 
 
@@ -62,7 +58,9 @@ def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: st
     run = RunDir.open(run_dir, runs_dir)
     refuse_while_training(run, "evaluate it")
     model, tokenizer, card = loaded or load_run_model(run, log=log)
-    if data is not None and (run.classifier() is None and mode == "score"):
+    before = run.classifier()
+    if data is not None and mode == "score" and (before is None or before.get("first")):
+        # never evaluated, or only its first classifier (the classic model alone): the LLM's own sets come first
         log("This run has not been evaluated on its own validation sets yet: doing that first (its rules and its "
             "choice come from there).")
         evaluate_run(run.path, runs_dir, mode=mode, untrained=False, loaded=(model, tokenizer, card), log=log,
@@ -85,21 +83,16 @@ def evaluate_run(run_dir: str | Path, runs_dir: str | Path = "runs", *, data: st
                                 use=None if use == "auto" else use, decide=data is None, progress=progress)
     if data is not None and saved and mode == "score":
         evaluation.replay(saved, where=f"on {Path(data).name}")
-    report = evaluation.report()
+    context = evaluation.context  # kept with the scores: every report made from them (a page's redraws) has it
     if evaluation.classic_model is not None and (data is None or run.has_classic_in_use()):
         split = own.split
-        report["classic_in_use"] = {"rows": len(split.train) + len(split.val_a) + len(split.val_b),
-                                    "held_out_rows": len(split.train), "this_file": data is not None}
-    report["notes"] = notes
-    report["training"] = training_facts(run)
-    report["data"] = str(data) if data else config.data.path
-    if data is not None:  # named before the verdicts, which speak of the file scored, not of "Val A"
-        report["set_names"] = {"val_a": f"{Path(data).name} (all rows)", "val_b": f"{Path(data).name} (balanced)"}
-        if "calibration" in report:
-            name = Path(data).name
-            report["calibration"].update(on=name, fitted_on=f"the run's own Val A: its rule applied to {name}, "
-                                                            "nothing fitted on these rows")
-    report["verdicts"] = verdicts(report)
+        context["classic_in_use"] = {"rows": len(split.train) + len(split.val_a) + len(split.val_b),
+                                     "held_out_rows": len(split.train), "this_file": data is not None}
+    context.update(notes=notes, training=training_facts(run), data=str(data) if data else config.data.path)
+    if data is not None:  # the verdicts speak of the file scored, not of "Val A"; scored once: no Val B from it
+        context.update(test_file=Path(data).name, set_names={"val_a": f"{Path(data).name} (test set)",
+                                                             "val_b": "Val B: none (a test file is scored once)"})
+    report = evaluation.report()
     if data is None:
         keep_with_run(run, evaluation, report, fits)
     return evaluation, report

@@ -169,7 +169,7 @@ def summary_lines(report: dict) -> list[str]:
     chosen = report.get("chosen")
     first = report.get("first")
     figures = chosen if first else report  # a first classifier's sets are its own: no LLM scored them yet
-    sets = [(key, set_title(report, key)) for key in SET_TITLES if key in figures]
+    sets = [(key, set_title(report, key)) for key in SET_TITLES if (figures.get(key) or {}).get("n")]
     lines = [f"Mode {report['mode']} · minority class '{report['minority_label']}'"
              + (f" · threshold {report['threshold']}" if report.get("threshold") is not None else "")
              + " · " + ", ".join(f"{figures[k]['n']} {t.split(' (')[0]} rows" for k, t in sets)]
@@ -238,8 +238,9 @@ def _rule_lines(report: dict) -> list[str]:
             else f"{len(shares)} classes"
         lines.append(f"The LLM's probabilities are corrected from its training mix toward the natural mix ({natural}). "
                      f"Without the correction: {set_name(report)} macro-F1 {raw['val_a']['macro_f1']:.3f}, minority "
-                     f"recall {_f(raw['val_a']['minority_recall'])}; {set_name(report, 'val_b')} minority recall "
-                     f"{_f(raw.get('val_b', {}).get('minority_recall'))}.")
+                     f"recall {_f(raw['val_a']['minority_recall'])}"
+                     + (f"; {set_name(report, 'val_b')} minority recall {_f(raw['val_b']['minority_recall'])}"
+                        if (raw.get("val_b") or {}).get("n") else "") + ".")
     cal = report.get("calibration")
     if cal and cal.get("before", {}).get("ece") is not None:
         kept = (f"the temperature used from now on is {cal['temperature']:.2f}" if cal["temperature"] != 1.0 else

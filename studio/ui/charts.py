@@ -122,10 +122,11 @@ def eval_points(records: list[dict]) -> go.Figure:
 
 
 def confusion(metrics: dict | None, title: str, normalized: bool = False,
-              classes: list[str] | None = None) -> go.Figure:
-    """A set's confusion heatmap; ``classes``: only these rows and columns (the worst of many), named in the title."""
+              classes: list[str] | None = None, empty: str = "Evaluate a run to see its confusion matrix") -> go.Figure:
+    """A set's confusion heatmap; ``classes``: only these rows and columns (the worst of many), named in the title;
+    ``empty``: what it says without rows."""
     if not metrics or not metrics.get("confusion_matrix", {}).get("counts"):
-        return _empty(title, "Evaluate a run to see its confusion matrix")
+        return _empty(title, empty)
     cm = metrics["confusion_matrix"]
     z = cm["normalized"] if normalized else cm["counts"]
     rows, columns = list(range(len(cm["labels"]))), list(range(len(cm["predicted"])))

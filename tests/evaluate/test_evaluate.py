@@ -307,17 +307,47 @@ def test_eval_on_a_separate_file_and_unknown_labels(trained, tmp_path):
     other.write_text("text,label\n" + "\n".join([f"rules glue {i},Rules Question" for i in range(4)] +
                                                  [f"project paint {i},Other" for i in range(12)]))
     _, report = evaluate_run(job.run.path, data=str(other), untrained=False, loaded=loaded)
-    assert report["val_a"]["n"] == 16 and report["val_b"]["n"] == 8
-    # The file scored is named as itself, never "Val A": in the verdicts, the table and the calibration note.
+    assert report["val_a"]["n"] == 16 and report["val_b"]["n"] == 0  # a test set: scored once, no Val B drawn
+    assert report["chosen"]["val_b"]["n"] == 0
+    # The file scored is named as itself, never "Val A" nor "cross-fitted": in the verdicts, the table and the
+    # calibration note; no Val B line.
     said = "\n".join(summary_lines(report))
     assert "Val A" not in said.replace("its Val A", "").replace("own Val A", ""), said
-    assert "holdout.csv (all rows)" in said and report["calibration"]["on"] == "holdout.csv"
+    assert "Val B" not in said and "cross-fitted" not in said, said
+    assert "holdout.csv (test set)" in said and "16 holdout.csv rows" in said
+    assert report["calibration"]["on"] == "holdout.csv"
     assert "nothing fitted on these rows" in report["calibration"]["fitted_on"]
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\n" + "\n".join([f"x {i},Spam" for i in range(4)] + [f"y {i},Other" for i in
                                                                                     range(4)]))
     with pytest.raises(StudioError, match="not trained on: 'Spam'"):
         evaluate_run(job.run.path, data=str(bad), loaded=loaded)
+
+
+def test_a_labelled_file_predicted_is_a_test_set(trained, tmp_path):
+    """Batch predict on a file with the run's label column gives its figures from the same predictions (each text
+    scored once): rows with a label the run does not know, or none, are left out and counted."""
+    from studio.door.predict import Predicted
+
+    job, _ = trained
+    rows = [(f"rules glue {i}", "Rules Question") for i in range(5)] + [(f"project paint {i}", "Other")
+                                                                         for i in range(12)]
+    rows += [("rules lathe 99", "Spam"), ("project glue 98", "")]
+    src = tmp_path / "labelled.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(src, index=False)
+    written = predict_file(job.run.path, src, tmp_path / "out.csv", loaded=load_run_model(job.run))
+    out = pd.read_csv(tmp_path / "out.csv")
+    known = out[out["label"].isin(["Rules Question", "Other"])]
+    expected = set_metrics(list(known["label"]), list(known["predicted_label"]), ["Other", "Rules Question"],
+                           "Rules Question")
+    test = written.test
+    assert test["n"] == 17 and test["unknown_labels"] == 1 and test["column"] == "label"
+    assert test["macro_f1"] == expected["macro_f1"] and test["minority_recall"] == expected["minority_recall"]
+    words = "\n".join(Predicted(written).lines())
+    assert "it is a test set: on its 17 rows" in words and "1 rows with labels the run does not know" in words
+    unlabelled = tmp_path / "texts.csv"
+    pd.DataFrame({"text": ["rules glue 1", "project paint 2"]}).to_csv(unlabelled, index=False)
+    assert predict_file(job.run.path, unlabelled, tmp_path / "out2.csv", loaded=load_run_model(job.run)).test is None
 
 
 def test_eval_refused_without_adapter(tmp_path):

@@ -31,6 +31,7 @@ WORST_SHOWN = 20
 CLASS_VIEWS = [f"Worst {WORST_SHOWN} classes (lowest F1)", "All classes"]
 CLASSIFIERS = {"llm": "Fine-tuned LLM", "classic": "Classic model (TF-IDF)", "blend": "Blend of the two"}
 PREDICT_POLL_SECONDS = 1.0
+TEST_FILE_ONCE = "All the test file's rows are in the matrix beside this one"
 PREDICTION = ["evaluate/predict_status", "evaluate/predict_out", "evaluate/predict_preview", "evaluate/predict_timer",
               "evaluate/predict_box"]
 
@@ -44,10 +45,11 @@ def layout(page: Page) -> None:
         page.add("evaluate/include_train", gr.Checkbox(label="Also check training rows for label noise", value=False,
                                                        scale=2))
         page.add("evaluate/go", gr.Button("Evaluate", variant="primary", elem_id="evaluate", scale=1))
-    with gr.Accordion("Score another labelled file instead (optional)", open=False):
-        page.add("evaluate/data", gr.File(label="A labelled file with the run's labels (Val A = all its rows, Val B = "
-                                                "balanced); the run's saved choice and rules are applied, nothing is "
-                                                "fitted on it", elem_id="eval-data"))
+    with gr.Accordion("Score a labelled test file instead (optional)", open=False):
+        page.add("evaluate/data", gr.File(label="A test file with the run's labels: scored once, all its rows, its "
+                                                "figures under its own name; the run's saved choice and rules are "
+                                                "applied, nothing is fitted on it. (Batch predict below also gives a "
+                                                "labelled file's figures.)", elem_id="eval-data"))
     page.add("evaluate/summary", gr.Markdown(elem_id="eval-summary"))
     page.add("evaluate/use", gr.Radio(
         [("Best on held-out rows", "auto")], value="auto", label="Classifier in use (predict, the Playground and the "
@@ -82,8 +84,9 @@ def layout(page: Page) -> None:
     page.add("evaluate/disagreements_file", gr.File(label="Disagreements CSV", interactive=False))
     with page.add("evaluate/predict_box", gr.Accordion("Batch predict a file", open=False, elem_id="predict-box")):
         with gr.Row():
-            page.add("evaluate/predict_in", gr.File(label="File to classify (labels not needed)",
-                                                    elem_id="predict-in"))
+            page.add("evaluate/predict_in", gr.File(label="File to classify (labels not needed; with the run's "
+                                                          "label column it is also a test set: its figures show "
+                                                          "here)", elem_id="predict-in"))
             page.add("evaluate/predict_out", gr.File(label="Predictions CSV", interactive=False,
                                                      elem_id="predict-out"))
         page.add("evaluate/predict_status", gr.Markdown(elem_id="predict-status"))
@@ -188,10 +191,12 @@ def render(evaluated, normalized, classes_view: str | None = None) -> dict:
     many = len(evaluated.evaluation.labels) > MANY_CLASSES
     worst = many and classes_view != CLASS_VIEWS[1]
     return {"evaluate/summary": evaluated.markdown(report),
-            "evaluate/cm_a": charts.confusion(a, SET_TITLES["val_a"] + whose, normalized,
+            "evaluate/cm_a": charts.confusion(a, evaluated.set_title("val_a") + whose, normalized,
                                               evaluated.worst_classes(a, WORST_SHOWN) if worst else None),
-            "evaluate/cm_b": charts.confusion(b, SET_TITLES["val_b"] + whose, normalized,
-                                              evaluated.worst_classes(b, WORST_SHOWN) if worst else None),
+            "evaluate/cm_b": charts.confusion(b, evaluated.set_title("val_b") + whose, normalized,
+                                              evaluated.worst_classes(b, WORST_SHOWN) if worst and b["n"] else None,
+                                              empty=TEST_FILE_ONCE if evaluated.test_file else
+                                              "Evaluate a run to see its confusion matrix"),
             "evaluate/table_a": per_class(a, many), "evaluate/table_b": per_class(b, many),
             "evaluate/pr": charts.pr_curve(evaluated.pr_curve(threshold), threshold),
             "evaluate/reliability": charts.reliability(report.get("calibration")),
