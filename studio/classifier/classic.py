@@ -1,9 +1,9 @@
 """The classic model, one of the classifier's sources: what a user gets without an LLM, in seconds. TF-IDF over word
 1–2-grams and character 2–5-grams seen in at least two training rows (sublinear term frequencies) into a logistic
-regression with balanced class weights
-(scikit-learn), trained on exactly the run's training rows (before oversampling), and for use, once the choice is
-made, on every labelled row; its probabilities in the run's label order; out-of-fold probabilities for every row
-(label-issue ranking, the Data tab's difficulty hint). Its figures beside the LLM's are ``studio.evaluate.baselines``.
+regression with balanced class weights (scikit-learn), trained on exactly the run's training rows (before
+oversampling), and for use, once the choice is made, on every labelled row; its probabilities in the run's label
+order; out-of-fold probabilities for every row (label-issue ranking, the Data tab's difficulty hint). Its figures
+beside the LLM's are ``studio.evaluate.baselines``.
 """
 
 from __future__ import annotations
