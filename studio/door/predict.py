@@ -204,7 +204,7 @@ def classify(run: str | Path, text: str, runs_dir: str | Path = "runs", names_on
     folder = open_run(run, runs_dir, names_only)
     if folder.first_only():  # the classic model answers while the LLM trains: no model to load
         classifier = RunClassifier.of_run(folder)
-        outcome = classifier.every_candidate([text.strip()])["classic"]
+        outcome = classifier.classify([text.strip()])
         label = label_of(classifier.labels, int(outcome.decided[0]))
         probs = dict(zip(classifier.labels, outcome.probs[0].tolist()))
         return Classified("classic", label, classifier.codes.get(label, ""), round(probs.get(label, max(

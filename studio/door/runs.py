@@ -48,7 +48,7 @@ class RunList(Result):
     def names(self) -> list[str]:
         return [r["name"] for r in self.runs]
 
-    def with_adapter(self) -> list[str]:
+    def usable(self) -> list[str]:
         """Runs that can be evaluated, tried and exported: those that ended with an adapter, and those whose first
         classifier (the classic model) answers while the LLM trains or after it failed."""
         return [r["name"] for r in self.runs if r["state"] in ("finished", "stopped")
@@ -136,4 +136,3 @@ def _flatten(record: dict) -> dict:
         for k, v in metrics.items():
             out[f"{SETS.get(name, name)} {METRICS.get(k, k)}"] = _round(v) if isinstance(v, float) else v
     return out
-

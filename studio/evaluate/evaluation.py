@@ -21,7 +21,7 @@ from studio.data.prepare import PreparedData
 from studio.errors import StudioError
 from studio.evaluate import baselines
 from studio.evaluate.metrics import disagreements, pr_curve, set_metrics
-from studio.evaluate.verdicts import verdicts
+from studio.evaluate.verdicts import set_title, verdicts
 from studio.models.loading import inference_autocast
 from studio.runs.score_cache import cached_scores
 
@@ -164,17 +164,14 @@ class Evaluation:
         if not self.has_llm:  # the first classifier: the classic model's own disagreements
             probs = (self.references or {}).get("probs", {})
             parts = [disagreements(s.frame, probs[name], [self.labels[i] for i in probs[name].argmax(axis=1)],
-                                   self.labels, self._title(name)) for name, s in self.sets.items() if name in probs]
+                                   self.labels, set_title(self.context, name))
+                     for name, s in self.sets.items() if name in probs]
         else:
             parts = [disagreements(s.frame, s.raw if s.raw is not None else s.probs,
-                                   self.predictions(name, t, raw=True), self.labels, self._title(name))
+                                   self.predictions(name, t, raw=True), self.labels, set_title(self.context, name))
                      for name, s in self.sets.items()]
         merged = pd.concat(parts, ignore_index=True)
         return merged.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
-
-    def _title(self, name: str) -> str:
-        """A set's title: "Val A (natural)", or a scored test file's own."""
-        return (self.context.get("set_names") or {}).get(name) or SET_TITLES[name]
 
     def decision_record(self) -> dict:
         """What the run record keeps of the decision; a first classifier's also says what a classifier needs that an

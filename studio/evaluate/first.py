@@ -25,7 +25,6 @@ def first_evaluation(prepared: PreparedData, classic_model=None, facts: dict | N
     if not len(frames["val_a"]) or not len(train):
         return None
     labels, minority = prepared.labels, prepared.table.minority_label
-    started = time.perf_counter()
     evaluation = Evaluation(labels=labels, codes=prepared.codes, minority=minority, mode="score",
                             sets={name: SetScores(frame, None) for name, frame in frames.items()},
                             conflicts=prepared.table.conflicts, out_of_scope=prepared.out_of_scope,
@@ -35,8 +34,7 @@ def first_evaluation(prepared: PreparedData, classic_model=None, facts: dict | N
     evaluation.classic_model = found.pop("model")
     evaluation.references = found
     evaluation.decide()
-    evaluation.first = {"seconds": round(time.perf_counter() - started, 2), "training_rows": len(train),
-                        "rubric": prepared.rubric, **(facts or {})}
+    evaluation.first = {"training_rows": len(train), "rubric": prepared.rubric, **(facts or {})}
     return evaluation
 
 
@@ -57,10 +55,9 @@ def keep_first(run: RunDir, prepared: PreparedData, write_record=None, log=print
     keep_with_run(run, evaluation, report, write_record=write_record)
     figures = report["chosen"]["val_a"]
     log(f"First classifier ready {evaluation.first.get('after_start_s', evaluation.first['seconds']):.1f} s after "
-        f"Start: the classic model (TF-IDF + logistic "
-        f"regression), cross-fitted Val A macro-F1 {figures['macro_f1']:.3f}. Predict, serve, the Playground and the "
-        "bundle use it while the LLM trains; the LLM's evaluation then picks the best of the LLM, this model and "
-        "their blend.")
+        f"Start: the classic model (TF-IDF + logistic regression), cross-fitted Val A macro-F1 "
+        f"{figures['macro_f1']:.3f}. Predict, serve, the Playground and the bundle use it while the LLM trains; the "
+        "LLM's evaluation then picks the best of the LLM, this model and their blend.")
     return evaluation
 
 

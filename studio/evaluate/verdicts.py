@@ -21,7 +21,7 @@ def judged(report: dict) -> list[tuple[bool, str]]:
     untrained model, and whether the model collapsed onto one class."""
     out: list[tuple[bool, str]] = []
     first = report.get("first")
-    a = (report.get("chosen") or {}).get("val_a") if first else report.get("val_a")
+    a = lead_figures(report).get("val_a")
     if not (a or {}).get("n"):
         return out
     if first:
@@ -68,6 +68,12 @@ def _first(report: dict, a: dict) -> tuple[bool, str]:
                   f"cross-fitted Val A macro-F1 {a['macro_f1']:.3f}, minority recall {_f(a.get('minority_recall'))}. "
                   "Predict, serve, the Playground and the bundle use it now. The fine-tuned LLM is training: once it "
                   "is evaluated, it competes with this model and their blend, and the best on held-out rows is used.")
+
+
+def lead_figures(report: dict) -> dict:
+    """Where a report's set figures are: the fine-tuned LLM's (the report itself), or for a run's first classifier,
+    whose LLM has scored nothing yet, the classic model's in use (``chosen``)."""
+    return (report.get("chosen") or {}) if report.get("first") else report
 
 
 def set_title(report: dict, key: str) -> str:
@@ -168,7 +174,7 @@ def summary_lines(report: dict) -> list[str]:
     held-out rows kept; what the numbers mean."""
     chosen = report.get("chosen")
     first = report.get("first")
-    figures = chosen if first else report  # a first classifier's sets are its own: no LLM scored them yet
+    figures = lead_figures(report)
     sets = [(key, set_title(report, key)) for key in SET_TITLES if (figures.get(key) or {}).get("n")]
     lines = [f"Mode {report['mode']} · minority class '{report['minority_label']}'"
              + (f" · threshold {report['threshold']}" if report.get("threshold") is not None else "")

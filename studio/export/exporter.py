@@ -28,7 +28,7 @@ from studio.classifier.scoring import LabelScorer
 from studio.config import EMBEDDED_MODEL
 from studio.errors import StudioError, is_disk_full
 from studio.evaluate.saved_run import prepare_for_run
-from studio.evaluate.verdicts import judged
+from studio.evaluate.verdicts import judged, lead_figures
 from studio.export import gguf
 from studio.export.formats import FORMAT_HELP, FORMATS
 from studio.machine import has_module
@@ -329,7 +329,7 @@ def model_card(run: RunDir, record: dict, card: dict, fmt: str, agreement, rows,
     if report:
         lines += ["| set | rows | accuracy | macro-F1 | minority recall | untrained macro-F1 | classic macro-F1 |",
                   "|---|---|---|---|---|---|---|"]
-        figures = report.get("chosen") if report.get("first") else report  # a first classifier: its own
+        figures = lead_figures(report)
         for name, title in (("val_a", "Val A (natural ratio)"), ("val_b", "Val B (balanced)")):
             m = figures[name]
             base = report.get("baseline", {}).get(name, {}).get("macro_f1")

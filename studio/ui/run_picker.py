@@ -1,5 +1,5 @@
-"""The run pickers of the Evaluate, Playground and Export tabs: the runs with an adapter, newest first; the newest
-preselected when it is new since the page last looked."""
+"""The run pickers of the Evaluate, Playground and Export tabs: the runs with a classifier to use (an adapter, or a
+first classifier), newest first; the newest preselected when it is new since the page last looked."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from studio.door.runs import runs
 
 
 def run_choices(runs_dir: str) -> list[str]:
-    return runs(runs_dir).with_adapter()
+    return runs(runs_dir).usable()
 
 
 def newest_run(runs_dir: str) -> str | None:
